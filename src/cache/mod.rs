@@ -1,0 +1,42 @@
+//! The `Cache` port: namespaced byte values with TTLs, in process (moka) or in Redis.
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use secrecy::ExposeSecret;
+
+pub use memory::MemoryCache;
+pub use redis::RedisCache;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
+    async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    async fn ping(&self) -> Result<(), CacheError>;
+}
+
+/// Redis when `redis_url` is set, else the in-process cache.
+pub async fn from_config(config: &Config) -> Result<Arc<dyn Cache>, CacheError> {
+    Ok(match &config.redis_url {
+        Some(url) => {
+            Arc::new(RedisCache::connect(url.expose_secret(), &config.cache_namespace).await?)
+        }
+        None => Arc::new(MemoryCache::new(config.cache_max_entries)),
+    })
+}

@@ -1,0 +1,119 @@
+//! The command line: `serve` (default), `migrate`, `config print`, and admin commands.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::startup::{Application, StartupError, open_store};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version, about = "Self-hosted object storage gateway")]
+pub struct Cli {
+    /// TOML configuration file; `COFFER_*` environment variables override it.
+    #[arg(long, global = true, env = "COFFER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the effective configuration, secrets redacted.
+    Print,
+}
+
+/// Exit code for configuration errors (like clap's usage errors).
+const EXIT_CONFIG: u8 = 2;
+
+/// Parses `args` and runs the command. Every failure is one line on stderr.
+pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_CONFIG));
+        }
+    };
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(config).await,
+        Command::Config {
+            action: ConfigAction::Print,
+        } => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "coffer stopped");
+            eprintln!("error: {error}");
+            match error {
+                CliError::Startup(StartupError::Config(_)) => ExitCode::from(EXIT_CONFIG),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("server error: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+fn init_logs(config: &Config) {
+    telemetry::init(config.log_format, &config.log_filter, std::io::stderr);
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    init_logs(&config);
+    let app = Application::build(config).await?;
+    let services = app.services();
+    tracing::info!(
+        port = app.port(),
+        database = services.store.engine(),
+        storage = services.blobs.kind(),
+        cache = services.cache.kind(),
+        version = env!("CARGO_PKG_VERSION"),
+        "coffer listening"
+    );
+    app.run_until_stopped().await?;
+    tracing::info!("coffer stopped gracefully");
+    Ok(())
+}
+
+async fn migrate(config: Config) -> Result<(), CliError> {
+    init_logs(&config);
+    let store = open_store(&config).await?;
+    store.close().await;
+    eprintln!("migrations applied ({})", store.engine());
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! Configuration: defaults → optional TOML file → `COFFER_*` environment, validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Where object bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Fs,
+    S3,
+}
+
+/// Human-readable or JSON log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The effective configuration. Every field maps one-to-one to a TOML key and
+/// to `COFFER_<KEY>` in the environment (see the README's table).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+    #[serde(serialize_with = "redact_secret")]
+    pub database_url: Option<SecretString>,
+    pub database_max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub database_acquire_timeout: Duration,
+    #[serde(serialize_with = "redact_secret")]
+    pub redis_url: Option<SecretString>,
+    pub cache_namespace: String,
+    pub cache_max_entries: u64,
+    pub storage: StorageKind,
+    pub fs_root: Option<PathBuf>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_bucket: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    #[serde(serialize_with = "redact_secret")]
+    pub s3_secret_access_key: Option<SecretString>,
+    pub s3_force_path_style: bool,
+    pub s3_prefix: String,
+    pub s3_part_size_mib: u64,
+    pub s3_parts_in_flight: usize,
+    #[serde(with = "humantime_serde")]
+    pub s3_connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub s3_operation_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub s3_attempt_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub max_json_bytes: usize,
+    pub workers: usize,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub readiness_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            database_url: None,
+            database_max_connections: 16,
+            database_acquire_timeout: Duration::from_secs(3),
+            redis_url: None,
+            cache_namespace: "coffer".into(),
+            cache_max_entries: 100_000,
+            storage: StorageKind::Fs,
+            fs_root: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_bucket: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_force_path_style: false,
+            s3_prefix: String::new(),
+            s3_part_size_mib: 8,
+            s3_parts_in_flight: 2,
+            s3_connect_timeout: Duration::from_secs(5),
+            s3_operation_timeout: Duration::from_secs(300),
+            s3_attempt_timeout: Duration::from_secs(120),
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            max_json_bytes: 1024 * 1024,
+            workers: 0,
+            shutdown_timeout: Duration::from_secs(30),
+            readiness_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A configuration problem, reported as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Environment variables with the `COFFER_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["config"];
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `COFFER_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // No serialized defaults provider: `#[serde(default)]` fills what is unset,
+        // so secrets never pass through a serializer.
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("COFFER_").filter(|key| {
+                !key.starts_with("test_") && !NON_CONFIG_ENV.contains(&key.as_str())
+            }));
+        let config: Config = figment.extract().map_err(|error| from_figment(&error))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: addresses, URLs, and keys required together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(ConfigError::new(
+                    "database_url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::new(
+                    "redis_url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::new(
+                "database_max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.database_acquire_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "database_acquire_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if !(5..=512).contains(&self.s3_part_size_mib) {
+            return Err(ConfigError::new(
+                "s3_part_size_mib",
+                "must be between 5 and 512",
+            ));
+        }
+        if !(1..=16).contains(&self.s3_parts_in_flight) {
+            return Err(ConfigError::new(
+                "s3_parts_in_flight",
+                "must be between 1 and 16",
+            ));
+        }
+        if self.max_json_bytes < 1024 {
+            return Err(ConfigError::new("max_json_bytes", "must be at least 1024"));
+        }
+        if self.storage == StorageKind::S3 {
+            self.validate_s3()?;
+        }
+        Ok(())
+    }
+
+    fn validate_s3(&self) -> Result<(), ConfigError> {
+        let required = |key: &str, value: Option<&str>| match value {
+            Some(v) if !v.trim().is_empty() => Ok(()),
+            _ => Err(ConfigError::new(key, "required when storage = \"s3\"")),
+        };
+        required("s3_bucket", self.s3_bucket.as_deref())?;
+        required("s3_access_key_id", self.s3_access_key_id.as_deref())?;
+        required(
+            "s3_secret_access_key",
+            self.s3_secret_access_key
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+        )?;
+        if let Some(endpoint) = &self.s3_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "s3_endpoint",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.s3_prefix.starts_with('/') {
+            return Err(ConfigError::new("s3_prefix", "must not start with '/'"));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.bind.parse().map_err(|_| {
+            ConfigError::new(
+                "bind",
+                format!("{:?} is not a host:port socket address", self.bind),
+            )
+        })
+    }
+
+    /// The SQLite file under the data dir unless a database URL is configured.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("coffer.db").display()),
+        }
+    }
+
+    pub fn effective_fs_root(&self) -> PathBuf {
+        self.fs_root
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    /// Base URL for links handed out to clients (presigned and share URLs).
+    pub fn effective_public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    /// The effective configuration as TOML, secrets and URL passwords redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let render = || -> Result<String, String> {
+            let mut json = serde_json::to_value(self).map_err(|e| e.to_string())?;
+            let map = json.as_object_mut().ok_or("configuration is not a table")?;
+            map.retain(|_, value| !value.is_null());
+            map.insert(
+                "database_url".into(),
+                redact_url_password(&self.effective_database_url()).into(),
+            );
+            if let Some(url) = &self.redis_url {
+                map.insert(
+                    "redis_url".into(),
+                    redact_url_password(url.expose_secret()).into(),
+                );
+            }
+            let value = toml::Value::try_from(json).map_err(|e| e.to_string())?;
+            toml::to_string_pretty(&value).map_err(|e| e.to_string())
+        };
+        render().unwrap_or_else(|error| format!("# could not render configuration: {error}\n"))
+    }
+}
+
+const REDACTED: &str = "[redacted]";
+
+fn redact_secret<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some(REDACTED),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `postgres://u:pw@h/db` → `postgres://u:[redacted]@h/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn from_figment(error: &figment::Error) -> ConfigError {
+    let key = if error.path.is_empty() {
+        match &error.kind {
+            figment::error::Kind::UnknownField(field, _) => field.clone(),
+            figment::error::Kind::MissingField(field) => field.to_string(),
+            _ => "config".to_owned(),
+        }
+    } else {
+        error.path.join(".")
+    };
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    let problem = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown key {field:?}"),
+        other => other.to_string(),
+    };
+    ConfigError::new(&key, format!("{problem}{source}").replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let config = Config::default();
+        config.validate().expect("defaults validate");
+        assert_eq!(config.bind_addr().expect("bind").port(), 8080);
+        assert!(config.effective_database_url().ends_with("data/coffer.db"));
+        assert_eq!(config.effective_fs_root(), PathBuf::from("./data/objects"));
+        assert_eq!(config.effective_public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn s3_requires_bucket_and_credentials() {
+        let config = Config {
+            storage: StorageKind::S3,
+            ..Config::default()
+        };
+        let error = config.validate().expect_err("must fail");
+        assert_eq!(error.key, "s3_bucket");
+    }
+
+    #[test]
+    fn bad_bind_names_the_key() {
+        let config = Config {
+            bind: "nonsense".into(),
+            ..Config::default()
+        };
+        let error = config.validate().expect_err("must fail");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: bind: \"nonsense\" is not a host:port socket address"
+        );
+    }
+
+    #[test]
+    fn redacted_toml_hides_secrets() {
+        let config = Config {
+            database_url: Some("postgres://app:hunter2secret@db/coffer".to_owned().into()),
+            s3_secret_access_key: Some("s3cr3t-value".to_owned().into()),
+            redis_url: Some("redis://:pw@redis".to_owned().into()),
+            ..Config::default()
+        };
+        let printed = config.to_redacted_toml();
+        assert!(!printed.contains("hunter2secret"), "{printed}");
+        assert!(!printed.contains("s3cr3t-value"), "{printed}");
+        assert!(
+            printed.contains("postgres://app:[redacted]@db/coffer"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("s3_secret_access_key = \"[redacted]\""),
+            "{printed}"
+        );
+        assert!(!format!("{config:?}").contains("hunter2secret"));
+    }
+
+    #[test]
+    fn url_redaction_keeps_passwordless_urls() {
+        assert_eq!(
+            redact_url_password("sqlite://./data/coffer.db"),
+            "sqlite://./data/coffer.db"
+        );
+        assert_eq!(
+            redact_url_password("postgres://root@127.0.0.1/test"),
+            "postgres://root@127.0.0.1/test"
+        );
+    }
+}

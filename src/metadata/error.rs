@@ -1,0 +1,53 @@
+//! Errors of the metadata store, independent of the engine behind it.
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or reference rule was violated (`what` names what is in the way).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database cannot be reached (pool timeout, connection refused, locked too long).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl MetaError {
+    /// Classifies a driver error; unique violations become `Conflict(what)`.
+    pub(crate) fn from_sqlx(error: sqlx::Error, what: &'static str) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => Self::NotFound(what),
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
+                Self::Conflict(what)
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable(error),
+            sqlx::Error::Database(db) if is_busy(db.as_ref()) => Self::Unavailable(error),
+            _ => Self::Other(error),
+        }
+    }
+
+    /// A corrupt row (a value that no longer parses) is an internal error.
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        Self::Other(sqlx::Error::Decode(format!("corrupt row: {what}").into()))
+    }
+}
+
+fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6); PostgreSQL: admin shutdown / cannot connect now.
+    matches!(
+        error.code().as_deref(),
+        Some("5" | "6" | "517" | "57P01" | "57P03")
+    )
+}
+
+/// Maps driver errors for one kind of thing (`.map_err(sql_err("user"))`).
+pub(crate) fn sql_err(what: &'static str) -> impl Fn(sqlx::Error) -> MetaError {
+    move |error| MetaError::from_sqlx(error, what)
+}

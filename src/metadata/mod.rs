@@ -1,0 +1,180 @@
+//! The `MetadataStore` port and its SQLite and PostgreSQL adapters.
+//!
+//! Both adapters compile the same query code (`sql/*.rs`, included into each
+//! adapter module with its own `Db` type) against the same schema, kept in
+//! `migrations/sqlite` and `migrations/postgres` under the same numbers.
+//! Every change that must be audited takes its `AuditEntry` and appends it
+//! to the hash chain in the same transaction.
+
+#[macro_use]
+mod rows;
+mod error;
+mod listing;
+mod postgres;
+mod records;
+mod sqlite;
+mod time;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use error::MetaError;
+pub use records::*;
+
+use crate::domain::audit::{AuditEntry, AuditRecord};
+use crate::domain::{BucketName, ObjectKey, Permission, Username};
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, user: &NewUser, audit: &AuditEntry) -> MetaResult<UserRecord>;
+    async fn user_by_name(&self, username: &Username) -> MetaResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: i64) -> MetaResult<Option<UserRecord>>;
+    /// Users ordered by name, after `after`, at most `limit`.
+    async fn list_users(
+        &self,
+        after: Option<&Username>,
+        limit: usize,
+    ) -> MetaResult<Vec<UserRecord>>;
+    async fn update_user(
+        &self,
+        id: i64,
+        patch: &UserPatch,
+        audit: &AuditEntry,
+    ) -> MetaResult<UserRecord>;
+    async fn delete_user(&self, id: i64, audit: &AuditEntry) -> MetaResult<()>;
+    /// Enabled accounts with the admin role.
+    async fn count_active_admins(&self) -> MetaResult<i64>;
+}
+
+#[async_trait]
+pub trait BucketStore: Send + Sync {
+    /// Creates the bucket and grants `manage` to its owner, atomically.
+    async fn create_bucket(
+        &self,
+        bucket: &NewBucket,
+        audit: &AuditEntry,
+    ) -> MetaResult<BucketRecord>;
+    async fn bucket_by_name(&self, name: &BucketName) -> MetaResult<Option<BucketRecord>>;
+    /// Every bucket (for admins) with the caller's own grant where one exists.
+    async fn list_buckets(&self, user_id: i64, all: bool) -> MetaResult<Vec<VisibleBucket>>;
+    /// Deletes an empty bucket; `Conflict("objects")` while any object row remains.
+    async fn delete_bucket(&self, bucket_id: i64, audit: &AuditEntry) -> MetaResult<()>;
+    async fn set_default_retention(
+        &self,
+        bucket_id: i64,
+        retention: Option<DefaultRetention>,
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
+    async fn grant(&self, bucket_id: i64, user_id: i64) -> MetaResult<Option<Permission>>;
+    async fn set_grant(
+        &self,
+        bucket_id: i64,
+        user_id: i64,
+        permission: Permission,
+        at: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
+    /// Removes a grant; `NotFound` when there was none.
+    async fn remove_grant(
+        &self,
+        bucket_id: i64,
+        user_id: i64,
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
+    async fn list_grants(&self, bucket_id: i64) -> MetaResult<Vec<GrantRecord>>;
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Reserves a row (`pending`) before any byte is written. Fails with
+    /// `Conflict("quota")` when the reservation would exceed the owner's quota.
+    async fn insert_pending(&self, object: &NewObject) -> MetaResult<ObjectRecord>;
+    /// Makes a pending row visible, moving any previous version to `deleting`
+    /// and settling quota, with the audit record, in one transaction.
+    async fn commit_object(
+        &self,
+        commit: &CommitObject,
+        audit: &AuditEntry,
+    ) -> MetaResult<Committed>;
+    /// Rolls back a pending row and releases its reservation.
+    async fn discard_pending(&self, id: i64) -> MetaResult<()>;
+    async fn live_object(
+        &self,
+        bucket_id: i64,
+        key: &ObjectKey,
+    ) -> MetaResult<Option<ObjectRecord>>;
+    async fn object_by_id(&self, id: i64) -> MetaResult<Option<ObjectRecord>>;
+    async fn list_objects(&self, bucket_id: i64, query: &ListQuery) -> MetaResult<ListResult>;
+    /// Marks a live object `deleting` and credits its owner's quota, with audit.
+    async fn mark_deleting(&self, id: i64, audit: &AuditEntry) -> MetaResult<ObjectRecord>;
+    /// Removes a row once its bytes are gone.
+    async fn remove_object_row(&self, id: i64) -> MetaResult<()>;
+    /// Rows stuck in `pending` or `deleting` since before `before` (for the reconciler).
+    async fn stale_objects(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> MetaResult<Vec<ObjectRecord>>;
+    /// Whether any row (any state) uses `blob_key`.
+    async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an event that has no other change to go with it (reads, denials).
+    async fn append_audit(&self, entry: &AuditEntry) -> MetaResult<AuditRecord>;
+    /// Records with `id > after`, oldest first (for verification and export).
+    async fn audit_after(&self, after: i64, limit: usize) -> MetaResult<Vec<AuditRecord>>;
+    /// The chain head: the newest id and its hash.
+    async fn audit_head(&self) -> MetaResult<(i64, String)>;
+}
+
+#[async_trait]
+pub trait MetadataStore: UserStore + BucketStore + ObjectStore + AuditStore + Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn engine(&self) -> &'static str;
+    async fn migrate(&self) -> MetaResult<()>;
+    async fn ping(&self) -> MetaResult<()>;
+    async fn close(&self);
+}
+
+/// Pool settings shared by both engines.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// Connects to `url` (`sqlite:` or `postgres://`). Does not migrate.
+pub async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Arc<dyn MetadataStore>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
+    } else {
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(url, settings).await?,
+        ))
+    }
+}
+
+/// Emits a committed audit record as a structured event for log shippers.
+pub(crate) fn emit_audit(record: &AuditRecord) {
+    tracing::info!(
+        target: "audit",
+        audit_id = record.id,
+        actor = %record.actor,
+        action = %record.action,
+        bucket = record.bucket.as_deref(),
+        key = record.key.as_deref(),
+        outcome = record.outcome.as_str(),
+        ip = record.ip.as_deref(),
+        request_id = record.request_id.as_deref(),
+        details = %record.details,
+        hash = %record.hash,
+        "audit event"
+    );
+}

@@ -1,0 +1,88 @@
+//! PostgreSQL adapter: a bounded pool with a short acquire timeout, so a dead database fails fast.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Transaction};
+
+use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
+
+pub(super) type Db = sqlx::Postgres;
+
+pub struct PostgresStore {
+    pool: Pool<Db>,
+}
+
+pub(super) type Store = PostgresStore;
+
+impl PostgresStore {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(MetaError::Other)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(MetaError::Unavailable)?;
+        Ok(Self { pool })
+    }
+
+    pub(super) fn pool(&self) -> &Pool<Db> {
+        &self.pool
+    }
+}
+
+/// Row locks (`FOR UPDATE`) serialize what must be serialized; the default
+/// READ COMMITTED transaction is enough.
+pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, sqlx::Error> {
+    pool.begin().await
+}
+
+/// Locks the audit chain head row until commit, so appends from every
+/// replica form one chain.
+pub(super) const LOCK_CHAIN_HEAD: &str =
+    "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
+
+mod users {
+    use super::{Db, Store, begin_write};
+    include!("sql/users.rs");
+}
+mod buckets {
+    use super::{Store, begin_write};
+    include!("sql/buckets.rs");
+}
+mod objects {
+    use super::{Db, Store, begin_write};
+    include!("sql/objects.rs");
+}
+mod audit {
+    use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
+    include!("sql/audit.rs");
+}
+
+#[async_trait]
+impl MetadataStore for PostgresStore {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> MetaResult<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|error| MetaError::Other(error.into()))
+    }
+
+    async fn ping(&self) -> MetaResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|error| MetaError::from_sqlx(error, "database"))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,210 @@
+//! Records the metadata store reads and writes, in domain types.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{BucketName, ObjectKey, Permission, Role, Username};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: Username,
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub quota_bytes: Option<i64>,
+    pub used_bytes: i64,
+    /// Bumped whenever every token of the user must die (disable, password reset).
+    pub token_generation: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub password_hash: String,
+    pub role: Role,
+    pub quota_bytes: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub quota_bytes: Option<Option<i64>>,
+    pub password_hash: Option<String>,
+    /// Increment the token generation (revokes access tokens and presigned URLs).
+    pub bump_generation: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RetentionMode {
+    Governance,
+    Compliance,
+}
+
+impl RetentionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Governance => "GOVERNANCE",
+            Self::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "GOVERNANCE" => Some(Self::Governance),
+            "COMPLIANCE" => Some(Self::Compliance),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: RetentionMode,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketRecord {
+    pub id: i64,
+    pub name: BucketName,
+    pub owner_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub default_retention: Option<DefaultRetention>,
+}
+
+impl BucketRecord {
+    /// Where this bucket's blobs live in the backend; by id so a re-created
+    /// bucket of the same name never sees an old one's leftovers.
+    pub fn blob_prefix(&self) -> String {
+        format!("b/{}/", self.id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBucket {
+    pub name: BucketName,
+    pub owner_id: i64,
+    pub default_retention: Option<DefaultRetention>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub bucket_id: i64,
+    pub user_id: i64,
+    pub username: Username,
+    pub permission: Permission,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A bucket as one caller sees it: with their effective grant, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibleBucket {
+    pub bucket: BucketRecord,
+    pub grant: Option<Permission>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    /// Row reserved, bytes being written; invisible to readers.
+    Pending,
+    /// Visible.
+    Committed,
+    /// Replaced or deleted; bytes are being removed.
+    Deleting,
+}
+
+impl ObjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Committed => "committed",
+            Self::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pending" => Some(Self::Pending),
+            "committed" => Some(Self::Committed),
+            "deleting" => Some(Self::Deleting),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub id: i64,
+    pub bucket_id: i64,
+    pub key: ObjectKey,
+    pub blob_key: String,
+    pub state: ObjectState,
+    /// For pending rows: the bytes reserved against the owner's quota.
+    pub size: i64,
+    pub etag: Option<String>,
+    pub sha256: Option<String>,
+    pub content_type: String,
+    pub owner_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub retention_mode: Option<RetentionMode>,
+    pub retain_until: Option<DateTime<Utc>>,
+    pub legal_hold: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub bucket_id: i64,
+    pub key: ObjectKey,
+    pub blob_key: String,
+    pub content_type: String,
+    pub owner_id: Option<i64>,
+    /// Bytes to reserve against the owner's quota until the commit settles the real size.
+    pub reserved_bytes: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// What the write learned about the bytes, applied when the row commits.
+#[derive(Debug, Clone)]
+pub struct CommitObject {
+    pub id: i64,
+    pub size: i64,
+    pub etag: String,
+    pub sha256: Option<String>,
+    pub content_type: String,
+    pub retention_mode: Option<RetentionMode>,
+    pub retain_until: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// The result of committing: the new row, and the row it replaced (now `deleting`).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub object: ObjectRecord,
+    pub replaced: Option<ObjectRecord>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Exclusive lower bound (the last key or common prefix of the previous page).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListResult {
+    pub objects: Vec<ObjectRecord>,
+    pub prefixes: Vec<String>,
+    /// The last key or prefix returned when there may be more.
+    pub next_after: Option<String>,
+}

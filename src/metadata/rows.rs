@@ -1,0 +1,223 @@
+//! Row shapes shared by both engines and their conversion into records.
+
+use sqlx::FromRow;
+
+use super::time::from_micros;
+use super::{
+    BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState,
+    RetentionMode, UserRecord,
+};
+use crate::domain::audit::{AuditRecord, Outcome};
+use crate::domain::{BucketName, ObjectKey, Username};
+
+/// Column lists, as macros so `concat!` can build whole statements at compile
+/// time (`mod rows` is `#[macro_use]`, declared before the adapters).
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, role, disabled, quota_bytes, used_bytes, token_generation, created_at, updated_at"
+    };
+}
+
+macro_rules! bucket_columns {
+    () => {
+        "id, name, owner_id, created_at, default_retention_mode, default_retention_days"
+    };
+}
+
+macro_rules! object_columns {
+    () => {
+        "id, bucket_id, object_key, blob_key, state, size, etag, sha256, content_type, owner_id, \
+         created_at, updated_at, retention_mode, retain_until, legal_hold"
+    };
+}
+
+macro_rules! audit_columns {
+    () => {
+        "id, at, actor, action, bucket, object_key, outcome, ip, user_agent, request_id, details, prev_hash, hash"
+    };
+}
+
+#[derive(FromRow)]
+pub(super) struct UserRow {
+    id: i64,
+    username: String,
+    password_hash: String,
+    role: String,
+    disabled: bool,
+    quota_bytes: Option<i64>,
+    used_bytes: i64,
+    token_generation: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for UserRecord {
+    type Error = MetaError;
+    fn try_from(row: UserRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            username: Username::parse(&row.username).map_err(MetaError::corrupt)?,
+            password_hash: row.password_hash,
+            role: row.role.parse().map_err(MetaError::corrupt)?,
+            disabled: row.disabled,
+            quota_bytes: row.quota_bytes,
+            used_bytes: row.used_bytes,
+            token_generation: row.token_generation,
+            created_at: from_micros(row.created_at),
+            updated_at: from_micros(row.updated_at),
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct BucketRow {
+    id: i64,
+    name: String,
+    owner_id: Option<i64>,
+    created_at: i64,
+    default_retention_mode: Option<String>,
+    default_retention_days: Option<i64>,
+}
+
+impl TryFrom<BucketRow> for BucketRecord {
+    type Error = MetaError;
+    fn try_from(row: BucketRow) -> MetaResult<Self> {
+        let default_retention = match (row.default_retention_mode, row.default_retention_days) {
+            (Some(mode), Some(days)) => Some(DefaultRetention {
+                mode: RetentionMode::parse(&mode).ok_or_else(|| MetaError::corrupt(mode))?,
+                days: u32::try_from(days).map_err(MetaError::corrupt)?,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id: row.id,
+            name: BucketName::parse(&row.name).map_err(MetaError::corrupt)?,
+            owner_id: row.owner_id,
+            created_at: from_micros(row.created_at),
+            default_retention,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct VisibleBucketRow {
+    #[sqlx(flatten)]
+    pub(super) bucket: BucketRow,
+    pub(super) permission: Option<String>,
+}
+
+#[derive(FromRow)]
+pub(super) struct GrantRow {
+    bucket_id: i64,
+    user_id: i64,
+    username: String,
+    permission: String,
+    created_at: i64,
+}
+
+impl TryFrom<GrantRow> for GrantRecord {
+    type Error = MetaError;
+    fn try_from(row: GrantRow) -> MetaResult<Self> {
+        Ok(Self {
+            bucket_id: row.bucket_id,
+            user_id: row.user_id,
+            username: Username::parse(&row.username).map_err(MetaError::corrupt)?,
+            permission: row.permission.parse().map_err(MetaError::corrupt)?,
+            created_at: from_micros(row.created_at),
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct ObjectRow {
+    id: i64,
+    bucket_id: i64,
+    object_key: String,
+    blob_key: String,
+    state: String,
+    size: i64,
+    etag: Option<String>,
+    sha256: Option<String>,
+    content_type: String,
+    owner_id: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    retention_mode: Option<String>,
+    retain_until: Option<i64>,
+    legal_hold: bool,
+}
+
+impl TryFrom<ObjectRow> for ObjectRecord {
+    type Error = MetaError;
+    fn try_from(row: ObjectRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            bucket_id: row.bucket_id,
+            key: ObjectKey::parse(&row.object_key).map_err(MetaError::corrupt)?,
+            blob_key: row.blob_key,
+            state: ObjectState::parse(&row.state).ok_or_else(|| MetaError::corrupt(&row.state))?,
+            size: row.size,
+            etag: row.etag,
+            sha256: row.sha256,
+            content_type: row.content_type,
+            owner_id: row.owner_id,
+            created_at: from_micros(row.created_at),
+            updated_at: from_micros(row.updated_at),
+            retention_mode: match row.retention_mode {
+                Some(mode) => {
+                    Some(RetentionMode::parse(&mode).ok_or_else(|| MetaError::corrupt(mode))?)
+                }
+                None => None,
+            },
+            retain_until: row.retain_until.map(from_micros),
+            legal_hold: row.legal_hold,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    bucket: Option<String>,
+    object_key: Option<String>,
+    outcome: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = MetaError;
+    fn try_from(row: AuditRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            at: from_micros(row.at),
+            actor: row.actor,
+            action: row.action,
+            bucket: row.bucket,
+            key: row.object_key,
+            outcome: Outcome::parse(&row.outcome)
+                .ok_or_else(|| MetaError::corrupt(&row.outcome))?,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            request_id: row.request_id,
+            // An edited `details` that is not JSON any more must still load, so
+            // verification can report the row instead of failing to read it.
+            details: serde_json::from_str(&row.details)
+                .unwrap_or(serde_json::Value::String(row.details)),
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        })
+    }
+}
+
+/// Converts a batch of rows, failing on the first corrupt one.
+pub(super) fn records<R, T: TryFrom<R, Error = MetaError>>(rows: Vec<R>) -> MetaResult<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}

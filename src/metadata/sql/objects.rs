@@ -1,0 +1,307 @@
+// Object rows and their life cycle (pending → committed → deleting → gone), with
+// quota accounting, shared by both adapters (included with `Db`, `Store`, `begin_write`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Pool, Transaction};
+
+use crate::domain::ObjectKey;
+use crate::domain::audit::AuditEntry;
+use crate::metadata::error::sql_err;
+use crate::metadata::listing::{LowerBound, past, rollup, start, successor};
+use crate::metadata::rows::{ObjectRow, records};
+use crate::metadata::time::to_micros;
+use crate::metadata::{
+    CommitObject, Committed, ListQuery, ListResult, MetaError, MetaResult, NewObject, ObjectRecord, ObjectStore,
+};
+
+use super::audit::commit_audited;
+
+/// Adds `delta` bytes to a user's usage; a positive delta must fit the quota.
+/// Returns false when it would not.
+async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta: i64) -> MetaResult<bool> {
+    let Some(owner_id) = owner_id else {
+        return Ok(true);
+    };
+    if delta == 0 {
+        return Ok(true);
+    }
+    let updated = sqlx::query(
+        "UPDATE users SET used_bytes = used_bytes + $2 \
+         WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes + $2 <= quota_bytes)",
+    )
+    .bind(owner_id)
+    .bind(delta)
+    .execute(&mut **tx)
+    .await
+    .map_err(sql_err("user"))?;
+    // A deleted owner has no row to charge: nothing to enforce.
+    if updated.rows_affected() == 0 {
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
+            .bind(owner_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(sql_err("user"))?;
+        return Ok(exists.is_none());
+    }
+    Ok(true)
+}
+
+async fn fetch_page(
+    pool: &Pool<Db>,
+    bucket_id: i64,
+    lower: Option<&LowerBound>,
+    upper: Option<&str>,
+    batch: i64,
+) -> MetaResult<Vec<ObjectRecord>> {
+    // Separate statements per bound shape keep each one index-friendly.
+    let (sql, bound) = match (lower, upper.is_some()) {
+        (Some(LowerBound::After(key)), false) => (
+            concat!("SELECT ", object_columns!(), " FROM objects WHERE bucket_id = $1 AND state = 'committed' AND object_key > $2 ORDER BY object_key LIMIT $3"),
+            Some(key.as_str()),
+        ),
+        (Some(LowerBound::AtOrAfter(key)), false) => (
+            concat!("SELECT ", object_columns!(), " FROM objects WHERE bucket_id = $1 AND state = 'committed' AND object_key >= $2 ORDER BY object_key LIMIT $3"),
+            Some(key.as_str()),
+        ),
+        (Some(LowerBound::After(key)), true) => (
+            concat!("SELECT ", object_columns!(), " FROM objects WHERE bucket_id = $1 AND state = 'committed' AND object_key > $2 AND object_key < $4 ORDER BY object_key LIMIT $3"),
+            Some(key.as_str()),
+        ),
+        (Some(LowerBound::AtOrAfter(key)), true) => (
+            concat!("SELECT ", object_columns!(), " FROM objects WHERE bucket_id = $1 AND state = 'committed' AND object_key >= $2 AND object_key < $4 ORDER BY object_key LIMIT $3"),
+            Some(key.as_str()),
+        ),
+        (None, _) => (
+            concat!("SELECT ", object_columns!(), " FROM objects WHERE bucket_id = $1 AND state = 'committed' AND $2 IS NULL ORDER BY object_key LIMIT $3"),
+            None,
+        ),
+    };
+    let mut query = sqlx::query_as::<Db, ObjectRow>(sql).bind(bucket_id).bind(bound).bind(batch);
+    if let Some(upper) = upper
+        && lower.is_some()
+    {
+        query = query.bind(upper.to_owned());
+    }
+    records(query.fetch_all(pool).await.map_err(sql_err("object"))?)
+}
+
+#[async_trait]
+impl ObjectStore for Store {
+    async fn insert_pending(&self, object: &NewObject) -> MetaResult<ObjectRecord> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        if !charge(&mut tx, object.owner_id, object.reserved_bytes).await? {
+            return Err(MetaError::Conflict("quota"));
+        }
+        let row: ObjectRow = sqlx::query_as(concat!(
+            "INSERT INTO objects (bucket_id, object_key, blob_key, state, size, content_type, owner_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7) RETURNING ",
+            object_columns!()
+        ))
+        .bind(object.bucket_id)
+        .bind(object.key.as_str())
+        .bind(&object.blob_key)
+        .bind(object.reserved_bytes)
+        .bind(&object.content_type)
+        .bind(object.owner_id)
+        .bind(to_micros(object.at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_err("object"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        row.try_into()
+    }
+
+    async fn commit_object(&self, commit: &CommitObject, audit: &AuditEntry) -> MetaResult<Committed> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let pending: Option<ObjectRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE id = $1 AND state = 'pending'"
+        ))
+        .bind(commit.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_err("object"))?;
+        let pending: ObjectRecord = pending.ok_or(MetaError::NotFound("pending object"))?.try_into()?;
+        let replaced: Option<ObjectRow> = sqlx::query_as(concat!(
+            "UPDATE objects SET state = 'deleting', updated_at = $3 \
+             WHERE bucket_id = $1 AND object_key = $2 AND state = 'committed' RETURNING ",
+            object_columns!()
+        ))
+        .bind(pending.bucket_id)
+        .bind(pending.key.as_str())
+        .bind(to_micros(commit.at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_err("object"))?;
+        let replaced: Option<ObjectRecord> = replaced.map(TryInto::try_into).transpose()?;
+        if let Some(old) = &replaced
+            && !charge(&mut tx, old.owner_id, -old.size).await?
+        {
+            return Err(MetaError::Conflict("quota"));
+        }
+        if !charge(&mut tx, pending.owner_id, commit.size - pending.size).await? {
+            return Err(MetaError::Conflict("quota"));
+        }
+        let row: ObjectRow = sqlx::query_as(concat!(
+            "UPDATE objects SET state = 'committed', size = $2, etag = $3, sha256 = $4, content_type = $5, \
+             retention_mode = $6, retain_until = $7, created_at = $8, updated_at = $8 WHERE id = $1 RETURNING ",
+            object_columns!()
+        ))
+        .bind(commit.id)
+        .bind(commit.size)
+        .bind(&commit.etag)
+        .bind(&commit.sha256)
+        .bind(&commit.content_type)
+        .bind(commit.retention_mode.map(|m| m.as_str()))
+        .bind(commit.retain_until.map(to_micros))
+        .bind(to_micros(commit.at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_err("object"))?;
+        commit_audited(tx, audit).await?;
+        Ok(Committed {
+            object: row.try_into()?,
+            replaced,
+        })
+    }
+
+    async fn discard_pending(&self, id: i64) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let row: Option<(Option<i64>, i64)> =
+            sqlx::query_as("DELETE FROM objects WHERE id = $1 AND state = 'pending' RETURNING owner_id, size")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("object"))?;
+        if let Some((owner_id, reserved)) = row {
+            charge(&mut tx, owner_id, -reserved).await?;
+        }
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn live_object(&self, bucket_id: i64, key: &ObjectKey) -> MetaResult<Option<ObjectRecord>> {
+        let row: Option<ObjectRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE bucket_id = $1 AND object_key = $2 AND state = 'committed'"
+        ))
+        .bind(bucket_id)
+        .bind(key.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(sql_err("object"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn object_by_id(&self, id: i64) -> MetaResult<Option<ObjectRecord>> {
+        let row: Option<ObjectRow> = sqlx::query_as(concat!("SELECT ", object_columns!(), " FROM objects WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(sql_err("object"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_objects(&self, bucket_id: i64, query: &ListQuery) -> MetaResult<ListResult> {
+        let delimiter = query.delimiter.as_deref();
+        let upper = successor(&query.prefix);
+        let mut lower = start(&query.prefix, delimiter, query.after.as_deref());
+        let batch = i64::try_from(query.limit.clamp(1, 1000) + 1).unwrap_or(1001);
+        let mut result = ListResult::default();
+        let mut items = 0usize;
+        let mut last_item: Option<(String, bool)> = None;
+        'fetch: loop {
+            let rows = fetch_page(self.pool(), bucket_id, lower.as_ref(), upper.as_deref(), batch).await?;
+            let exhausted = rows.len() < usize::try_from(batch).unwrap_or(usize::MAX);
+            let mut last_row_key = None;
+            for row in rows {
+                let key = row.key.as_str().to_owned();
+                last_row_key = Some(key.clone());
+                if let Some((item, true)) = &last_item
+                    && key.starts_with(item.as_str())
+                {
+                    continue;
+                }
+                if items == query.limit {
+                    result.next_after = last_item.map(|(item, _)| item);
+                    break 'fetch;
+                }
+                items += 1;
+                match rollup(&key, &query.prefix, delimiter) {
+                    Some(prefix) => {
+                        result.prefixes.push(prefix.clone());
+                        last_item = Some((prefix, true));
+                    }
+                    None => {
+                        result.objects.push(row);
+                        last_item = Some((key, false));
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+            // Continue after the last row seen, or past the whole prefix it rolled into.
+            lower = match (&last_item, last_row_key) {
+                (Some((item, true)), Some(row_key)) if row_key.starts_with(item.as_str()) => Some(past(item, true)),
+                (_, Some(row_key)) => Some(LowerBound::After(row_key)),
+                (_, None) => break,
+            };
+        }
+        Ok(result)
+    }
+
+    async fn mark_deleting(&self, id: i64, audit: &AuditEntry) -> MetaResult<ObjectRecord> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let row: Option<ObjectRow> = sqlx::query_as(concat!(
+            "UPDATE objects SET state = 'deleting', updated_at = $2 WHERE id = $1 AND state = 'committed' RETURNING ",
+            object_columns!()
+        ))
+        .bind(id)
+        .bind(to_micros(audit.at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_err("object"))?;
+        let record: ObjectRecord = row.ok_or(MetaError::NotFound("object"))?.try_into()?;
+        charge(&mut tx, record.owner_id, -record.size).await?;
+        commit_audited(tx, audit).await?;
+        Ok(record)
+    }
+
+    async fn remove_object_row(&self, id: i64) -> MetaResult<()> {
+        sqlx::query("DELETE FROM objects WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("object"))?;
+        Ok(())
+    }
+
+    async fn stale_objects(&self, before: DateTime<Utc>, limit: usize) -> MetaResult<Vec<ObjectRecord>> {
+        let rows: Vec<ObjectRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE state IN ('pending', 'deleting') AND updated_at < $1 ORDER BY updated_at LIMIT $2"
+        ))
+        .bind(to_micros(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("object"))?;
+        records(rows)
+    }
+
+    async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool> {
+        let (found,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM objects WHERE blob_key = $1) OR EXISTS (SELECT 1 FROM uploads WHERE blob_key = $1)",
+        )
+        .bind(blob_key)
+        .fetch_one(self.pool())
+        .await
+        .map_err(sql_err("object"))?;
+        Ok(found)
+    }
+}

@@ -1,0 +1,28 @@
+//! Use cases: authorize → policy → storage → metadata → audit → cache.
+//!
+//! `Services` holds the ports; each file adds the use cases of one area as
+//! methods. Nothing here knows about HTTP.
+
+mod error;
+mod health;
+
+use std::sync::Arc;
+
+pub use error::ServiceError;
+pub use health::{CheckStatus, Readiness};
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metadata::MetadataStore;
+use crate::storage::BlobStore;
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub cache: Arc<dyn Cache>,
+    pub clock: Arc<dyn Clock>,
+}

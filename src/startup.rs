@@ -1,0 +1,146 @@
+//! Builds the application from a `Config`: connect, migrate, bind. Tests use
+//! the bound port (bind to `:0`); `main` runs it until a signal arrives.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+
+use crate::cache::{self, CacheError};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
+use crate::service::Services;
+use crate::storage::{self, StorageError};
+
+/// Why the server could not start; each variant prints as one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the database ({engine}): {source}")]
+    Database {
+        engine: &'static str,
+        #[source]
+        source: MetaError,
+    },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[source] MetaError),
+    #[error("cannot open the storage backend: {0}")]
+    Storage(#[source] StorageError),
+    #[error("cannot connect to the cache: {0}")]
+    Cache(#[source] CacheError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens and migrates the metadata store named by the configuration.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn MetadataStore>, StartupError> {
+    let url = config.effective_database_url();
+    let engine = if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        acquire_timeout: config.database_acquire_timeout,
+    };
+    let store = metadata::connect(&url, &settings)
+        .await
+        .map_err(|source| StartupError::Database { engine, source })?;
+    store.migrate().await.map_err(StartupError::Migrate)?;
+    Ok(store)
+}
+
+/// Everything `serve` needs, built from configuration with the system clock.
+pub async fn build_services(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Services>, StartupError> {
+    config.validate()?;
+    let store = open_store(&config).await?;
+    let blobs = storage::from_config(&config)
+        .await
+        .map_err(StartupError::Storage)?;
+    let cache = cache::from_config(&config)
+        .await
+        .map_err(StartupError::Cache)?;
+    Ok(Arc::new(Services {
+        config: Arc::new(config),
+        store,
+        blobs,
+        cache,
+        clock,
+    }))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Arc<Services>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let services = build_services(config, Arc::new(SystemClock)).await?;
+        Self::with_services(services)
+    }
+
+    /// Binds and prepares the HTTP server around already-built services.
+    pub fn with_services(services: Arc<Services>) -> Result<Self, StartupError> {
+        let config = &services.config;
+        let addr = config.bind_addr()?;
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let data = web::Data::from(services.clone());
+        let mut server = HttpServer::new(move || crate::http::app(data.clone()))
+            .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .run();
+        Ok(Self {
+            port: port.port(),
+            server,
+            services,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> Arc<Services> {
+        self.services.clone()
+    }
+
+    /// A handle to stop the server (gracefully, finishing in-flight requests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or `handle().stop(true)`), then drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.services.store.close().await;
+        result
+    }
+}

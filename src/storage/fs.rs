@@ -1,0 +1,486 @@
+//! Filesystem adapter: blobs under `<root>/blobs`, written to `<root>/tmp` then renamed.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+
+use super::fs_layout::{key_to_path, path_to_key, prefix_dir};
+use super::{
+    BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob,
+    OpenMultipart, PartInfo, PresignTarget, PresignedRequest, StorageError, check_blob_key,
+};
+
+const READ_CHUNK: usize = 256 * 1024;
+const WRITE_BUFFER: usize = 1024 * 1024;
+const KEY_FILE: &str = "key";
+
+pub struct FsBlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    multipart: PathBuf,
+}
+
+fn backend(error: std::io::Error) -> StorageError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        StorageError::NotFound
+    } else {
+        StorageError::Backend(error.into())
+    }
+}
+
+fn modified(meta: &std::fs::Metadata) -> DateTime<Utc> {
+    meta.modified()
+        .map_or_else(|_| Utc::now(), DateTime::<Utc>::from)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub async fn open(root: PathBuf) -> Result<Self, StorageError> {
+        let store = Self {
+            blobs: root.join("blobs"),
+            tmp: root.join("tmp"),
+            multipart: root.join("multipart"),
+        };
+        for dir in [&store.blobs, &store.tmp, &store.multipart] {
+            fs::create_dir_all(dir).await.map_err(|error| {
+                StorageError::Unavailable(anyhow::anyhow!(
+                    "cannot create {}: {error}",
+                    dir.display()
+                ))
+            })?;
+        }
+        Ok(store)
+    }
+
+    fn blob_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        check_blob_key(key)?;
+        Ok(self.blobs.join(key_to_path(key)))
+    }
+
+    fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
+        if upload_id.len() != 32 || !upload_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StorageError::NotFound);
+        }
+        Ok(self.multipart.join(upload_id))
+    }
+
+    /// Streams `body` into a fresh temp file, fsyncs it, and returns its path and size.
+    async fn write_temp(&self, mut body: ByteStream) -> Result<(PathBuf, u64), StorageError> {
+        let path = self.tmp.join(new_id());
+        let file = fs::File::create(&path).await.map_err(backend)?;
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let result: Result<u64, StorageError> = async {
+            let mut written = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(StorageError::Client)?;
+                writer.write_all(&chunk).await.map_err(backend)?;
+                written += chunk.len() as u64;
+            }
+            writer.flush().await.map_err(backend)?;
+            writer.get_ref().sync_all().await.map_err(backend)?;
+            Ok(written)
+        }
+        .await;
+        match result {
+            Ok(size) => Ok((path, size)),
+            Err(error) => {
+                let _ = fs::remove_file(&path).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Moves a finished temp file to `target`, creating parents (racing deletes may prune them).
+    async fn publish(&self, temp: &Path, target: &Path) -> Result<(), StorageError> {
+        let mut attempts = 0;
+        loop {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).await.map_err(backend)?;
+            }
+            match fs::rename(temp, target).await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                    attempts += 1
+                }
+                Err(error) => {
+                    let _ = fs::remove_file(temp).await;
+                    return Err(backend(error));
+                }
+            }
+        }
+    }
+
+    /// Removes empty directories from `start` up to (not including) the blobs root.
+    async fn prune_empty_dirs(&self, start: Option<&Path>) {
+        let mut current = start.map(Path::to_path_buf);
+        while let Some(dir) = current {
+            if dir == self.blobs
+                || !dir.starts_with(&self.blobs)
+                || fs::remove_dir(&dir).await.is_err()
+            {
+                break;
+            }
+            current = dir.parent().map(Path::to_path_buf);
+        }
+    }
+
+    async fn read_parts(&self, upload_id: &str) -> Result<Vec<(PartInfo, PathBuf)>, StorageError> {
+        let dir = self.upload_dir(upload_id)?;
+        let mut entries = fs::read_dir(&dir).await.map_err(backend)?;
+        let mut parts = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(backend)? {
+            let name = entry.file_name();
+            let Some((number, etag)) = name.to_str().and_then(|n| n.split_once('-')) else {
+                continue;
+            };
+            let Ok(part_number) = number.parse::<u32>() else {
+                continue;
+            };
+            let size = entry.metadata().await.map_err(backend)?.len();
+            parts.push((
+                PartInfo {
+                    part_number,
+                    etag: etag.to_owned(),
+                    size,
+                },
+                entry.path(),
+            ));
+        }
+        parts.sort_by_key(|(part, _)| part.part_number);
+        Ok(parts)
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    fn kind(&self) -> &'static str {
+        "fs"
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let probe = self.tmp.join(format!("probe-{}", new_id()));
+        fs::write(&probe, b"ok").await.map_err(|error| {
+            StorageError::Unavailable(anyhow::anyhow!("{}: {error}", self.tmp.display()))
+        })?;
+        let _ = fs::remove_file(&probe).await;
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        _size: Option<u64>,
+    ) -> Result<u64, StorageError> {
+        let target = self.blob_path(key)?;
+        let (temp, size) = self.write_temp(body).await?;
+        self.publish(&temp, &target).await?;
+        Ok(size)
+    }
+
+    async fn get(&self, key: &str, range: Option<BlobRange>) -> Result<BlobRead, StorageError> {
+        let path = self.blob_path(key)?;
+        let mut file = fs::File::open(&path).await.map_err(backend)?;
+        let total_size = file.metadata().await.map_err(backend)?.len();
+        let (start, length) = match range {
+            Some(range) if range.end_inclusive < total_size => (range.start, range.len()),
+            Some(_) => return Err(StorageError::InvalidRange),
+            None => (0, total_size),
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await.map_err(backend)?;
+        }
+        let body = ReaderStream::with_capacity(file.take(length), READ_CHUNK);
+        Ok(BlobRead {
+            body: Box::pin(body),
+            total_size,
+            content_length: length,
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<BlobInfo, StorageError> {
+        let meta = fs::metadata(self.blob_path(key)?).await.map_err(backend)?;
+        Ok(BlobInfo {
+            size: meta.len(),
+            last_modified: modified(&meta),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.blob_path(key)?;
+        match fs::remove_file(&path).await {
+            Ok(()) => {
+                self.prune_empty_dirs(path.parent()).await;
+                Ok(())
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let source = self.blob_path(from)?;
+        let target = self.blob_path(to)?;
+        let temp = self.tmp.join(new_id());
+        let temp_for_copy = temp.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::copy(&source, &temp_for_copy)?;
+            std::fs::File::open(&temp_for_copy)?.sync_all()
+        })
+        .await
+        .map_err(|error| StorageError::Backend(error.into()))?
+        .map_err(|error| {
+            let _ = std::fs::remove_file(&temp);
+            backend(error)
+        })?;
+        self.publish(&temp, &target).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StorageError> {
+        let root = self.blobs.clone();
+        let prefix = prefix.to_owned();
+        let start_after = start_after.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            list_blocking(&root, &prefix, start_after.as_deref(), limit)
+        })
+        .await
+        .map_err(|error| StorageError::Backend(error.into()))?
+    }
+
+    async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
+        check_blob_key(key)?;
+        let upload_id = new_id();
+        let dir = self.multipart.join(&upload_id);
+        fs::create_dir_all(&dir).await.map_err(backend)?;
+        fs::write(dir.join(KEY_FILE), key.as_bytes())
+            .await
+            .map_err(backend)?;
+        Ok(upload_id)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        _size: Option<u64>,
+    ) -> Result<PartInfo, StorageError> {
+        check_blob_key(key)?;
+        let dir = self.upload_dir(upload_id)?;
+        if !fs::try_exists(dir.join(KEY_FILE)).await.map_err(backend)? {
+            return Err(StorageError::NotFound);
+        }
+        let (temp, size) = self.write_temp(body).await?;
+        let etag = new_id();
+        let stale: Vec<PathBuf> = self
+            .read_parts(upload_id)
+            .await?
+            .into_iter()
+            .filter(|(part, _)| part.part_number == part_number)
+            .map(|(_, path)| path)
+            .collect();
+        fs::rename(&temp, dir.join(format!("{part_number}-{etag}")))
+            .await
+            .map_err(backend)?;
+        for path in stale {
+            let _ = fs::remove_file(path).await;
+        }
+        Ok(PartInfo {
+            part_number,
+            etag,
+            size,
+        })
+    }
+
+    async fn list_parts(&self, _key: &str, upload_id: &str) -> Result<Vec<PartInfo>, StorageError> {
+        Ok(self
+            .read_parts(upload_id)
+            .await?
+            .into_iter()
+            .map(|(part, _)| part)
+            .collect())
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), StorageError> {
+        let target = self.blob_path(key)?;
+        let stored = self.read_parts(upload_id).await?;
+        let mut sources = Vec::with_capacity(parts.len());
+        for wanted in parts {
+            let found = stored
+                .iter()
+                .find(|(part, _)| {
+                    part.part_number == wanted.part_number && part.etag == wanted.etag
+                })
+                .ok_or_else(|| {
+                    StorageError::Backend(anyhow::anyhow!("part {} is missing", wanted.part_number))
+                })?;
+            sources.push(found.1.clone());
+        }
+        let temp = self.tmp.join(new_id());
+        let temp_for_join = temp.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut out = std::fs::File::create(&temp_for_join)?;
+            for source in sources {
+                std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
+            }
+            out.sync_all()
+        })
+        .await
+        .map_err(|error| StorageError::Backend(error.into()))?
+        .map_err(|error| {
+            let _ = std::fs::remove_file(&temp);
+            backend(error)
+        })?;
+        self.publish(&temp, &target).await?;
+        let _ = fs::remove_dir_all(self.upload_dir(upload_id)?).await;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), StorageError> {
+        match fs::remove_dir_all(self.upload_dir(upload_id)?).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(backend(error)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<OpenMultipart>, StorageError> {
+        let mut entries = fs::read_dir(&self.multipart).await.map_err(backend)?;
+        let mut uploads = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(backend)? {
+            let Ok(key) = fs::read_to_string(entry.path().join(KEY_FILE)).await else {
+                continue;
+            };
+            if !key.starts_with(prefix) {
+                continue;
+            }
+            let initiated = entry
+                .metadata()
+                .await
+                .map(|m| modified(&m))
+                .unwrap_or_else(|_| Utc::now());
+            uploads.push(OpenMultipart {
+                key,
+                upload_id: entry.file_name().to_string_lossy().into_owned(),
+                initiated,
+            });
+        }
+        uploads.sort_by(|a, b| a.key.cmp(&b.key).then(a.initiated.cmp(&b.initiated)));
+        Ok(uploads)
+    }
+
+    async fn presign(
+        &self,
+        _: &str,
+        _: PresignTarget,
+        _: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        Err(StorageError::Unsupported("presigning"))
+    }
+}
+
+fn list_blocking(
+    root: &Path,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+) -> Result<ListPage, StorageError> {
+    let start = root.join(prefix_dir(prefix));
+    let mut keys: Vec<ListedBlob> = Vec::new();
+    for entry in walkdir::WalkDir::new(&start).into_iter() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error)
+                if error.io_error().map(std::io::Error::kind)
+                    == Some(std::io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(error) => return Err(StorageError::Backend(error.into())),
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(relative) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let Some(key) = path_to_key(relative) else {
+            continue;
+        };
+        if !key.starts_with(prefix) || start_after.is_some_and(|after| key.as_str() <= after) {
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|error| StorageError::Backend(error.into()))?;
+        keys.push(ListedBlob {
+            key,
+            size: meta.len(),
+            last_modified: modified(&meta),
+        });
+    }
+    keys.sort_by(|a, b| a.key.cmp(&b.key));
+    let more = keys.len() > limit;
+    keys.truncate(limit);
+    Ok(ListPage {
+        next_start_after: more.then(|| keys.last().map(|b| b.key.clone())).flatten(),
+        blobs: keys,
+    })
+}
+
+impl std::fmt::Debug for FsBlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsBlobStore")
+            .field("blobs", &self.blobs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upload_ids_cannot_escape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path().to_path_buf())
+            .await
+            .expect("open");
+        assert!(matches!(
+            store.upload_dir("../../etc"),
+            Err(StorageError::NotFound)
+        ));
+        assert!(store.abort_multipart("k", "../x").await.is_err());
+    }
+
+    #[test]
+    fn walk_of_missing_prefix_is_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let page = list_blocking(dir.path(), "nothing/here", None, 10).expect("list");
+        assert!(page.blobs.is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! Background loops with graceful shutdown (reconciler, lifecycle, thumbnail queue).
