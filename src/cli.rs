@@ -61,9 +61,7 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
-        Command::Config {
-            action: ConfigAction::Print,
-        } => {
+        Command::Config { action: ConfigAction::Print } => {
             print!("{}", config.to_redacted_toml());
             Ok(())
         }

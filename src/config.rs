@@ -116,10 +116,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, problem: impl Into<String>) -> Self {
-        Self {
-            key: key.to_owned(),
-            problem: problem.into(),
-        }
+        Self { key: key.to_owned(), problem: problem.into() }
     }
 }
 
@@ -134,17 +131,13 @@ impl Config {
         let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError::new(
-                    "--config",
-                    format!("file {} does not exist", path.display()),
-                ));
+                return Err(ConfigError::new("--config", format!("file {} does not exist", path.display())));
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment
-            .merge(Env::prefixed("COFFER_").filter(|key| {
-                !key.starts_with("test_") && !NON_CONFIG_ENV.contains(&key.as_str())
-            }));
+        figment = figment.merge(
+            Env::prefixed("COFFER_").filter(|key| !key.starts_with("test_") && !NON_CONFIG_ENV.contains(&key.as_str())),
+        );
         let config: Config = figment.extract().map_err(|error| from_figment(&error))?;
         config.validate()?;
         Ok(config)
@@ -156,55 +149,31 @@ impl Config {
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(ConfigError::new(
-                "public_url",
-                "must start with http:// or https://",
-            ));
+            return Err(ConfigError::new("public_url", "must start with http:// or https://"));
         }
         if let Some(url) = &self.database_url {
             let url = url.expose_secret();
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
-                return Err(ConfigError::new(
-                    "database_url",
-                    "must start with sqlite:, postgres:// or postgresql://",
-                ));
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::new("database_url", "must start with sqlite:, postgres:// or postgresql://"));
             }
         }
         if let Some(url) = &self.redis_url {
             let url = url.expose_secret();
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError::new(
-                    "redis_url",
-                    "must start with redis:// or rediss://",
-                ));
+                return Err(ConfigError::new("redis_url", "must start with redis:// or rediss://"));
             }
         }
         if self.database_max_connections == 0 {
-            return Err(ConfigError::new(
-                "database_max_connections",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("database_max_connections", "must be at least 1"));
         }
         if self.database_acquire_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "database_acquire_timeout",
-                "must be greater than zero",
-            ));
+            return Err(ConfigError::new("database_acquire_timeout", "must be greater than zero"));
         }
         if !(5..=512).contains(&self.s3_part_size_mib) {
-            return Err(ConfigError::new(
-                "s3_part_size_mib",
-                "must be between 5 and 512",
-            ));
+            return Err(ConfigError::new("s3_part_size_mib", "must be between 5 and 512"));
         }
         if !(1..=16).contains(&self.s3_parts_in_flight) {
-            return Err(ConfigError::new(
-                "s3_parts_in_flight",
-                "must be between 1 and 16",
-            ));
+            return Err(ConfigError::new("s3_parts_in_flight", "must be between 1 and 16"));
         }
         if self.max_json_bytes < 1024 {
             return Err(ConfigError::new("max_json_bytes", "must be at least 1024"));
@@ -222,19 +191,11 @@ impl Config {
         };
         required("s3_bucket", self.s3_bucket.as_deref())?;
         required("s3_access_key_id", self.s3_access_key_id.as_deref())?;
-        required(
-            "s3_secret_access_key",
-            self.s3_secret_access_key
-                .as_ref()
-                .map(ExposeSecret::expose_secret),
-        )?;
+        required("s3_secret_access_key", self.s3_secret_access_key.as_ref().map(ExposeSecret::expose_secret))?;
         if let Some(endpoint) = &self.s3_endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
-            return Err(ConfigError::new(
-                "s3_endpoint",
-                "must start with http:// or https://",
-            ));
+            return Err(ConfigError::new("s3_endpoint", "must start with http:// or https://"));
         }
         if self.s3_prefix.starts_with('/') {
             return Err(ConfigError::new("s3_prefix", "must not start with '/'"));
@@ -243,12 +204,9 @@ impl Config {
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.bind.parse().map_err(|_| {
-            ConfigError::new(
-                "bind",
-                format!("{:?} is not a host:port socket address", self.bind),
-            )
-        })
+        self.bind
+            .parse()
+            .map_err(|_| ConfigError::new("bind", format!("{:?} is not a host:port socket address", self.bind)))
     }
 
     /// The SQLite file under the data dir unless a database URL is configured.
@@ -260,9 +218,7 @@ impl Config {
     }
 
     pub fn effective_fs_root(&self) -> PathBuf {
-        self.fs_root
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("objects"))
+        self.fs_root.clone().unwrap_or_else(|| self.data_dir.join("objects"))
     }
 
     /// Base URL for links handed out to clients (presigned and share URLs).
@@ -279,15 +235,9 @@ impl Config {
             let mut json = serde_json::to_value(self).map_err(|e| e.to_string())?;
             let map = json.as_object_mut().ok_or("configuration is not a table")?;
             map.retain(|_, value| !value.is_null());
-            map.insert(
-                "database_url".into(),
-                redact_url_password(&self.effective_database_url()).into(),
-            );
+            map.insert("database_url".into(), redact_url_password(&self.effective_database_url()).into());
             if let Some(url) = &self.redis_url {
-                map.insert(
-                    "redis_url".into(),
-                    redact_url_password(url.expose_secret()).into(),
-                );
+                map.insert("redis_url".into(), redact_url_password(url.expose_secret()).into());
             }
             let value = toml::Value::try_from(json).map_err(|e| e.to_string())?;
             toml::to_string_pretty(&value).map_err(|e| e.to_string())
@@ -298,10 +248,7 @@ impl Config {
 
 const REDACTED: &str = "[redacted]";
 
-fn redact_secret<S: serde::Serializer>(
-    secret: &Option<SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn redact_secret<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
     match secret {
         Some(_) => serializer.serialize_some(REDACTED),
         None => serializer.serialize_none(),
@@ -332,11 +279,7 @@ fn from_figment(error: &figment::Error) -> ConfigError {
     } else {
         error.path.join(".")
     };
-    let source = error
-        .metadata
-        .as_ref()
-        .map(|m| format!(" (from {})", m.name))
-        .unwrap_or_default();
+    let source = error.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
     let problem = match &error.kind {
         figment::error::Kind::UnknownField(field, _) => format!("unknown key {field:?}"),
         other => other.to_string(),
@@ -360,25 +303,16 @@ mod tests {
 
     #[test]
     fn s3_requires_bucket_and_credentials() {
-        let config = Config {
-            storage: StorageKind::S3,
-            ..Config::default()
-        };
+        let config = Config { storage: StorageKind::S3, ..Config::default() };
         let error = config.validate().expect_err("must fail");
         assert_eq!(error.key, "s3_bucket");
     }
 
     #[test]
     fn bad_bind_names_the_key() {
-        let config = Config {
-            bind: "nonsense".into(),
-            ..Config::default()
-        };
+        let config = Config { bind: "nonsense".into(), ..Config::default() };
         let error = config.validate().expect_err("must fail");
-        assert_eq!(
-            error.to_string(),
-            "invalid configuration: bind: \"nonsense\" is not a host:port socket address"
-        );
+        assert_eq!(error.to_string(), "invalid configuration: bind: \"nonsense\" is not a host:port socket address");
     }
 
     #[test]
@@ -392,26 +326,29 @@ mod tests {
         let printed = config.to_redacted_toml();
         assert!(!printed.contains("hunter2secret"), "{printed}");
         assert!(!printed.contains("s3cr3t-value"), "{printed}");
-        assert!(
-            printed.contains("postgres://app:[redacted]@db/coffer"),
-            "{printed}"
-        );
-        assert!(
-            printed.contains("s3_secret_access_key = \"[redacted]\""),
-            "{printed}"
-        );
+        assert!(printed.contains("postgres://app:[redacted]@db/coffer"), "{printed}");
+        assert!(printed.contains("s3_secret_access_key = \"[redacted]\""), "{printed}");
         assert!(!format!("{config:?}").contains("hunter2secret"));
     }
 
     #[test]
     fn url_redaction_keeps_passwordless_urls() {
-        assert_eq!(
-            redact_url_password("sqlite://./data/coffer.db"),
-            "sqlite://./data/coffer.db"
-        );
-        assert_eq!(
-            redact_url_password("postgres://root@127.0.0.1/test"),
-            "postgres://root@127.0.0.1/test"
-        );
+        assert_eq!(redact_url_password("sqlite://./data/coffer.db"), "sqlite://./data/coffer.db");
+        assert_eq!(redact_url_password("postgres://root@127.0.0.1/test"), "postgres://root@127.0.0.1/test");
+    }
+}
+
+#[cfg(test)]
+mod documentation {
+    use super::Config;
+
+    #[test]
+    fn readme_documents_every_key() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let keys = serde_json::to_value(Config::default()).expect("serialize");
+        for key in keys.as_object().expect("table").keys() {
+            let env = format!("`COFFER_{}`", key.to_uppercase());
+            assert!(readme.contains(&format!("| `{key}` | {env} |")), "README lacks a row for {key}");
+        }
     }
 }

@@ -42,42 +42,23 @@ pub enum StartupError {
 /// Opens and migrates the metadata store named by the configuration.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn MetadataStore>, StartupError> {
     let url = config.effective_database_url();
-    let engine = if url.starts_with("sqlite:") {
-        "sqlite"
-    } else {
-        "postgres"
-    };
+    let engine = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
     let settings = PoolSettings {
         max_connections: config.database_max_connections,
         acquire_timeout: config.database_acquire_timeout,
     };
-    let store = metadata::connect(&url, &settings)
-        .await
-        .map_err(|source| StartupError::Database { engine, source })?;
+    let store = metadata::connect(&url, &settings).await.map_err(|source| StartupError::Database { engine, source })?;
     store.migrate().await.map_err(StartupError::Migrate)?;
     Ok(store)
 }
 
 /// Everything `serve` needs, built from configuration with the system clock.
-pub async fn build_services(
-    config: Config,
-    clock: Arc<dyn Clock>,
-) -> Result<Arc<Services>, StartupError> {
+pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Services>, StartupError> {
     config.validate()?;
     let store = open_store(&config).await?;
-    let blobs = storage::from_config(&config)
-        .await
-        .map_err(StartupError::Storage)?;
-    let cache = cache::from_config(&config)
-        .await
-        .map_err(StartupError::Cache)?;
-    Ok(Arc::new(Services {
-        config: Arc::new(config),
-        store,
-        blobs,
-        cache,
-        clock,
-    }))
+    let blobs = storage::from_config(&config).await.map_err(StartupError::Storage)?;
+    let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
+    Ok(Arc::new(Services { config: Arc::new(config), store, blobs, cache, clock }))
 }
 
 pub struct Application {
@@ -96,32 +77,18 @@ impl Application {
     pub fn with_services(services: Arc<Services>) -> Result<Self, StartupError> {
         let config = &services.config;
         let addr = config.bind_addr()?;
-        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
         let data = web::Data::from(services.clone());
         let mut server = HttpServer::new(move || crate::http::app(data.clone()))
             .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?
-            .run();
-        Ok(Self {
-            port: port.port(),
-            server,
-            services,
-        })
+        let server =
+            server.listen(listener).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?.run();
+        Ok(Self { port: port.port(), server, services })
     }
 
     pub fn port(&self) -> u16 {

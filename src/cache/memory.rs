@@ -39,12 +39,7 @@ pub struct MemoryCache {
 
 impl MemoryCache {
     pub fn new(max_entries: u64) -> Self {
-        Self {
-            entries: Moka::builder()
-                .max_capacity(max_entries)
-                .expire_after(PerEntryTtl)
-                .build(),
-        }
+        Self { entries: Moka::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build() }
     }
 }
 
@@ -59,9 +54,7 @@ impl Cache for MemoryCache {
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        self.entries
-            .insert(key.to_owned(), Entry { value, ttl })
-            .await;
+        self.entries.insert(key.to_owned(), Entry { value, ttl }).await;
         Ok(())
     }
 
@@ -82,14 +75,8 @@ mod tests {
     #[tokio::test]
     async fn stores_and_forgets() {
         let cache = MemoryCache::new(10);
-        cache
-            .set("k", Bytes::from_static(b"v"), Duration::from_secs(60))
-            .await
-            .expect("set");
-        assert_eq!(
-            cache.get("k").await.expect("get"),
-            Some(Bytes::from_static(b"v"))
-        );
+        cache.set("k", Bytes::from_static(b"v"), Duration::from_secs(60)).await.expect("set");
+        assert_eq!(cache.get("k").await.expect("get"), Some(Bytes::from_static(b"v")));
         cache.delete("k").await.expect("delete");
         assert_eq!(cache.get("k").await.expect("get"), None);
     }

@@ -28,13 +28,8 @@ impl RedisCache {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
-        Ok(Self {
-            connection,
-            namespace: namespace.to_owned(),
-        })
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+        Ok(Self { connection, namespace: namespace.to_owned() })
     }
 
     fn key(&self, key: &str) -> String {
@@ -57,10 +52,7 @@ impl Cache for RedisCache {
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = connection
-            .pset_ex(self.key(key), value.as_ref(), millis)
-            .await
-            .map_err(unavailable)?;
+        let _: () = connection.pset_ex(self.key(key), value.as_ref(), millis).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -72,10 +64,7 @@ impl Cache for RedisCache {
 
     async fn ping(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(unavailable)?;
         Ok(())
     }
 }

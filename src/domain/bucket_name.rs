@@ -16,10 +16,7 @@ impl BucketName {
         if !(3..=63).contains(&raw.len()) {
             return bad("must be 3 to 63 characters long");
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        {
+        if !raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
             return bad("may only contain lowercase letters, digits, '.' and '-'");
         }
         let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -76,19 +73,9 @@ mod tests {
 
     #[test]
     fn rejects_what_s3_rejects() {
-        for name in [
-            "ab",
-            "Abc",
-            "-abc",
-            "abc-",
-            "a..b",
-            "a.-b",
-            "192.168.1.1",
-            "xn--abc",
-            "has space",
-            "a_b",
-            &"x".repeat(64),
-        ] {
+        for name in
+            ["ab", "Abc", "-abc", "abc-", "a..b", "a.-b", "192.168.1.1", "xn--abc", "has space", "a_b", &"x".repeat(64)]
+        {
             assert!(BucketName::parse(name).is_err(), "{name}");
         }
     }

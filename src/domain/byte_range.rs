@@ -49,17 +49,12 @@ impl ByteRange {
     }
 
     pub fn resolve(self, size: u64) -> RangeOutcome {
-        let partial = |start: u64, end: u64| RangeOutcome::Partial {
-            start,
-            end_inclusive: end,
-        };
+        let partial = |start: u64, end: u64| RangeOutcome::Partial { start, end_inclusive: end };
         match self {
             Self::Suffix(0) => RangeOutcome::Unsatisfiable,
             Self::Suffix(_) if size == 0 => RangeOutcome::Unsatisfiable,
             Self::Suffix(n) => partial(size.saturating_sub(n), size - 1),
-            Self::From(start) | Self::FromTo(start, _) if start >= size => {
-                RangeOutcome::Unsatisfiable
-            }
+            Self::From(start) | Self::FromTo(start, _) if start >= size => RangeOutcome::Unsatisfiable,
             Self::From(start) => partial(start, size - 1),
             Self::FromTo(start, end) => partial(start, end.min(size - 1)),
         }
@@ -77,10 +72,7 @@ mod tests {
 
     #[test]
     fn rfc_examples() {
-        let p = |start, end_inclusive| RangeOutcome::Partial {
-            start,
-            end_inclusive,
-        };
+        let p = |start, end_inclusive| RangeOutcome::Partial { start, end_inclusive };
         assert_eq!(outcome("bytes=0-499", 10_000), p(0, 499));
         assert_eq!(outcome("bytes=500-999", 10_000), p(500, 999));
         assert_eq!(outcome("bytes=-500", 10_000), p(9_500, 9_999));
@@ -100,10 +92,7 @@ mod tests {
         assert_eq!(outcome("bytes=-0", 10), RangeOutcome::Unsatisfiable);
         assert_eq!(outcome("bytes=10-", 10), RangeOutcome::Unsatisfiable);
         assert_eq!(outcome("bytes=0-", 0), RangeOutcome::Unsatisfiable);
-        assert_eq!(
-            outcome("bytes=99999999999999999999999-", 10),
-            RangeOutcome::Full
-        );
+        assert_eq!(outcome("bytes=99999999999999999999999-", 10), RangeOutcome::Full);
     }
 
     proptest! {

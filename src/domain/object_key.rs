@@ -20,27 +20,18 @@ impl ObjectKey {
             return Err(Invalid::new("object key must not be empty"));
         }
         if raw.len() > MAX_KEY_BYTES {
-            return Err(Invalid::new(format!(
-                "object key is longer than {MAX_KEY_BYTES} bytes"
-            )));
+            return Err(Invalid::new(format!("object key is longer than {MAX_KEY_BYTES} bytes")));
         }
         if raw.chars().any(char::is_control) {
-            return Err(Invalid::new(
-                "object key must not contain NUL or control characters",
-            ));
+            return Err(Invalid::new("object key must not contain NUL or control characters"));
         }
         if raw.starts_with('/') {
             return Err(Invalid::new("object key must not start with '/'"));
         }
         // A trailing '/' is an S3 "folder marker"; every other segment must be a real name.
         let trimmed = raw.strip_suffix('/').unwrap_or(raw);
-        if trimmed
-            .split('/')
-            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-        {
-            return Err(Invalid::new(
-                "object key must not contain empty, '.' or '..' segments",
-            ));
+        if trimmed.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+            return Err(Invalid::new("object key must not contain empty, '.' or '..' segments"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -82,46 +73,24 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        for key in [
-            "a",
-            "a/b/c.jpg",
-            "a\\b",
-            "résumé.pdf",
-            "folder/",
-            "..hidden",
-            "a/.b",
-            "x".repeat(1024).as_str(),
-        ] {
+        for key in ["a", "a/b/c.jpg", "a\\b", "résumé.pdf", "folder/", "..hidden", "a/.b", "x".repeat(1024).as_str()]
+        {
             assert!(ObjectKey::parse(key).is_ok(), "{key}");
         }
     }
 
     #[test]
     fn rejects_what_the_contract_rejects() {
-        for key in [
-            "",
-            "/a",
-            "a//b",
-            "a/./b",
-            "a/../b",
-            "..",
-            ".",
-            "a/..",
-            "a\0b",
-            "a\nb",
-            "a\u{7f}",
-            &"x".repeat(1025),
-        ] {
+        for key in
+            ["", "/a", "a//b", "a/./b", "a/../b", "..", ".", "a/..", "a\0b", "a\nb", "a\u{7f}", &"x".repeat(1025)]
+        {
             assert!(ObjectKey::parse(key).is_err(), "{key:?}");
         }
     }
 
     #[test]
     fn file_name_is_last_segment() {
-        assert_eq!(
-            ObjectKey::parse("a/b/c.jpg").expect("valid").file_name(),
-            "c.jpg"
-        );
+        assert_eq!(ObjectKey::parse("a/b/c.jpg").expect("valid").file_name(), "c.jpg");
         assert_eq!(ObjectKey::parse("dir/").expect("valid").file_name(), "dir");
     }
 

@@ -32,9 +32,7 @@ impl FromStr for Role {
             "admin" => Ok(Self::Admin),
             "user" => Ok(Self::User),
             "auditor" => Ok(Self::Auditor),
-            _ => Err(Invalid::new(format!(
-                "role must be admin, user or auditor, not {raw:?}"
-            ))),
+            _ => Err(Invalid::new(format!("role must be admin, user or auditor, not {raw:?}"))),
         }
     }
 }
@@ -71,9 +69,7 @@ impl FromStr for Permission {
             "read" => Ok(Self::Read),
             "write" => Ok(Self::Write),
             "manage" => Ok(Self::Manage),
-            _ => Err(Invalid::new(format!(
-                "permission must be read, write or manage, not {raw:?}"
-            ))),
+            _ => Err(Invalid::new(format!("permission must be read, write or manage, not {raw:?}"))),
         }
     }
 }

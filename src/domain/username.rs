@@ -16,12 +16,8 @@ impl Username {
         if !(1..=64).contains(&lowered.len()) {
             return Err(Invalid::new("username must be 1 to 64 characters long"));
         }
-        if !lowered.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        }) {
-            return Err(Invalid::new(
-                "username may only contain letters, digits, '.', '_' and '-'",
-            ));
+        if !lowered.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
+            return Err(Invalid::new("username may only contain letters, digits, '.', '_' and '-'"));
         }
         Ok(Self(lowered))
     }
@@ -56,10 +52,7 @@ mod tests {
 
     #[test]
     fn lowercases_and_validates() {
-        assert_eq!(
-            Username::parse("Alice.B-2_x").expect("valid").as_str(),
-            "alice.b-2_x"
-        );
+        assert_eq!(Username::parse("Alice.B-2_x").expect("valid").as_str(), "alice.b-2_x");
         for bad in ["", "a b", "ünï", "a/b", &"a".repeat(65)] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }

@@ -15,12 +15,8 @@ pub async fn ready(services: web::Data<Services>) -> HttpResponse {
     if readiness.is_ready() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ok", "checks": readiness.checks}))
     } else {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
-            readiness.failures(),
-        )
-        .with("checks", &readiness.checks)
-        .response()
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", readiness.failures())
+            .with("checks", &readiness.checks)
+            .response()
     }
 }

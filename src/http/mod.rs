@@ -25,18 +25,11 @@ pub fn app(
     let max_json = services.config.max_json_bytes;
     App::new()
         .app_data(services)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(max_json)
-                .error_handler(problem::json_error),
-        )
+        .app_data(web::JsonConfig::default().limit(max_json).error_handler(problem::json_error))
         .app_data(web::PathConfig::default().error_handler(problem::path_error))
         .app_data(web::QueryConfig::default().error_handler(problem::query_error))
         .wrap(ErrorHandlers::new().default_handler(problem::problemize))
         .wrap(from_fn(request_id::middleware))
-        .service(
-            web::scope("/health")
-                .route("/live", web::get().to(health::live))
-                .route("/ready", web::get().to(health::ready)),
-        )
+        .service(web::resource("/health/live").route(web::get().to(health::live)))
+        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
 }

@@ -56,58 +56,28 @@ fn describe(error: &ServiceError) -> (StatusCode, &'static str, Option<String>) 
     use ServiceError as E;
     match error {
         E::BadRequest { slug, detail } => (StatusCode::BAD_REQUEST, slug, Some(detail.clone())),
-        E::Unauthenticated(detail) => (
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            Some(detail.clone()),
-        ),
+        E::Unauthenticated(detail) => (StatusCode::UNAUTHORIZED, "unauthenticated", Some(detail.clone())),
         E::Forbidden(detail) => (StatusCode::FORBIDDEN, "forbidden", Some(detail.clone())),
-        E::NotFound(what) => (
-            StatusCode::NOT_FOUND,
-            "not-found",
-            Some(format!("{what} not found")),
-        ),
+        E::NotFound(what) => (StatusCode::NOT_FOUND, "not-found", Some(format!("{what} not found"))),
         E::Conflict { slug, detail } => (StatusCode::CONFLICT, slug, Some(detail.clone())),
         E::Gone(detail) => (StatusCode::GONE, "gone", Some(detail.clone())),
         E::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed", None),
         E::TooLarge { slug, detail } => (StatusCode::PAYLOAD_TOO_LARGE, slug, Some(detail.clone())),
-        E::UnsupportedMediaType(detail) => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            Some(detail.clone()),
-        ),
-        E::RangeNotSatisfiable { size } => (
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range-not-satisfiable",
-            Some(format!("the object has {size} bytes")),
-        ),
-        E::Unprocessable(detail) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unprocessable",
-            Some(detail.clone()),
-        ),
-        E::TooManyRequests { detail, .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-requests",
-            Some(detail.clone()),
-        ),
-        E::BadGateway(_) => (
-            StatusCode::BAD_GATEWAY,
-            "storage-error",
-            Some("the storage backend failed".into()),
-        ),
+        E::UnsupportedMediaType(detail) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", Some(detail.clone()))
+        }
+        E::RangeNotSatisfiable { size } => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable", Some(format!("the object has {size} bytes")))
+        }
+        E::Unprocessable(detail) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", Some(detail.clone())),
+        E::TooManyRequests { detail, .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", Some(detail.clone())),
+        E::BadGateway(_) => (StatusCode::BAD_GATEWAY, "storage-error", Some("the storage backend failed".into())),
         E::Unavailable(dependency, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            Some(format!(
-                "the {dependency} is unavailable; try again shortly"
-            )),
+            Some(format!("the {dependency} is unavailable; try again shortly")),
         ),
-        E::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            Some("an internal error occurred".into()),
-        ),
+        E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Some("an internal error occurred".into())),
     }
 }
 
@@ -120,11 +90,7 @@ impl ResponseError for ServiceError {
         let (status, slug, detail) = describe(self);
         match self {
             Self::BadGateway(cause) | Self::Unavailable(_, cause) | Self::Internal(cause) => {
-                tracing::error!(
-                    error = format!("{cause:#}"),
-                    status = status.as_u16(),
-                    "request failed"
-                );
+                tracing::error!(error = format!("{cause:#}"), status = status.as_u16(), "request failed");
             }
             _ => {}
         }
@@ -159,9 +125,7 @@ pub fn problemize<B: MessageBody + 'static>(
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
-        return Ok(ErrorHandlerResponse::Response(
-            response.map_into_left_body(),
-        ));
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
     }
     let status = response.status();
     let slug = match status {
@@ -173,10 +137,7 @@ pub fn problemize<B: MessageBody + 'static>(
     };
     let detail = match status {
         StatusCode::NOT_FOUND => Some("no such route".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => Some(format!(
-            "{} is not allowed here",
-            response.request().method()
-        )),
+        StatusCode::METHOD_NOT_ALLOWED => Some(format!("{} is not allowed here", response.request().method())),
         _ => None,
     };
     let (request, original) = response.into_parts();
@@ -186,9 +147,7 @@ pub fn problemize<B: MessageBody + 'static>(
             problem.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(request, problem).map_into_right_body(),
-    ))
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, problem).map_into_right_body()))
 }
 
 /// Extractor errors (JSON, path, query) as 400/413/415 problems with the parser's reason.
@@ -205,9 +164,7 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) ->
             "unsupported-media-type",
             "expected Content-Type: application/json".to_owned(),
         ),
-        J::Deserialize(inner) => {
-            Problem::new(StatusCode::BAD_REQUEST, "invalid-json", inner.to_string())
-        }
+        J::Deserialize(inner) => Problem::new(StatusCode::BAD_REQUEST, "invalid-json", inner.to_string()),
         other => Problem::new(StatusCode::BAD_REQUEST, "invalid-json", other.to_string()),
     };
     actix_web::error::InternalError::from_response(error, problem.response()).into()
@@ -218,10 +175,7 @@ pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_
     actix_web::error::InternalError::from_response(error, problem.response()).into()
 }
 
-pub fn query_error(
-    error: actix_web::error::QueryPayloadError,
-    _: &HttpRequest,
-) -> actix_web::Error {
+pub fn query_error(error: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     let problem = Problem::new(StatusCode::BAD_REQUEST, "invalid-query", error.to_string());
     actix_web::error::InternalError::from_response(error, problem.response()).into()
 }

@@ -19,9 +19,7 @@ pub struct RequestId(pub String);
 /// Accept ids a proxy or client might send, but nothing that could forge log lines.
 fn acceptable(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
-        })
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
 }
 
 pub async fn middleware(
@@ -44,23 +42,12 @@ pub async fn middleware(
     let started = Instant::now();
     // Handlers' and extractors' errors arrive here as responses already; an
     // `Err` could only come from a middleware below and is passed on as is.
-    let mut response = next
-        .call(request)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let mut response = next.call(request).instrument(span.clone()).await?.map_into_boxed_body();
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     span.record("route", route.as_str());
     let status = response.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request completed"
-        );
+        tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request completed");
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);

@@ -19,15 +19,12 @@ impl MetaError {
     pub(crate) fn from_sqlx(error: sqlx::Error, what: &'static str) -> Self {
         match &error {
             sqlx::Error::RowNotFound => Self::NotFound(what),
-            sqlx::Error::Database(db)
-                if db.is_unique_violation() || db.is_foreign_key_violation() =>
-            {
+            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
                 Self::Conflict(what)
             }
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(error),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::Unavailable(error)
+            }
             sqlx::Error::Database(db) if is_busy(db.as_ref()) => Self::Unavailable(error),
             _ => Self::Other(error),
         }
@@ -41,10 +38,7 @@ impl MetaError {
 
 fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
     // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6); PostgreSQL: admin shutdown / cannot connect now.
-    matches!(
-        error.code().as_deref(),
-        Some("5" | "6" | "517" | "57P01" | "57P03")
-    )
+    matches!(error.code().as_deref(), Some("5" | "6" | "517" | "57P01" | "57P03"))
 }
 
 /// Maps driver errors for one kind of thing (`.map_err(sql_err("user"))`).

@@ -38,11 +38,7 @@ pub(super) fn past(item: &str, is_prefix: bool) -> LowerBound {
 
 /// Where to start for a query with `prefix`, resuming after `after` (the last
 /// item of the previous page, which may be a rolled-up prefix).
-pub(super) fn start(
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: Option<&str>,
-) -> Option<LowerBound> {
+pub(super) fn start(prefix: &str, delimiter: Option<&str>, after: Option<&str>) -> Option<LowerBound> {
     match after {
         Some(after) if after >= prefix => {
             let was_prefix = rollup(after, prefix, delimiter).as_deref() == Some(after);
@@ -76,22 +72,10 @@ mod tests {
 
     #[test]
     fn resuming_after_a_prefix_skips_it() {
-        assert_eq!(
-            start("", Some("/"), Some("a/")),
-            Some(LowerBound::AtOrAfter("a0".into()))
-        );
-        assert_eq!(
-            start("", Some("/"), Some("a")),
-            Some(LowerBound::After("a".into()))
-        );
-        assert_eq!(
-            start("p/", None, None),
-            Some(LowerBound::AtOrAfter("p/".into()))
-        );
-        assert_eq!(
-            start("p/", None, Some("a")),
-            Some(LowerBound::AtOrAfter("p/".into()))
-        );
+        assert_eq!(start("", Some("/"), Some("a/")), Some(LowerBound::AtOrAfter("a0".into())));
+        assert_eq!(start("", Some("/"), Some("a")), Some(LowerBound::After("a".into())));
+        assert_eq!(start("p/", None, None), Some(LowerBound::AtOrAfter("p/".into())));
+        assert_eq!(start("p/", None, Some("a")), Some(LowerBound::AtOrAfter("p/".into())));
     }
 
     proptest! {

@@ -35,17 +35,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_name(&self, username: &Username) -> MetaResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: i64) -> MetaResult<Option<UserRecord>>;
     /// Users ordered by name, after `after`, at most `limit`.
-    async fn list_users(
-        &self,
-        after: Option<&Username>,
-        limit: usize,
-    ) -> MetaResult<Vec<UserRecord>>;
-    async fn update_user(
-        &self,
-        id: i64,
-        patch: &UserPatch,
-        audit: &AuditEntry,
-    ) -> MetaResult<UserRecord>;
+    async fn list_users(&self, after: Option<&Username>, limit: usize) -> MetaResult<Vec<UserRecord>>;
+    async fn update_user(&self, id: i64, patch: &UserPatch, audit: &AuditEntry) -> MetaResult<UserRecord>;
     async fn delete_user(&self, id: i64, audit: &AuditEntry) -> MetaResult<()>;
     /// Enabled accounts with the admin role.
     async fn count_active_admins(&self) -> MetaResult<i64>;
@@ -54,11 +45,7 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait BucketStore: Send + Sync {
     /// Creates the bucket and grants `manage` to its owner, atomically.
-    async fn create_bucket(
-        &self,
-        bucket: &NewBucket,
-        audit: &AuditEntry,
-    ) -> MetaResult<BucketRecord>;
+    async fn create_bucket(&self, bucket: &NewBucket, audit: &AuditEntry) -> MetaResult<BucketRecord>;
     async fn bucket_by_name(&self, name: &BucketName) -> MetaResult<Option<BucketRecord>>;
     /// Every bucket (for admins) with the caller's own grant where one exists.
     async fn list_buckets(&self, user_id: i64, all: bool) -> MetaResult<Vec<VisibleBucket>>;
@@ -80,12 +67,7 @@ pub trait BucketStore: Send + Sync {
         audit: &AuditEntry,
     ) -> MetaResult<()>;
     /// Removes a grant; `NotFound` when there was none.
-    async fn remove_grant(
-        &self,
-        bucket_id: i64,
-        user_id: i64,
-        audit: &AuditEntry,
-    ) -> MetaResult<()>;
+    async fn remove_grant(&self, bucket_id: i64, user_id: i64, audit: &AuditEntry) -> MetaResult<()>;
     async fn list_grants(&self, bucket_id: i64) -> MetaResult<Vec<GrantRecord>>;
 }
 
@@ -96,18 +78,10 @@ pub trait ObjectStore: Send + Sync {
     async fn insert_pending(&self, object: &NewObject) -> MetaResult<ObjectRecord>;
     /// Makes a pending row visible, moving any previous version to `deleting`
     /// and settling quota, with the audit record, in one transaction.
-    async fn commit_object(
-        &self,
-        commit: &CommitObject,
-        audit: &AuditEntry,
-    ) -> MetaResult<Committed>;
+    async fn commit_object(&self, commit: &CommitObject, audit: &AuditEntry) -> MetaResult<Committed>;
     /// Rolls back a pending row and releases its reservation.
     async fn discard_pending(&self, id: i64) -> MetaResult<()>;
-    async fn live_object(
-        &self,
-        bucket_id: i64,
-        key: &ObjectKey,
-    ) -> MetaResult<Option<ObjectRecord>>;
+    async fn live_object(&self, bucket_id: i64, key: &ObjectKey) -> MetaResult<Option<ObjectRecord>>;
     async fn object_by_id(&self, id: i64) -> MetaResult<Option<ObjectRecord>>;
     async fn list_objects(&self, bucket_id: i64, query: &ListQuery) -> MetaResult<ListResult>;
     /// Marks a live object `deleting` and credits its owner's quota, with audit.
@@ -115,11 +89,7 @@ pub trait ObjectStore: Send + Sync {
     /// Removes a row once its bytes are gone.
     async fn remove_object_row(&self, id: i64) -> MetaResult<()>;
     /// Rows stuck in `pending` or `deleting` since before `before` (for the reconciler).
-    async fn stale_objects(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> MetaResult<Vec<ObjectRecord>>;
+    async fn stale_objects(&self, before: DateTime<Utc>, limit: usize) -> MetaResult<Vec<ObjectRecord>>;
     /// Whether any row (any state) uses `blob_key`.
     async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool>;
 }
@@ -155,9 +125,7 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Arc<dyn M
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
     } else {
-        Ok(Arc::new(
-            postgres::PostgresStore::connect(url, settings).await?,
-        ))
+        Ok(Arc::new(postgres::PostgresStore::connect(url, settings).await?))
     }
 }
 

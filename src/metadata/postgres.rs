@@ -41,8 +41,7 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 
 /// Locks the audit chain head row until commit, so appends from every
 /// replica form one chain.
-pub(super) const LOCK_CHAIN_HEAD: &str =
-    "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
+pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
 
 mod users {
     use super::{Db, Store, begin_write};
@@ -68,10 +67,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|error| MetaError::Other(error.into()))
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
     }
 
     async fn ping(&self) -> MetaResult<()> {

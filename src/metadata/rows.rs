@@ -4,8 +4,8 @@ use sqlx::FromRow;
 
 use super::time::from_micros;
 use super::{
-    BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState,
-    RetentionMode, UserRecord,
+    BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState, RetentionMode,
+    UserRecord,
 };
 use crate::domain::audit::{AuditRecord, Outcome};
 use crate::domain::{BucketName, ObjectKey, Username};
@@ -164,9 +164,7 @@ impl TryFrom<ObjectRow> for ObjectRecord {
             created_at: from_micros(row.created_at),
             updated_at: from_micros(row.updated_at),
             retention_mode: match row.retention_mode {
-                Some(mode) => {
-                    Some(RetentionMode::parse(&mode).ok_or_else(|| MetaError::corrupt(mode))?)
-                }
+                Some(mode) => Some(RetentionMode::parse(&mode).ok_or_else(|| MetaError::corrupt(mode))?),
                 None => None,
             },
             retain_until: row.retain_until.map(from_micros),
@@ -202,15 +200,13 @@ impl TryFrom<AuditRow> for AuditRecord {
             action: row.action,
             bucket: row.bucket,
             key: row.object_key,
-            outcome: Outcome::parse(&row.outcome)
-                .ok_or_else(|| MetaError::corrupt(&row.outcome))?,
+            outcome: Outcome::parse(&row.outcome).ok_or_else(|| MetaError::corrupt(&row.outcome))?,
             ip: row.ip,
             user_agent: row.user_agent,
             request_id: row.request_id,
             // An edited `details` that is not JSON any more must still load, so
             // verification can report the row instead of failing to read it.
-            details: serde_json::from_str(&row.details)
-                .unwrap_or(serde_json::Value::String(row.details)),
+            details: serde_json::from_str(&row.details).unwrap_or(serde_json::Value::String(row.details)),
             prev_hash: row.prev_hash,
             hash: row.hash,
         })

@@ -29,8 +29,7 @@ impl SqliteStore {
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| MetaError::Unavailable(sqlx::Error::Io(error)))?;
+            std::fs::create_dir_all(parent).map_err(|error| MetaError::Unavailable(sqlx::Error::Io(error)))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
@@ -53,8 +52,7 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 }
 
 /// Reads the audit chain head inside a write transaction (already exclusive here).
-pub(super) const LOCK_CHAIN_HEAD: &str =
-    "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
+pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
 
 mod users {
     use super::{Db, Store, begin_write};
@@ -80,10 +78,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await
-            .map_err(|error| MetaError::Other(error.into()))
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
     }
 
     async fn ping(&self) -> MetaResult<()> {

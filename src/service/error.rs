@@ -43,10 +43,7 @@ pub enum ServiceError {
     Unprocessable(String),
     /// 429: throttled; retry after the given time.
     #[error("{detail}")]
-    TooManyRequests {
-        detail: String,
-        retry_after: Duration,
-    },
+    TooManyRequests { detail: String, retry_after: Duration },
     /// 502: the storage backend answered wrongly.
     #[error("storage backend error")]
     BadGateway(#[source] anyhow::Error),
@@ -60,17 +57,11 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest {
-            slug,
-            detail: detail.into(),
-        }
+        Self::BadRequest { slug, detail: detail.into() }
     }
 
     pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            slug,
-            detail: detail.into(),
-        }
+        Self::Conflict { slug, detail: detail.into() }
     }
 
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
@@ -82,9 +73,7 @@ impl From<MetaError> for ServiceError {
     fn from(error: MetaError) -> Self {
         match error {
             MetaError::NotFound(what) => Self::NotFound(what),
-            MetaError::Conflict(what) => {
-                Self::conflict("conflict", format!("{what} already exists"))
-            }
+            MetaError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
             MetaError::Unavailable(source) => Self::Unavailable("database", source.into()),
             MetaError::Other(source) => Self::Internal(source.into()),
         }

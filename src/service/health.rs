@@ -44,10 +44,7 @@ impl Readiness {
     }
 }
 
-async fn probe<E: std::fmt::Display>(
-    limit: Duration,
-    check: impl Future<Output = Result<(), E>>,
-) -> CheckStatus {
+async fn probe<E: std::fmt::Display>(limit: Duration, check: impl Future<Output = Result<(), E>>) -> CheckStatus {
     match tokio::time::timeout(limit, check).await {
         Ok(Ok(())) => CheckStatus::Ok("ok"),
         Ok(Err(error)) => CheckStatus::Failed(error.to_string()),
@@ -63,12 +60,6 @@ impl Services {
             probe(limit, self.blobs.check()),
             probe(limit, self.cache.ping()),
         );
-        Readiness {
-            checks: BTreeMap::from([
-                ("database", database),
-                ("storage", storage),
-                ("cache", cache),
-            ]),
-        }
+        Readiness { checks: BTreeMap::from([("database", database), ("storage", storage), ("cache", cache)]) }
     }
 }

@@ -13,8 +13,8 @@ use tokio_util::io::ReaderStream;
 
 use super::fs_layout::{key_to_path, path_to_key, prefix_dir};
 use super::{
-    BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob,
-    OpenMultipart, PartInfo, PresignTarget, PresignedRequest, StorageError, check_blob_key,
+    BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob, OpenMultipart, PartInfo,
+    PresignTarget, PresignedRequest, StorageError, check_blob_key,
 };
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -36,8 +36,7 @@ fn backend(error: std::io::Error) -> StorageError {
 }
 
 fn modified(meta: &std::fs::Metadata) -> DateTime<Utc> {
-    meta.modified()
-        .map_or_else(|_| Utc::now(), DateTime::<Utc>::from)
+    meta.modified().map_or_else(|_| Utc::now(), DateTime::<Utc>::from)
 }
 
 fn new_id() -> String {
@@ -47,17 +46,10 @@ fn new_id() -> String {
 impl FsBlobStore {
     /// Opens (creating if needed) a store rooted at `root`.
     pub async fn open(root: PathBuf) -> Result<Self, StorageError> {
-        let store = Self {
-            blobs: root.join("blobs"),
-            tmp: root.join("tmp"),
-            multipart: root.join("multipart"),
-        };
+        let store = Self { blobs: root.join("blobs"), tmp: root.join("tmp"), multipart: root.join("multipart") };
         for dir in [&store.blobs, &store.tmp, &store.multipart] {
             fs::create_dir_all(dir).await.map_err(|error| {
-                StorageError::Unavailable(anyhow::anyhow!(
-                    "cannot create {}: {error}",
-                    dir.display()
-                ))
+                StorageError::Unavailable(anyhow::anyhow!("cannot create {}: {error}", dir.display()))
             })?;
         }
         Ok(store)
@@ -110,9 +102,7 @@ impl FsBlobStore {
             }
             match fs::rename(temp, target).await {
                 Ok(()) => return Ok(()),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
-                    attempts += 1
-                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
                 Err(error) => {
                     let _ = fs::remove_file(temp).await;
                     return Err(backend(error));
@@ -125,10 +115,7 @@ impl FsBlobStore {
     async fn prune_empty_dirs(&self, start: Option<&Path>) {
         let mut current = start.map(Path::to_path_buf);
         while let Some(dir) = current {
-            if dir == self.blobs
-                || !dir.starts_with(&self.blobs)
-                || fs::remove_dir(&dir).await.is_err()
-            {
+            if dir == self.blobs || !dir.starts_with(&self.blobs) || fs::remove_dir(&dir).await.is_err() {
                 break;
             }
             current = dir.parent().map(Path::to_path_buf);
@@ -148,14 +135,7 @@ impl FsBlobStore {
                 continue;
             };
             let size = entry.metadata().await.map_err(backend)?.len();
-            parts.push((
-                PartInfo {
-                    part_number,
-                    etag: etag.to_owned(),
-                    size,
-                },
-                entry.path(),
-            ));
+            parts.push((PartInfo { part_number, etag: etag.to_owned(), size }, entry.path()));
         }
         parts.sort_by_key(|(part, _)| part.part_number);
         Ok(parts)
@@ -170,19 +150,14 @@ impl BlobStore for FsBlobStore {
 
     async fn check(&self) -> Result<(), StorageError> {
         let probe = self.tmp.join(format!("probe-{}", new_id()));
-        fs::write(&probe, b"ok").await.map_err(|error| {
-            StorageError::Unavailable(anyhow::anyhow!("{}: {error}", self.tmp.display()))
-        })?;
+        fs::write(&probe, b"ok")
+            .await
+            .map_err(|error| StorageError::Unavailable(anyhow::anyhow!("{}: {error}", self.tmp.display())))?;
         let _ = fs::remove_file(&probe).await;
         Ok(())
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        body: ByteStream,
-        _size: Option<u64>,
-    ) -> Result<u64, StorageError> {
+    async fn put(&self, key: &str, body: ByteStream, _size: Option<u64>) -> Result<u64, StorageError> {
         let target = self.blob_path(key)?;
         let (temp, size) = self.write_temp(body).await?;
         self.publish(&temp, &target).await?;
@@ -202,19 +177,12 @@ impl BlobStore for FsBlobStore {
             file.seek(SeekFrom::Start(start)).await.map_err(backend)?;
         }
         let body = ReaderStream::with_capacity(file.take(length), READ_CHUNK);
-        Ok(BlobRead {
-            body: Box::pin(body),
-            total_size,
-            content_length: length,
-        })
+        Ok(BlobRead { body: Box::pin(body), total_size, content_length: length })
     }
 
     async fn head(&self, key: &str) -> Result<BlobInfo, StorageError> {
         let meta = fs::metadata(self.blob_path(key)?).await.map_err(backend)?;
-        Ok(BlobInfo {
-            size: meta.len(),
-            last_modified: modified(&meta),
-        })
+        Ok(BlobInfo { size: meta.len(), last_modified: modified(&meta) })
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -247,20 +215,13 @@ impl BlobStore for FsBlobStore {
         self.publish(&temp, &target).await
     }
 
-    async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError> {
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         let root = self.blobs.clone();
         let prefix = prefix.to_owned();
         let start_after = start_after.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            list_blocking(&root, &prefix, start_after.as_deref(), limit)
-        })
-        .await
-        .map_err(|error| StorageError::Backend(error.into()))?
+        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix, start_after.as_deref(), limit))
+            .await
+            .map_err(|error| StorageError::Backend(error.into()))?
     }
 
     async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
@@ -268,9 +229,7 @@ impl BlobStore for FsBlobStore {
         let upload_id = new_id();
         let dir = self.multipart.join(&upload_id);
         fs::create_dir_all(&dir).await.map_err(backend)?;
-        fs::write(dir.join(KEY_FILE), key.as_bytes())
-            .await
-            .map_err(backend)?;
+        fs::write(dir.join(KEY_FILE), key.as_bytes()).await.map_err(backend)?;
         Ok(upload_id)
     }
 
@@ -296,26 +255,15 @@ impl BlobStore for FsBlobStore {
             .filter(|(part, _)| part.part_number == part_number)
             .map(|(_, path)| path)
             .collect();
-        fs::rename(&temp, dir.join(format!("{part_number}-{etag}")))
-            .await
-            .map_err(backend)?;
+        fs::rename(&temp, dir.join(format!("{part_number}-{etag}"))).await.map_err(backend)?;
         for path in stale {
             let _ = fs::remove_file(path).await;
         }
-        Ok(PartInfo {
-            part_number,
-            etag,
-            size,
-        })
+        Ok(PartInfo { part_number, etag, size })
     }
 
     async fn list_parts(&self, _key: &str, upload_id: &str) -> Result<Vec<PartInfo>, StorageError> {
-        Ok(self
-            .read_parts(upload_id)
-            .await?
-            .into_iter()
-            .map(|(part, _)| part)
-            .collect())
+        Ok(self.read_parts(upload_id).await?.into_iter().map(|(part, _)| part).collect())
     }
 
     async fn complete_multipart(
@@ -330,12 +278,8 @@ impl BlobStore for FsBlobStore {
         for wanted in parts {
             let found = stored
                 .iter()
-                .find(|(part, _)| {
-                    part.part_number == wanted.part_number && part.etag == wanted.etag
-                })
-                .ok_or_else(|| {
-                    StorageError::Backend(anyhow::anyhow!("part {} is missing", wanted.part_number))
-                })?;
+                .find(|(part, _)| part.part_number == wanted.part_number && part.etag == wanted.etag)
+                .ok_or_else(|| StorageError::Backend(anyhow::anyhow!("part {} is missing", wanted.part_number)))?;
             sources.push(found.1.clone());
         }
         let temp = self.tmp.join(new_id());
@@ -365,10 +309,7 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<OpenMultipart>, StorageError> {
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenMultipart>, StorageError> {
         let mut entries = fs::read_dir(&self.multipart).await.map_err(backend)?;
         let mut uploads = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(backend)? {
@@ -378,46 +319,25 @@ impl BlobStore for FsBlobStore {
             if !key.starts_with(prefix) {
                 continue;
             }
-            let initiated = entry
-                .metadata()
-                .await
-                .map(|m| modified(&m))
-                .unwrap_or_else(|_| Utc::now());
-            uploads.push(OpenMultipart {
-                key,
-                upload_id: entry.file_name().to_string_lossy().into_owned(),
-                initiated,
-            });
+            let initiated = entry.metadata().await.map(|m| modified(&m)).unwrap_or_else(|_| Utc::now());
+            uploads.push(OpenMultipart { key, upload_id: entry.file_name().to_string_lossy().into_owned(), initiated });
         }
         uploads.sort_by(|a, b| a.key.cmp(&b.key).then(a.initiated.cmp(&b.initiated)));
         Ok(uploads)
     }
 
-    async fn presign(
-        &self,
-        _: &str,
-        _: PresignTarget,
-        _: Duration,
-    ) -> Result<PresignedRequest, StorageError> {
+    async fn presign(&self, _: &str, _: PresignTarget, _: Duration) -> Result<PresignedRequest, StorageError> {
         Err(StorageError::Unsupported("presigning"))
     }
 }
 
-fn list_blocking(
-    root: &Path,
-    prefix: &str,
-    start_after: Option<&str>,
-    limit: usize,
-) -> Result<ListPage, StorageError> {
+fn list_blocking(root: &Path, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
     let start = root.join(prefix_dir(prefix));
     let mut keys: Vec<ListedBlob> = Vec::new();
     for entry in walkdir::WalkDir::new(&start).into_iter() {
         let entry = match entry {
             Ok(entry) => entry,
-            Err(error)
-                if error.io_error().map(std::io::Error::kind)
-                    == Some(std::io::ErrorKind::NotFound) =>
-            {
+            Err(error) if error.io_error().map(std::io::Error::kind) == Some(std::io::ErrorKind::NotFound) => {
                 continue;
             }
             Err(error) => return Err(StorageError::Backend(error.into())),
@@ -434,29 +354,18 @@ fn list_blocking(
         if !key.starts_with(prefix) || start_after.is_some_and(|after| key.as_str() <= after) {
             continue;
         }
-        let meta = entry
-            .metadata()
-            .map_err(|error| StorageError::Backend(error.into()))?;
-        keys.push(ListedBlob {
-            key,
-            size: meta.len(),
-            last_modified: modified(&meta),
-        });
+        let meta = entry.metadata().map_err(|error| StorageError::Backend(error.into()))?;
+        keys.push(ListedBlob { key, size: meta.len(), last_modified: modified(&meta) });
     }
     keys.sort_by(|a, b| a.key.cmp(&b.key));
     let more = keys.len() > limit;
     keys.truncate(limit);
-    Ok(ListPage {
-        next_start_after: more.then(|| keys.last().map(|b| b.key.clone())).flatten(),
-        blobs: keys,
-    })
+    Ok(ListPage { next_start_after: more.then(|| keys.last().map(|b| b.key.clone())).flatten(), blobs: keys })
 }
 
 impl std::fmt::Debug for FsBlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FsBlobStore")
-            .field("blobs", &self.blobs)
-            .finish()
+        f.debug_struct("FsBlobStore").field("blobs", &self.blobs).finish()
     }
 }
 
@@ -467,13 +376,8 @@ mod tests {
     #[tokio::test]
     async fn upload_ids_cannot_escape() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = FsBlobStore::open(dir.path().to_path_buf())
-            .await
-            .expect("open");
-        assert!(matches!(
-            store.upload_dir("../../etc"),
-            Err(StorageError::NotFound)
-        ));
+        let store = FsBlobStore::open(dir.path().to_path_buf()).await.expect("open");
+        assert!(matches!(store.upload_dir("../../etc"), Err(StorageError::NotFound)));
         assert!(store.abort_multipart("k", "../x").await.is_err());
     }
 

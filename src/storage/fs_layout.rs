@@ -21,16 +21,7 @@ fn keep(byte: u8) -> bool {
 
 /// Encodes one segment into units (`a` or `%2F`) so chunking never splits an escape.
 fn encode_units(segment: &str) -> Vec<String> {
-    segment
-        .bytes()
-        .map(|byte| {
-            if keep(byte) {
-                (byte as char).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
+    segment.bytes().map(|byte| if keep(byte) { (byte as char).to_string() } else { format!("%{byte:02X}") }).collect()
 }
 
 /// The relative path for `key`. The key must be non-empty.
@@ -144,26 +135,13 @@ mod tests {
             let name = name.to_str().expect("ascii");
             assert!(name != "." && name != "..", "{path:?}");
             assert!(!name.contains(['\\', '\0', '/']), "{path:?}");
-            assert!(
-                name.len() <= MAX_COMPONENT + FILE_SUFFIX.len() + 1,
-                "{path:?}"
-            );
+            assert!(name.len() <= MAX_COMPONENT + FILE_SUFFIX.len() + 1, "{path:?}");
         }
     }
 
     #[test]
     fn hostile_keys_stay_inside() {
-        for key in [
-            "../../etc/passwd",
-            "a\\b",
-            "..",
-            ".",
-            "/abs",
-            "a//b",
-            "a/",
-            "..\\..\\x",
-            "\u{0}x",
-        ] {
+        for key in ["../../etc/passwd", "a\\b", "..", ".", "/abs", "a//b", "a/", "..\\..\\x", "\u{0}x"] {
             let path = key_to_path(key);
             assert_contained(&path);
             assert_eq!(path_to_key(&path).as_deref(), Some(key));

@@ -139,12 +139,7 @@ pub trait BlobStore: Send + Sync {
 
     /// Stores `body` under `key`, atomically: on any error nothing is visible.
     /// `size` is the declared length when known; the stream is authoritative.
-    async fn put(
-        &self,
-        key: &str,
-        body: ByteStream,
-        size: Option<u64>,
-    ) -> Result<u64, StorageError>;
+    async fn put(&self, key: &str, body: ByteStream, size: Option<u64>) -> Result<u64, StorageError>;
 
     /// Opens `key` for reading, optionally only `range`.
     async fn get(&self, key: &str, range: Option<BlobRange>) -> Result<BlobRead, StorageError>;
@@ -158,12 +153,7 @@ pub trait BlobStore: Send + Sync {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError>;
 
     /// Keys under `prefix` in lexicographic order, after `start_after`, at most `limit`.
-    async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError>;
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError>;
 
     async fn create_multipart(&self, key: &str) -> Result<String, StorageError>;
 
@@ -178,20 +168,13 @@ pub trait BlobStore: Send + Sync {
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<PartInfo>, StorageError>;
 
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[CompletedPart],
-    ) -> Result<(), StorageError>;
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart])
+    -> Result<(), StorageError>;
 
     /// Aborts and removes the parts; aborting an unknown upload succeeds.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError>;
 
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<OpenMultipart>, StorageError>;
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenMultipart>, StorageError>;
 
     /// A URL the backend itself will honour; `Unsupported` on backends that cannot.
     async fn presign(
@@ -216,9 +199,7 @@ pub(crate) fn check_blob_key(key: &str) -> Result<(), StorageError> {
         return Err(StorageError::InvalidKey("empty key".into()));
     }
     if key.len() > MAX_BLOB_KEY_BYTES {
-        return Err(StorageError::InvalidKey(format!(
-            "longer than {MAX_BLOB_KEY_BYTES} bytes"
-        )));
+        return Err(StorageError::InvalidKey(format!("longer than {MAX_BLOB_KEY_BYTES} bytes")));
     }
     if key.contains('\0') {
         return Err(StorageError::InvalidKey("contains NUL".into()));

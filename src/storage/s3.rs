@@ -7,8 +7,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    retry::RetryConfig,
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
 };
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
@@ -20,8 +19,8 @@ use secrecy::ExposeSecret;
 use super::s3_errors::classify;
 use super::s3_upload;
 use super::{
-    BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob,
-    OpenMultipart, PartInfo, PresignTarget, PresignedRequest, StorageError, check_blob_key,
+    BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob, OpenMultipart, PartInfo,
+    PresignTarget, PresignedRequest, StorageError, check_blob_key,
 };
 use crate::config::Config;
 
@@ -29,12 +28,7 @@ use crate::config::Config;
 const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 const COPY_PART: u64 = 512 * 1024 * 1024;
 /// Characters left alone in a `x-amz-copy-source` key: unreserved plus `/`.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 pub struct S3BlobStore {
     pub(super) client: Client,
@@ -54,8 +48,7 @@ impl std::fmt::Debug for S3BlobStore {
 }
 
 fn to_utc(time: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
-    time.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-        .unwrap_or_else(Utc::now)
+    time.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())).unwrap_or_else(Utc::now)
 }
 
 fn size_of(value: Option<i64>) -> u64 {
@@ -66,16 +59,9 @@ impl S3BlobStore {
     /// Builds a client with explicit connect, attempt and operation timeouts
     /// (the SDK sets none) and checksums only where S3 requires them.
     pub fn from_config(config: &Config) -> Result<Self, StorageError> {
-        let missing =
-            |key: &str| StorageError::Unavailable(anyhow::anyhow!("{key} is not configured"));
-        let bucket = config
-            .s3_bucket
-            .clone()
-            .ok_or_else(|| missing("s3_bucket"))?;
-        let access_key = config
-            .s3_access_key_id
-            .clone()
-            .ok_or_else(|| missing("s3_access_key_id"))?;
+        let missing = |key: &str| StorageError::Unavailable(anyhow::anyhow!("{key} is not configured"));
+        let bucket = config.s3_bucket.clone().ok_or_else(|| missing("s3_bucket"))?;
+        let access_key = config.s3_access_key_id.clone().ok_or_else(|| missing("s3_access_key_id"))?;
         let secret = config
             .s3_secret_access_key
             .as_ref()
@@ -83,9 +69,7 @@ impl S3BlobStore {
             .expose_secret()
             .to_owned();
         let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
             .build_https();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.s3_connect_timeout)
@@ -95,13 +79,7 @@ impl S3BlobStore {
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.s3_region.clone()))
-            .credentials_provider(Credentials::new(
-                access_key,
-                secret,
-                None,
-                None,
-                "coffer-config",
-            ))
+            .credentials_provider(Credentials::new(access_key, secret, None, None, "coffer-config"))
             .http_client(http_client)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(3))
@@ -111,9 +89,8 @@ impl S3BlobStore {
         if let Some(endpoint) = &config.s3_endpoint {
             builder = builder.endpoint_url(endpoint);
         }
-        let part_size = usize::try_from(config.s3_part_size_mib * 1024 * 1024).map_err(|_| {
-            StorageError::Unavailable(anyhow::anyhow!("s3_part_size_mib too large"))
-        })?;
+        let part_size = usize::try_from(config.s3_part_size_mib * 1024 * 1024)
+            .map_err(|_| StorageError::Unavailable(anyhow::anyhow!("s3_part_size_mib too large")))?;
         Ok(Self {
             client: Client::from_conf(builder.build()),
             bucket,
@@ -132,12 +109,7 @@ impl S3BlobStore {
         full.strip_prefix(&self.prefix).map(str::to_owned)
     }
 
-    async fn multipart_copy(
-        &self,
-        source: &str,
-        target: &str,
-        size: u64,
-    ) -> Result<(), StorageError> {
+    async fn multipart_copy(&self, source: &str, target: &str, size: u64) -> Result<(), StorageError> {
         let upload_id = self.create_multipart_full(target).await?;
         let result = async {
             let mut parts = Vec::new();
@@ -157,16 +129,8 @@ impl S3BlobStore {
                     .send()
                     .await
                     .map_err(classify)?;
-                let etag = out
-                    .copy_part_result()
-                    .and_then(|r| r.e_tag())
-                    .unwrap_or_default();
-                parts.push(
-                    S3CompletedPart::builder()
-                        .part_number(part_number)
-                        .e_tag(etag)
-                        .build(),
-                );
+                let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default();
+                parts.push(S3CompletedPart::builder().part_number(part_number).e_tag(etag).build());
                 start = end + 1;
                 part_number += 1;
             }
@@ -180,14 +144,8 @@ impl S3BlobStore {
     }
 
     pub(super) async fn create_multipart_full(&self, full: &str) -> Result<String, StorageError> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(full)
-            .send()
-            .await
-            .map_err(classify)?;
+        let out =
+            self.client.create_multipart_upload().bucket(&self.bucket).key(full).send().await.map_err(classify)?;
         out.upload_id()
             .map(str::to_owned)
             .ok_or_else(|| StorageError::Backend(anyhow::anyhow!("backend returned no upload id")))
@@ -204,11 +162,7 @@ impl S3BlobStore {
             .bucket(&self.bucket)
             .key(full)
             .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
             .map_err(classify)?;
@@ -239,28 +193,17 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .map_err(|error| match classify(error) {
-                StorageError::NotFound => StorageError::Unavailable(anyhow::anyhow!(
-                    "bucket {:?} does not exist",
-                    self.bucket
-                )),
-                StorageError::Backend(source) => StorageError::Unavailable(source),
-                other => other,
-            })?;
+        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|error| match classify(error) {
+            StorageError::NotFound => {
+                StorageError::Unavailable(anyhow::anyhow!("bucket {:?} does not exist", self.bucket))
+            }
+            StorageError::Backend(source) => StorageError::Unavailable(source),
+            other => other,
+        })?;
         Ok(())
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        body: ByteStream,
-        size: Option<u64>,
-    ) -> Result<u64, StorageError> {
+    async fn put(&self, key: &str, body: ByteStream, size: Option<u64>) -> Result<u64, StorageError> {
         let full = self.full_key(key)?;
         s3_upload::put(self, &full, body, size).await
     }
@@ -288,44 +231,20 @@ impl BlobStore for S3BlobStore {
             return Err(StorageError::InvalidRange);
         }
         let body = futures::stream::unfold(out.body, |mut body| async move {
-            body.next()
-                .await
-                .map(|chunk| (chunk.map_err(std::io::Error::other), body))
+            body.next().await.map(|chunk| (chunk.map_err(std::io::Error::other), body))
         });
-        Ok(BlobRead {
-            body: Box::pin(body),
-            total_size,
-            content_length,
-        })
+        Ok(BlobRead { body: Box::pin(body), total_size, content_length })
     }
 
     async fn head(&self, key: &str) -> Result<BlobInfo, StorageError> {
         let full = self.full_key(key)?;
-        let out = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(BlobInfo {
-            size: size_of(out.content_length()),
-            last_modified: to_utc(out.last_modified()),
-        })
+        let out = self.client.head_object().bucket(&self.bucket).key(&full).send().await.map_err(classify)?;
+        Ok(BlobInfo { size: size_of(out.content_length()), last_modified: to_utc(out.last_modified()) })
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let full = self.full_key(key)?;
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(classify)
-        {
+        match self.client.delete_object().bucket(&self.bucket).key(&full).send().await.map_err(classify) {
             Ok(_) | Err(StorageError::NotFound) => Ok(()),
             Err(error) => Err(error),
         }
@@ -334,11 +253,7 @@ impl BlobStore for S3BlobStore {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let source_full = self.full_key(from)?;
         let target = self.full_key(to)?;
-        let source = format!(
-            "{}/{}",
-            self.bucket,
-            utf8_percent_encode(&source_full, COPY_SOURCE)
-        );
+        let source = format!("{}/{}", self.bucket, utf8_percent_encode(&source_full, COPY_SOURCE));
         let size = self.head(from).await?.size;
         if size > MAX_SINGLE_COPY {
             return self.multipart_copy(&source, &target, size).await;
@@ -354,12 +269,7 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
-    async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage, StorageError> {
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
         let mut request = self
             .client
             .list_objects_v2()
@@ -382,10 +292,7 @@ impl BlobStore for S3BlobStore {
             })
             .collect();
         let more = out.is_truncated().unwrap_or(false);
-        Ok(ListPage {
-            next_start_after: more.then(|| blobs.last().map(|b| b.key.clone())).flatten(),
-            blobs,
-        })
+        Ok(ListPage { next_start_after: more.then(|| blobs.last().map(|b| b.key.clone())).flatten(), blobs })
     }
 
     async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
@@ -459,10 +366,7 @@ impl BlobStore for S3BlobStore {
         self.abort_full(&full, upload_id).await
     }
 
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<OpenMultipart>, StorageError> {
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenMultipart>, StorageError> {
         let mut uploads = Vec::new();
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
         loop {
@@ -502,8 +406,7 @@ impl BlobStore for S3BlobStore {
         expires_in: Duration,
     ) -> Result<PresignedRequest, StorageError> {
         let full = self.full_key(key)?;
-        let config = PresigningConfig::expires_in(expires_in)
-            .map_err(|error| StorageError::Backend(error.into()))?;
+        let config = PresigningConfig::expires_in(expires_in).map_err(|error| StorageError::Backend(error.into()))?;
         let presigned = match target {
             PresignTarget::Get => {
                 let request = self.client.get_object().bucket(&self.bucket).key(&full);
@@ -513,10 +416,7 @@ impl BlobStore for S3BlobStore {
                 let request = self.client.put_object().bucket(&self.bucket).key(&full);
                 request.presigned(config).await.map_err(classify)?
             }
-            PresignTarget::UploadPart {
-                upload_id,
-                part_number,
-            } => self
+            PresignTarget::UploadPart { upload_id, part_number } => self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
@@ -530,10 +430,7 @@ impl BlobStore for S3BlobStore {
         Ok(PresignedRequest {
             url: presigned.uri().to_owned(),
             method: presigned.method().to_owned(),
-            headers: presigned
-                .headers()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect(),
+            headers: presigned.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
         })
     }
 }

@@ -11,9 +11,7 @@ where
 {
     let described = || anyhow::anyhow!("{}", DisplayErrorContext(&error));
     match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            StorageError::Unavailable(described())
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StorageError::Unavailable(described()),
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             match (service.raw().status().as_u16(), code) {

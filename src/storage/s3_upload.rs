@@ -66,12 +66,7 @@ pub(super) async fn put(
 }
 
 /// One PutObject with a known length: the body streams straight through.
-async fn put_streaming(
-    store: &S3BlobStore,
-    full: &str,
-    body: ByteStream,
-    size: u64,
-) -> Result<u64, StorageError> {
+async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: u64) -> Result<u64, StorageError> {
     let fault = BodyFault::default();
     store
         .client
@@ -104,16 +99,10 @@ async fn next_part(
     Ok(Some(buffer.split_to(part_size).freeze()))
 }
 
-async fn put_in_parts(
-    store: &S3BlobStore,
-    full: &str,
-    mut body: ByteStream,
-) -> Result<u64, StorageError> {
+async fn put_in_parts(store: &S3BlobStore, full: &str, mut body: ByteStream) -> Result<u64, StorageError> {
     let part_size = store.part_size;
     let mut buffer = BytesMut::with_capacity(part_size);
-    let first = next_part(&mut body, &mut buffer, part_size)
-        .await?
-        .unwrap_or_default();
+    let first = next_part(&mut body, &mut buffer, part_size).await?.unwrap_or_default();
     if first.len() < part_size {
         let size = first.len() as u64;
         store
@@ -192,9 +181,7 @@ async fn upload_parts(
     Ok((completed, total))
 }
 
-fn joined<T>(
-    result: Result<Result<T, StorageError>, tokio::task::JoinError>,
-) -> Result<T, StorageError> {
+fn joined<T>(result: Result<Result<T, StorageError>, tokio::task::JoinError>) -> Result<T, StorageError> {
     result.map_err(|error| StorageError::Backend(error.into()))?
 }
 
@@ -219,10 +206,7 @@ async fn send_part(
         .send()
         .await
         .map_err(classify)?;
-    Ok(S3CompletedPart::builder()
-        .part_number(part_number)
-        .set_e_tag(out.e_tag().map(str::to_owned))
-        .build())
+    Ok(S3CompletedPart::builder().part_number(part_number).set_e_tag(out.e_tag().map(str::to_owned)).build())
 }
 
 /// One part of a client-driven multipart upload, streamed when its length is known.
@@ -264,9 +248,5 @@ pub(super) async fn upload_part(
         .send()
         .await
         .map_err(|error| fault.blame(classify(error)))?;
-    Ok(PartInfo {
-        part_number,
-        etag: out.e_tag().unwrap_or_default().to_owned(),
-        size: length,
-    })
+    Ok(PartInfo { part_number, etag: out.e_tag().unwrap_or_default().to_owned(), size: length })
 }

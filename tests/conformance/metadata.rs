@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use coffer::domain::audit::{AuditEntry, AuditRecord, GENESIS_HASH, Outcome};
 use coffer::domain::{BucketName, ObjectKey, Permission, Role, Username};
 use coffer::metadata::{
-    self, CommitObject, DefaultRetention, ListQuery, MetaError, MetadataStore, NewBucket,
-    NewObject, NewUser, ObjectState, PoolSettings, RetentionMode, UserPatch,
+    self, CommitObject, DefaultRetention, ListQuery, MetaError, MetadataStore, NewBucket, NewObject, NewUser,
+    ObjectState, PoolSettings, RetentionMode, UserPatch,
 };
 use proptest::strategy::{Strategy, ValueTree};
 
@@ -31,39 +31,24 @@ impl Drop for Fixture {
 }
 
 fn settings() -> PoolSettings {
-    PoolSettings {
-        max_connections: 8,
-        acquire_timeout: Duration::from_secs(5),
-    }
+    PoolSettings { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
 }
 
 async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("coffer.db").display());
-    let store = metadata::connect(&url, &settings())
-        .await
-        .expect("connect sqlite");
+    let store = metadata::connect(&url, &settings()).await.expect("connect sqlite");
     store.migrate().await.expect("migrate");
-    Some(Fixture {
-        store,
-        _dir: Some(dir),
-        postgres: None,
-    })
+    Some(Fixture { store, _dir: Some(dir), postgres: None })
 }
 
 async fn postgres() -> Option<Fixture> {
     let admin = support::postgres_admin_url()?;
     let url = support::create_database(&admin, "coffer_conf_").await;
-    let store = metadata::connect(&url, &settings())
-        .await
-        .expect("connect postgres");
+    let store = metadata::connect(&url, &settings()).await.expect("connect postgres");
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrating twice is a no-op");
-    Some(Fixture {
-        store,
-        _dir: None,
-        postgres: Some((admin, url)),
-    })
+    Some(Fixture { store, _dir: None, postgres: Some((admin, url)) })
 }
 
 for_each_adapter!({ sqlite, postgres }: [
@@ -94,12 +79,7 @@ fn audit(action: &str) -> AuditEntry {
     }
 }
 
-async fn user(
-    store: &dyn MetadataStore,
-    name: &str,
-    role: Role,
-    quota: Option<i64>,
-) -> coffer::metadata::UserRecord {
+async fn user(store: &dyn MetadataStore, name: &str, role: Role, quota: Option<i64>) -> coffer::metadata::UserRecord {
     let new = NewUser {
         username: Username::parse(name).expect("name"),
         password_hash: "$argon2id$fake".into(),
@@ -107,10 +87,7 @@ async fn user(
         quota_bytes: quota,
         at: now(),
     };
-    store
-        .create_user(&new, &audit("user.create"))
-        .await
-        .expect("create user")
+    store.create_user(&new, &audit("user.create")).await.expect("create user")
 }
 
 async fn users_roundtrip(f: &Fixture) {
@@ -124,39 +101,17 @@ async fn users_roundtrip(f: &Fixture) {
         quota_bytes: None,
         at: now(),
     };
-    assert!(matches!(
-        store.create_user(&duplicate, &audit("user.create")).await,
-        Err(MetaError::Conflict(_))
-    ));
-    let found = store
-        .user_by_name(&Username::parse("alice").expect("name"))
-        .await
-        .expect("get")
-        .expect("exists");
+    assert!(matches!(store.create_user(&duplicate, &audit("user.create")).await, Err(MetaError::Conflict(_))));
+    let found = store.user_by_name(&Username::parse("alice").expect("name")).await.expect("get").expect("exists");
     assert_eq!(found, alice);
-    assert_eq!(
-        store.user_by_id(alice.id).await.expect("by id"),
-        Some(alice.clone())
-    );
+    assert_eq!(store.user_by_id(alice.id).await.expect("by id"), Some(alice.clone()));
     for name in ["bob", "carol", "dave"] {
         user(store, name, Role::User, None).await;
     }
     let first = store.list_users(None, 2).await.expect("list");
-    assert_eq!(
-        first
-            .iter()
-            .map(|u| u.username.as_str())
-            .collect::<Vec<_>>(),
-        ["alice", "bob"]
-    );
-    let rest = store
-        .list_users(Some(&first[1].username), 10)
-        .await
-        .expect("list");
-    assert_eq!(
-        rest.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
-        ["carol", "dave"]
-    );
+    assert_eq!(first.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
+    let rest = store.list_users(Some(&first[1].username), 10).await.expect("list");
+    assert_eq!(rest.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["carol", "dave"]);
     let patch = UserPatch {
         role: Some(Role::Auditor),
         disabled: Some(true),
@@ -164,37 +119,17 @@ async fn users_roundtrip(f: &Fixture) {
         password_hash: Some("$argon2id$new".into()),
         bump_generation: true,
     };
-    let updated = store
-        .update_user(alice.id, &patch, &audit("user.update"))
-        .await
-        .expect("update");
-    assert_eq!(
-        (updated.role, updated.disabled, updated.quota_bytes),
-        (Role::Auditor, true, None)
-    );
+    let updated = store.update_user(alice.id, &patch, &audit("user.update")).await.expect("update");
+    assert_eq!((updated.role, updated.disabled, updated.quota_bytes), (Role::Auditor, true, None));
     assert_eq!(updated.password_hash, "$argon2id$new");
     assert_eq!(updated.token_generation, alice.token_generation + 1);
-    let untouched = store
-        .update_user(alice.id, &UserPatch::default(), &audit("user.update"))
-        .await
-        .expect("noop");
-    assert_eq!(
-        (untouched.role, untouched.token_generation),
-        (Role::Auditor, updated.token_generation)
-    );
-    store
-        .delete_user(alice.id, &audit("user.delete"))
-        .await
-        .expect("delete");
+    let untouched = store.update_user(alice.id, &UserPatch::default(), &audit("user.update")).await.expect("noop");
+    assert_eq!((untouched.role, untouched.token_generation), (Role::Auditor, updated.token_generation));
+    store.delete_user(alice.id, &audit("user.delete")).await.expect("delete");
     assert_eq!(store.user_by_id(alice.id).await.expect("get"), None);
+    assert!(matches!(store.delete_user(alice.id, &audit("user.delete")).await, Err(MetaError::NotFound(_))));
     assert!(matches!(
-        store.delete_user(alice.id, &audit("user.delete")).await,
-        Err(MetaError::NotFound(_))
-    ));
-    assert!(matches!(
-        store
-            .update_user(alice.id, &UserPatch::default(), &audit("user.update"))
-            .await,
+        store.update_user(alice.id, &UserPatch::default(), &audit("user.update")).await,
         Err(MetaError::NotFound(_))
     ));
 }
@@ -202,30 +137,17 @@ async fn users_roundtrip(f: &Fixture) {
 async fn last_admin_is_protected(f: &Fixture) {
     let store = &*f.store;
     let root = user(store, "root", Role::Admin, None).await;
-    let demote = UserPatch {
-        role: Some(Role::User),
-        ..UserPatch::default()
-    };
-    let disable = UserPatch {
-        disabled: Some(true),
-        ..UserPatch::default()
-    };
+    let demote = UserPatch { role: Some(Role::User), ..UserPatch::default() };
+    let disable = UserPatch { disabled: Some(true), ..UserPatch::default() };
     assert!(matches!(
-        store
-            .update_user(root.id, &demote, &audit("user.update"))
-            .await,
+        store.update_user(root.id, &demote, &audit("user.update")).await,
         Err(MetaError::Conflict("last admin"))
     ));
     assert!(matches!(
-        store
-            .update_user(root.id, &disable, &audit("user.update"))
-            .await,
+        store.update_user(root.id, &disable, &audit("user.update")).await,
         Err(MetaError::Conflict("last admin"))
     ));
-    assert!(matches!(
-        store.delete_user(root.id, &audit("user.delete")).await,
-        Err(MetaError::Conflict("last admin"))
-    ));
+    assert!(matches!(store.delete_user(root.id, &audit("user.delete")).await, Err(MetaError::Conflict("last admin"))));
     let second = user(store, "root2", Role::Admin, None).await;
     assert_eq!(store.count_active_admins().await.expect("count"), 2);
     // Two concurrent demotions: exactly one may succeed.
@@ -246,92 +168,34 @@ async fn buckets_and_grants(f: &Fixture) {
     let new = NewBucket {
         name: name.clone(),
         owner_id: owner.id,
-        default_retention: Some(DefaultRetention {
-            mode: RetentionMode::Governance,
-            days: 7,
-        }),
+        default_retention: Some(DefaultRetention { mode: RetentionMode::Governance, days: 7 }),
         at: now(),
     };
-    let bucket = store
-        .create_bucket(&new, &audit("bucket.create"))
-        .await
-        .expect("create");
-    assert!(matches!(
-        store.create_bucket(&new, &audit("bucket.create")).await,
-        Err(MetaError::Conflict(_))
-    ));
-    assert_eq!(
-        store.bucket_by_name(&name).await.expect("get"),
-        Some(bucket.clone())
-    );
+    let bucket = store.create_bucket(&new, &audit("bucket.create")).await.expect("create");
+    assert!(matches!(store.create_bucket(&new, &audit("bucket.create")).await, Err(MetaError::Conflict(_))));
+    assert_eq!(store.bucket_by_name(&name).await.expect("get"), Some(bucket.clone()));
     assert_eq!(bucket.default_retention.map(|r| r.days), Some(7));
-    assert_eq!(
-        store.grant(bucket.id, owner.id).await.expect("grant"),
-        Some(Permission::Manage)
-    );
+    assert_eq!(store.grant(bucket.id, owner.id).await.expect("grant"), Some(Permission::Manage));
     assert_eq!(store.grant(bucket.id, other.id).await.expect("grant"), None);
-    assert!(
-        store
-            .list_buckets(other.id, false)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(store.list_buckets(other.id, false).await.expect("list").is_empty());
     let all = store.list_buckets(other.id, true).await.expect("list all");
     assert_eq!((all.len(), all[0].grant), (1, None));
-    store
-        .set_grant(
-            bucket.id,
-            other.id,
-            Permission::Read,
-            now(),
-            &audit("grant.set"),
-        )
-        .await
-        .expect("grant");
-    store
-        .set_grant(
-            bucket.id,
-            other.id,
-            Permission::Write,
-            now(),
-            &audit("grant.set"),
-        )
-        .await
-        .expect("upgrade");
+    store.set_grant(bucket.id, other.id, Permission::Read, now(), &audit("grant.set")).await.expect("grant");
+    store.set_grant(bucket.id, other.id, Permission::Write, now(), &audit("grant.set")).await.expect("upgrade");
     let visible = store.list_buckets(other.id, false).await.expect("list");
     assert_eq!(visible[0].grant, Some(Permission::Write));
     let grants = store.list_grants(bucket.id).await.expect("grants");
     assert_eq!(
-        grants
-            .iter()
-            .map(|g| (g.username.as_str(), g.permission))
-            .collect::<Vec<_>>(),
+        grants.iter().map(|g| (g.username.as_str(), g.permission)).collect::<Vec<_>>(),
         [("other", Permission::Write), ("owner", Permission::Manage)]
     );
-    store
-        .remove_grant(bucket.id, other.id, &audit("grant.remove"))
-        .await
-        .expect("revoke");
+    store.remove_grant(bucket.id, other.id, &audit("grant.remove")).await.expect("revoke");
     assert!(matches!(
-        store
-            .remove_grant(bucket.id, other.id, &audit("grant.remove"))
-            .await,
+        store.remove_grant(bucket.id, other.id, &audit("grant.remove")).await,
         Err(MetaError::NotFound(_))
     ));
-    store
-        .set_default_retention(bucket.id, None, &audit("bucket.retention"))
-        .await
-        .expect("clear");
-    assert_eq!(
-        store
-            .bucket_by_name(&name)
-            .await
-            .expect("get")
-            .expect("exists")
-            .default_retention,
-        None
-    );
+    store.set_default_retention(bucket.id, None, &audit("bucket.retention")).await.expect("clear");
+    assert_eq!(store.bucket_by_name(&name).await.expect("get").expect("exists").default_retention, None);
     let pending = store
         .insert_pending(&NewObject {
             bucket_id: bucket.id,
@@ -344,44 +208,19 @@ async fn buckets_and_grants(f: &Fixture) {
         })
         .await
         .expect("pending");
-    assert!(matches!(
-        store
-            .delete_bucket(bucket.id, &audit("bucket.delete"))
-            .await,
-        Err(MetaError::Conflict(_))
-    ));
+    assert!(matches!(store.delete_bucket(bucket.id, &audit("bucket.delete")).await, Err(MetaError::Conflict(_))));
     store.discard_pending(pending.id).await.expect("discard");
-    store
-        .delete_bucket(bucket.id, &audit("bucket.delete"))
-        .await
-        .expect("delete empty");
+    store.delete_bucket(bucket.id, &audit("bucket.delete")).await.expect("delete empty");
     assert_eq!(store.bucket_by_name(&name).await.expect("get"), None);
 }
 
-async fn make_bucket(
-    store: &dyn MetadataStore,
-    owner: i64,
-    name: &str,
-) -> coffer::metadata::BucketRecord {
-    let new = NewBucket {
-        name: BucketName::parse(name).expect("name"),
-        owner_id: owner,
-        default_retention: None,
-        at: now(),
-    };
-    store
-        .create_bucket(&new, &audit("bucket.create"))
-        .await
-        .expect("bucket")
+async fn make_bucket(store: &dyn MetadataStore, owner: i64, name: &str) -> coffer::metadata::BucketRecord {
+    let new =
+        NewBucket { name: BucketName::parse(name).expect("name"), owner_id: owner, default_retention: None, at: now() };
+    store.create_bucket(&new, &audit("bucket.create")).await.expect("bucket")
 }
 
-async fn put(
-    store: &dyn MetadataStore,
-    bucket: i64,
-    owner: i64,
-    key: &str,
-    size: i64,
-) -> coffer::metadata::Committed {
+async fn put(store: &dyn MetadataStore, bucket: i64, owner: i64, key: &str, size: i64) -> coffer::metadata::Committed {
     let pending = store
         .insert_pending(&NewObject {
             bucket_id: bucket,
@@ -404,10 +243,7 @@ async fn put(
         retain_until: None,
         at: now(),
     };
-    store
-        .commit_object(&commit, &audit("object.put"))
-        .await
-        .expect("commit")
+    store.commit_object(&commit, &audit("object.put")).await.expect("commit")
 }
 
 async fn object_lifecycle_and_quota(f: &Fixture) {
@@ -428,23 +264,12 @@ async fn object_lifecycle_and_quota(f: &Fixture) {
         .await
         .expect("pending");
     assert_eq!(pending.state, ObjectState::Pending);
-    assert_eq!(
-        store.live_object(bucket.id, &key).await.expect("get"),
-        None,
-        "pending rows are invisible"
-    );
+    assert_eq!(store.live_object(bucket.id, &key).await.expect("get"), None, "pending rows are invisible");
     assert!(store.blob_key_in_use("blob-1").await.expect("in use"));
     assert!(!store.blob_key_in_use("blob-unknown").await.expect("in use"));
     // A second reservation that would exceed the quota is refused.
-    let over = NewObject {
-        blob_key: "blob-2".into(),
-        reserved_bytes: 500,
-        ..pending_like(&bucket, &owner, &key)
-    };
-    assert!(matches!(
-        store.insert_pending(&over).await,
-        Err(MetaError::Conflict("quota"))
-    ));
+    let over = NewObject { blob_key: "blob-2".into(), reserved_bytes: 500, ..pending_like(&bucket, &owner, &key) };
+    assert!(matches!(store.insert_pending(&over).await, Err(MetaError::Conflict("quota"))));
     let commit = CommitObject {
         id: pending.id,
         size: 400,
@@ -455,52 +280,17 @@ async fn object_lifecycle_and_quota(f: &Fixture) {
         retain_until: Some(now()),
         at: now(),
     };
-    let committed = store
-        .commit_object(&commit, &audit("object.put"))
-        .await
-        .expect("commit");
-    assert_eq!(
-        (committed.object.state, committed.object.size),
-        (ObjectState::Committed, 400)
-    );
+    let committed = store.commit_object(&commit, &audit("object.put")).await.expect("commit");
+    assert_eq!((committed.object.state, committed.object.size), (ObjectState::Committed, 400));
     assert!(committed.replaced.is_none());
-    assert_eq!(
-        store
-            .user_by_id(owner.id)
-            .await
-            .expect("user")
-            .expect("exists")
-            .used_bytes,
-        400
-    );
-    assert!(matches!(
-        store.commit_object(&commit, &audit("object.put")).await,
-        Err(MetaError::NotFound(_))
-    ));
+    assert_eq!(store.user_by_id(owner.id).await.expect("user").expect("exists").used_bytes, 400);
+    assert!(matches!(store.commit_object(&commit, &audit("object.put")).await, Err(MetaError::NotFound(_))));
     // Overwrite: the old version moves to `deleting`, usage is settled.
     let second = put(store, bucket.id, owner.id, "docs/report.pdf", 300).await;
     let replaced = second.replaced.expect("replaced");
-    assert_eq!(
-        (replaced.id, replaced.state),
-        (committed.object.id, ObjectState::Deleting)
-    );
-    assert_eq!(
-        store
-            .user_by_id(owner.id)
-            .await
-            .expect("user")
-            .expect("exists")
-            .used_bytes,
-        300
-    );
-    assert_eq!(
-        store
-            .live_object(bucket.id, &key)
-            .await
-            .expect("get")
-            .map(|o| o.id),
-        Some(second.object.id)
-    );
+    assert_eq!((replaced.id, replaced.state), (committed.object.id, ObjectState::Deleting));
+    assert_eq!(store.user_by_id(owner.id).await.expect("user").expect("exists").used_bytes, 300);
+    assert_eq!(store.live_object(bucket.id, &key).await.expect("get").map(|o| o.id), Some(second.object.id));
     // Actual size over the quota at commit time is refused and changes nothing.
     let big = store
         .insert_pending(&NewObject {
@@ -510,64 +300,25 @@ async fn object_lifecycle_and_quota(f: &Fixture) {
         })
         .await
         .expect("pending");
-    let too_big = CommitObject {
-        id: big.id,
-        size: 1_200,
-        ..commit.clone()
-    };
-    assert!(matches!(
-        store.commit_object(&too_big, &audit("object.put")).await,
-        Err(MetaError::Conflict("quota"))
-    ));
-    assert_eq!(
-        store
-            .live_object(bucket.id, &key)
-            .await
-            .expect("get")
-            .map(|o| o.id),
-        Some(second.object.id)
-    );
+    let too_big = CommitObject { id: big.id, size: 1_200, ..commit.clone() };
+    assert!(matches!(store.commit_object(&too_big, &audit("object.put")).await, Err(MetaError::Conflict("quota"))));
+    assert_eq!(store.live_object(bucket.id, &key).await.expect("get").map(|o| o.id), Some(second.object.id));
     store.discard_pending(big.id).await.expect("discard");
     // Delete: mark, credit, then remove the row.
-    let deleting = store
-        .mark_deleting(second.object.id, &audit("object.delete"))
-        .await
-        .expect("mark");
+    let deleting = store.mark_deleting(second.object.id, &audit("object.delete")).await.expect("mark");
     assert_eq!(deleting.state, ObjectState::Deleting);
-    assert_eq!(
-        store
-            .user_by_id(owner.id)
-            .await
-            .expect("user")
-            .expect("exists")
-            .used_bytes,
-        0
-    );
+    assert_eq!(store.user_by_id(owner.id).await.expect("user").expect("exists").used_bytes, 0);
     assert!(matches!(
-        store
-            .mark_deleting(second.object.id, &audit("object.delete"))
-            .await,
+        store.mark_deleting(second.object.id, &audit("object.delete")).await,
         Err(MetaError::NotFound(_))
     ));
     let future = now() + chrono::Duration::seconds(60);
     let stale = store.stale_objects(future, 10).await.expect("stale");
-    assert_eq!(
-        stale
-            .iter()
-            .filter(|o| o.state == ObjectState::Deleting)
-            .count(),
-        2
-    );
+    assert_eq!(stale.iter().filter(|o| o.state == ObjectState::Deleting).count(), 2);
     for object in stale {
         store.remove_object_row(object.id).await.expect("remove");
     }
-    assert!(
-        store
-            .stale_objects(future, 10)
-            .await
-            .expect("stale")
-            .is_empty()
-    );
+    assert!(store.stale_objects(future, 10).await.expect("stale").is_empty());
 }
 
 fn pending_like(
@@ -587,11 +338,7 @@ fn pending_like(
 }
 
 /// What a delimiter listing must return, computed naively.
-fn model_listing(
-    keys: &BTreeSet<String>,
-    prefix: &str,
-    delimiter: Option<&str>,
-) -> Vec<(String, bool)> {
+fn model_listing(keys: &BTreeSet<String>, prefix: &str, delimiter: Option<&str>) -> Vec<(String, bool)> {
     let mut items: Vec<(String, bool)> = Vec::new();
     for key in keys.iter().filter(|k| k.starts_with(prefix)) {
         let rest = &key[prefix.len()..];
@@ -640,11 +387,8 @@ async fn listing_matches_a_model(f: &Fixture) {
                     };
                     let page = store.list_objects(bucket.id, &query).await.expect("list");
                     assert!(page.objects.len() + page.prefixes.len() <= limit);
-                    let mut items: Vec<(String, bool)> = page
-                        .objects
-                        .iter()
-                        .map(|o| (o.key.to_string(), false))
-                        .collect();
+                    let mut items: Vec<(String, bool)> =
+                        page.objects.iter().map(|o| (o.key.to_string(), false)).collect();
                     items.extend(page.prefixes.iter().map(|p| (p.clone(), true)));
                     items.sort();
                     got.extend(items);
@@ -653,10 +397,7 @@ async fn listing_matches_a_model(f: &Fixture) {
                         None => break,
                     }
                 }
-                assert_eq!(
-                    got, expected,
-                    "prefix={prefix:?} delimiter={delimiter:?} limit={limit}"
-                );
+                assert_eq!(got, expected, "prefix={prefix:?} delimiter={delimiter:?} limit={limit}");
             }
         }
     }
@@ -669,10 +410,7 @@ async fn audit_chain_is_unbroken_under_concurrency(f: &Fixture) {
             let store = store.clone();
             tokio::spawn(async move {
                 for n in 0..10 {
-                    store
-                        .append_audit(&audit(&format!("test.{writer}.{n}")))
-                        .await
-                        .expect("append");
+                    store.append_audit(&audit(&format!("test.{writer}.{n}"))).await.expect("append");
                 }
             })
         })
@@ -686,23 +424,11 @@ async fn audit_chain_is_unbroken_under_concurrency(f: &Fixture) {
     let mut prev = GENESIS_HASH.to_owned();
     for (index, record) in records.iter().enumerate() {
         assert_eq!(record.id, index as i64 + 1, "ids are gapless");
-        assert_eq!(
-            record.prev_hash, prev,
-            "record {} links to its predecessor",
-            record.id
-        );
-        assert_eq!(
-            record.hash,
-            record.expected_hash(),
-            "record {} hash",
-            record.id
-        );
+        assert_eq!(record.prev_hash, prev, "record {} links to its predecessor", record.id);
+        assert_eq!(record.hash, record.expected_hash(), "record {} hash", record.id);
         prev.clone_from(&record.hash);
     }
     assert_eq!(store.audit_head().await.expect("head"), (161, prev));
-    assert_eq!(
-        records.last().map(|r| r.action.as_str()),
-        Some("user.create")
-    );
+    assert_eq!(records.last().map(|r| r.action.as_str()), Some("user.create"));
     assert_eq!(store.audit_after(159, 10).await.expect("tail").len(), 2);
 }

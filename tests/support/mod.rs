@@ -19,19 +19,13 @@ fn var(name: &str) -> Option<String> {
 
 pub fn postgres_admin_url() -> Option<String> {
     let url = var("COFFER_TEST_DATABASE_URL");
-    assert!(
-        url.is_some() || !services_required(),
-        "COFFER_TEST_DATABASE_URL is required"
-    );
+    assert!(url.is_some() || !services_required(), "COFFER_TEST_DATABASE_URL is required");
     url
 }
 
 pub fn redis_url() -> Option<String> {
     let url = var("COFFER_TEST_REDIS_URL");
-    assert!(
-        url.is_some() || !services_required(),
-        "COFFER_TEST_REDIS_URL is required"
-    );
+    assert!(url.is_some() || !services_required(), "COFFER_TEST_REDIS_URL is required");
     url
 }
 
@@ -53,10 +47,7 @@ pub fn s3_env() -> Option<S3Env> {
             secret_access_key: var("COFFER_TEST_S3_SECRET_ACCESS_KEY")?,
         })
     })();
-    assert!(
-        env.is_some() || !services_required(),
-        "COFFER_TEST_S3_* are required"
-    );
+    assert!(env.is_some() || !services_required(), "COFFER_TEST_S3_* are required");
     env
 }
 
@@ -79,9 +70,7 @@ pub fn use_s3(config: &mut Config, env: &S3Env, prefix: &str) {
 
 /// The admin URL with its database name replaced.
 pub fn with_database(admin_url: &str, database: &str) -> String {
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(slash) if slash > base.find("://").map_or(0, |i| i + 2) => &base[..slash],
         _ => base,
@@ -98,23 +87,18 @@ static STALE_DROPPED: OnceLock<()> = OnceLock::new();
 /// runs of this binary (same `family`) are dropped first, once.
 pub async fn create_database(admin_url: &str, family: &str) -> String {
     use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to PostgreSQL");
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
     if STALE_DROPPED.get().is_none() {
-        let stale: Vec<(String,)> =
-            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
-                .bind(format!("{family}%"))
-                .fetch_all(&mut admin)
-                .await
-                .expect("list databases");
+        let stale: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(format!("{family}%"))
+            .fetch_all(&mut admin)
+            .await
+            .expect("list databases");
         let _ = STALE_DROPPED.set(());
         for (name,) in stale {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-            )))
-            .execute(&mut admin)
-            .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                .execute(&mut admin)
+                .await;
         }
     }
     let name = unique(family);
@@ -127,26 +111,17 @@ pub async fn create_database(admin_url: &str, family: &str) -> String {
 
 /// Drops a database made by `create_database`, from any context (used in `Drop`).
 pub fn drop_database_blocking(admin_url: String, url: String) {
-    let Some(name) = url
-        .rsplit('/')
-        .next()
-        .map(|n| n.split('?').next().unwrap_or(n).to_owned())
-    else {
+    let Some(name) = url.rsplit('/').next().map(|n| n.split('?').next().unwrap_or(n).to_owned()) else {
         return;
     };
     let _ = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             use sqlx::Connection;
             if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await;
             }
         });
     })
@@ -166,9 +141,7 @@ pub fn pattern_stream(total: u64, chunk: usize) -> coffer::storage::ByteStream {
 
 pub fn stream_of(data: Vec<u8>) -> coffer::storage::ByteStream {
     Box::pin(futures::stream::iter(
-        data.chunks(64 * 1024)
-            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-            .collect::<Vec<_>>(),
+        data.chunks(64 * 1024).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect::<Vec<_>>(),
     ))
 }
 
@@ -189,17 +162,9 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(
-            with_database("postgres://root@127.0.0.1:5432/test", "x"),
-            "postgres://root@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://root@h/test?sslmode=disable", "x"),
-            "postgres://root@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://root@h", "x"),
-            "postgres://root@h/x"
-        );
+        assert_eq!(with_database("postgres://root@127.0.0.1:5432/test", "x"), "postgres://root@127.0.0.1:5432/x");
+        assert_eq!(with_database("postgres://root@h/test?sslmode=disable", "x"), "postgres://root@h/x?sslmode=disable");
+        assert_eq!(with_database("postgres://root@h", "x"), "postgres://root@h/x");
     }
 }
+pub mod proxy;

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL and Redis run on loopback (starting them, or installing
+# them from Debian when absent) and exports COFFER_TEST_DATABASE_URL and
+# COFFER_TEST_REDIS_URL. Source this file.
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+postgres_url_that_works() {
+  local url
+  for url in "postgres://postgres@127.0.0.1:5432/postgres" "postgres://$(id -un)@127.0.0.1:5432/test" \
+             "postgres://postgres:coffer@127.0.0.1:5432/postgres"; do
+    if psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then echo "$url"; return 0; fi
+  done
+  return 1
+}
+
+ensure_postgres() {
+  if [ -n "${COFFER_TEST_DATABASE_URL:-}" ]; then return 0; fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+      echo "==> installing PostgreSQL from Debian"
+      apt_install postgresql postgresql-client || return 1
+    fi
+    echo "==> starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || return 1
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  fi
+  local url
+  if ! url=$(postgres_url_that_works); then
+    # A fresh Debian install has no trust on TCP: give the postgres role a local password.
+    su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'coffer'\"" >/dev/null 2>&1 || true
+    url=$(postgres_url_that_works) || { echo "cannot log in to PostgreSQL on 127.0.0.1:5432" >&2; return 1; }
+  fi
+  export COFFER_TEST_DATABASE_URL="$url"
+}
+
+ensure_redis() {
+  if [ -n "${COFFER_TEST_REDIS_URL:-}" ]; then return 0; fi
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    if ! command -v redis-server >/dev/null 2>&1; then
+      echo "==> installing Redis from Debian"
+      apt_install redis-server redis-tools || return 1
+    fi
+    echo "==> starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log || return 1
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  export COFFER_TEST_REDIS_URL="redis://127.0.0.1:6379"
+}

@@ -1,0 +1,126 @@
+//! `spawn_app()`: a real Coffer on a random port, on embedded defaults or — when
+//! `COFFER_TEST_*` are set — on PostgreSQL, Redis and S3, isolated per test.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use coffer::clock::ManualClock;
+use coffer::config::Config;
+use coffer::service::Services;
+use coffer::startup::{Application, build_services};
+use secrecy::SecretString;
+
+use crate::support;
+
+#[allow(dead_code, reason = "the helper serves every test module; each uses a subset")]
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub services: Arc<Services>,
+    pub clock: Arc<ManualClock>,
+    pub config: Config,
+    handle: actix_web::dev::ServerHandle,
+    _data_dir: Option<tempfile::TempDir>,
+    database_to_drop: Option<(String, String)>,
+}
+
+/// The configuration a test app starts from: isolated data dir, port 0, and
+/// the real services named by the environment.
+pub async fn test_config() -> (Config, Option<tempfile::TempDir>, Option<(String, String)>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config {
+        bind: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        workers: 1,
+        log_filter: "warn".into(),
+        ..Config::default()
+    };
+    let mut database_to_drop = None;
+    if let Some(admin) = support::postgres_admin_url() {
+        let url = support::create_database(&admin, "coffer_api_").await;
+        config.database_url = Some(SecretString::from(url.clone()));
+        database_to_drop = Some((admin, url));
+    }
+    if let Some(redis) = support::redis_url() {
+        config.redis_url = Some(SecretString::from(redis));
+        config.cache_namespace = support::unique("coffer-test-");
+    }
+    if let Some(env) = support::s3_env() {
+        support::use_s3(&mut config, &env, &format!("{}/", support::unique("api-")));
+    }
+    (config, Some(dir), database_to_drop)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an app after letting the test adjust its configuration.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    let (mut config, dir, database_to_drop) = test_config().await;
+    customize(&mut config);
+    start(config, dir, database_to_drop).await
+}
+
+async fn start(config: Config, dir: Option<tempfile::TempDir>, database_to_drop: Option<(String, String)>) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        coffer::telemetry::init(config.log_format, "info", std::io::stdout);
+    }
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let services = build_services(config.clone(), clock.clone()).await.expect("build services");
+    let app = Application::with_services(services.clone()).expect("bind");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: client(),
+        services,
+        clock,
+        config,
+        handle,
+        _data_dir: dir,
+        database_to_drop,
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("http client")
+}
+
+#[allow(dead_code, reason = "the helper serves every test module; each uses a subset")]
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// A second instance on the same database, storage and cache (another replica).
+    pub async fn replica(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".into();
+        start(config, None, None).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some((admin, url)) = self.database_to_drop.take() {
+            support::drop_database_blocking(admin, url);
+        }
+    }
+}
+
+/// Reads a problem+json body, asserting the content type.
+pub async fn problem(response: reqwest::Response) -> serde_json::Value {
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    response.json().await.expect("problem json")
+}

@@ -1,0 +1,10 @@
+//! HTTP tests through a real server (`spawn_app`), on embedded defaults and,
+//! when configured, on PostgreSQL + Redis + S3.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod faults;
+mod health;
+mod helpers;
