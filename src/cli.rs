@@ -6,7 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use secrecy::SecretString;
+
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::domain::Role;
+use crate::service::RequestContext;
+use crate::service::identity::PasswordHasher;
+use crate::service::users::create_account;
 use crate::startup::{Application, StartupError, open_store};
 use crate::telemetry;
 
@@ -30,6 +37,26 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an account (the first admin is made this way; no default credentials exist).
+    Create {
+        username: String,
+        #[arg(long, value_parser = ["admin", "user", "auditor"], default_value = "user")]
+        role: String,
+        /// Read the password from standard input (one line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        quota_bytes: Option<i64>,
     },
 }
 
@@ -65,11 +92,14 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             print!("{}", config.to_redacted_toml());
             Ok(())
         }
+        Command::User { action: UserAction::Create { username, role, quota_bytes, .. } } => {
+            create_user(config, &username, &role, quota_bytes).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %error, "coffer stopped");
+            tracing::error!(error = %error, "command failed");
             eprintln!("error: {error}");
             match error {
                 CliError::Startup(StartupError::Config(_)) => ExitCode::from(EXIT_CONFIG),
@@ -85,6 +115,8 @@ enum CliError {
     Startup(#[from] StartupError),
     #[error("server error: {0}")]
     Server(#[from] std::io::Error),
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn init_logs(config: &Config) {
@@ -113,5 +145,21 @@ async fn migrate(config: Config) -> Result<(), CliError> {
     let store = open_store(&config).await?;
     store.close().await;
     eprintln!("migrations applied ({})", store.engine());
+    Ok(())
+}
+
+async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Option<i64>) -> Result<(), CliError> {
+    init_logs(&config);
+    let role: Role = role.parse().map_err(|e: crate::domain::Invalid| CliError::Refused(e.to_string()))?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned());
+    let store = open_store(&config).await?;
+    let hasher = PasswordHasher::new(&config);
+    let audit = RequestContext::default().event(SystemClock.now(), "cli", "user.create");
+    let result = create_account(&*store, &hasher, &SystemClock, audit, (username, &password, role, quota_bytes)).await;
+    store.close().await;
+    let user = result.map_err(|error| CliError::Refused(error.to_string()))?;
+    eprintln!("created user {} ({})", user.username, user.role);
     Ok(())
 }

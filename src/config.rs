@@ -68,6 +68,26 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub readiness_timeout: Duration,
+    /// 32 random bytes (base64 or hex) every derived key comes from; generated
+    /// into `<data_dir>/master.key` when unset.
+    #[serde(serialize_with = "redact_secret")]
+    pub master_key: Option<SecretString>,
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    pub require_mfa_for_admins: bool,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub password_hash_concurrency: usize,
+    pub lockout_threshold: u32,
+    pub ip_lockout_threshold: u32,
+    #[serde(with = "humantime_serde")]
+    pub lockout_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lockout_duration: Duration,
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Config {
@@ -102,6 +122,19 @@ impl Default for Config {
             workers: 0,
             shutdown_timeout: Duration::from_secs(30),
             readiness_timeout: Duration::from_secs(2),
+            master_key: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            require_mfa_for_admins: false,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            password_hash_concurrency: 0,
+            lockout_threshold: 5,
+            ip_lockout_threshold: 50,
+            lockout_window: Duration::from_secs(15 * 60),
+            lockout_duration: Duration::from_secs(15 * 60),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -180,6 +213,40 @@ impl Config {
         }
         if self.storage == StorageKind::S3 {
             self.validate_s3()?;
+        }
+        self.validate_identity()
+    }
+
+    fn validate_identity(&self) -> Result<(), ConfigError> {
+        if self.access_token_ttl.is_zero() || self.access_token_ttl > Duration::from_secs(15 * 60) {
+            return Err(ConfigError::new("access_token_ttl", "must be between 1s and 15m"));
+        }
+        if self.refresh_token_ttl < self.access_token_ttl {
+            return Err(ConfigError::new("refresh_token_ttl", "must be at least access_token_ttl"));
+        }
+        // OWASP's minimum for argon2id: m = 19 MiB, t = 2, p = 1.
+        if self.argon2_memory_kib < 19 * 1024 {
+            return Err(ConfigError::new("argon2_memory_kib", "must be at least 19456 (OWASP minimum)"));
+        }
+        if self.argon2_iterations < 2 {
+            return Err(ConfigError::new("argon2_iterations", "must be at least 2 (OWASP minimum)"));
+        }
+        if self.argon2_parallelism == 0 {
+            return Err(ConfigError::new("argon2_parallelism", "must be at least 1"));
+        }
+        if self.lockout_threshold == 0 || self.ip_lockout_threshold < self.lockout_threshold {
+            return Err(ConfigError::new(
+                "ip_lockout_threshold",
+                "lockout_threshold must be at least 1 and ip_lockout_threshold at least lockout_threshold",
+            ));
+        }
+        if self.lockout_window.is_zero() || self.lockout_duration.is_zero() {
+            return Err(ConfigError::new("lockout_window", "lockout_window and lockout_duration must be positive"));
+        }
+        if let Some(key) = &self.master_key
+            && crate::keys::decode_master_key(key.expose_secret()).is_none()
+        {
+            return Err(ConfigError::new("master_key", "must be 32 bytes, base64 or hex encoded"));
         }
         Ok(())
     }

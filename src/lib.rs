@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod keys;
 pub mod metadata;
 pub mod policy;
 pub mod service;

@@ -10,8 +10,9 @@ use actix_web::{HttpServer, web};
 use crate::cache::{self, CacheError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
+use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
-use crate::service::Services;
+use crate::service::{Identity, Services};
 use crate::storage::{self, StorageError};
 
 /// Why the server could not start; each variant prints as one clear line.
@@ -31,6 +32,8 @@ pub enum StartupError {
     Storage(#[source] StorageError),
     #[error("cannot connect to the cache: {0}")]
     Cache(#[source] CacheError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -58,7 +61,9 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let store = open_store(&config).await?;
     let blobs = storage::from_config(&config).await.map_err(StartupError::Storage)?;
     let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
-    Ok(Arc::new(Services { config: Arc::new(config), store, blobs, cache, clock }))
+    let master = MasterKey::load(&config)?;
+    let identity = Identity::new(&config, &master);
+    Ok(Arc::new(Services { config: Arc::new(config), store, blobs, cache, clock, identity }))
 }
 
 pub struct Application {

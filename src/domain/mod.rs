@@ -7,12 +7,14 @@ mod bucket_name;
 mod byte_range;
 mod object_key;
 mod role;
+mod scopes;
 mod username;
 
 pub use bucket_name::BucketName;
 pub use byte_range::{ByteRange, RangeOutcome};
 pub use object_key::ObjectKey;
 pub use role::{Permission, Role};
+pub use scopes::{Scope, Scopes};
 pub use username::Username;
 
 /// Why a value was rejected; shown to the client as the problem detail.

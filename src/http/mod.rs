@@ -1,7 +1,13 @@
 //! The HTTP surface: routes, extractors, middleware and problem+json errors.
 //! Handlers stay thin: parse the request, call a service, shape the response.
 
+mod admin_users;
+mod auth;
+mod buckets;
+mod cursor;
+pub mod extract;
 mod health;
+mod me;
 pub mod problem;
 pub mod request_id;
 
@@ -32,4 +38,46 @@ pub fn app(
         .wrap(from_fn(request_id::middleware))
         .service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::scope("/api/v1").configure(api_v1))
+}
+
+fn api_v1(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/auth/login").route(web::post().to(auth::login)))
+        .service(web::resource("/auth/mfa").route(web::post().to(auth::mfa)))
+        .service(web::resource("/auth/refresh").route(web::post().to(auth::refresh)))
+        .service(web::resource("/auth/logout").route(web::post().to(auth::logout)))
+        .service(web::resource("/me").route(web::get().to(me::me)))
+        .service(web::resource("/me/password").route(web::post().to(me::change_password)))
+        .service(
+            web::resource("/me/mfa/totp")
+                .route(web::post().to(me::enrol_totp))
+                .route(web::delete().to(me::disable_totp)),
+        )
+        .service(web::resource("/me/mfa/totp/confirm").route(web::post().to(me::confirm_totp)))
+        .service(
+            web::resource("/me/api-keys")
+                .route(web::post().to(me::create_api_key))
+                .route(web::get().to(me::list_api_keys)),
+        )
+        .service(web::resource("/me/api-keys/{id}").route(web::delete().to(me::revoke_api_key)))
+        .service(
+            web::resource("/admin/users")
+                .route(web::get().to(admin_users::list))
+                .route(web::post().to(admin_users::create)),
+        )
+        .service(
+            web::resource("/admin/users/{username}")
+                .route(web::get().to(admin_users::get))
+                .route(web::patch().to(admin_users::patch))
+                .route(web::delete().to(admin_users::delete)),
+        )
+        .service(web::resource("/admin/users/{username}/reset-mfa").route(web::post().to(admin_users::reset_mfa)))
+        .service(web::resource("/buckets").route(web::get().to(buckets::list)).route(web::post().to(buckets::create)))
+        .service(web::resource("/buckets/{bucket}").route(web::delete().to(buckets::delete)))
+        .service(web::resource("/buckets/{bucket}/grants").route(web::get().to(buckets::list_grants)))
+        .service(
+            web::resource("/buckets/{bucket}/grants/{username}")
+                .route(web::put().to(buckets::set_grant))
+                .route(web::delete().to(buckets::remove_grant)),
+        );
 }

@@ -109,6 +109,9 @@ impl ResponseError for ServiceError {
             Self::Unavailable(..) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
+            Self::Unauthenticated(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"coffer\""));
+            }
             _ => {}
         }
         response

@@ -94,6 +94,65 @@ pub trait ObjectStore: Send + Sync {
     async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool>;
 }
 
+/// Credentials and login state: refresh tokens, API keys, TOTP, MFA challenges, throttling.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> MetaResult<()>;
+    /// Spends a refresh token. A token presented twice revokes its whole family.
+    async fn use_refresh_token(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<RefreshUse>;
+    /// Revokes the family of a token (logout); the user it belonged to, if any.
+    async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<Option<i64>>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> MetaResult<()>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> MetaResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, user_id: i64) -> MetaResult<Vec<ApiKeyRecord>>;
+    /// Revokes one of the user's live keys; `NotFound` otherwise.
+    async fn revoke_api_key(&self, user_id: i64, id: &str, audit: &AuditEntry) -> MetaResult<()>;
+    /// Records use, at most once per `every` to spare the database a write per request.
+    async fn touch_api_key(&self, id: &str, now: DateTime<Utc>, every: chrono::Duration) -> MetaResult<()>;
+
+    /// Stores a new, unconfirmed TOTP secret; `Conflict` if MFA is already on.
+    async fn put_pending_totp(&self, user_id: i64, secret_sealed: &str, now: DateTime<Utc>) -> MetaResult<()>;
+    async fn totp(&self, user_id: i64) -> MetaResult<Option<TotpRecord>>;
+    /// Turns MFA on: marks the secret confirmed at `step` and stores the recovery codes' hashes.
+    async fn confirm_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        recovery_hashes: &[String],
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
+    /// Accepts `step` if it is later than the last accepted one (each code works once).
+    async fn advance_totp_step(&self, user_id: i64, step: i64) -> MetaResult<bool>;
+    /// Turns MFA off and forgets the secret and recovery codes.
+    async fn delete_totp(&self, user_id: i64, audit: &AuditEntry) -> MetaResult<()>;
+    /// Spends an unused recovery code.
+    async fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> MetaResult<bool>;
+
+    async fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> MetaResult<()>;
+    async fn mfa_challenge(&self, token_hash: &str) -> MetaResult<Option<MfaChallenge>>;
+    /// Counts a wrong code; returns the failures so far.
+    async fn fail_mfa_challenge(&self, token_hash: &str) -> MetaResult<i64>;
+    async fn delete_mfa_challenge(&self, token_hash: &str) -> MetaResult<()>;
+
+    /// When the subject is locked out at `now`, until when.
+    async fn login_locked_until(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> MetaResult<Option<DateTime<Utc>>>;
+    /// Counts a failed login; returns the lock end if this failure locked the subject.
+    async fn record_login_failure(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+        now: DateTime<Utc>,
+        rule: ThrottleRule,
+    ) -> MetaResult<Option<DateTime<Utc>>>;
+    async fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> MetaResult<()>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends an event that has no other change to go with it (reads, denials).
@@ -105,7 +164,7 @@ pub trait AuditStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait MetadataStore: UserStore + BucketStore + ObjectStore + AuditStore + Send + Sync {
+pub trait MetadataStore: UserStore + IdentityStore + BucketStore + ObjectStore + AuditStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;
     async fn migrate(&self) -> MetaResult<()>;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{BucketName, ObjectKey, Permission, Role, Username};
+use crate::domain::{BucketName, ObjectKey, Permission, Role, Scopes, Username};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -16,6 +16,7 @@ pub struct UserRecord {
     pub used_bytes: i64,
     /// Bumped whenever every token of the user must die (disable, password reset).
     pub token_generation: i64,
+    pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,6 +39,10 @@ pub struct UserPatch {
     pub password_hash: Option<String>,
     /// Increment the token generation (revokes access tokens and presigned URLs).
     pub bump_generation: bool,
+    /// Revoke every refresh token of the user, in the same transaction.
+    pub revoke_refresh_tokens: bool,
+    /// Revoke every API key of the user, in the same transaction.
+    pub revoke_api_keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,4 +212,81 @@ pub struct ListResult {
     pub prefixes: Vec<String>,
     /// The last key or prefix returned when there may be more.
     pub next_after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: String,
+    pub family_id: String,
+    pub user_id: i64,
+    pub generation: i64,
+    pub mfa: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// Valid and now spent: issue the next token of the family.
+    Rotated(RefreshTokenRecord),
+    /// Already spent or revoked: the whole family has just been revoked.
+    Reused { family_id: String, user_id: i64 },
+    /// Unknown or expired.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub scopes: Scopes,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    pub user_id: i64,
+    /// The secret, sealed with the TOTP key (never stored in clear).
+    pub secret_sealed: String,
+    pub confirmed: bool,
+    /// The last time step accepted; codes of this step or earlier are refused.
+    pub last_step: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaChallenge {
+    pub user_id: i64,
+    pub failures: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who a login-throttle counter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleScope {
+    Account,
+    Ip,
+}
+
+impl ThrottleScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Ip => "ip",
+        }
+    }
+}
+
+/// `threshold` failures within `window` lock the subject for `lock_for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    pub threshold: i64,
+    pub window: chrono::Duration,
+    pub lock_for: chrono::Duration,
 }

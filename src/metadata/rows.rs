@@ -4,17 +4,30 @@ use sqlx::FromRow;
 
 use super::time::from_micros;
 use super::{
-    BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState, RetentionMode,
-    UserRecord,
+    ApiKeyRecord, BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState,
+    RefreshTokenRecord, RetentionMode, UserRecord,
 };
 use crate::domain::audit::{AuditRecord, Outcome};
-use crate::domain::{BucketName, ObjectKey, Username};
+use crate::domain::{BucketName, ObjectKey, Scopes, Username};
 
 /// Column lists, as macros so `concat!` can build whole statements at compile
 /// time (`mod rows` is `#[macro_use]`, declared before the adapters).
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, role, disabled, quota_bytes, used_bytes, token_generation, created_at, updated_at"
+        "id, username, password_hash, role, disabled, quota_bytes, used_bytes, token_generation, mfa_enabled, created_at, \
+         updated_at"
+    };
+}
+
+macro_rules! api_key_columns {
+    () => {
+        "id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, last_used_at, revoked_at"
+    };
+}
+
+macro_rules! refresh_columns {
+    () => {
+        "token_hash, family_id, user_id, generation, mfa, created_at, expires_at"
     };
 }
 
@@ -47,6 +60,7 @@ pub(super) struct UserRow {
     quota_bytes: Option<i64>,
     used_bytes: i64,
     token_generation: i64,
+    mfa_enabled: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -63,6 +77,7 @@ impl TryFrom<UserRow> for UserRecord {
             quota_bytes: row.quota_bytes,
             used_bytes: row.used_bytes,
             token_generation: row.token_generation,
+            mfa_enabled: row.mfa_enabled,
             created_at: from_micros(row.created_at),
             updated_at: from_micros(row.updated_at),
         })
@@ -210,6 +225,63 @@ impl TryFrom<AuditRow> for AuditRecord {
             prev_hash: row.prev_hash,
             hash: row.hash,
         })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct ApiKeyRow {
+    id: String,
+    user_id: i64,
+    name: String,
+    prefix: String,
+    key_hash: String,
+    scopes: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+    type Error = MetaError;
+    fn try_from(row: ApiKeyRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            prefix: row.prefix,
+            key_hash: row.key_hash,
+            scopes: Scopes::parse(&row.scopes).map_err(MetaError::corrupt)?,
+            created_at: from_micros(row.created_at),
+            expires_at: row.expires_at.map(from_micros),
+            last_used_at: row.last_used_at.map(from_micros),
+            revoked_at: row.revoked_at.map(from_micros),
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct RefreshRow {
+    token_hash: String,
+    family_id: String,
+    user_id: i64,
+    generation: i64,
+    mfa: bool,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<RefreshRow> for RefreshTokenRecord {
+    fn from(row: RefreshRow) -> Self {
+        Self {
+            token_hash: row.token_hash,
+            family_id: row.family_id,
+            user_id: row.user_id,
+            generation: row.generation,
+            mfa: row.mfa,
+            created_at: from_micros(row.created_at),
+            expires_at: from_micros(row.expires_at),
+        }
     }
 }
 

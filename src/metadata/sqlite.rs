@@ -58,6 +58,10 @@ mod users {
     use super::{Db, Store, begin_write};
     include!("sql/users.rs");
 }
+mod identity {
+    use super::{Store, begin_write};
+    include!("sql/identity.rs");
+}
 mod buckets {
     use super::{Store, begin_write};
     include!("sql/buckets.rs");

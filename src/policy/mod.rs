@@ -1,1 +1,4 @@
-//! Pure decisions, no I/O, property-tested: who may do what, what retention allows.
+//! Pure decisions, no I/O, property-tested: who may do what, what a password must be.
+
+pub mod password;
+pub mod rbac;

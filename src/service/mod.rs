@@ -3,13 +3,21 @@
 //! `Services` holds the ports; each file adds the use cases of one area as
 //! methods. Nothing here knows about HTTP.
 
+pub mod account;
+pub mod auth;
+pub mod buckets;
+pub mod context;
 mod error;
 mod health;
+pub mod identity;
+pub mod users;
 
 use std::sync::Arc;
 
+pub use context::{Principal, RequestContext};
 pub use error::ServiceError;
 pub use health::{CheckStatus, Readiness};
+pub use identity::Identity;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -25,4 +33,5 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     pub cache: Arc<dyn Cache>,
     pub clock: Arc<dyn Clock>,
+    pub identity: Identity,
 }

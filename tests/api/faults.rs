@@ -76,6 +76,12 @@ async fn database_outage_is_reported_and_recovers_without_restart() {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     let body = problem(response).await;
     assert!(body["detail"].as_str().unwrap_or_default().starts_with("database:"), "{body}");
+    let started = Instant::now();
+    let login =
+        app.post_json("/api/v1/auth/login", serde_json::json!({"username": "x", "password": "yyyyyyyyyyyy"})).await;
+    assert_eq!(login.status(), 503, "requests answer 503 while the database is away");
+    assert!(started.elapsed() < Duration::from_secs(6), "fast failure: {:?}", started.elapsed());
+    assert_eq!(problem(login).await["type"], "/problems/unavailable");
 
     proxy.restore();
     let response = wait_for_status(&app, "/health/ready", 200, Duration::from_secs(10)).await;

@@ -64,9 +64,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 async fn start(config: Config, dir: Option<tempfile::TempDir>, database_to_drop: Option<(String, String)>) -> TestApp {
-    if std::env::var("TEST_LOG").is_ok() {
-        coffer::telemetry::init(config.log_format, "info", std::io::stdout);
-    }
+    install_log_capture();
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let services = build_services(config.clone(), clock.clone()).await.expect("build services");
     let app = Application::with_services(services.clone()).expect("bind");
@@ -84,6 +82,36 @@ async fn start(config: Config, dir: Option<tempfile::TempDir>, database_to_drop:
         _data_dir: dir,
         database_to_drop,
     }
+}
+
+/// Every log line of this test binary, for tests that assert what is never logged.
+static CAPTURED_LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = CAPTURED_LOGS.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn install_log_capture() {
+    if std::env::var("TEST_LOG").is_ok() {
+        coffer::telemetry::init(coffer::config::LogFormat::Pretty, "info", std::io::stdout);
+    } else {
+        coffer::telemetry::init(coffer::config::LogFormat::Json, "debug", || CaptureWriter);
+    }
+}
+
+pub fn captured_logs() -> String {
+    CAPTURED_LOGS.lock().map(|logs| String::from_utf8_lossy(&logs).into_owned()).unwrap_or_default()
 }
 
 pub fn client() -> reqwest::Client {
@@ -106,6 +134,67 @@ impl TestApp {
         config.bind = "127.0.0.1:0".into();
         start(config, None, None).await
     }
+}
+
+/// A fresh strong password (never in the common list).
+pub fn strong_password() -> String {
+    format!("Tr0ub4dor&3-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[allow(dead_code, reason = "the helper serves every test module; each uses a subset")]
+impl TestApp {
+    /// Creates an account directly through the service layer; returns its password.
+    pub async fn create_user(&self, username: &str, role: coffer::domain::Role) -> String {
+        let password = strong_password();
+        let secret = secrecy::SecretString::from(password.clone());
+        let audit = coffer::service::RequestContext::default().event(self.clock_now(), "test", "user.create");
+        coffer::service::users::create_account(
+            &*self.services.store,
+            &self.services.identity.passwords,
+            &*self.services.clock,
+            audit,
+            (username, &secret, role, None),
+        )
+        .await
+        .expect("create user");
+        password
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        coffer::clock::Clock::now(&*self.clock)
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+    }
+
+    /// Logs in and returns the token response (fails the test if MFA or an error answers).
+    pub async fn login(&self, username: &str, password: &str) -> Tokens {
+        let response =
+            self.post_json("/api/v1/auth/login", serde_json::json!({"username": username, "password": password})).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        Tokens {
+            access: body["access_token"].as_str().expect("access token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh token").to_owned(),
+        }
+    }
+
+    /// A new user with a session.
+    pub async fn user_session(&self, username: &str, role: coffer::domain::Role) -> Tokens {
+        let password = self.create_user(username, role).await;
+        self.login(username, &password).await
+    }
+
+    pub fn with_token(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
 }
 
 impl Drop for TestApp {

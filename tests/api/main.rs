@@ -6,5 +6,7 @@ mod support;
 
 mod cli;
 mod faults;
+mod first_admin;
 mod health;
 mod helpers;
+mod identity;

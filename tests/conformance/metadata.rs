@@ -118,6 +118,8 @@ async fn users_roundtrip(f: &Fixture) {
         quota_bytes: Some(None),
         password_hash: Some("$argon2id$new".into()),
         bump_generation: true,
+        revoke_refresh_tokens: true,
+        revoke_api_keys: true,
     };
     let updated = store.update_user(alice.id, &patch, &audit("user.update")).await.expect("update");
     assert_eq!((updated.role, updated.disabled, updated.quota_bytes), (Role::Auditor, true, None));

@@ -107,6 +107,23 @@ impl UserStore for Store {
         .await
         .map_err(sql_err("user"))?;
         let row = row.ok_or(MetaError::NotFound("user"))?;
+        let at = to_micros(audit.at);
+        if patch.revoke_refresh_tokens {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("refresh token"))?;
+        }
+        if patch.revoke_api_keys {
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("api key"))?;
+        }
         let record = append_in_tx(&mut tx, audit).await?;
         ensure_an_admin_remains(&mut tx, before > 0).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;

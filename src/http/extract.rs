@@ -1,0 +1,75 @@
+//! Extractors: `Ctx` (request facts) for every handler, `Caller` (an
+//! authenticated principal) for every protected one. Deny by default: a
+//! handler without `Caller` is public, so only health, login and share
+//! links go without it.
+
+use std::future::{Ready, ready};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use super::request_id::RequestId;
+use crate::service::{Principal, RequestContext, ServiceError, Services};
+
+/// Request facts (client address, user agent, request id) for audit and throttling.
+pub struct Ctx(pub RequestContext);
+
+pub fn request_context(request: &HttpRequest) -> RequestContext {
+    let trust_forwarded =
+        request.app_data::<web::Data<Services>>().is_some_and(|services| services.config.trust_forwarded_for);
+    let ip = if trust_forwarded {
+        request.connection_info().realip_remote_addr().map(str::to_owned)
+    } else {
+        request.peer_addr().map(|addr| addr.ip().to_string())
+    };
+    RequestContext {
+        ip,
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+        request_id: request.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    }
+}
+
+impl FromRequest for Ctx {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self(request_context(request))))
+    }
+}
+
+/// An authenticated caller with the request's facts.
+pub struct Caller {
+    pub principal: Principal,
+    pub ctx: RequestContext,
+}
+
+fn bearer(request: &HttpRequest) -> Option<String> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+impl FromRequest for Caller {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let services = request.app_data::<web::Data<Services>>().cloned();
+        let ctx = request_context(request);
+        let token = bearer(request);
+        Box::pin(async move {
+            let services = services.ok_or_else(|| ServiceError::internal(anyhow::anyhow!("services missing")))?;
+            let token = token.ok_or_else(|| ServiceError::Unauthenticated("missing bearer token".into()))?;
+            let principal = services.authenticate(&ctx, &token).await?;
+            Ok(Self { principal, ctx })
+        })
+    }
+}

@@ -1,0 +1,394 @@
+// Credentials and login state, shared by both adapters (included with `Store` and `begin_write` in scope).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::audit::AuditEntry;
+use crate::metadata::error::sql_err;
+use crate::metadata::rows::{ApiKeyRow, RefreshRow, records};
+use crate::metadata::time::{from_micros, to_micros};
+use crate::metadata::{
+    ApiKeyRecord, IdentityStore, MetaError, MetaResult, MfaChallenge, RefreshTokenRecord, RefreshUse, ThrottleRule,
+    ThrottleScope, TotpRecord,
+};
+
+use super::audit::commit_audited;
+
+#[async_trait]
+impl IdentityStore for Store {
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> MetaResult<()> {
+        sqlx::query(concat!("INSERT INTO refresh_tokens (", refresh_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+            .bind(&token.token_hash)
+            .bind(&token.family_id)
+            .bind(token.user_id)
+            .bind(token.generation)
+            .bind(token.mfa)
+            .bind(to_micros(token.created_at))
+            .bind(to_micros(token.expires_at))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("refresh token"))?;
+        Ok(())
+    }
+
+    async fn use_refresh_token(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<RefreshUse> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let spent: Option<RefreshRow> = sqlx::query_as(concat!(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
+            refresh_columns!()
+        ))
+        .bind(token_hash)
+        .bind(to_micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_err("refresh token"))?;
+        let outcome = match spent {
+            Some(row) => RefreshUse::Rotated(row.into()),
+            None => {
+                let known: Option<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT family_id, user_id, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("refresh token"))?;
+                match known {
+                    Some((family_id, user_id, used, revoked)) if used.is_some() || revoked.is_some() => {
+                        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                            .bind(&family_id)
+                            .bind(to_micros(now))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(sql_err("refresh token"))?;
+                        RefreshUse::Reused { family_id, user_id }
+                    }
+                    _ => RefreshUse::Invalid,
+                }
+            }
+        };
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(outcome)
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<Option<i64>> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let known: Option<(String, i64)> =
+            sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("refresh token"))?;
+        let Some((family_id, user_id)) = known else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+            .bind(&family_id)
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("refresh token"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(Some(user_id))
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        sqlx::query(concat!(
+            "INSERT INTO api_keys (",
+            api_key_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)"
+        ))
+        .bind(&key.id)
+        .bind(key.user_id)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.key_hash)
+        .bind(key.scopes.to_string())
+        .bind(to_micros(key.created_at))
+        .bind(key.expires_at.map(to_micros))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("api key"))?;
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> MetaResult<Option<ApiKeyRecord>> {
+        let row: Option<ApiKeyRow> =
+            sqlx::query_as(concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE key_hash = $1"))
+                .bind(key_hash)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(sql_err("api key"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_api_keys(&self, user_id: i64) -> MetaResult<Vec<ApiKeyRecord>> {
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("api key"))?;
+        records(rows)
+    }
+
+    async fn revoke_api_key(&self, user_id: i64, id: &str, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let revoked =
+            sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(user_id)
+                .bind(to_micros(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("api key"))?;
+        if revoked.rows_affected() == 0 {
+            return Err(MetaError::NotFound("api key"));
+        }
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn touch_api_key(&self, id: &str, now: DateTime<Utc>, every: chrono::Duration) -> MetaResult<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(id)
+            .bind(to_micros(now))
+            .bind(to_micros(now - every))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("api key"))?;
+        Ok(())
+    }
+
+    async fn put_pending_totp(&self, user_id: i64, secret_sealed: &str, now: DateTime<Utc>) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let existing: Option<(bool,)> = sqlx::query_as("SELECT confirmed FROM totp_credentials WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(sql_err("totp"))?;
+        if existing.is_some_and(|(confirmed,)| confirmed) {
+            return Err(MetaError::Conflict("mfa"));
+        }
+        sqlx::query(
+            "INSERT INTO totp_credentials (user_id, secret_sealed, confirmed, last_step, created_at) \
+             VALUES ($1, $2, FALSE, 0, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(secret_sealed)
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("totp"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn totp(&self, user_id: i64) -> MetaResult<Option<TotpRecord>> {
+        let row: Option<(String, bool, i64)> =
+            sqlx::query_as("SELECT secret_sealed, confirmed, last_step FROM totp_credentials WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(sql_err("totp"))?;
+        Ok(row.map(|(secret_sealed, confirmed, last_step)| TotpRecord { user_id, secret_sealed, confirmed, last_step }))
+    }
+
+    async fn confirm_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        recovery_hashes: &[String],
+        audit: &AuditEntry,
+    ) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let confirmed = sqlx::query(
+            "UPDATE totp_credentials SET confirmed = TRUE, last_step = $2 WHERE user_id = $1 AND NOT confirmed",
+        )
+        .bind(user_id)
+        .bind(step)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("totp"))?;
+        if confirmed.rows_affected() == 0 {
+            return Err(MetaError::NotFound("pending totp enrolment"));
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("recovery code"))?;
+        for hash in recovery_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("recovery code"))?;
+        }
+        sqlx::query("UPDATE users SET mfa_enabled = TRUE WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("user"))?;
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn advance_totp_step(&self, user_id: i64, step: i64) -> MetaResult<bool> {
+        let advanced =
+            sqlx::query("UPDATE totp_credentials SET last_step = $2 WHERE user_id = $1 AND confirmed AND last_step < $2")
+                .bind(user_id)
+                .bind(step)
+                .execute(self.pool())
+                .await
+                .map_err(sql_err("totp"))?;
+        Ok(advanced.rows_affected() == 1)
+    }
+
+    async fn delete_totp(&self, user_id: i64, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        for statement in [
+            "DELETE FROM totp_credentials WHERE user_id = $1",
+            "DELETE FROM recovery_codes WHERE user_id = $1",
+            "DELETE FROM mfa_challenges WHERE user_id = $1",
+            "UPDATE users SET mfa_enabled = FALSE WHERE id = $1",
+        ] {
+            sqlx::query(statement).bind(user_id).execute(&mut *tx).await.map_err(sql_err("totp"))?;
+        }
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> MetaResult<bool> {
+        let used = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(code_hash)
+        .bind(to_micros(now))
+        .execute(self.pool())
+        .await
+        .map_err(sql_err("recovery code"))?;
+        Ok(used.rows_affected() == 1)
+    }
+
+    async fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> MetaResult<()> {
+        sqlx::query("INSERT INTO mfa_challenges (token_hash, user_id, expires_at, failures) VALUES ($1, $2, $3, 0)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(to_micros(expires_at))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("mfa challenge"))?;
+        Ok(())
+    }
+
+    async fn mfa_challenge(&self, token_hash: &str) -> MetaResult<Option<MfaChallenge>> {
+        let row: Option<(i64, i64, i64)> =
+            sqlx::query_as("SELECT user_id, failures, expires_at FROM mfa_challenges WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(sql_err("mfa challenge"))?;
+        Ok(row.map(|(user_id, failures, expires_at)| MfaChallenge {
+            user_id,
+            failures,
+            expires_at: from_micros(expires_at),
+        }))
+    }
+
+    async fn fail_mfa_challenge(&self, token_hash: &str) -> MetaResult<i64> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1 RETURNING failures",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(sql_err("mfa challenge"))?;
+        Ok(row.map_or(i64::MAX, |(failures,)| failures))
+    }
+
+    async fn delete_mfa_challenge(&self, token_hash: &str) -> MetaResult<()> {
+        sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("mfa challenge"))?;
+        Ok(())
+    }
+
+    async fn login_locked_until(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> MetaResult<Option<DateTime<Utc>>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT locked_until FROM login_throttle WHERE scope = $1 AND subject = $2 AND locked_until > $3",
+        )
+        .bind(scope.as_str())
+        .bind(subject)
+        .bind(to_micros(now))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(sql_err("login throttle"))?;
+        Ok(row.map(|(until,)| from_micros(until)))
+    }
+
+    async fn record_login_failure(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+        now: DateTime<Utc>,
+        rule: ThrottleRule,
+    ) -> MetaResult<Option<DateTime<Utc>>> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        // One atomic upsert: a new window starts when the old one has passed.
+        let (failures,): (i64,) = sqlx::query_as(
+            "INSERT INTO login_throttle (scope, subject, failures, window_start, locked_until) VALUES ($1, $2, 1, $3, NULL) \
+             ON CONFLICT (scope, subject) DO UPDATE SET \
+             failures = CASE WHEN login_throttle.window_start < $4 THEN 1 ELSE login_throttle.failures + 1 END, \
+             window_start = CASE WHEN login_throttle.window_start < $4 THEN $3 ELSE login_throttle.window_start END \
+             RETURNING failures",
+        )
+        .bind(scope.as_str())
+        .bind(subject)
+        .bind(to_micros(now))
+        .bind(to_micros(now - rule.window))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_err("login throttle"))?;
+        let locked_until = (failures >= rule.threshold).then(|| now + rule.lock_for);
+        if let Some(until) = locked_until {
+            sqlx::query(
+                "UPDATE login_throttle SET locked_until = $3, failures = 0, window_start = $4 WHERE scope = $1 AND subject = $2",
+            )
+            .bind(scope.as_str())
+            .bind(subject)
+            .bind(to_micros(until))
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("login throttle"))?;
+        }
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(locked_until)
+    }
+
+    async fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> MetaResult<()> {
+        sqlx::query("DELETE FROM login_throttle WHERE scope = $1 AND subject = $2")
+            .bind(scope.as_str())
+            .bind(subject)
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("login throttle"))?;
+        Ok(())
+    }
+}

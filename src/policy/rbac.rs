@@ -1,0 +1,191 @@
+//! Role- and grant-based access: who may see and act on a bucket, and which
+//! account-level actions a caller may take. Deny by default.
+
+use crate::domain::{Permission, Role, Scopes};
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// An interactive session (JWT); `mfa` when the login passed a second factor.
+    Session { mfa: bool },
+    /// An API key limited to its scopes.
+    ApiKey(Scopes),
+}
+
+/// The facts a decision depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub role: Role,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// The caller may see the resource but not do this (403).
+    Forbidden,
+    /// The caller may not know the resource exists (404).
+    Hidden,
+}
+
+/// What the role and grant give on a bucket, before credential limits.
+pub fn bucket_permission(role: Role, grant: Option<Permission>) -> Option<Permission> {
+    match role {
+        Role::Admin => Some(Permission::Manage),
+        Role::User => grant,
+        Role::Auditor => None,
+    }
+}
+
+/// The most a credential may do: read-only keys never write.
+pub fn credential_ceiling(via: Via) -> Option<Permission> {
+    match via {
+        Via::Session { .. } => Some(Permission::Manage),
+        Via::ApiKey(scopes) if scopes.write => Some(Permission::Manage),
+        Via::ApiKey(scopes) if scopes.read => Some(Permission::Read),
+        Via::ApiKey(_) => None,
+    }
+}
+
+/// May `subject`, holding `grant` on a bucket, do something that needs `required`?
+pub fn bucket_access(subject: Subject, grant: Option<Permission>, required: Permission) -> Decision {
+    let Some(granted) = bucket_permission(subject.role, grant) else {
+        return Decision::Hidden;
+    };
+    let effective = credential_ceiling(subject.via).map(|ceiling| granted.min(ceiling));
+    if effective.is_some_and(|p| p >= required) { Decision::Allow } else { Decision::Forbidden }
+}
+
+/// Creating buckets: users and admins, with a credential that may write.
+pub fn may_create_bucket(subject: Subject) -> bool {
+    subject.role != Role::Auditor && credential_ceiling(subject.via) >= Some(Permission::Write)
+}
+
+/// Administration (users, lifecycle runs): admins, with a credential that may
+/// write and — when the deployment requires it — a session that passed MFA.
+pub fn may_administer(subject: Subject, require_mfa_for_admins: bool) -> bool {
+    if subject.role != Role::Admin {
+        return false;
+    }
+    match subject.via {
+        Via::Session { mfa } => mfa || !require_mfa_for_admins,
+        Via::ApiKey(scopes) => scopes.write,
+    }
+}
+
+/// Reading the audit trail: admins and auditors.
+pub fn may_read_audit(subject: Subject, require_mfa_for_admins: bool) -> bool {
+    match subject.role {
+        Role::Auditor => true,
+        Role::Admin => match subject.via {
+            Via::Session { mfa } => mfa || !require_mfa_for_admins,
+            Via::ApiKey(_) => true,
+        },
+        Role::User => false,
+    }
+}
+
+/// Changing one's own credentials (password, MFA, API keys) needs a session:
+/// a leaked API key must not be able to mint more keys or lock the owner out.
+pub fn may_manage_own_credentials(subject: Subject) -> bool {
+    matches!(subject.via, Via::Session { .. })
+}
+
+/// Granting on a bucket: needs `manage` there; nobody changes their own grant.
+pub fn grant_change(subject: Subject, caller_grant: Option<Permission>, target_is_caller: bool) -> Decision {
+    match bucket_access(subject, caller_grant, Permission::Manage) {
+        Decision::Allow if target_is_caller && subject.role != Role::Admin => Decision::Forbidden,
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn role() -> impl Strategy<Value = Role> {
+        prop_oneof![Just(Role::Admin), Just(Role::User), Just(Role::Auditor)]
+    }
+
+    fn permission() -> impl Strategy<Value = Permission> {
+        prop_oneof![Just(Permission::Read), Just(Permission::Write), Just(Permission::Manage)]
+    }
+
+    fn via() -> impl Strategy<Value = Via> {
+        prop_oneof![
+            any::<bool>().prop_map(|mfa| Via::Session { mfa }),
+            Just(Via::ApiKey(Scopes { read: true, write: false })),
+            Just(Via::ApiKey(Scopes { read: false, write: true })),
+            Just(Via::ApiKey(Scopes::ALL)),
+        ]
+    }
+
+    fn subject() -> impl Strategy<Value = Subject> {
+        (role(), via()).prop_map(|(role, via)| Subject { role, via })
+    }
+
+    #[test]
+    fn table() {
+        let session = Via::Session { mfa: false };
+        let user = Subject { role: Role::User, via: session };
+        assert_eq!(bucket_access(user, None, Permission::Read), Decision::Hidden);
+        assert_eq!(bucket_access(user, Some(Permission::Read), Permission::Write), Decision::Forbidden);
+        assert_eq!(bucket_access(user, Some(Permission::Write), Permission::Write), Decision::Allow);
+        let read_key = Subject { role: Role::User, via: Via::ApiKey(Scopes { read: true, write: false }) };
+        assert_eq!(bucket_access(read_key, Some(Permission::Manage), Permission::Write), Decision::Forbidden);
+        assert_eq!(bucket_access(read_key, Some(Permission::Manage), Permission::Read), Decision::Allow);
+        let admin = Subject { role: Role::Admin, via: session };
+        assert_eq!(bucket_access(admin, None, Permission::Manage), Decision::Allow);
+        assert!(!may_administer(admin, true));
+        assert!(may_administer(Subject { role: Role::Admin, via: Via::Session { mfa: true } }, true));
+    }
+
+    proptest! {
+        #[test]
+        fn more_grant_never_means_less_access(s in subject(), low in permission(), high in permission(), need in permission()) {
+            prop_assume!(low <= high);
+            if bucket_access(s, Some(low), need) == Decision::Allow {
+                prop_assert_eq!(bucket_access(s, Some(high), need), Decision::Allow);
+            }
+        }
+
+        #[test]
+        fn read_only_keys_never_write(role in role(), grant in proptest::option::of(permission())) {
+            let s = Subject { role, via: Via::ApiKey(Scopes { read: true, write: false }) };
+            prop_assert_ne!(bucket_access(s, grant, Permission::Write), Decision::Allow);
+            prop_assert_ne!(bucket_access(s, grant, Permission::Manage), Decision::Allow);
+            prop_assert!(!may_create_bucket(s));
+            prop_assert!(!may_administer(s, false));
+        }
+
+        #[test]
+        fn auditors_never_touch_buckets(via in via(), grant in proptest::option::of(permission()), need in permission()) {
+            let s = Subject { role: Role::Auditor, via };
+            prop_assert_eq!(bucket_access(s, grant, need), Decision::Hidden);
+            prop_assert!(!may_create_bucket(s));
+            prop_assert!(may_read_audit(s, true));
+        }
+
+        #[test]
+        fn users_without_grants_see_nothing(via in via(), need in permission()) {
+            let s = Subject { role: Role::User, via };
+            prop_assert_eq!(bucket_access(s, None, need), Decision::Hidden);
+            prop_assert!(!may_read_audit(s, false));
+            prop_assert!(!may_administer(s, false));
+        }
+
+        #[test]
+        fn nobody_but_admins_changes_their_own_grant(s in subject(), grant in proptest::option::of(permission())) {
+            if s.role != Role::Admin {
+                prop_assert_ne!(grant_change(s, grant, true), Decision::Allow);
+            }
+        }
+
+        #[test]
+        fn api_keys_never_manage_credentials(scopes in prop_oneof![Just(Scopes::ALL), Just(Scopes { read: true, write: false })], role in role()) {
+            let subject = Subject { role, via: Via::ApiKey(scopes) };
+            prop_assert!(!may_manage_own_credentials(subject));
+        }
+    }
+}

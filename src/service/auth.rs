@@ -1,0 +1,332 @@
+//! Authentication use cases: login (with lockout), the MFA step, refresh-token
+//! rotation with reuse detection, logout, and turning a bearer credential into a `Principal`.
+
+use chrono::Duration;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::context::{Principal, RequestContext};
+use super::identity::{AccessClaims, digest, random_token, verify_code};
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::Username;
+use crate::domain::audit::Outcome;
+use crate::metadata::{RefreshTokenRecord, RefreshUse, ThrottleRule, ThrottleScope, UserRecord};
+use crate::policy::rbac::Via;
+
+pub const API_KEY_PREFIX: &str = "cfk_";
+const REFRESH_PREFIX: &str = "cfr_";
+const MFA_PREFIX: &str = "cfm_";
+const MFA_CHALLENGE_TTL: Duration = Duration::minutes(5);
+pub const MFA_MAX_FAILURES: i64 = 5;
+const BAD_CREDENTIALS: &str = "invalid username or password";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    MfaRequired { mfa_token: String },
+}
+
+fn unauthenticated(detail: &str) -> ServiceError {
+    ServiceError::Unauthenticated(detail.to_owned())
+}
+
+fn chrono_duration(duration: std::time::Duration) -> Duration {
+    Duration::from_std(duration).unwrap_or(Duration::MAX)
+}
+
+impl Services {
+    fn account_rule(&self) -> ThrottleRule {
+        ThrottleRule {
+            threshold: i64::from(self.config.lockout_threshold),
+            window: chrono_duration(self.config.lockout_window),
+            lock_for: chrono_duration(self.config.lockout_duration),
+        }
+    }
+
+    fn ip_rule(&self) -> ThrottleRule {
+        ThrottleRule { threshold: i64::from(self.config.ip_lockout_threshold), ..self.account_rule() }
+    }
+
+    /// Records a failed login (audit + throttle counters for the account name and the address).
+    async fn login_failed(&self, ctx: &RequestContext, account: &str, reason: &str) -> ServiceResult<()> {
+        let now = self.clock.now();
+        self.store.record_login_failure(ThrottleScope::Account, account, now, self.account_rule()).await?;
+        if let Some(ip) = &ctx.ip {
+            self.store.record_login_failure(ThrottleScope::Ip, ip, now, self.ip_rule()).await?;
+        }
+        let event = ctx
+            .event(now, account, "auth.login_failed")
+            .outcome(Outcome::Denied)
+            .details(serde_json::json!({ "reason": reason }));
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    async fn throttled(&self, ctx: &RequestContext, account: &str) -> ServiceResult<Option<ServiceError>> {
+        let now = self.clock.now();
+        let mut until = self.store.login_locked_until(ThrottleScope::Account, account, now).await?;
+        if until.is_none()
+            && let Some(ip) = &ctx.ip
+        {
+            until = self.store.login_locked_until(ThrottleScope::Ip, ip, now).await?;
+        }
+        Ok(until.map(|until| ServiceError::TooManyRequests {
+            detail: "too many failed logins; try again later".into(),
+            retry_after: (until - now).to_std().unwrap_or_default(),
+        }))
+    }
+
+    pub async fn login(
+        &self,
+        ctx: &RequestContext,
+        username: &str,
+        password: &SecretString,
+    ) -> ServiceResult<LoginOutcome> {
+        // Throttle by what was typed (bounded), so unknown names lock like real ones.
+        let account: String = username.trim().to_lowercase().chars().take(128).collect();
+        if let Some(throttled) = self.throttled(ctx, &account).await? {
+            let event = ctx
+                .event(self.clock.now(), &account, "auth.login_failed")
+                .outcome(Outcome::Denied)
+                .details(serde_json::json!({ "reason": "locked" }));
+            self.store.append_audit(&event).await?;
+            return Err(throttled);
+        }
+        let user = match Username::parse(username.trim()) {
+            Ok(name) => self.store.user_by_name(&name).await?,
+            Err(_) => None,
+        };
+        let verified =
+            self.identity.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let user = match user {
+            Some(user) if verified => user,
+            _ => {
+                self.login_failed(ctx, &account, "bad_credentials").await?;
+                return Err(unauthenticated(BAD_CREDENTIALS));
+            }
+        };
+        if user.disabled {
+            let event = ctx
+                .event(self.clock.now(), user.username.as_str(), "auth.login_failed")
+                .outcome(Outcome::Denied)
+                .details(serde_json::json!({ "reason": "disabled" }));
+            self.store.append_audit(&event).await?;
+            return Err(ServiceError::Forbidden("this account is disabled".into()));
+        }
+        self.store.clear_login_failures(ThrottleScope::Account, &account).await?;
+        if user.mfa_enabled {
+            let mfa_token = random_token(MFA_PREFIX);
+            let expires = self.clock.now() + MFA_CHALLENGE_TTL;
+            self.store.create_mfa_challenge(&digest(&mfa_token), user.id, expires).await?;
+            let event = ctx.event(self.clock.now(), user.username.as_str(), "auth.mfa_challenge");
+            self.store.append_audit(&event).await?;
+            return Ok(LoginOutcome::MfaRequired { mfa_token });
+        }
+        let tokens = self.issue_tokens(&user, false, None).await?;
+        let event = ctx
+            .event(self.clock.now(), user.username.as_str(), "auth.login")
+            .details(serde_json::json!({"mfa": false}));
+        self.store.append_audit(&event).await?;
+        Ok(LoginOutcome::Tokens(tokens))
+    }
+
+    /// Checks a TOTP code (each time step accepted once) or an unused recovery code.
+    pub(crate) async fn second_factor(&self, user: &UserRecord, code: &str) -> ServiceResult<Option<&'static str>> {
+        let Some(totp) = self.store.totp(user.id).await?.filter(|t| t.confirmed) else {
+            return Ok(None);
+        };
+        let secret = self.identity.totp.open(user.id, &totp.secret_sealed).ok_or_else(|| {
+            ServiceError::internal(anyhow::anyhow!("TOTP secret of user {} cannot be opened", user.id))
+        })?;
+        let now = u64::try_from(self.clock.now().timestamp()).unwrap_or_default();
+        if let Some(step) = verify_code(&secret, code, now) {
+            return Ok(self.store.advance_totp_step(user.id, step).await?.then_some("totp"));
+        }
+        let normalized: String = code.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_uppercase();
+        if normalized.len() == 16
+            && self.store.use_recovery_code(user.id, &digest(&normalized), self.clock.now()).await?
+        {
+            return Ok(Some("recovery_code"));
+        }
+        Ok(None)
+    }
+
+    pub async fn complete_mfa(&self, ctx: &RequestContext, mfa_token: &str, code: &str) -> ServiceResult<TokenPair> {
+        let hash = digest(mfa_token);
+        let now = self.clock.now();
+        let challenge = self
+            .store
+            .mfa_challenge(&hash)
+            .await?
+            .filter(|c| c.expires_at > now && c.failures < MFA_MAX_FAILURES)
+            .ok_or_else(|| unauthenticated("the MFA step expired or failed too often; log in again"))?;
+        let user = self
+            .store
+            .user_by_id(challenge.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| unauthenticated("the MFA step expired or failed too often; log in again"))?;
+        let Some(method) = self.second_factor(&user, code).await? else {
+            let failures = self.store.fail_mfa_challenge(&hash).await?;
+            if failures >= MFA_MAX_FAILURES {
+                self.store.delete_mfa_challenge(&hash).await?;
+            }
+            let event = ctx
+                .event(now, user.username.as_str(), "auth.mfa_failed")
+                .outcome(Outcome::Denied)
+                .details(serde_json::json!({ "failures": failures }));
+            self.store.append_audit(&event).await?;
+            return Err(unauthenticated("invalid code"));
+        };
+        self.store.delete_mfa_challenge(&hash).await?;
+        let tokens = self.issue_tokens(&user, true, None).await?;
+        let event = ctx
+            .event(now, user.username.as_str(), "auth.login")
+            .details(serde_json::json!({"mfa": true, "method": method}));
+        self.store.append_audit(&event).await?;
+        Ok(tokens)
+    }
+
+    pub async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> ServiceResult<TokenPair> {
+        let now = self.clock.now();
+        match self.store.use_refresh_token(&digest(refresh_token), now).await? {
+            RefreshUse::Rotated(previous) => {
+                let user = self
+                    .store
+                    .user_by_id(previous.user_id)
+                    .await?
+                    .filter(|u| !u.disabled && u.token_generation == previous.generation)
+                    .ok_or_else(|| unauthenticated("the session has been revoked; log in again"))?;
+                self.issue_tokens(&user, previous.mfa, Some(previous.family_id)).await
+            }
+            RefreshUse::Reused { family_id, user_id } => {
+                let actor = match self.store.user_by_id(user_id).await? {
+                    Some(user) => user.username.to_string(),
+                    None => format!("user:{user_id}"),
+                };
+                let event = ctx
+                    .event(now, &actor, "auth.refresh_reused")
+                    .outcome(Outcome::Denied)
+                    .details(serde_json::json!({ "family": family_id }));
+                self.store.append_audit(&event).await?;
+                Err(unauthenticated("this refresh token was already used; the session has been revoked"))
+            }
+            RefreshUse::Invalid => Err(unauthenticated("invalid or expired refresh token")),
+        }
+    }
+
+    pub async fn logout(&self, ctx: &RequestContext, refresh_token: &str) -> ServiceResult<()> {
+        let now = self.clock.now();
+        if let Some(user_id) = self.store.revoke_refresh_family(&digest(refresh_token), now).await? {
+            let actor = self
+                .store
+                .user_by_id(user_id)
+                .await?
+                .map_or_else(|| format!("user:{user_id}"), |u| u.username.to_string());
+            self.store.append_audit(&ctx.event(now, &actor, "auth.logout")).await?;
+        }
+        Ok(())
+    }
+
+    async fn issue_tokens(&self, user: &UserRecord, mfa: bool, family: Option<String>) -> ServiceResult<TokenPair> {
+        let now = self.clock.now();
+        let ttl = chrono_duration(self.config.access_token_ttl);
+        let claims = AccessClaims {
+            sub: user.id.to_string(),
+            name: user.username.to_string(),
+            role: user.role,
+            generation: user.token_generation,
+            mfa,
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            aud: super::identity::AUDIENCE.to_owned(),
+            iss: super::identity::ISSUER.to_owned(),
+        };
+        let refresh_token = random_token(REFRESH_PREFIX);
+        self.store
+            .insert_refresh_token(&RefreshTokenRecord {
+                token_hash: digest(&refresh_token),
+                family_id: family.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+                user_id: user.id,
+                generation: user.token_generation,
+                mfa,
+                created_at: now,
+                expires_at: now + chrono_duration(self.config.refresh_token_ttl),
+            })
+            .await?;
+        Ok(TokenPair {
+            access_token: self.identity.jwt.sign(&claims),
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: self.config.access_token_ttl.as_secs(),
+        })
+    }
+
+    /// Resolves a bearer credential (access token or API key). Every failure is
+    /// the same 401; a disabled user or a bumped token generation fails at once.
+    pub async fn authenticate(&self, ctx: &RequestContext, bearer: &str) -> ServiceResult<Principal> {
+        let result = if bearer.starts_with(API_KEY_PREFIX) {
+            self.authenticate_api_key(bearer).await
+        } else {
+            self.authenticate_jwt(bearer).await
+        };
+        if let Err(ServiceError::Unauthenticated(reason)) = &result {
+            let event = ctx
+                .event(self.clock.now(), "anonymous", "auth.token_rejected")
+                .outcome(Outcome::Denied)
+                .details(serde_json::json!({ "reason": reason }));
+            self.store.append_audit(&event).await?;
+        }
+        result
+    }
+
+    async fn authenticate_jwt(&self, token: &str) -> ServiceResult<Principal> {
+        let invalid = || unauthenticated("invalid or expired access token");
+        let claims = self.identity.jwt.verify(token, self.clock.now()).ok_or_else(invalid)?;
+        let user_id: i64 = claims.sub.parse().map_err(|_| invalid())?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| !u.disabled && u.token_generation == claims.generation)
+            .ok_or_else(invalid)?;
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            via: Via::Session { mfa: claims.mfa },
+            api_key_id: None,
+            token_generation: user.token_generation,
+        })
+    }
+
+    async fn authenticate_api_key(&self, key: &str) -> ServiceResult<Principal> {
+        let invalid = || unauthenticated("invalid, expired or revoked API key");
+        let now = self.clock.now();
+        let record = self
+            .store
+            .api_key_by_hash(&digest(key))
+            .await?
+            .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now))
+            .ok_or_else(invalid)?;
+        let user = self.store.user_by_id(record.user_id).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        self.store.touch_api_key(&record.id, now, Duration::minutes(1)).await?;
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            via: Via::ApiKey(record.scopes),
+            api_key_id: Some(record.id),
+            token_generation: user.token_generation,
+        })
+    }
+}

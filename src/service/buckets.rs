@@ -1,0 +1,191 @@
+//! Buckets and grants: create, list what the caller can see, delete when
+//! empty, and manage who may read, write or manage a bucket.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::context::{Principal, RequestContext};
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::{BucketName, Permission, Username};
+use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};
+use crate::policy::rbac::{self, Decision};
+
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketView {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub permission: Permission,
+    pub default_retention: Option<DefaultRetention>,
+}
+
+fn view(bucket: BucketRecord, permission: Permission) -> BucketView {
+    BucketView {
+        name: bucket.name.to_string(),
+        created_at: bucket.created_at,
+        permission,
+        default_retention: bucket.default_retention,
+    }
+}
+
+pub(crate) fn check_default_retention(retention: Option<DefaultRetention>) -> ServiceResult<()> {
+    match retention {
+        Some(r) if !(1..=MAX_RETENTION_DAYS).contains(&r.days) => Err(ServiceError::bad_request(
+            "invalid-retention",
+            format!("default retention days must be between 1 and {MAX_RETENTION_DAYS}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Services {
+    /// Finds a bucket and checks the caller may do `required` there. Absent or
+    /// invisible buckets are 404, visible but insufficient access is 403; both
+    /// are recorded as denied `action`s.
+    pub(crate) async fn authorize_bucket(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        name: &str,
+        required: Permission,
+        action: &str,
+    ) -> ServiceResult<(BucketRecord, Permission)> {
+        let parsed =
+            BucketName::parse(name).map_err(|e| ServiceError::bad_request("invalid-bucket-name", e.to_string()))?;
+        let Some(bucket) = self.store.bucket_by_name(&parsed).await? else {
+            return Err(self.deny(ctx, principal, action, Some(name), None, ServiceError::NotFound("bucket")).await);
+        };
+        let grant = self.store.grant(bucket.id, principal.user_id).await?;
+        match rbac::bucket_access(principal.subject(), grant, required) {
+            Decision::Allow => {
+                let permission = rbac::bucket_permission(principal.role, grant).unwrap_or(Permission::Read);
+                Ok((bucket, permission))
+            }
+            Decision::Hidden => {
+                Err(self.deny(ctx, principal, action, Some(name), None, ServiceError::NotFound("bucket")).await)
+            }
+            Decision::Forbidden => {
+                let error = ServiceError::Forbidden(format!("this needs {required} permission on the bucket"));
+                Err(self.deny(ctx, principal, action, Some(name), None, error).await)
+            }
+        }
+    }
+
+    pub async fn list_buckets(&self, principal: &Principal) -> ServiceResult<Vec<BucketView>> {
+        let all = principal.role == crate::domain::Role::Admin;
+        let buckets = self.store.list_buckets(principal.user_id, all).await?;
+        Ok(buckets
+            .into_iter()
+            .filter_map(|visible| {
+                let permission = rbac::bucket_permission(principal.role, visible.grant)?;
+                Some(view(visible.bucket, permission))
+            })
+            .collect())
+    }
+
+    pub async fn create_bucket(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        name: &str,
+        default_retention: Option<DefaultRetention>,
+    ) -> ServiceResult<BucketView> {
+        if !rbac::may_create_bucket(principal.subject()) {
+            let error = ServiceError::Forbidden("this account or key may not create buckets".into());
+            return Err(self.deny(ctx, principal, "bucket.create", Some(name), None, error).await);
+        }
+        let name =
+            BucketName::parse(name).map_err(|e| ServiceError::bad_request("invalid-bucket-name", e.to_string()))?;
+        check_default_retention(default_retention)?;
+        let audit = ctx
+            .event(self.clock.now(), principal.username.as_str(), "bucket.create")
+            .bucket(name.as_str())
+            .details(serde_json::json!({ "default_retention": default_retention }));
+        let new = NewBucket { name, owner_id: principal.user_id, default_retention, at: self.clock.now() };
+        let bucket = self.store.create_bucket(&new, &audit).await.map_err(|error| match error {
+            MetaError::Conflict(_) => ServiceError::conflict("bucket-exists", "a bucket with this name already exists"),
+            other => other.into(),
+        })?;
+        Ok(view(bucket, Permission::Manage))
+    }
+
+    pub async fn delete_bucket(&self, ctx: &RequestContext, principal: &Principal, name: &str) -> ServiceResult<()> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, name, Permission::Manage, "bucket.delete").await?;
+        let audit = ctx.event(self.clock.now(), principal.username.as_str(), "bucket.delete").bucket(name);
+        self.store.delete_bucket(bucket.id, &audit).await.map_err(|error| match error {
+            MetaError::Conflict(_) => {
+                ServiceError::conflict("bucket-not-empty", "the bucket still holds objects or uploads")
+            }
+            other => other.into(),
+        })
+    }
+
+    pub async fn list_grants(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+    ) -> ServiceResult<Vec<GrantRecord>> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Manage, "grant.list").await?;
+        Ok(self.store.list_grants(bucket.id).await?)
+    }
+
+    async fn grant_target(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        username: &str,
+        action: &str,
+    ) -> ServiceResult<(BucketRecord, i64, Username)> {
+        let (bucket_record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, action).await?;
+        let caller_grant = self.store.grant(bucket_record.id, principal.user_id).await?;
+        let target =
+            Username::parse(username).map_err(|e| ServiceError::bad_request("invalid-username", e.to_string()))?;
+        let is_self = target == principal.username;
+        match rbac::grant_change(principal.subject(), caller_grant, is_self) {
+            Decision::Allow => {}
+            _ => {
+                let reason =
+                    if is_self { "you cannot change your own grant" } else { "granting needs manage permission" };
+                return Err(self
+                    .deny(ctx, principal, action, Some(bucket), None, ServiceError::Forbidden(reason.into()))
+                    .await);
+            }
+        }
+        let user = self.store.user_by_name(&target).await?.ok_or(ServiceError::NotFound("user"))?;
+        Ok((bucket_record, user.id, target))
+    }
+
+    pub async fn set_grant(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        username: &str,
+        permission: Permission,
+    ) -> ServiceResult<()> {
+        let (record, user_id, target) = self.grant_target(ctx, principal, bucket, username, "grant.set").await?;
+        let audit = ctx
+            .event(self.clock.now(), principal.username.as_str(), "grant.set")
+            .bucket(bucket)
+            .details(serde_json::json!({ "username": target, "permission": permission }));
+        Ok(self.store.set_grant(record.id, user_id, permission, self.clock.now(), &audit).await?)
+    }
+
+    pub async fn remove_grant(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        username: &str,
+    ) -> ServiceResult<()> {
+        let (record, user_id, target) = self.grant_target(ctx, principal, bucket, username, "grant.revoke").await?;
+        let audit = ctx
+            .event(self.clock.now(), principal.username.as_str(), "grant.revoke")
+            .bucket(bucket)
+            .details(serde_json::json!({ "username": target }));
+        Ok(self.store.remove_grant(record.id, user_id, &audit).await?)
+    }
+}

@@ -1,0 +1,49 @@
+//! Who is calling and from where: the authenticated principal and the request facts audit records carry.
+
+use crate::domain::audit::{AuditEntry, Outcome};
+use crate::domain::{Role, Username};
+use crate::policy::rbac::{Subject, Via};
+
+/// Facts about the request, for audit records and throttling.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: Username,
+    pub role: Role,
+    pub via: Via,
+    /// The API key used, if any (presigned URLs remember it).
+    pub api_key_id: Option<String>,
+    pub token_generation: i64,
+}
+
+impl Principal {
+    pub fn subject(&self) -> Subject {
+        Subject { role: self.role, via: self.via }
+    }
+}
+
+impl RequestContext {
+    /// A successful event by `actor`, stamped with this request's facts.
+    pub fn event(&self, at: chrono::DateTime<chrono::Utc>, actor: &str, action: &str) -> AuditEntry {
+        AuditEntry {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            bucket: None,
+            key: None,
+            outcome: Outcome::Success,
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+}
