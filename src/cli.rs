@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::service::RequestContext;
+use crate::service::audit::{purge_event, read_checkpoint, verify_chain};
 use crate::service::identity::PasswordHasher;
 use crate::service::users::create_account;
 use crate::startup::{Application, StartupError, open_store};
@@ -42,6 +43,22 @@ pub enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Walk the hash chain and report `{ok, checked, first_bad_id}`; exit 1 if broken.
+    Verify,
+    /// Delete events older than `--before` (at least `audit_min_retention` old); audited, re-anchors the chain.
+    Purge {
+        #[arg(long)]
+        before: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -95,6 +112,8 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::User { action: UserAction::Create { username, role, quota_bytes, .. } } => {
             create_user(config, &username, &role, quota_bytes).await
         }
+        Command::Audit { action: AuditAction::Verify } => verify_audit(config).await,
+        Command::Audit { action: AuditAction::Purge { before } } => purge_audit(config, before).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,5 +180,52 @@ async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Op
     store.close().await;
     let user = result.map_err(|error| CliError::Refused(error.to_string()))?;
     eprintln!("created user {} ({})", user.username, user.role);
+    Ok(())
+}
+
+async fn verify_audit(config: Config) -> Result<(), CliError> {
+    init_logs(&config);
+    let store = open_store(&config).await?;
+    let checkpoint = match crate::storage::from_config(&config).await {
+        Ok(blobs) => read_checkpoint(&*blobs).await.unwrap_or_else(|error| {
+            tracing::warn!(error = %error, "cannot read the audit checkpoint; verifying the database alone");
+            None
+        }),
+        Err(error) => {
+            tracing::warn!(error = %error, "storage unavailable; verifying the database alone");
+            None
+        }
+    };
+    let verification = verify_chain(&*store, checkpoint.as_ref()).await;
+    store.close().await;
+    let verification = verification.map_err(|error| CliError::Refused(error.to_string()))?;
+    println!("{}", serde_json::to_string(&verification).unwrap_or_default());
+    if verification.ok {
+        Ok(())
+    } else {
+        Err(CliError::Refused(format!(
+            "the audit chain is broken at id {}",
+            verification.first_bad_id.unwrap_or_default()
+        )))
+    }
+}
+
+async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> Result<(), CliError> {
+    init_logs(&config);
+    let now = SystemClock.now();
+    let youngest_allowed =
+        now - chrono::Duration::from_std(config.audit_min_retention).unwrap_or(chrono::Duration::MAX);
+    if before > youngest_allowed {
+        return Err(CliError::Refused(format!(
+            "audit events must be kept at least {}; --before must be {} or earlier",
+            humantime::format_duration(config.audit_min_retention),
+            youngest_allowed.to_rfc3339()
+        )));
+    }
+    let store = open_store(&config).await?;
+    let deleted = store.purge_audit(before, &purge_event(now, before)).await;
+    store.close().await;
+    let deleted = deleted.map_err(|error| CliError::Refused(error.to_string()))?;
+    eprintln!("purged {deleted} audit events older than {}", before.to_rfc3339());
     Ok(())
 }

@@ -88,6 +88,11 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub lockout_duration: Duration,
     pub trust_forwarded_for: bool,
+    pub run_workers: bool,
+    #[serde(with = "humantime_serde")]
+    pub audit_checkpoint_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub audit_min_retention: Duration,
 }
 
 impl Default for Config {
@@ -135,6 +140,9 @@ impl Default for Config {
             lockout_window: Duration::from_secs(15 * 60),
             lockout_duration: Duration::from_secs(15 * 60),
             trust_forwarded_for: false,
+            run_workers: true,
+            audit_checkpoint_interval: Duration::from_secs(5 * 60),
+            audit_min_retention: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -242,6 +250,9 @@ impl Config {
         }
         if self.lockout_window.is_zero() || self.lockout_duration.is_zero() {
             return Err(ConfigError::new("lockout_window", "lockout_window and lockout_duration must be positive"));
+        }
+        if self.audit_checkpoint_interval < Duration::from_secs(1) {
+            return Err(ConfigError::new("audit_checkpoint_interval", "must be at least 1s"));
         }
         if let Some(key) = &self.master_key
             && crate::keys::decode_master_key(key.expose_secret()).is_none()

@@ -14,6 +14,7 @@ use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
 use crate::service::{Identity, Services};
 use crate::storage::{self, StorageError};
+use crate::workers::Supervisor;
 
 /// Why the server could not start; each variant prints as one clear line.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub struct Application {
     port: u16,
     server: Server,
     services: Arc<Services>,
+    workers: Supervisor,
 }
 
 impl Application {
@@ -93,7 +95,8 @@ impl Application {
         }
         let server =
             server.listen(listener).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?.run();
-        Ok(Self { port: port.port(), server, services })
+        let workers = Supervisor::for_services(&services);
+        Ok(Self { port: port.port(), server, services, workers })
     }
 
     pub fn port(&self) -> u16 {
@@ -112,6 +115,7 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (or `handle().stop(true)`), then drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.workers.stop(self.services.config.shutdown_timeout).await;
         self.services.store.close().await;
         result
     }

@@ -2,6 +2,7 @@
 //! Handlers stay thin: parse the request, call a service, shape the response.
 
 mod admin_users;
+mod audit;
 mod auth;
 mod buckets;
 mod cursor;
@@ -72,6 +73,9 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(admin_users::delete)),
         )
         .service(web::resource("/admin/users/{username}/reset-mfa").route(web::post().to(admin_users::reset_mfa)))
+        .service(web::resource("/admin/audit").route(web::get().to(audit::list)))
+        .service(web::resource("/admin/audit/export").route(web::get().to(audit::export)))
+        .service(web::resource("/admin/audit/verify").route(web::get().to(audit::verify)))
         .service(web::resource("/buckets").route(web::get().to(buckets::list)).route(web::post().to(buckets::create)))
         .service(web::resource("/buckets/{bucket}").route(web::delete().to(buckets::delete)))
         .service(web::resource("/buckets/{bucket}/grants").route(web::get().to(buckets::list_grants)))

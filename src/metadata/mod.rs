@@ -157,10 +157,36 @@ pub trait IdentityStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Appends an event that has no other change to go with it (reads, denials).
     async fn append_audit(&self, entry: &AuditEntry) -> MetaResult<AuditRecord>;
-    /// Records with `id > after`, oldest first (for verification and export).
+    /// Appends many events in one transaction (imports, seeding).
+    async fn append_audit_batch(&self, entries: &[AuditEntry]) -> MetaResult<()>;
+    /// Records with `id > after`, oldest first (for verification).
     async fn audit_after(&self, after: i64, limit: usize) -> MetaResult<Vec<AuditRecord>>;
+    /// Filtered records: newest first below `query.before_id`, or oldest
+    /// first above `query.after_id` when `ascending`.
+    async fn audit_query(&self, query: &AuditQuery) -> MetaResult<Vec<AuditRecord>>;
     /// The chain head: the newest id and its hash.
     async fn audit_head(&self) -> MetaResult<(i64, String)>;
+    /// Where verification starts: the first kept id and the hash it links to.
+    async fn audit_anchor(&self) -> MetaResult<(i64, String)>;
+    /// Deletes events before `before` (whole prefix of the chain), moves the
+    /// anchor, and records `audit` — all in one transaction. Returns how many went.
+    async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64>;
+}
+
+/// Filters of the audit query and export.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub bucket: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Newest-first paging: only ids below this.
+    pub before_id: Option<i64>,
+    /// Oldest-first paging (export): only ids above this.
+    pub after_id: Option<i64>,
+    pub ascending: bool,
+    pub limit: usize,
 }
 
 #[async_trait]

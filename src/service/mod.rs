@@ -4,6 +4,7 @@
 //! methods. Nothing here knows about HTTP.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod buckets;
 pub mod context;

@@ -3,9 +3,8 @@
 //! log in as that user.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret};
 
@@ -23,17 +22,8 @@ fn code_at(secret: &str, unix: i64) -> String {
 }
 
 fn create_with_cli(app: &crate::helpers::TestApp, username: &str, password: &str) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("COFFER_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("COFFER_DATA_DIR", &app.config.data_dir);
-    if let Some(url) = &app.config.database_url {
-        command.env("COFFER_DATABASE_URL", url.expose_secret());
-    }
-    let mut child = command
+    let mut child = app
+        .coffer_command()
         .args(["user", "create", username, "--role", "admin", "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

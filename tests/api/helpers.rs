@@ -186,6 +186,54 @@ impl TestApp {
         self.login(username, &password).await
     }
 
+    /// Runs SQL directly against the app's database (tampering tests).
+    pub async fn execute_sql(&self, sql: &str) {
+        use secrecy::ExposeSecret;
+        use sqlx::Connection;
+        let url = self.config.effective_database_url();
+        let statement = sqlx::AssertSqlSafe(sql.to_owned());
+        if url.starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("connect sqlite");
+            sqlx::raw_sql(statement).execute(&mut connection).await.expect("execute");
+        } else {
+            let url = self.config.database_url.as_ref().map(|u| u.expose_secret().to_owned()).unwrap_or(url);
+            let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect postgres");
+            sqlx::raw_sql(statement).execute(&mut connection).await.expect("execute");
+        }
+    }
+
+    /// The `coffer` binary pointed at this app's database, data dir and storage.
+    pub fn coffer_command(&self) -> std::process::Command {
+        use secrecy::ExposeSecret;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("COFFER_") || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        let config = &self.config;
+        command.env("COFFER_DATA_DIR", &config.data_dir);
+        if let Some(url) = &config.database_url {
+            command.env("COFFER_DATABASE_URL", url.expose_secret());
+        }
+        if config.storage == coffer::config::StorageKind::S3 {
+            command
+                .env("COFFER_STORAGE", "s3")
+                .env("COFFER_S3_ENDPOINT", config.s3_endpoint.clone().unwrap_or_default())
+                .env("COFFER_S3_REGION", &config.s3_region)
+                .env("COFFER_S3_BUCKET", config.s3_bucket.clone().unwrap_or_default())
+                .env("COFFER_S3_ACCESS_KEY_ID", config.s3_access_key_id.clone().unwrap_or_default())
+                .env(
+                    "COFFER_S3_SECRET_ACCESS_KEY",
+                    config.s3_secret_access_key.as_ref().map(|s| s.expose_secret().to_owned()).unwrap_or_default(),
+                )
+                .env("COFFER_S3_FORCE_PATH_STYLE", "true")
+                .env("COFFER_S3_PREFIX", &config.s3_prefix);
+        }
+        command.stdin(std::process::Stdio::null());
+        command
+    }
+
     pub fn with_token(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(token)
     }

@@ -779,6 +779,8 @@ async fn secrets_never_reach_the_logs() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let logs = captured_logs();
     assert!(logs.contains("auth.login"), "the capture works: {}", logs.len());
+    let audit_lines = logs.lines().filter(|l| l.contains(r#""target":"audit""#) && l.contains("apikey.create")).count();
+    assert!(audit_lines >= 1, "audit records are emitted as structured events with target `audit`");
     for secret_value in [
         password.as_str(),
         wrong.as_str(),

@@ -2,13 +2,14 @@
 // `Store`, `begin_write` and `LOCK_CHAIN_HEAD` in scope).
 
 use async_trait::async_trait;
-use sqlx::Transaction;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Transaction};
 
 use crate::domain::audit::{AuditEntry, AuditRecord};
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{AuditRow, records};
 use crate::metadata::time::to_micros;
-use crate::metadata::{AuditStore, MetaResult, emit_audit};
+use crate::metadata::{AuditQuery, AuditStore, MetaResult, emit_audit};
 
 /// Appends `entry` to the chain inside `tx`. Locks the chain head first, so
 /// concurrent writers (on any replica) queue here and the chain never forks.
@@ -78,6 +79,118 @@ impl AuditStore for Store {
                 .await
                 .map_err(sql_err("audit events"))?;
         records(rows)
+    }
+
+    async fn append_audit_batch(&self, entries: &[AuditEntry]) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let (mut last_id, mut last_hash): (i64, String) =
+            sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut *tx).await.map_err(sql_err("audit chain head"))?;
+        // Multi-row inserts keep imports fast; 13 binds a row stays under every engine's limit.
+        for chunk in entries.chunks(500) {
+            let chained: Vec<AuditRecord> = chunk
+                .iter()
+                .map(|entry| {
+                    last_id += 1;
+                    let record = AuditRecord::chain(last_id, entry.clone(), &last_hash);
+                    last_hash.clone_from(&record.hash);
+                    record
+                })
+                .collect();
+            let mut sql = QueryBuilder::<Db>::new(concat!("INSERT INTO audit_events (", audit_columns!(), ") "));
+            sql.push_values(&chained, |mut row, record| {
+                row.push_bind(record.id)
+                    .push_bind(to_micros(record.at))
+                    .push_bind(record.actor.clone())
+                    .push_bind(record.action.clone())
+                    .push_bind(record.bucket.clone())
+                    .push_bind(record.key.clone())
+                    .push_bind(record.outcome.as_str())
+                    .push_bind(record.ip.clone())
+                    .push_bind(record.user_agent.clone())
+                    .push_bind(record.request_id.clone())
+                    .push_bind(record.details.to_string())
+                    .push_bind(record.prev_hash.clone())
+                    .push_bind(record.hash.clone());
+            });
+            sql.build().execute(&mut *tx).await.map_err(sql_err("audit event"))?;
+        }
+        sqlx::query("UPDATE audit_chain_head SET last_id = $1, last_hash = $2 WHERE id = 1")
+            .bind(last_id)
+            .bind(&last_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("audit chain head"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn audit_query(&self, query: &AuditQuery) -> MetaResult<Vec<AuditRecord>> {
+        let mut sql = QueryBuilder::<Db>::new(concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE 1 = 1"));
+        if let Some(actor) = &query.actor {
+            sql.push(" AND actor = ").push_bind(actor.clone());
+        }
+        if let Some(action) = &query.action {
+            sql.push(" AND action = ").push_bind(action.clone());
+        }
+        if let Some(bucket) = &query.bucket {
+            sql.push(" AND bucket = ").push_bind(bucket.clone());
+        }
+        if let Some(since) = query.since {
+            sql.push(" AND at >= ").push_bind(to_micros(since));
+        }
+        if let Some(until) = query.until {
+            sql.push(" AND at < ").push_bind(to_micros(until));
+        }
+        if let Some(before) = query.before_id {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        if let Some(after) = query.after_id {
+            sql.push(" AND id > ").push_bind(after);
+        }
+        sql.push(if query.ascending { " ORDER BY id ASC LIMIT " } else { " ORDER BY id DESC LIMIT " });
+        sql.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        let rows: Vec<AuditRow> =
+            sql.build_query_as().fetch_all(self.pool()).await.map_err(sql_err("audit events"))?;
+        records(rows)
+    }
+
+    async fn audit_anchor(&self) -> MetaResult<(i64, String)> {
+        sqlx::query_as("SELECT first_id, prev_hash FROM audit_anchor WHERE id = 1")
+            .fetch_one(self.pool())
+            .await
+            .map_err(sql_err("audit anchor"))
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        // The head lock first: no append may interleave with the cut.
+        let (head_id, head_hash): (i64, String) =
+            sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut *tx).await.map_err(sql_err("audit chain head"))?;
+        // The cut is the first event at or after `before`; everything older goes.
+        let cut: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, prev_hash FROM audit_events WHERE at >= $1 ORDER BY id LIMIT 1",
+        )
+        .bind(to_micros(before))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_err("audit events"))?;
+        // With nothing recent enough to keep, the purge event itself starts the kept chain.
+        let (first_id, prev_hash) = cut.unwrap_or((head_id + 1, head_hash));
+        let deleted = sqlx::query("DELETE FROM audit_events WHERE id < $1")
+            .bind(first_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("audit events"))?;
+        sqlx::query("UPDATE audit_anchor SET first_id = $1, prev_hash = $2 WHERE id = 1")
+            .bind(first_id)
+            .bind(&prev_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("audit anchor"))?;
+        let record = append_in_tx(&mut tx, audit).await?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        emit_audit(&record);
+        Ok(deleted.rows_affected())
     }
 
     async fn audit_head(&self) -> MetaResult<(i64, String)> {

@@ -1,0 +1,80 @@
+//! `/api/v1/admin/audit*`: query, export, verify.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::cursor;
+use super::extract::Caller;
+use crate::metadata::AuditQuery;
+use crate::service::audit::ExportFormat;
+use crate::service::{ServiceError, Services};
+
+const DEFAULT_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+pub struct Filters {
+    actor: Option<String>,
+    action: Option<String>,
+    bucket: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+    format: Option<ExportFormat>,
+}
+
+impl Filters {
+    fn query(&self) -> Result<AuditQuery, ServiceError> {
+        let before_id = match &self.cursor {
+            Some(cursor) => Some(cursor::decode(cursor)?.parse().map_err(|_| {
+                ServiceError::bad_request("invalid-cursor", "the cursor is not one this server issued")
+            })?),
+            None => None,
+        };
+        Ok(AuditQuery {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            bucket: self.bucket.clone(),
+            since: self.since,
+            until: self.until,
+            before_id,
+            after_id: None,
+            ascending: false,
+            limit: self.limit.unwrap_or(DEFAULT_PAGE),
+        })
+    }
+}
+
+pub async fn list(
+    services: web::Data<Services>,
+    caller: Caller,
+    filters: web::Query<Filters>,
+) -> Result<HttpResponse, ServiceError> {
+    let (events, next) = services.audit_events(&caller.ctx, &caller.principal, filters.query()?).await?;
+    let next_cursor = next.map(|id| cursor::encode(&id.to_string()));
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_cursor": next_cursor })))
+}
+
+pub async fn export(
+    services: web::Data<Services>,
+    caller: Caller,
+    filters: web::Query<Filters>,
+) -> Result<HttpResponse, ServiceError> {
+    let format = filters.format.unwrap_or(ExportFormat::Jsonl);
+    let stream = services.audit_export(&caller.ctx, &caller.principal, filters.query()?, format).await?;
+    let (content_type, extension) = match format {
+        ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let filename = format!("coffer-audit-{}.{extension}", services.clock.now().format("%Y%m%dT%H%M%SZ"));
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
+        .streaming(stream))
+}
+
+pub async fn verify(services: web::Data<Services>, caller: Caller) -> Result<HttpResponse, ServiceError> {
+    Ok(HttpResponse::Ok().json(services.audit_verify(&caller.ctx, &caller.principal).await?))
+}
