@@ -44,6 +44,8 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Finish or undo interrupted writes and remove unknown backend objects, once.
+    Reconcile,
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -112,6 +114,7 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::User { action: UserAction::Create { username, role, quota_bytes, .. } } => {
             create_user(config, &username, &role, quota_bytes).await
         }
+        Command::Reconcile => reconcile(config).await,
         Command::Audit { action: AuditAction::Verify } => verify_audit(config).await,
         Command::Audit { action: AuditAction::Purge { before } } => purge_audit(config, before).await,
     };
@@ -227,5 +230,15 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
     store.close().await;
     let deleted = deleted.map_err(|error| CliError::Refused(error.to_string()))?;
     eprintln!("purged {deleted} audit events older than {}", before.to_rfc3339());
+    Ok(())
+}
+
+async fn reconcile(config: Config) -> Result<(), CliError> {
+    init_logs(&config);
+    let services = crate::startup::build_services(config, std::sync::Arc::new(SystemClock)).await?;
+    let result = services.reconcile(None, None).await;
+    services.store.close().await;
+    let (report, _) = result.map_err(|error| CliError::Refused(error.to_string()))?;
+    println!("{}", serde_json::to_string(&report).unwrap_or_default());
     Ok(())
 }

@@ -93,6 +93,24 @@ pub struct Config {
     pub audit_checkpoint_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub audit_min_retention: Duration,
+    pub max_object_bytes: u64,
+    pub transfer_mode: TransferMode,
+    pub upload_part_size_mib: u64,
+    #[serde(with = "humantime_serde")]
+    pub upload_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reconcile_grace: Duration,
+}
+
+/// How presigned and part URLs move bytes: through Coffer (audited, revocable)
+/// or straight to the S3 backend (no per-request audit, valid until expiry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    Gateway,
+    Direct,
 }
 
 impl Default for Config {
@@ -143,6 +161,12 @@ impl Default for Config {
             run_workers: true,
             audit_checkpoint_interval: Duration::from_secs(5 * 60),
             audit_min_retention: Duration::from_secs(365 * 24 * 3600),
+            max_object_bytes: 5 * 1024 * 1024 * 1024 * 1024,
+            transfer_mode: TransferMode::Gateway,
+            upload_part_size_mib: 8,
+            upload_ttl: Duration::from_secs(7 * 24 * 3600),
+            reconcile_interval: Duration::from_secs(10 * 60),
+            reconcile_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -250,6 +274,18 @@ impl Config {
         }
         if self.lockout_window.is_zero() || self.lockout_duration.is_zero() {
             return Err(ConfigError::new("lockout_window", "lockout_window and lockout_duration must be positive"));
+        }
+        if !(5..=5 * 1024).contains(&self.upload_part_size_mib) {
+            return Err(ConfigError::new("upload_part_size_mib", "must be between 5 and 5120"));
+        }
+        if self.transfer_mode == TransferMode::Direct && self.storage != StorageKind::S3 {
+            return Err(ConfigError::new("transfer_mode", "\"direct\" needs storage = \"s3\""));
+        }
+        if self.reconcile_interval < Duration::from_secs(1) || self.reconcile_grace < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "reconcile_interval",
+                "reconcile_interval and reconcile_grace must be at least 1s",
+            ));
         }
         if self.audit_checkpoint_interval < Duration::from_secs(1) {
             return Err(ConfigError::new("audit_checkpoint_interval", "must be at least 1s"));

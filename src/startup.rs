@@ -64,7 +64,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
     let master = MasterKey::load(&config)?;
     let identity = Identity::new(&config, &master);
-    Ok(Arc::new(Services { config: Arc::new(config), store, blobs, cache, clock, identity }))
+    Ok(Arc::new(Services { config: Arc::new(config), store, blobs, cache, clock, identity, reads: Default::default() }))
 }
 
 pub struct Application {

@@ -5,7 +5,8 @@
 pub mod audit;
 mod bucket_name;
 mod byte_range;
-mod object_key;
+pub mod conditional;
+pub mod object_key;
 mod role;
 mod scopes;
 mod username;

@@ -4,13 +4,16 @@
 mod admin_users;
 mod audit;
 mod auth;
+mod body;
 mod buckets;
 mod cursor;
 pub mod extract;
 mod health;
 mod me;
+pub mod objects;
 pub mod problem;
 pub mod request_id;
+mod uploads;
 
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, web};
@@ -79,6 +82,28 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/buckets").route(web::get().to(buckets::list)).route(web::post().to(buckets::create)))
         .service(web::resource("/buckets/{bucket}").route(web::delete().to(buckets::delete)))
         .service(web::resource("/buckets/{bucket}/grants").route(web::get().to(buckets::list_grants)))
+        .service(
+            web::resource("/buckets/{bucket}/objects")
+                .route(web::get().to(objects::list))
+                .route(web::post().to(objects::post_form)),
+        )
+        .service(
+            web::resource("/buckets/{bucket}/objects/{key:.*}")
+                .route(web::put().to(objects::put))
+                .route(web::get().to(objects::get))
+                .route(web::head().to(objects::head))
+                .route(web::delete().to(objects::delete)),
+        )
+        .service(web::resource("/buckets/{bucket}/copy/{key:.*}").route(web::post().to(objects::copy)))
+        .service(web::resource("/buckets/{bucket}/uploads").route(web::post().to(uploads::create)))
+        .service(web::resource("/buckets/{bucket}/uploads/{upload_id}").route(web::delete().to(uploads::abort)))
+        .service(web::resource("/buckets/{bucket}/uploads/{upload_id}/parts").route(web::get().to(uploads::list_parts)))
+        .service(
+            web::resource("/buckets/{bucket}/uploads/{upload_id}/parts/{n}").route(web::put().to(uploads::put_part)),
+        )
+        .service(
+            web::resource("/buckets/{bucket}/uploads/{upload_id}/complete").route(web::post().to(uploads::complete)),
+        )
         .service(
             web::resource("/buckets/{bucket}/grants/{username}")
                 .route(web::put().to(buckets::set_grant))

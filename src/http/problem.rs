@@ -63,6 +63,7 @@ fn describe(error: &ServiceError) -> (StatusCode, &'static str, Option<String>) 
         E::Gone(detail) => (StatusCode::GONE, "gone", Some(detail.clone())),
         E::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed", None),
         E::TooLarge { slug, detail } => (StatusCode::PAYLOAD_TOO_LARGE, slug, Some(detail.clone())),
+        E::LengthRequired(detail) => (StatusCode::LENGTH_REQUIRED, "length-required", Some(detail.clone())),
         E::UnsupportedMediaType(detail) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", Some(detail.clone()))
         }

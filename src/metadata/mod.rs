@@ -153,6 +153,41 @@ pub trait IdentityStore: Send + Sync {
     async fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> MetaResult<()>;
 }
 
+/// Resumable multipart uploads and their parts, with quota charged per part.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    async fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> MetaResult<()>;
+    async fn upload(&self, id: &str) -> MetaResult<Option<UploadRecord>>;
+    /// Charges `bytes` for a part about to be written; `Conflict("quota")` if it does not fit.
+    async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()>;
+    /// Gives back a reservation whose part never arrived.
+    async fn release_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()>;
+    /// Records a written part (replacing, and crediting, an earlier one of the same number).
+    async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()>;
+    async fn upload_parts(&self, upload_id: &str) -> MetaResult<Vec<UploadPartRecord>>;
+    /// `open` → `completing`; false if the upload was not open (a concurrent completion).
+    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<bool>;
+    /// `completing` → `open` after a failed completion, so the client can retry.
+    async fn reopen_upload(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<()>;
+    /// Turns a completing upload into a live object (replacing, and crediting, the
+    /// previous version; `Conflict("object-locked")` if that one is retained), and
+    /// forgets the upload, all with `audit` in one transaction.
+    async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed>;
+    /// Forgets an upload and credits its charged bytes, with `audit`.
+    async fn abort_upload(&self, upload_id: &str, audit: &AuditEntry) -> MetaResult<()>;
+    /// Open uploads created before `open_before`, and completions stuck since before `completing_before`.
+    async fn stale_uploads(
+        &self,
+        open_before: DateTime<Utc>,
+        completing_before: DateTime<Utc>,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRecord>>;
+    /// Whether the backend multipart upload `backend_upload_id` belongs to a known upload.
+    async fn backend_upload_known(&self, backend_upload_id: &str) -> MetaResult<bool>;
+    /// Open uploads of a bucket under `prefix` (lifecycle rules).
+    async fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, limit: usize) -> MetaResult<Vec<UploadRecord>>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends an event that has no other change to go with it (reads, denials).
@@ -190,7 +225,9 @@ pub struct AuditQuery {
 }
 
 #[async_trait]
-pub trait MetadataStore: UserStore + IdentityStore + BucketStore + ObjectStore + AuditStore + Send + Sync {
+pub trait MetadataStore:
+    UserStore + IdentityStore + BucketStore + ObjectStore + UploadStore + AuditStore + Send + Sync
+{
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;
     async fn migrate(&self) -> MetaResult<()>;

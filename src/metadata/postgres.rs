@@ -59,6 +59,10 @@ mod objects {
     use super::{Db, Store, begin_write};
     include!("sql/objects.rs");
 }
+mod uploads {
+    use super::{Db, Store, begin_write};
+    include!("sql/uploads.rs");
+}
 mod audit {
     use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
     include!("sql/audit.rs");

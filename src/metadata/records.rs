@@ -181,6 +181,8 @@ pub struct NewObject {
 #[derive(Debug, Clone)]
 pub struct CommitObject {
     pub id: i64,
+    /// `If-None-Match: *`: fail with `Conflict("object exists")` if a live version exists.
+    pub create_only: bool,
     pub size: i64,
     pub etag: String,
     pub sha256: Option<String>,
@@ -289,4 +291,69 @@ pub struct ThrottleRule {
     pub threshold: i64,
     pub window: chrono::Duration,
     pub lock_for: chrono::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    Open,
+    Completing,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Completing => "completing",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "open" => Some(Self::Open),
+            "completing" => Some(Self::Completing),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub bucket_id: i64,
+    pub key: ObjectKey,
+    /// Where the finished object will live (also the backend multipart key).
+    pub blob_key: String,
+    pub backend_upload_id: String,
+    pub owner_id: Option<i64>,
+    pub content_type: Option<String>,
+    pub declared_size: Option<i64>,
+    pub part_size: i64,
+    pub created_at: DateTime<Utc>,
+    pub state: UploadState,
+    pub state_at: DateTime<Utc>,
+    /// Bytes charged to the owner for parts (stored or in flight).
+    pub charged_bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPartRecord {
+    pub part_number: i64,
+    pub size: i64,
+    /// Coffer's part ETag, what clients see.
+    pub etag: String,
+    /// The backend's part ETag, what completion sends to the backend.
+    pub backend_etag: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Completing an upload: the object it becomes.
+#[derive(Debug, Clone)]
+pub struct FinishUpload {
+    pub upload_id: String,
+    pub size: i64,
+    pub etag: String,
+    pub content_type: String,
+    pub retention_mode: Option<RetentionMode>,
+    pub retain_until: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
 }

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use super::time::from_micros;
 use super::{
     ApiKeyRecord, BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState,
-    RefreshTokenRecord, RetentionMode, UserRecord,
+    RefreshTokenRecord, RetentionMode, UploadPartRecord, UploadRecord, UploadState, UserRecord,
 };
 use crate::domain::audit::{AuditRecord, Outcome};
 use crate::domain::{BucketName, ObjectKey, Scopes, Username};
@@ -28,6 +28,13 @@ macro_rules! api_key_columns {
 macro_rules! refresh_columns {
     () => {
         "token_hash, family_id, user_id, generation, mfa, created_at, expires_at"
+    };
+}
+
+macro_rules! upload_columns {
+    () => {
+        "id, bucket_id, object_key, blob_key, backend_upload_id, owner_id, content_type, declared_size, part_size, \
+         created_at, state, state_at, charged_bytes"
     };
 }
 
@@ -281,6 +288,65 @@ impl From<RefreshRow> for RefreshTokenRecord {
             mfa: row.mfa,
             created_at: from_micros(row.created_at),
             expires_at: from_micros(row.expires_at),
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct UploadRow {
+    id: String,
+    bucket_id: i64,
+    object_key: String,
+    blob_key: String,
+    backend_upload_id: String,
+    owner_id: Option<i64>,
+    content_type: Option<String>,
+    declared_size: Option<i64>,
+    part_size: i64,
+    created_at: i64,
+    state: String,
+    state_at: i64,
+    charged_bytes: i64,
+}
+
+impl TryFrom<UploadRow> for UploadRecord {
+    type Error = MetaError;
+    fn try_from(row: UploadRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            bucket_id: row.bucket_id,
+            key: ObjectKey::parse(&row.object_key).map_err(MetaError::corrupt)?,
+            blob_key: row.blob_key,
+            backend_upload_id: row.backend_upload_id,
+            owner_id: row.owner_id,
+            content_type: row.content_type,
+            declared_size: row.declared_size,
+            part_size: row.part_size,
+            created_at: from_micros(row.created_at),
+            state: UploadState::parse(&row.state).ok_or_else(|| MetaError::corrupt(&row.state))?,
+            state_at: from_micros(row.state_at),
+            charged_bytes: row.charged_bytes,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct PartRow {
+    part_number: i64,
+    size: i64,
+    etag: String,
+    backend_etag: String,
+    created_at: i64,
+}
+
+impl From<PartRow> for UploadPartRecord {
+    fn from(row: PartRow) -> Self {
+        Self {
+            part_number: row.part_number,
+            size: row.size,
+            etag: row.etag,
+            backend_etag: row.backend_etag,
+            created_at: from_micros(row.created_at),
         }
     }
 }

@@ -67,6 +67,7 @@ impl Services {
         mut query: AuditQuery,
     ) -> ServiceResult<(Vec<AuditRecord>, Option<i64>)> {
         self.require_audit_reader(ctx, principal, "audit.read").await?;
+        self.reads.flush(&*self.store).await?;
         query.limit = query.limit.clamp(1, MAX_PAGE);
         query.ascending = false;
         query.after_id = None;
@@ -89,6 +90,7 @@ impl Services {
         format: ExportFormat,
     ) -> ServiceResult<ByteStream> {
         self.require_audit_reader(ctx, principal, "audit.export").await?;
+        self.reads.flush(&*self.store).await?;
         let event = ctx
             .event(self.clock.now(), principal.username.as_str(), "audit.export")
             .details(serde_json::json!({ "format": format_name(format), "filters": filters_of(&query) }));
@@ -98,6 +100,7 @@ impl Services {
 
     pub async fn audit_verify(&self, ctx: &RequestContext, principal: &Principal) -> ServiceResult<Verification> {
         self.require_audit_reader(ctx, principal, "audit.verify").await?;
+        self.reads.flush(&*self.store).await?;
         let checkpoint = read_checkpoint(&*self.blobs).await.unwrap_or_else(|error| {
             tracing::warn!(error = %error, "audit checkpoint unreadable; verifying without it");
             None

@@ -306,6 +306,7 @@ impl Services {
             via: Via::Session { mfa: claims.mfa },
             api_key_id: None,
             token_generation: user.token_generation,
+            actor_label: None,
         })
     }
 
@@ -327,6 +328,7 @@ impl Services {
             via: Via::ApiKey(record.scopes),
             api_key_id: Some(record.id),
             token_generation: user.token_generation,
+            actor_label: None,
         })
     }
 }

@@ -22,9 +22,16 @@ pub struct Principal {
     /// The API key used, if any (presigned URLs remember it).
     pub api_key_id: Option<String>,
     pub token_generation: i64,
+    /// How audit records name the caller when not by username (`presign:<user>`).
+    pub actor_label: Option<String>,
 }
 
 impl Principal {
+    /// The actor written into audit records.
+    pub fn actor(&self) -> String {
+        self.actor_label.clone().unwrap_or_else(|| self.username.to_string())
+    }
+
     pub fn subject(&self) -> Subject {
         Subject { role: self.role, via: self.via }
     }

@@ -32,6 +32,9 @@ pub enum ServiceError {
     /// 413 with a slug (`payload-too-large`, `quota-exceeded`).
     #[error("{detail}")]
     TooLarge { slug: &'static str, detail: String },
+    /// 411: the body must declare its length.
+    #[error("{0}")]
+    LengthRequired(String),
     /// 415: the content is of a type this operation does not accept.
     #[error("{0}")]
     UnsupportedMediaType(String),

@@ -8,9 +8,14 @@ pub mod audit;
 pub mod auth;
 pub mod buckets;
 pub mod context;
+pub mod digest;
 mod error;
 mod health;
 pub mod identity;
+pub mod objects;
+pub mod read_log;
+pub mod reconcile;
+pub mod uploads;
 pub mod users;
 
 use std::sync::Arc;
@@ -35,4 +40,5 @@ pub struct Services {
     pub cache: Arc<dyn Cache>,
     pub clock: Arc<dyn Clock>,
     pub identity: Identity,
+    pub reads: read_log::ReadLog,
 }

@@ -1,6 +1,8 @@
 //! Background loops with graceful shutdown: one `Worker` trait, one `Supervisor`.
 
 mod audit_checkpoint;
+mod read_log;
+mod reconciler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use audit_checkpoint::AuditCheckpoint;
+pub use read_log::ReadLogFlusher;
+pub use reconciler::Reconciler;
 
 use crate::service::Services;
 
@@ -19,6 +23,8 @@ pub trait Worker: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn interval(&self) -> Duration;
     async fn tick(&self) -> anyhow::Result<()>;
+    /// Runs once when the supervisor stops (flush what is buffered).
+    async fn shutdown(&self) {}
 }
 
 /// Runs workers until asked to stop; a stop lets the current tick finish (bounded).
@@ -39,7 +45,10 @@ impl Supervisor {
                 ticker.tick().await;
                 loop {
                     tokio::select! {
-                        _ = stop.changed() => break,
+                        _ = stop.changed() => {
+                            worker.shutdown().await;
+                            break;
+                        }
                         _ = ticker.tick() => {
                             if let Err(error) = worker.tick().await {
                                 tracing::warn!(worker = worker.name(), error = format!("{error:#}"), "worker tick failed");
@@ -54,10 +63,12 @@ impl Supervisor {
 
     /// The workers every server runs.
     pub fn for_services(services: &Arc<Services>) -> Self {
-        if !services.config.run_workers {
-            return Self::start(Vec::new());
+        // Read events are flushed even where background jobs are off: they are part of the audit trail.
+        let mut workers: Vec<Arc<dyn Worker>> = vec![Arc::new(ReadLogFlusher::new(services.clone()))];
+        if services.config.run_workers {
+            workers.push(Arc::new(AuditCheckpoint::new(services.clone())));
+            workers.push(Arc::new(Reconciler::new(services.clone())));
         }
-        let workers: Vec<Arc<dyn Worker>> = vec![Arc::new(AuditCheckpoint::new(services.clone()))];
         Self::start(workers)
     }
 

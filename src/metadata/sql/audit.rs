@@ -86,6 +86,7 @@ impl AuditStore for Store {
         let (mut last_id, mut last_hash): (i64, String) =
             sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut *tx).await.map_err(sql_err("audit chain head"))?;
         // Multi-row inserts keep imports fast; 13 binds a row stays under every engine's limit.
+        let mut appended = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(500) {
             let chained: Vec<AuditRecord> = chunk
                 .iter()
@@ -113,6 +114,7 @@ impl AuditStore for Store {
                     .push_bind(record.hash.clone());
             });
             sql.build().execute(&mut *tx).await.map_err(sql_err("audit event"))?;
+            appended.extend(chained);
         }
         sqlx::query("UPDATE audit_chain_head SET last_id = $1, last_hash = $2 WHERE id = 1")
             .bind(last_id)
@@ -121,6 +123,7 @@ impl AuditStore for Store {
             .await
             .map_err(sql_err("audit chain head"))?;
         tx.commit().await.map_err(sql_err("transaction"))?;
+        appended.iter().for_each(emit_audit);
         Ok(())
     }
 

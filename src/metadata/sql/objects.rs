@@ -19,7 +19,7 @@ use super::audit::commit_audited;
 
 /// Adds `delta` bytes to a user's usage; a positive delta must fit the quota.
 /// Returns false when it would not.
-async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta: i64) -> MetaResult<bool> {
+pub(in crate::metadata) async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta: i64) -> MetaResult<bool> {
     let Some(owner_id) = owner_id else {
         return Ok(true);
     };
@@ -45,6 +45,48 @@ async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta:
         return Ok(exists.is_none());
     }
     Ok(true)
+}
+
+/// Moves the live version of a key to `deleting` and credits its owner; refuses
+/// (`Conflict("object-locked")`) while it is retained or held, and
+/// (`Conflict("object exists")`) when `create_only`.
+pub(in crate::metadata) async fn retire_live(
+    tx: &mut Transaction<'static, Db>,
+    bucket_id: i64,
+    key: &str,
+    now: DateTime<Utc>,
+    create_only: bool,
+) -> MetaResult<Option<ObjectRecord>> {
+    let live: Option<ObjectRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        object_columns!(),
+        " FROM objects WHERE bucket_id = $1 AND object_key = $2 AND state = 'committed'"
+    ))
+    .bind(bucket_id)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(sql_err("object"))?;
+    let Some(live) = live else {
+        return Ok(None);
+    };
+    let live: ObjectRecord = live.try_into()?;
+    if create_only {
+        return Err(MetaError::Conflict("object exists"));
+    }
+    if crate::policy::retention::is_locked(&live, now) {
+        return Err(MetaError::Conflict("object-locked"));
+    }
+    sqlx::query("UPDATE objects SET state = 'deleting', updated_at = $2 WHERE id = $1")
+        .bind(live.id)
+        .bind(to_micros(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_err("object"))?;
+    if !charge(tx, live.owner_id, -live.size).await? {
+        return Err(MetaError::Conflict("quota"));
+    }
+    Ok(Some(ObjectRecord { state: crate::metadata::ObjectState::Deleting, ..live }))
 }
 
 async fn fetch_page(
@@ -124,23 +166,8 @@ impl ObjectStore for Store {
         .await
         .map_err(sql_err("object"))?;
         let pending: ObjectRecord = pending.ok_or(MetaError::NotFound("pending object"))?.try_into()?;
-        let replaced: Option<ObjectRow> = sqlx::query_as(concat!(
-            "UPDATE objects SET state = 'deleting', updated_at = $3 \
-             WHERE bucket_id = $1 AND object_key = $2 AND state = 'committed' RETURNING ",
-            object_columns!()
-        ))
-        .bind(pending.bucket_id)
-        .bind(pending.key.as_str())
-        .bind(to_micros(commit.at))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(sql_err("object"))?;
-        let replaced: Option<ObjectRecord> = replaced.map(TryInto::try_into).transpose()?;
-        if let Some(old) = &replaced
-            && !charge(&mut tx, old.owner_id, -old.size).await?
-        {
-            return Err(MetaError::Conflict("quota"));
-        }
+        let replaced =
+            retire_live(&mut tx, pending.bucket_id, pending.key.as_str(), commit.at, commit.create_only).await?;
         if !charge(&mut tx, pending.owner_id, commit.size - pending.size).await? {
             return Err(MetaError::Conflict("quota"));
         }
@@ -257,18 +284,19 @@ impl ObjectStore for Store {
     async fn mark_deleting(&self, id: i64, audit: &AuditEntry) -> MetaResult<ObjectRecord> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let row: Option<ObjectRow> = sqlx::query_as(concat!(
-            "UPDATE objects SET state = 'deleting', updated_at = $2 WHERE id = $1 AND state = 'committed' RETURNING ",
-            object_columns!()
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE id = $1 AND state = 'committed'"
         ))
         .bind(id)
-        .bind(to_micros(audit.at))
         .fetch_optional(&mut *tx)
         .await
         .map_err(sql_err("object"))?;
         let record: ObjectRecord = row.ok_or(MetaError::NotFound("object"))?.try_into()?;
-        charge(&mut tx, record.owner_id, -record.size).await?;
+        let retired = retire_live(&mut tx, record.bucket_id, record.key.as_str(), audit.at, false).await?;
+        let retired = retired.ok_or(MetaError::NotFound("object"))?;
         commit_audited(tx, audit).await?;
-        Ok(record)
+        Ok(retired)
     }
 
     async fn remove_object_row(&self, id: i64) -> MetaResult<()> {

@@ -1,0 +1,48 @@
+//! Request bodies as `Send` streams. actix payloads live on their worker
+//! thread; a small bounded channel carries chunks to the services (and gives
+//! backpressure). A client that goes away mid-body is an error, never a
+//! silently shorter body.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::storage::ByteStream;
+
+/// Chunks buffered between the connection and the storage writer.
+const IN_FLIGHT_CHUNKS: usize = 16;
+
+pub fn byte_stream<S, E>(payload: S) -> ByteStream
+where
+    S: Stream<Item = Result<Bytes, E>> + 'static,
+    E: std::fmt::Display,
+{
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT_CHUNKS);
+    let complete = Arc::new(AtomicBool::new(false));
+    let finished = complete.clone();
+    actix_web::rt::spawn(async move {
+        let mut payload = std::pin::pin!(payload);
+        while let Some(chunk) = payload.next().await {
+            let failed = chunk.is_err();
+            let item = chunk.map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e.to_string()));
+            if sender.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+        finished.store(true, Ordering::SeqCst);
+    });
+    Box::pin(futures::stream::unfold(Some((receiver, complete)), |state| async move {
+        let (mut receiver, complete) = state?;
+        match receiver.recv().await {
+            Some(item) => Some((item, Some((receiver, complete)))),
+            None if complete.load(Ordering::SeqCst) => None,
+            None => Some((
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the client went away mid-body")),
+                None,
+            )),
+        }
+    }))
+}

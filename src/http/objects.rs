@@ -1,0 +1,305 @@
+//! `/api/v1/buckets/{bucket}/objects…` and `/copy/{key}`: object I/O.
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::body::byte_stream;
+use super::cursor;
+use super::extract::Caller;
+use crate::metadata::ObjectRecord;
+use crate::policy::content::content_disposition;
+use crate::service::objects::{ObjectRead, ObjectView, PutRequest, ReadOutcome, ReadRequest};
+use crate::service::{ServiceError, Services};
+
+/// Objects are served so that nothing in them can run in Coffer's origin.
+pub const OBJECT_CSP: &str = "default-src 'none'; sandbox";
+const MAX_FORM_FILES: usize = 1000;
+const MAX_FORM_TEXT: usize = 4096;
+
+/// The object key: the raw path after `marker`, percent-decoded exactly once.
+pub fn key_from_path(request: &HttpRequest, marker: &str) -> Result<String, ServiceError> {
+    let path = request.uri().path();
+    let start = path.find(marker).ok_or_else(|| ServiceError::bad_request("invalid-key", "missing object key"))?;
+    let raw = &path[start + marker.len()..];
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|_| ServiceError::bad_request("invalid-key", "the object key is not valid UTF-8"))
+}
+
+fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn header_date(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<DateTime<Utc>> {
+    header_text(headers, name).and_then(|v| httpdate::parse_http_date(&v).ok()).map(DateTime::<Utc>::from)
+}
+
+fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
+    let content_length = match header_text(headers, header::CONTENT_LENGTH) {
+        Some(value) => {
+            Some(value.parse().map_err(|_| ServiceError::bad_request("invalid-length", "invalid Content-Length"))?)
+        }
+        None => None,
+    };
+    Ok(PutRequest {
+        content_length,
+        content_type: header_text(headers, header::CONTENT_TYPE),
+        content_md5: header_text(headers, "content-md5"),
+        checksum_sha256: header_text(headers, "x-checksum-sha256"),
+        create_only: header_text(headers, header::IF_NONE_MATCH).is_some_and(|v| v.trim() == "*"),
+    })
+}
+
+fn created(object: &ObjectRecord) -> HttpResponse {
+    let mut response = HttpResponse::Created();
+    if let Some(etag) = &object.etag {
+        response.insert_header((header::ETAG, format!("\"{etag}\"")));
+    }
+    response.json(ObjectView::from(object))
+}
+
+pub async fn put(
+    services: web::Data<Services>,
+    caller: Caller,
+    request: HttpRequest,
+    payload: web::Payload,
+    bucket: web::Path<(String, String)>,
+) -> Result<HttpResponse, ServiceError> {
+    let key = key_from_path(&request, "/objects/")?;
+    let put = put_request(request.headers())?;
+    let body = byte_stream(payload);
+    let object = services.put_object(&caller.ctx, &caller.principal, &bucket.0, &key, body, &put).await?;
+    Ok(created(&object))
+}
+
+/// `multipart/form-data`: an optional `prefix` field, then one or more `file` parts.
+pub async fn post_form(
+    services: web::Data<Services>,
+    caller: Caller,
+    bucket: web::Path<String>,
+    mut form: Multipart,
+) -> Result<HttpResponse, ServiceError> {
+    let mut prefix = String::new();
+    let mut stored = Vec::new();
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| ServiceError::bad_request("invalid-form", e.to_string()))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "prefix" => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.next().await {
+                    text.extend_from_slice(
+                        &chunk.map_err(|e| ServiceError::bad_request("invalid-form", e.to_string()))?,
+                    );
+                    if text.len() > MAX_FORM_TEXT {
+                        return Err(ServiceError::bad_request("invalid-form", "the prefix field is too long"));
+                    }
+                }
+                prefix = String::from_utf8(text)
+                    .map_err(|_| ServiceError::bad_request("invalid-form", "prefix is not UTF-8"))?;
+            }
+            "file" => {
+                if stored.len() == MAX_FORM_FILES {
+                    return Err(ServiceError::bad_request(
+                        "invalid-form",
+                        format!("at most {MAX_FORM_FILES} files per request"),
+                    ));
+                }
+                let filename = field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .map(str::to_owned)
+                    .ok_or_else(|| ServiceError::bad_request("invalid-form", "a file part has no filename"))?;
+                let key = crate::service::objects::key_for_upload(&prefix, &filename)?;
+                let content_type =
+                    field.content_type().map(ToString::to_string).filter(|t| t != "application/octet-stream");
+                let put = PutRequest { content_type, ..PutRequest::default() };
+                let object = services
+                    .put_object(&caller.ctx, &caller.principal, &bucket, key.as_str(), byte_stream(field), &put)
+                    .await?;
+                stored.push(ObjectView::from(&object));
+            }
+            other => return Err(ServiceError::bad_request("invalid-form", format!("unexpected form field {other:?}"))),
+        }
+    }
+    if stored.is_empty() {
+        return Err(ServiceError::bad_request("invalid-form", "no file part in the form"));
+    }
+    Ok(HttpResponse::Created().json(serde_json::json!({ "objects": stored })))
+}
+
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    download: Option<String>,
+}
+
+fn read_request(headers: &HeaderMap, head_only: bool) -> ReadRequest {
+    ReadRequest {
+        head_only,
+        range: header_text(headers, header::RANGE),
+        if_match: header_text(headers, header::IF_MATCH),
+        if_none_match: header_text(headers, header::IF_NONE_MATCH),
+        if_modified_since: header_date(headers, header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header_date(headers, header::IF_UNMODIFIED_SINCE),
+        if_range: header_text(headers, header::IF_RANGE),
+    }
+}
+
+/// Status, validators and safety headers of an object read; the body streams.
+pub fn object_response(read: ObjectRead, force_download: bool) -> HttpResponse {
+    let object = &read.object;
+    let size = u64::try_from(object.size).unwrap_or(0);
+    let status = match read.outcome {
+        ReadOutcome::Full => StatusCode::OK,
+        ReadOutcome::Partial { .. } => StatusCode::PARTIAL_CONTENT,
+        ReadOutcome::NotModified => StatusCode::NOT_MODIFIED,
+    };
+    let mut response = HttpResponse::build(status);
+    if let Some(etag) = &object.etag {
+        response.insert_header((header::ETAG, format!("\"{etag}\"")));
+    }
+    let last_modified = httpdate::fmt_http_date(std::time::SystemTime::from(object.created_at));
+    response
+        .insert_header((header::LAST_MODIFIED, last_modified))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if read.outcome == ReadOutcome::NotModified {
+        return response.finish();
+    }
+    let length = match read.outcome {
+        ReadOutcome::Partial { start, end_inclusive } => {
+            response.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end_inclusive}/{size}")));
+            end_inclusive - start + 1
+        }
+        _ => size,
+    };
+    let content_type =
+        HeaderValue::from_str(&object.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, OBJECT_CSP))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            content_disposition(&object.content_type, object.key.file_name(), force_download),
+        ))
+        .no_chunking(length);
+    match read.body {
+        Some(body) => response.streaming(body),
+        None => response.streaming(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()),
+    }
+}
+
+async fn read(
+    services: web::Data<Services>,
+    caller: Caller,
+    request: HttpRequest,
+    bucket: &str,
+    query: &DownloadQuery,
+    head_only: bool,
+) -> Result<HttpResponse, ServiceError> {
+    let key = key_from_path(&request, "/objects/")?;
+    let read_request = read_request(request.headers(), head_only);
+    let read = services.read_object(&caller.ctx, &caller.principal, bucket, &key, &read_request).await?;
+    let force = query.download.as_deref().is_some_and(|v| v != "0" && v != "false");
+    Ok(object_response(read, force))
+}
+
+pub async fn get(
+    services: web::Data<Services>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    read(services, caller, request, &path.0, &query, false).await
+}
+
+pub async fn head(
+    services: web::Data<Services>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ServiceError> {
+    read(services, caller, request, &path.0, &query, true).await
+}
+
+pub async fn delete(
+    services: web::Data<Services>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ServiceError> {
+    let key = key_from_path(&request, "/objects/")?;
+    services.delete_object(&caller.ctx, &caller.principal, &path.0, &key).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    prefix: Option<String>,
+    delimiter: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    services: web::Data<Services>,
+    caller: Caller,
+    bucket: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ServiceError> {
+    let after = params.cursor.as_deref().map(cursor::decode).transpose()?;
+    let page = services
+        .list_objects(
+            &caller.ctx,
+            &caller.principal,
+            &bucket,
+            params.prefix.as_deref(),
+            params.delimiter.as_deref(),
+            after,
+            params.limit,
+        )
+        .await?;
+    let objects: Vec<serde_json::Value> = page
+        .objects
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "key": o.key, "size": o.size, "etag": o.etag, "content_type": o.content_type, "last_modified": o.created_at,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "objects": objects,
+        "prefixes": page.prefixes,
+        "next_cursor": page.next_after.as_deref().map(cursor::encode),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct CopyBody {
+    to_bucket: Option<String>,
+    to_key: String,
+}
+
+pub async fn copy(
+    services: web::Data<Services>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<CopyBody>,
+) -> Result<HttpResponse, ServiceError> {
+    let key = key_from_path(&request, "/copy/")?;
+    let object = services
+        .copy_object(&caller.ctx, &caller.principal, &path.0, &key, body.to_bucket.as_deref(), &body.to_key)
+        .await?;
+    Ok(created(&object))
+}

@@ -1,0 +1,249 @@
+// Resumable multipart uploads, shared by both adapters (included with `Db`, `Store`, `begin_write`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Transaction;
+
+use crate::domain::audit::AuditEntry;
+use crate::metadata::error::sql_err;
+use crate::metadata::rows::{ObjectRow, PartRow, UploadRow, records};
+use crate::metadata::time::to_micros;
+use crate::metadata::{
+    Committed, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadStore,
+};
+
+use super::audit::commit_audited;
+use super::objects::{charge, retire_live};
+
+async fn locked_upload(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<UploadRecord> {
+    let row: Option<UploadRow> = sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(sql_err("upload"))?;
+    row.ok_or(MetaError::NotFound("upload"))?.try_into()
+}
+
+/// Adds `delta` to the upload's charged bytes and the owner's usage (quota-checked when positive).
+async fn charge_upload(tx: &mut Transaction<'static, Db>, upload: &UploadRecord, delta: i64) -> MetaResult<()> {
+    if !charge(tx, upload.owner_id, delta).await? {
+        return Err(MetaError::Conflict("quota"));
+    }
+    sqlx::query("UPDATE uploads SET charged_bytes = charged_bytes + $2 WHERE id = $1")
+        .bind(&upload.id)
+        .bind(delta)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_err("upload"))?;
+    Ok(())
+}
+
+async fn forget(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<()> {
+    for statement in ["DELETE FROM upload_parts WHERE upload_id = $1", "DELETE FROM uploads WHERE id = $1"] {
+        sqlx::query(statement).bind(id).execute(&mut **tx).await.map_err(sql_err("upload"))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl UploadStore for Store {
+    async fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        sqlx::query(concat!(
+            "INSERT INTO uploads (",
+            upload_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0)"
+        ))
+        .bind(&upload.id)
+        .bind(upload.bucket_id)
+        .bind(upload.key.as_str())
+        .bind(&upload.blob_key)
+        .bind(&upload.backend_upload_id)
+        .bind(upload.owner_id)
+        .bind(&upload.content_type)
+        .bind(upload.declared_size)
+        .bind(upload.part_size)
+        .bind(to_micros(upload.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("upload"))?;
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: &str) -> MetaResult<Option<UploadRecord>> {
+        let row: Option<UploadRow> = sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(sql_err("upload"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let upload = locked_upload(&mut tx, upload_id).await?;
+        if upload.state != crate::metadata::UploadState::Open {
+            return Err(MetaError::Conflict("upload completing"));
+        }
+        charge_upload(&mut tx, &upload, bytes).await?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn release_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        if let Ok(upload) = locked_upload(&mut tx, upload_id).await {
+            charge_upload(&mut tx, &upload, -bytes).await?;
+        }
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let upload = locked_upload(&mut tx, upload_id).await?;
+        let previous: Option<(i64,)> =
+            sqlx::query_as("SELECT size FROM upload_parts WHERE upload_id = $1 AND part_number = $2")
+                .bind(upload_id)
+                .bind(part.part_number)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("upload part"))?;
+        if let Some((old_size,)) = previous {
+            charge_upload(&mut tx, &upload, -old_size).await?;
+        }
+        sqlx::query(
+            "INSERT INTO upload_parts (upload_id, part_number, size, etag, backend_etag, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (upload_id, part_number) DO UPDATE SET \
+             size = excluded.size, etag = excluded.etag, backend_etag = excluded.backend_etag, created_at = excluded.created_at",
+        )
+        .bind(upload_id)
+        .bind(part.part_number)
+        .bind(part.size)
+        .bind(&part.etag)
+        .bind(&part.backend_etag)
+        .bind(to_micros(part.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("upload part"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn upload_parts(&self, upload_id: &str) -> MetaResult<Vec<UploadPartRecord>> {
+        let rows: Vec<PartRow> = sqlx::query_as(
+            "SELECT part_number, size, etag, backend_etag, created_at FROM upload_parts WHERE upload_id = $1 ORDER BY part_number",
+        )
+        .bind(upload_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("upload part"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<bool> {
+        let started = sqlx::query("UPDATE uploads SET state = 'completing', state_at = $2 WHERE id = $1 AND state = 'open'")
+            .bind(upload_id)
+            .bind(to_micros(now))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("upload"))?;
+        Ok(started.rows_affected() == 1)
+    }
+
+    async fn reopen_upload(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<()> {
+        sqlx::query("UPDATE uploads SET state = 'open', state_at = $2 WHERE id = $1")
+            .bind(upload_id)
+            .bind(to_micros(now))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("upload"))?;
+        Ok(())
+    }
+
+    async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let upload = locked_upload(&mut tx, &finish.upload_id).await?;
+        let replaced = retire_live(&mut tx, upload.bucket_id, upload.key.as_str(), finish.at, false).await?;
+        // Parts uploaded but left out of the completed object are credited back.
+        charge_upload(&mut tx, &upload, finish.size - upload.charged_bytes).await?;
+        let row: ObjectRow = sqlx::query_as(concat!(
+            "INSERT INTO objects (bucket_id, object_key, blob_key, state, size, etag, sha256, content_type, owner_id, \
+             created_at, updated_at, retention_mode, retain_until, legal_hold) \
+             VALUES ($1, $2, $3, 'committed', $4, $5, NULL, $6, $7, $8, $8, $9, $10, FALSE) RETURNING ",
+            object_columns!()
+        ))
+        .bind(upload.bucket_id)
+        .bind(upload.key.as_str())
+        .bind(&upload.blob_key)
+        .bind(finish.size)
+        .bind(&finish.etag)
+        .bind(&finish.content_type)
+        .bind(upload.owner_id)
+        .bind(to_micros(finish.at))
+        .bind(finish.retention_mode.map(|m| m.as_str()))
+        .bind(finish.retain_until.map(to_micros))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_err("object"))?;
+        forget(&mut tx, &upload.id).await?;
+        commit_audited(tx, audit).await?;
+        Ok(Committed { object: row.try_into()?, replaced })
+    }
+
+    async fn abort_upload(&self, upload_id: &str, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let upload = locked_upload(&mut tx, upload_id).await?;
+        charge_upload(&mut tx, &upload, -upload.charged_bytes).await?;
+        forget(&mut tx, upload_id).await?;
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn stale_uploads(
+        &self,
+        open_before: DateTime<Utc>,
+        completing_before: DateTime<Utc>,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRecord>> {
+        let rows: Vec<UploadRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM uploads WHERE (state = 'open' AND created_at < $1) OR (state = 'completing' AND state_at < $2) \
+             ORDER BY created_at LIMIT $3"
+        ))
+        .bind(to_micros(open_before))
+        .bind(to_micros(completing_before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("upload"))?;
+        records(rows)
+    }
+
+    async fn backend_upload_known(&self, backend_upload_id: &str) -> MetaResult<bool> {
+        let (known,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM uploads WHERE backend_upload_id = $1)")
+            .bind(backend_upload_id)
+            .fetch_one(self.pool())
+            .await
+            .map_err(sql_err("upload"))?;
+        Ok(known)
+    }
+
+    async fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, limit: usize) -> MetaResult<Vec<UploadRecord>> {
+        let rows: Vec<UploadRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM uploads WHERE bucket_id = $1 AND object_key >= $2 ORDER BY object_key, id LIMIT $3"
+        ))
+        .bind(bucket_id)
+        .bind(prefix)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("upload"))?;
+        let uploads: Vec<UploadRecord> = records(rows)?;
+        Ok(uploads.into_iter().filter(|u| u.key.as_str().starts_with(prefix)).collect())
+    }
+}

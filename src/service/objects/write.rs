@@ -1,0 +1,307 @@
+//! Writing objects: raw PUT, form uploads (through the same path) and copy.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Duration;
+
+use super::{PendingWrite, locked, new_blob_key, parse_key, write_error};
+use crate::domain::audit::Outcome;
+use crate::domain::{ObjectKey, Permission};
+use crate::metadata::{BucketRecord, CommitObject, NewObject, ObjectRecord, RetentionMode};
+use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_type};
+use crate::policy::retention::is_locked;
+use crate::service::context::{Principal, RequestContext};
+use crate::service::digest::digesting;
+use crate::service::{ServiceError, ServiceResult, Services};
+use crate::storage::{ByteStream, StorageError};
+
+/// What the client said about the body it is sending.
+#[derive(Debug, Clone, Default)]
+pub struct PutRequest {
+    pub content_length: Option<u64>,
+    pub content_type: Option<String>,
+    /// `Content-MD5`: base64 of the 16-byte digest.
+    pub content_md5: Option<String>,
+    /// `X-Checksum-Sha256`: hex or base64 of the 32-byte digest.
+    pub checksum_sha256: Option<String>,
+    /// `If-None-Match: *`.
+    pub create_only: bool,
+}
+
+fn bad_digest(detail: &str) -> ServiceError {
+    ServiceError::bad_request("bad-digest", detail)
+}
+
+fn decode_digest<const N: usize>(value: &str, header: &str) -> ServiceResult<[u8; N]> {
+    let value = value.trim();
+    let bytes = if value.len() == N * 2 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(value).ok()
+    } else {
+        STANDARD.decode(value).ok()
+    };
+    bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| bad_digest(&format!("{header} is not a valid digest")))
+}
+
+impl Services {
+    /// Default retention of the bucket, applied to objects written after it was set.
+    pub(crate) fn default_retention(
+        &self,
+        bucket: &BucketRecord,
+    ) -> (Option<RetentionMode>, Option<chrono::DateTime<chrono::Utc>>) {
+        match bucket.default_retention {
+            Some(rule) => (Some(rule.mode), Some(self.clock.now() + Duration::days(i64::from(rule.days)))),
+            None => (None, None),
+        }
+    }
+
+    pub async fn put_object(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        request: &PutRequest,
+    ) -> ServiceResult<ObjectRecord> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, "object.put").await?;
+        let key = parse_key(key)?;
+        self.store_object(ctx, principal, &bucket, key, body, request).await
+    }
+
+    /// The one write path: checks, reserve, stream with digests, verify, commit with audit.
+    pub(crate) async fn store_object(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &BucketRecord,
+        key: ObjectKey,
+        body: ByteStream,
+        request: &PutRequest,
+    ) -> ServiceResult<ObjectRecord> {
+        if let Some(content_type) = &request.content_type
+            && !valid_content_type(content_type)
+        {
+            return Err(ServiceError::bad_request("invalid-content-type", "Content-Type is not a valid media type"));
+        }
+        let expected_md5 = request.content_md5.as_deref().map(|v| decode_digest::<16>(v, "Content-MD5")).transpose()?;
+        let expected_sha =
+            request.checksum_sha256.as_deref().map(|v| decode_digest::<32>(v, "X-Checksum-Sha256")).transpose()?;
+        let max = self.config.max_object_bytes;
+        if request.content_length.is_some_and(|len| len > max) {
+            return Err(ServiceError::TooLarge {
+                slug: "payload-too-large",
+                detail: format!("objects are limited to {max} bytes"),
+            });
+        }
+        if let Some(live) = self.store.live_object(bucket.id, &key).await? {
+            if request.create_only {
+                return Err(ServiceError::PreconditionFailed);
+            }
+            if is_locked(&live, self.clock.now()) {
+                return Err(locked());
+            }
+        }
+        let blob_key = new_blob_key(bucket);
+        let reserved = i64::try_from(request.content_length.unwrap_or(0)).unwrap_or(i64::MAX);
+        let pending = self
+            .store
+            .insert_pending(&NewObject {
+                bucket_id: bucket.id,
+                key: key.clone(),
+                blob_key: blob_key.clone(),
+                content_type: request.content_type.clone().unwrap_or_else(|| OCTET_STREAM.into()),
+                owner_id: Some(principal.user_id),
+                reserved_bytes: reserved,
+                at: self.clock.now(),
+            })
+            .await
+            .map_err(write_error)?;
+        let guard = PendingWrite::new(self, pending.id, blob_key.clone());
+        let (limit, limit_is_quota) = match request.content_length {
+            Some(len) => (len, false),
+            None => self.unknown_length_limit(principal).await?,
+        };
+        let (stream, digester) = digesting(body, expected_md5.is_some(), limit);
+        let stored = self.blobs.put(&blob_key, stream, request.content_length).await;
+        let digests = digester.finish();
+        let written = match stored {
+            Ok(written) => written,
+            Err(error) => {
+                guard.abandon().await;
+                if digests.exceeded {
+                    return Err(if limit_is_quota {
+                        write_error(crate::metadata::MetaError::Conflict("quota"))
+                    } else {
+                        ServiceError::TooLarge {
+                            slug: "payload-too-large",
+                            detail: format!("objects are limited to {max} bytes"),
+                        }
+                    });
+                }
+                return Err(match error {
+                    StorageError::Client(_) => ServiceError::bad_request(
+                        "upload-interrupted",
+                        "the request body ended early; nothing was stored",
+                    ),
+                    other => other.into(),
+                });
+            }
+        };
+        let checks = [
+            (request.content_length.is_some_and(|len| len != written), "the body length differs from Content-Length"),
+            (expected_md5.is_some_and(|md5| Some(md5) != digests.md5), "Content-MD5 does not match the body"),
+            (expected_sha.is_some_and(|sha| sha != digests.sha256), "X-Checksum-Sha256 does not match the body"),
+        ];
+        if let Some((_, why)) = checks.iter().find(|(failed, _)| *failed) {
+            guard.abandon().await;
+            return Err(bad_digest(why));
+        }
+        let content_type =
+            request.content_type.clone().unwrap_or_else(|| infer_content_type(key.file_name(), &digests.head));
+        let (retention_mode, retain_until) = self.default_retention(bucket);
+        let sha256 = digests.sha256_hex();
+        let commit = CommitObject {
+            id: pending.id,
+            create_only: request.create_only,
+            size: i64::try_from(written).unwrap_or(i64::MAX),
+            etag: sha256.clone(),
+            sha256: Some(sha256),
+            content_type,
+            retention_mode,
+            retain_until,
+            at: self.clock.now(),
+        };
+        let audit = ctx
+            .event(commit.at, &principal.actor(), "object.put")
+            .bucket(bucket.name.as_str())
+            .key(key.as_str())
+            .details(serde_json::json!({ "size": commit.size, "sha256": commit.sha256, "content_type": commit.content_type }));
+        let committed = match self.store.commit_object(&commit, &audit).await {
+            Ok(committed) => committed,
+            Err(error) => {
+                guard.abandon().await;
+                return Err(write_error(error));
+            }
+        };
+        guard.disarm();
+        if let Some(old) = &committed.replaced {
+            self.remove_version(old).await;
+        }
+        Ok(committed.object)
+    }
+
+    /// For a body of unknown length: the bytes the caller may still store.
+    async fn unknown_length_limit(&self, principal: &Principal) -> ServiceResult<(u64, bool)> {
+        let max = self.config.max_object_bytes;
+        let user = self.current_user(principal).await?;
+        Ok(match user.quota_bytes {
+            Some(quota) => {
+                let left = u64::try_from(quota - user.used_bytes).unwrap_or(0);
+                if left < max { (left, true) } else { (max, false) }
+            }
+            None => (max, false),
+        })
+    }
+
+    /// Server-side copy (within or across buckets): read on the source, write on the target.
+    pub async fn copy_object(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        to_bucket: Option<&str>,
+        to_key: &str,
+    ) -> ServiceResult<ObjectRecord> {
+        let (source_bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.copy").await?;
+        let source_key = parse_key(key)?;
+        let target_name = to_bucket.unwrap_or(bucket);
+        let (target_bucket, _) =
+            self.authorize_bucket(ctx, principal, target_name, Permission::Write, "object.copy").await?;
+        let target_key = parse_key(to_key)?;
+        let source =
+            self.store.live_object(source_bucket.id, &source_key).await?.ok_or(ServiceError::NotFound("object"))?;
+        if let Some(live) = self.store.live_object(target_bucket.id, &target_key).await?
+            && is_locked(&live, self.clock.now())
+        {
+            return Err(locked());
+        }
+        let blob_key = new_blob_key(&target_bucket);
+        let pending = self
+            .store
+            .insert_pending(&NewObject {
+                bucket_id: target_bucket.id,
+                key: target_key.clone(),
+                blob_key: blob_key.clone(),
+                content_type: source.content_type.clone(),
+                owner_id: Some(principal.user_id),
+                reserved_bytes: source.size,
+                at: self.clock.now(),
+            })
+            .await
+            .map_err(write_error)?;
+        let guard = PendingWrite::new(self, pending.id, blob_key.clone());
+        if let Err(error) = self.blobs.copy(&source.blob_key, &blob_key).await {
+            guard.abandon().await;
+            return Err(error.into());
+        }
+        let (retention_mode, retain_until) = self.default_retention(&target_bucket);
+        let commit = CommitObject {
+            id: pending.id,
+            create_only: false,
+            size: source.size,
+            etag: source.etag.clone().unwrap_or_default(),
+            sha256: source.sha256.clone(),
+            content_type: source.content_type.clone(),
+            retention_mode,
+            retain_until,
+            at: self.clock.now(),
+        };
+        let audit = ctx
+            .event(commit.at, &principal.actor(), "object.copy")
+            .bucket(target_bucket.name.as_str())
+            .key(target_key.as_str())
+            .details(
+                serde_json::json!({ "from_bucket": source_bucket.name, "from_key": source.key, "size": source.size }),
+            );
+        let committed = match self.store.commit_object(&commit, &audit).await {
+            Ok(committed) => committed,
+            Err(error) => {
+                guard.abandon().await;
+                return Err(write_error(error));
+            }
+        };
+        guard.disarm();
+        if let Some(old) = &committed.replaced {
+            self.remove_version(old).await;
+        }
+        Ok(committed.object)
+    }
+
+    pub async fn delete_object(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+    ) -> ServiceResult<()> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, "object.delete").await?;
+        let key = parse_key(key)?;
+        let live = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        let audit = ctx
+            .event(self.clock.now(), &principal.actor(), "object.delete")
+            .bucket(bucket.name.as_str())
+            .key(key.as_str());
+        let deleting = match self.store.mark_deleting(live.id, &audit).await {
+            Ok(deleting) => deleting,
+            Err(crate::metadata::MetaError::Conflict("object-locked")) => {
+                let denied = audit.outcome(Outcome::Denied).details(serde_json::json!({ "reason": "object-locked" }));
+                self.store.append_audit(&denied).await?;
+                return Err(locked());
+            }
+            Err(error) => return Err(write_error(error)),
+        };
+        self.remove_version(&deleting).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! Finishing or undoing what a crash, a lost client or a failed call left:
+//! stale pending rows, rows stuck deleting, expired or stuck uploads, backend
+//! multipart uploads and objects nobody knows about.
+
+use chrono::Duration;
+use serde::Serialize;
+
+use super::context::RequestContext;
+use super::{ServiceResult, Services};
+use crate::metadata::{ObjectState, UploadState};
+
+/// Everything Coffer writes to a backend lives under these.
+const BUCKET_DATA_PREFIX: &str = "b/";
+const BATCH: usize = 500;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub pending_rolled_back: u64,
+    pub deletions_finished: u64,
+    pub uploads_aborted: u64,
+    pub backend_uploads_aborted: u64,
+    pub orphans_removed: u64,
+    pub orphans_scanned: u64,
+}
+
+impl Services {
+    /// One pass. `orphan_scan_limit` bounds how many backend keys are examined
+    /// (`None`: all of them), starting after `orphan_cursor`; returns the cursor to resume at.
+    pub async fn reconcile(
+        &self,
+        orphan_cursor: Option<String>,
+        orphan_scan_limit: Option<usize>,
+    ) -> ServiceResult<(ReconcileReport, Option<String>)> {
+        let mut report = ReconcileReport::default();
+        let now = self.clock.now();
+        let grace = Duration::from_std(self.config.reconcile_grace).unwrap_or(Duration::MAX);
+        let cutoff = now - grace;
+
+        loop {
+            let stale = self.store.stale_objects(cutoff, BATCH).await?;
+            if stale.is_empty() {
+                break;
+            }
+            for object in &stale {
+                if let Err(error) = self.blobs.delete(&object.blob_key).await {
+                    tracing::warn!(error = %error, object_id = object.id, "reconciler could not remove bytes");
+                    return Ok((report, orphan_cursor));
+                }
+                match object.state {
+                    ObjectState::Pending => {
+                        self.store.discard_pending(object.id).await?;
+                        report.pending_rolled_back += 1;
+                    }
+                    _ => {
+                        self.store.remove_object_row(object.id).await?;
+                        report.deletions_finished += 1;
+                    }
+                }
+            }
+        }
+
+        let open_before = now - Duration::from_std(self.config.upload_ttl).unwrap_or(Duration::MAX);
+        for upload in self.store.stale_uploads(open_before, cutoff, BATCH).await? {
+            self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await?;
+            if upload.state == UploadState::Completing {
+                self.blobs.delete(&upload.blob_key).await?;
+            }
+            let reason = if upload.state == UploadState::Open { "expired" } else { "completion interrupted" };
+            let audit = RequestContext::default()
+                .event(now, "system", "upload.abort")
+                .key(upload.key.as_str())
+                .details(serde_json::json!({ "upload_id": upload.id, "reason": reason }));
+            self.store.abort_upload(&upload.id, &audit).await?;
+            report.uploads_aborted += 1;
+        }
+
+        for open in self.blobs.list_multipart_uploads(BUCKET_DATA_PREFIX).await? {
+            if open.initiated < cutoff && !self.store.backend_upload_known(&open.upload_id).await? {
+                self.blobs.abort_multipart(&open.key, &open.upload_id).await?;
+                report.backend_uploads_aborted += 1;
+            }
+        }
+
+        let cursor = self.remove_orphans(cutoff, orphan_cursor, orphan_scan_limit, &mut report).await?;
+        let repaired = report.pending_rolled_back
+            + report.deletions_finished
+            + report.uploads_aborted
+            + report.backend_uploads_aborted
+            + report.orphans_removed;
+        if repaired > 0 {
+            tracing::info!(?report, "reconciler made repairs");
+        }
+        Ok((report, cursor))
+    }
+
+    async fn remove_orphans(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        mut cursor: Option<String>,
+        limit: Option<usize>,
+        report: &mut ReconcileReport,
+    ) -> ServiceResult<Option<String>> {
+        loop {
+            let page = self.blobs.list(BUCKET_DATA_PREFIX, cursor.as_deref(), BATCH).await?;
+            for blob in &page.blobs {
+                report.orphans_scanned += 1;
+                if blob.last_modified < cutoff && !self.store.blob_key_in_use(&blob.key).await? {
+                    self.blobs.delete(&blob.key).await?;
+                    report.orphans_removed += 1;
+                }
+            }
+            cursor = page.next_start_after;
+            let budget_left =
+                limit.is_none_or(|limit| usize::try_from(report.orphans_scanned).unwrap_or(usize::MAX) < limit);
+            if cursor.is_none() || !budget_left {
+                return Ok(cursor);
+            }
+        }
+    }
+}

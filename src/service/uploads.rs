@@ -1,0 +1,385 @@
+//! Resumable multipart uploads: create, upload (or re-upload) parts, list
+//! them to resume, complete into one object, abort. Quota is charged per part
+//! as it arrives, so concurrent uploads overshoot by at most one part each.
+
+use sha2::{Digest, Sha256};
+
+use super::context::{Principal, RequestContext};
+use super::digest::digesting;
+use super::objects::{locked, new_blob_key, parse_key, write_error};
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::audit::AuditEntry;
+use crate::domain::{Permission, Role};
+use crate::metadata::{
+    BucketRecord, FinishUpload, MetaError, ObjectRecord, UploadPartRecord, UploadRecord, UploadState,
+};
+use crate::policy::content::{infer_content_type, valid_content_type};
+use crate::policy::retention::is_locked;
+use crate::storage::{BlobRange, ByteStream, CompletedPart, StorageError};
+
+pub const MAX_PARTS: i64 = 10_000;
+pub const MIN_PART: i64 = 5 * 1024 * 1024;
+pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+const MIB: i64 = 1024 * 1024;
+
+/// The part size to suggest: the configured size, raised so `size` fits in 10,000 parts.
+pub fn part_size_for(configured_mib: u64, size: Option<i64>) -> i64 {
+    let configured = i64::try_from(configured_mib).unwrap_or(8) * MIB;
+    let needed = size.map_or(0, |s| (s + MAX_PARTS - 1) / MAX_PARTS);
+    let rounded = (needed + MIB - 1) / MIB * MIB;
+    configured.max(rounded).max(MIN_PART)
+}
+
+/// The object ETag of a multipart object: SHA-256 over the parts' digests, then `-N` (like S3).
+pub fn multipart_etag(part_etags: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for etag in part_etags {
+        hasher.update(hex::decode(etag).unwrap_or_else(|_| etag.as_bytes().to_vec()));
+    }
+    format!("{}-{}", hex::encode(hasher.finalize()), part_etags.len())
+}
+
+fn unquote(etag: &str) -> &str {
+    etag.trim().trim_start_matches("W/").trim_matches('"')
+}
+
+impl Services {
+    /// An upload of this bucket that the caller started (admins see all); others are 404.
+    async fn own_upload(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        upload_id: &str,
+        action: &str,
+    ) -> ServiceResult<(BucketRecord, UploadRecord)> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, action).await?;
+        let upload = self
+            .store
+            .upload(upload_id)
+            .await?
+            .filter(|u| u.bucket_id == bucket.id)
+            .filter(|u| u.owner_id == Some(principal.user_id) || principal.role == Role::Admin)
+            .ok_or(ServiceError::NotFound("upload"))?;
+        Ok((bucket, upload))
+    }
+
+    fn upload_event(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        action: &str,
+        bucket: &str,
+        upload: &UploadRecord,
+    ) -> AuditEntry {
+        ctx.event(self.clock.now(), &principal.actor(), action)
+            .bucket(bucket)
+            .key(upload.key.as_str())
+            .details(serde_json::json!({ "upload_id": upload.id }))
+    }
+
+    pub async fn create_upload(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        content_type: Option<String>,
+        size: Option<i64>,
+    ) -> ServiceResult<UploadRecord> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, "upload.create").await?;
+        let key = parse_key(key)?;
+        if content_type.as_deref().is_some_and(|t| !valid_content_type(t)) {
+            return Err(ServiceError::bad_request("invalid-content-type", "content_type is not a valid media type"));
+        }
+        let max = i64::try_from(self.config.max_object_bytes).unwrap_or(i64::MAX);
+        if size.is_some_and(|s| s < 0) {
+            return Err(ServiceError::bad_request("invalid-size", "size must not be negative"));
+        }
+        if size.is_some_and(|s| s > max) {
+            return Err(ServiceError::TooLarge {
+                slug: "payload-too-large",
+                detail: format!("objects are limited to {max} bytes"),
+            });
+        }
+        if let Some(size) = size {
+            let user = self.current_user(principal).await?;
+            if user.quota_bytes.is_some_and(|quota| user.used_bytes + size > quota) {
+                return Err(write_error(MetaError::Conflict("quota")));
+            }
+        }
+        if let Some(live) = self.store.live_object(bucket.id, &key).await?
+            && is_locked(&live, self.clock.now())
+        {
+            return Err(locked());
+        }
+        let blob_key = new_blob_key(&bucket);
+        let backend_upload_id = self.blobs.create_multipart(&blob_key).await?;
+        let upload = UploadRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            bucket_id: bucket.id,
+            key,
+            blob_key,
+            backend_upload_id,
+            owner_id: Some(principal.user_id),
+            content_type,
+            declared_size: size,
+            part_size: part_size_for(self.config.upload_part_size_mib, size),
+            created_at: self.clock.now(),
+            state: UploadState::Open,
+            state_at: self.clock.now(),
+            charged_bytes: 0,
+        };
+        let audit = self.upload_event(ctx, principal, "upload.create", bucket.name.as_str(), &upload);
+        self.store.create_upload(&upload, &audit).await?;
+        Ok(upload)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "a part is addressed by bucket, upload and number")]
+    pub async fn upload_part(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        upload_id: &str,
+        part_number: i64,
+        body: ByteStream,
+        content_length: Option<u64>,
+    ) -> ServiceResult<UploadPartRecord> {
+        let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.part").await?;
+        if !(1..=MAX_PARTS).contains(&part_number) {
+            return Err(ServiceError::bad_request(
+                "invalid-part-number",
+                format!("part numbers run from 1 to {MAX_PARTS}"),
+            ));
+        }
+        let length =
+            content_length.ok_or_else(|| ServiceError::LengthRequired("parts need a Content-Length".into()))?;
+        if length > MAX_PART {
+            return Err(ServiceError::TooLarge { slug: "part-too-large", detail: "parts are limited to 5 GiB".into() });
+        }
+        if upload.state != UploadState::Open {
+            return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
+        }
+        let charged = i64::try_from(length).unwrap_or(i64::MAX);
+        self.store.reserve_part(&upload.id, charged).await.map_err(write_error)?;
+        let (stream, digester) = digesting(body, false, length);
+        let number = u32::try_from(part_number).unwrap_or_default();
+        let stored =
+            self.blobs.upload_part(&upload.blob_key, &upload.backend_upload_id, number, stream, Some(length)).await;
+        let digests = digester.finish();
+        let part = match stored {
+            Ok(part) if part.size == length => part,
+            result => {
+                self.store.release_part(&upload.id, charged).await?;
+                return Err(match result {
+                    Ok(_) | Err(StorageError::Client(_)) => {
+                        ServiceError::bad_request("upload-interrupted", "the part body ended early; send it again")
+                    }
+                    Err(other) => other.into(),
+                });
+            }
+        };
+        let record = UploadPartRecord {
+            part_number,
+            size: charged,
+            etag: digests.sha256_hex(),
+            backend_etag: part.etag,
+            created_at: self.clock.now(),
+        };
+        self.store.record_part(&upload.id, &record).await?;
+        Ok(record)
+    }
+
+    pub async fn list_upload_parts(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        upload_id: &str,
+    ) -> ServiceResult<(UploadRecord, Vec<UploadPartRecord>)> {
+        let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.list_parts").await?;
+        let parts = self.store.upload_parts(&upload.id).await?;
+        Ok((upload, parts))
+    }
+
+    /// Checks the client's part list against what arrived: present, in order,
+    /// matching ETags, and every part but the last at least 5 MiB.
+    fn chosen_parts(stored: &[UploadPartRecord], requested: &[(i64, String)]) -> ServiceResult<Vec<UploadPartRecord>> {
+        let invalid = |detail: String| ServiceError::bad_request("invalid-part-list", detail);
+        if requested.is_empty() || requested.len() > usize::try_from(MAX_PARTS).unwrap_or(usize::MAX) {
+            return Err(invalid("list between 1 and 10,000 parts".into()));
+        }
+        let mut chosen = Vec::with_capacity(requested.len());
+        for (index, (number, etag)) in requested.iter().enumerate() {
+            if index > 0 && *number <= requested[index - 1].0 {
+                return Err(invalid("part numbers must be in ascending order without repeats".into()));
+            }
+            let part = stored
+                .iter()
+                .find(|p| p.part_number == *number)
+                .ok_or_else(|| invalid(format!("part {number} was never uploaded")))?;
+            if part.etag != unquote(etag) {
+                return Err(invalid(format!("part {number} has a different ETag")));
+            }
+            chosen.push(part.clone());
+        }
+        if let Some(small) = chosen[..chosen.len() - 1].iter().find(|p| p.size < MIN_PART) {
+            return Err(ServiceError::bad_request(
+                "part-too-small",
+                format!("part {} is smaller than 5 MiB and is not the last part", small.part_number),
+            ));
+        }
+        Ok(chosen)
+    }
+
+    pub async fn complete_upload(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        upload_id: &str,
+        requested: &[(i64, String)],
+    ) -> ServiceResult<ObjectRecord> {
+        let (bucket, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.complete").await?;
+        let stored = self.store.upload_parts(&upload.id).await?;
+        let chosen = Self::chosen_parts(&stored, requested)?;
+        let size: i64 = chosen.iter().map(|p| p.size).sum();
+        if upload.declared_size.is_some_and(|declared| declared != size) {
+            return Err(ServiceError::bad_request("size-mismatch", "the parts do not add up to the declared size"));
+        }
+        if let Some(live) = self.store.live_object(bucket.id, &upload.key).await?
+            && is_locked(&live, self.clock.now())
+        {
+            return Err(locked());
+        }
+        if !self.store.start_completion(&upload.id, self.clock.now()).await? {
+            return Err(ServiceError::conflict("upload-completing", "the upload is already being completed"));
+        }
+        let backend_parts: Vec<CompletedPart> = chosen
+            .iter()
+            .map(|p| CompletedPart {
+                part_number: u32::try_from(p.part_number).unwrap_or_default(),
+                etag: p.backend_etag.clone(),
+            })
+            .collect();
+        if let Err(error) =
+            self.blobs.complete_multipart(&upload.blob_key, &upload.backend_upload_id, &backend_parts).await
+        {
+            self.store.reopen_upload(&upload.id, self.clock.now()).await?;
+            return Err(error.into());
+        }
+        let content_type = match &upload.content_type {
+            Some(content_type) => content_type.clone(),
+            None => self.sniff(&upload).await,
+        };
+        let (retention_mode, retain_until) = self.default_retention(&bucket);
+        let finish = FinishUpload {
+            upload_id: upload.id.clone(),
+            size,
+            etag: multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()),
+            content_type,
+            retention_mode,
+            retain_until,
+            at: self.clock.now(),
+        };
+        let audit = self
+            .upload_event(ctx, principal, "upload.complete", bucket.name.as_str(), &upload)
+            .details(serde_json::json!({ "upload_id": upload.id, "size": size, "parts": chosen.len() }));
+        let committed = match self.store.finish_upload(&finish, &audit).await {
+            Ok(committed) => committed,
+            Err(error) => {
+                // The bytes were assembled but cannot become the object (locked meanwhile, quota): undo it all.
+                let _ = self.blobs.delete(&upload.blob_key).await;
+                let abort = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
+                self.store.abort_upload(&upload.id, &abort).await?;
+                return Err(write_error(error));
+            }
+        };
+        if let Some(old) = &committed.replaced {
+            self.remove_version(old).await;
+        }
+        Ok(committed.object)
+    }
+
+    /// The content type of an assembled upload from its name and first bytes.
+    async fn sniff(&self, upload: &UploadRecord) -> String {
+        let head = match self.blobs.get(&upload.blob_key, Some(BlobRange { start: 0, end_inclusive: 511 })).await {
+            Ok(read) => {
+                use futures::TryStreamExt;
+                read.body
+                    .try_fold(Vec::new(), |mut acc, chunk| async move {
+                        acc.extend_from_slice(&chunk);
+                        Ok(acc)
+                    })
+                    .await
+                    .unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        };
+        infer_content_type(upload.key.file_name(), &head)
+    }
+
+    pub async fn abort_upload(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        upload_id: &str,
+    ) -> ServiceResult<()> {
+        let (bucket, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.abort").await?;
+        if upload.state == UploadState::Completing {
+            return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
+        }
+        self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await?;
+        let audit = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
+        self.store.abort_upload(&upload.id, &audit).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_grows_with_huge_objects() {
+        assert_eq!(part_size_for(8, None), 8 * MIB);
+        assert_eq!(part_size_for(8, Some(1024)), 8 * MIB);
+        // 5 TiB in 10,000 parts needs parts of at least 524.288 MiB → 525 MiB.
+        let five_tib = 5 * 1024 * 1024 * MIB;
+        let size = part_size_for(8, Some(five_tib));
+        assert_eq!(size, 525 * MIB);
+        assert!(size * MAX_PARTS >= five_tib);
+    }
+
+    #[test]
+    fn multipart_etags_name_their_part_count() {
+        let etag = multipart_etag(&["00".repeat(32), "11".repeat(32)]);
+        assert!(etag.ends_with("-2") && etag.len() == 64 + 2);
+    }
+
+    fn part(n: i64, size: i64) -> UploadPartRecord {
+        UploadPartRecord {
+            part_number: n,
+            size,
+            etag: format!("e{n}"),
+            backend_etag: String::new(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn part_lists_are_validated() {
+        let stored = vec![part(1, MIN_PART), part(2, 10), part(3, MIN_PART)];
+        let list = |items: &[(i64, &str)]| items.iter().map(|(n, e)| (*n, (*e).to_owned())).collect::<Vec<_>>();
+        assert!(Services::chosen_parts(&stored, &list(&[(1, "\"e1\""), (2, "e2")])).is_ok());
+        assert!(Services::chosen_parts(&stored, &list(&[])).is_err());
+        assert!(Services::chosen_parts(&stored, &list(&[(2, "e2"), (1, "e1")])).is_err(), "order");
+        assert!(Services::chosen_parts(&stored, &list(&[(1, "e1"), (1, "e1")])).is_err(), "repeat");
+        assert!(Services::chosen_parts(&stored, &list(&[(1, "wrong")])).is_err(), "etag");
+        assert!(Services::chosen_parts(&stored, &list(&[(4, "e4")])).is_err(), "missing");
+        let small_in_middle = Services::chosen_parts(&stored, &list(&[(1, "e1"), (2, "e2"), (3, "e3")]));
+        assert!(matches!(small_in_middle, Err(ServiceError::BadRequest { slug: "part-too-small", .. })));
+    }
+}
