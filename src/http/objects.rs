@@ -13,7 +13,7 @@ use super::cursor;
 use super::extract::Caller;
 use crate::metadata::ObjectRecord;
 use crate::policy::content::content_disposition;
-use crate::service::objects::{ObjectRead, ObjectView, PutRequest, ReadOutcome, ReadRequest};
+use crate::service::objects::{ListRequest, ObjectRead, ObjectView, PutRequest, ReadOutcome, ReadRequest};
 use crate::service::{ServiceError, Services};
 
 /// Objects are served so that nothing in them can run in Coffer's origin.
@@ -256,18 +256,14 @@ pub async fn list(
     bucket: web::Path<String>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ServiceError> {
-    let after = params.cursor.as_deref().map(cursor::decode).transpose()?;
-    let page = services
-        .list_objects(
-            &caller.ctx,
-            &caller.principal,
-            &bucket,
-            params.prefix.as_deref(),
-            params.delimiter.as_deref(),
-            after,
-            params.limit,
-        )
-        .await?;
+    let params = params.into_inner();
+    let request = ListRequest {
+        after: params.cursor.as_deref().map(cursor::decode).transpose()?,
+        prefix: params.prefix,
+        delimiter: params.delimiter,
+        limit: params.limit,
+    };
+    let page = services.list_objects(&caller.ctx, &caller.principal, &bucket, request).await?;
     let objects: Vec<serde_json::Value> = page
         .objects
         .iter()

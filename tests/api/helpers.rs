@@ -160,6 +160,11 @@ impl TestApp {
         password
     }
 
+    /// Stops the server like SIGTERM does: in-flight requests finish first.
+    pub async fn stop_gracefully(&self) {
+        self.handle.stop(true).await;
+    }
+
     pub fn clock_now(&self) -> chrono::DateTime<Utc> {
         coffer::clock::Clock::now(&*self.clock)
     }

@@ -11,3 +11,5 @@ mod first_admin;
 mod health;
 mod helpers;
 mod identity;
+mod objects;
+mod uploads;

@@ -108,4 +108,84 @@ async fn memory_stays_flat_whatever_the_data_size() {
     println!("audit export: {lines} events, peak RSS growth {} MiB", growth / MIB);
     assert!(lines >= 100_000, "{lines}");
     assert!(growth < 32 * MIB, "exporting 100,000 events grew RSS by {} MiB (about 30 MiB of JSON)", growth / MIB);
+    drop(app);
+
+    let growth = peak_growth(multipart_upload_over_five_gib()).await;
+    println!("multipart upload of 5 GiB + 1 MiB over HTTP (filesystem): peak RSS growth {} MiB", growth / MIB);
+    assert!(growth < 64 * MIB, "the 5 GiB upload grew RSS by {} MiB", growth / MIB);
+}
+
+/// 5 GiB + 1 MiB through the resumable-upload API into the filesystem backend.
+async fn multipart_upload_over_five_gib() {
+    let app = helpers::spawn_app_with(|config| {
+        config.storage = coffer::config::StorageKind::Fs;
+        config.fs_root = None;
+    })
+    .await;
+    let owner = app.user_session("bulk-uploader", Role::User).await;
+    let bucket = app
+        .with_token(reqwest::Method::POST, "/api/v1/buckets", &owner.access)
+        .json(&serde_json::json!({ "name": "bulk" }))
+        .send()
+        .await
+        .expect("bucket");
+    assert_eq!(bucket.status(), 201);
+    let total = 5 * 1024 * MIB + MIB;
+    let created: serde_json::Value = app
+        .with_token(reqwest::Method::POST, "/api/v1/buckets/bulk/uploads", &owner.access)
+        .json(&serde_json::json!({ "key": "huge.bin", "size": total }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let upload = created["upload_id"].as_str().expect("upload id").to_owned();
+    let part_size = 512 * MIB;
+    let mut parts = Vec::new();
+    let mut sent = 0;
+    let mut number = 1;
+    while sent < total {
+        let size = part_size.min(total - sent);
+        let body = reqwest::Body::wrap_stream(support::pattern_stream(size, 1024 * 1024));
+        let response = app
+            .with_token(
+                reqwest::Method::PUT,
+                &format!("/api/v1/buckets/bulk/uploads/{upload}/parts/{number}"),
+                &owner.access,
+            )
+            .header("content-length", size.to_string())
+            .body(body)
+            .send()
+            .await
+            .expect("part");
+        assert_eq!(response.status(), 200, "part {number}");
+        let etag = response.json::<serde_json::Value>().await.expect("json")["etag"].clone();
+        parts.push(serde_json::json!({ "part_number": number, "etag": etag }));
+        sent += size;
+        number += 1;
+    }
+    let done = app
+        .with_token(reqwest::Method::POST, &format!("/api/v1/buckets/bulk/uploads/{upload}/complete"), &owner.access)
+        .json(&serde_json::json!({ "parts": parts }))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.status(), 201);
+    let object: serde_json::Value = done.json().await.expect("json");
+    assert_eq!(object["size"].as_u64(), Some(total));
+    let head = app
+        .with_token(reqwest::Method::HEAD, "/api/v1/buckets/bulk/objects/huge.bin", &owner.access)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.headers()["content-length"].to_str().ok(), Some(total.to_string().as_str()));
+    let ranged = app
+        .with_token(reqwest::Method::GET, "/api/v1/buckets/bulk/objects/huge.bin", &owner.access)
+        .header("range", format!("bytes={}-{}", total - 16, total - 1))
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.expect("tail").len(), 16);
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use read::{ListPage, ObjectRead, ReadOutcome, ReadRequest};
+pub use read::{ListPage, ListRequest, ObjectRead, ReadOutcome, ReadRequest};
 pub use write::PutRequest;
 
 use super::{ServiceError, ServiceResult, Services};

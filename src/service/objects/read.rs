@@ -41,6 +41,16 @@ pub struct ObjectRead {
     pub body: Option<ByteStream>,
 }
 
+/// A listing request as the client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub prefix: Option<String>,
+    pub delimiter: Option<String>,
+    /// Decoded cursor: the last key or prefix of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ListPage {
     pub objects: Vec<ObjectRecord>,
@@ -160,12 +170,10 @@ impl Services {
         ctx: &RequestContext,
         principal: &Principal,
         bucket: &str,
-        prefix: Option<&str>,
-        delimiter: Option<&str>,
-        after: Option<String>,
-        limit: Option<usize>,
+        request: ListRequest,
     ) -> ServiceResult<ListPage> {
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.list").await?;
+        let ListRequest { prefix, delimiter, after, limit } = request;
         let prefix = prefix.unwrap_or_default();
         if prefix.len() > crate::domain::object_key::MAX_KEY_BYTES || prefix.chars().any(char::is_control) {
             return Err(ServiceError::bad_request(
@@ -174,14 +182,14 @@ impl Services {
             ));
         }
         let delimiter = delimiter.filter(|d| !d.is_empty());
-        if delimiter.is_some_and(|d| d.len() > 32) {
+        if delimiter.as_ref().is_some_and(|d| d.len() > 32) {
             return Err(ServiceError::bad_request("invalid-delimiter", "delimiter must be at most 32 bytes"));
         }
         let limit = limit.unwrap_or(DEFAULT_LIST);
         if !(1..=MAX_LIST).contains(&limit) {
             return Err(ServiceError::bad_request("invalid-limit", format!("limit must be between 1 and {MAX_LIST}")));
         }
-        let query = ListQuery { prefix: prefix.to_owned(), delimiter: delimiter.map(str::to_owned), after, limit };
+        let query = ListQuery { prefix, delimiter, after, limit };
         let result = self.store.list_objects(bucket.id, &query).await?;
         Ok(ListPage { objects: result.objects, prefixes: result.prefixes, next_after: result.next_after })
     }

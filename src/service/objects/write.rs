@@ -93,16 +93,20 @@ impl Services {
                 detail: format!("objects are limited to {max} bytes"),
             });
         }
-        if let Some(live) = self.store.live_object(bucket.id, &key).await? {
+        let live = self.store.live_object(bucket.id, &key).await?;
+        if let Some(live) = &live {
             if request.create_only {
                 return Err(ServiceError::PreconditionFailed);
             }
-            if is_locked(&live, self.clock.now()) {
+            if is_locked(live, self.clock.now()) {
                 return Err(locked());
             }
         }
         let blob_key = new_blob_key(bucket);
-        let reserved = i64::try_from(request.content_length.unwrap_or(0)).unwrap_or(i64::MAX);
+        // Overwriting one's own object frees its bytes at commit: reserve only the growth.
+        let replaced_own = live.filter(|l| l.owner_id == Some(principal.user_id)).map_or(0, |l| l.size);
+        let declared = i64::try_from(request.content_length.unwrap_or(0)).unwrap_or(i64::MAX);
+        let reserved = (declared - replaced_own).max(0);
         let pending = self
             .store
             .insert_pending(&NewObject {
