@@ -54,6 +54,7 @@ pub struct Config {
     pub s3_prefix: String,
     pub s3_part_size_mib: u64,
     pub s3_parts_in_flight: usize,
+    pub s3_single_put_max_mib: u64,
     #[serde(with = "humantime_serde")]
     pub s3_connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -102,6 +103,16 @@ pub struct Config {
     pub reconcile_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub reconcile_grace: Duration,
+    /// 32 bytes (base64 or hex) signing gateway URLs; derived from the master key when unset.
+    #[serde(serialize_with = "redact_secret")]
+    pub presign_key: Option<SecretString>,
+    /// The key being rotated out: URLs it signed keep working until `presign_previous_key_until`.
+    #[serde(serialize_with = "redact_secret")]
+    pub presign_previous_key: Option<SecretString>,
+    pub presign_previous_key_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub allow_direct_transfer: bool,
+    #[serde(with = "humantime_serde")]
+    pub share_max_expiry: Option<Duration>,
 }
 
 /// How presigned and part URLs move bytes: through Coffer (audited, revocable)
@@ -136,6 +147,7 @@ impl Default for Config {
             s3_prefix: String::new(),
             s3_part_size_mib: 8,
             s3_parts_in_flight: 2,
+            s3_single_put_max_mib: 5 * 1024,
             s3_connect_timeout: Duration::from_secs(5),
             s3_operation_timeout: Duration::from_secs(300),
             s3_attempt_timeout: Duration::from_secs(120),
@@ -167,6 +179,11 @@ impl Default for Config {
             upload_ttl: Duration::from_secs(7 * 24 * 3600),
             reconcile_interval: Duration::from_secs(10 * 60),
             reconcile_grace: Duration::from_secs(24 * 3600),
+            presign_key: None,
+            presign_previous_key: None,
+            presign_previous_key_until: None,
+            allow_direct_transfer: false,
+            share_max_expiry: None,
         }
     }
 }
@@ -237,6 +254,9 @@ impl Config {
         if !(5..=512).contains(&self.s3_part_size_mib) {
             return Err(ConfigError::new("s3_part_size_mib", "must be between 5 and 512"));
         }
+        if self.s3_single_put_max_mib > 5 * 1024 {
+            return Err(ConfigError::new("s3_single_put_max_mib", "S3 takes at most 5120 MiB in one PutObject"));
+        }
         if !(1..=16).contains(&self.s3_parts_in_flight) {
             return Err(ConfigError::new("s3_parts_in_flight", "must be between 1 and 16"));
         }
@@ -290,10 +310,22 @@ impl Config {
         if self.audit_checkpoint_interval < Duration::from_secs(1) {
             return Err(ConfigError::new("audit_checkpoint_interval", "must be at least 1s"));
         }
-        if let Some(key) = &self.master_key
-            && crate::keys::decode_master_key(key.expose_secret()).is_none()
-        {
-            return Err(ConfigError::new("master_key", "must be 32 bytes, base64 or hex encoded"));
+        for (name, key) in [
+            ("master_key", &self.master_key),
+            ("presign_key", &self.presign_key),
+            ("presign_previous_key", &self.presign_previous_key),
+        ] {
+            if let Some(key) = key
+                && crate::keys::decode_master_key(key.expose_secret()).is_none()
+            {
+                return Err(ConfigError::new(name, "must be 32 bytes, base64 or hex encoded"));
+            }
+        }
+        if self.presign_previous_key.is_some() != self.presign_previous_key_until.is_some() {
+            return Err(ConfigError::new(
+                "presign_previous_key_until",
+                "set together with presign_previous_key (the end of the rotation grace period)",
+            ));
         }
         Ok(())
     }

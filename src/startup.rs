@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
+use crate::service::signing::UrlSigner;
 use crate::service::{Identity, Services};
 use crate::storage::{self, StorageError};
 use crate::workers::Supervisor;
@@ -64,7 +65,31 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
     let master = MasterKey::load(&config)?;
     let identity = Identity::new(&config, &master);
-    Ok(Arc::new(Services { config: Arc::new(config), store, blobs, cache, clock, identity, reads: Default::default() }))
+    let signer = url_signer(&config, &master);
+    Ok(Arc::new(Services {
+        config: Arc::new(config),
+        store,
+        blobs,
+        cache,
+        clock,
+        identity,
+        reads: Default::default(),
+        signer,
+        bound_url: std::sync::OnceLock::new(),
+    }))
+}
+
+/// The gateway URL signer: the configured key (or one derived from the master
+/// key) and, during a rotation, the previous key until its grace period ends.
+fn url_signer(config: &Config, master: &MasterKey) -> UrlSigner {
+    let decode = |key: &Option<secrecy::SecretString>| {
+        key.as_ref()
+            .and_then(|k| crate::keys::decode_master_key(secrecy::ExposeSecret::expose_secret(k)))
+            .map(|bytes| secrecy::SecretBox::new(Box::new(bytes)))
+    };
+    let current = decode(&config.presign_key).unwrap_or_else(|| master.derive("presign hmac v1"));
+    let previous = decode(&config.presign_previous_key).zip(config.presign_previous_key_until);
+    UrlSigner::new(current, previous)
 }
 
 pub struct Application {
@@ -87,6 +112,7 @@ impl Application {
         let listener =
             TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
+        let _ = services.bound_url.set(format!("http://{port}"));
         let data = web::Data::from(services.clone());
         let mut server = HttpServer::new(move || crate::http::app(data.clone()))
             .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));

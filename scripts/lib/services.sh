@@ -55,3 +55,10 @@ ensure_redis() {
   fi
   export COFFER_TEST_REDIS_URL="redis://127.0.0.1:6379"
 }
+
+# boto3 consumes direct presigned URLs in the tests (PyPI).
+ensure_boto3() {
+  python3 -c "import boto3" >/dev/null 2>&1 && return 0
+  echo "==> installing boto3 from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check boto3
+}

@@ -34,15 +34,19 @@ where
         }
         finished.store(true, Ordering::SeqCst);
     });
-    Box::pin(futures::stream::unfold(Some((receiver, complete)), |state| async move {
-        let (mut receiver, complete) = state?;
-        match receiver.recv().await {
-            Some(item) => Some((item, Some((receiver, complete)))),
-            None if complete.load(Ordering::SeqCst) => None,
-            None => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the client went away mid-body")),
-                None,
-            )),
-        }
-    }))
+    // Fused: consumers may poll again after the end (storage writers do) and must just see the end again.
+    Box::pin(
+        futures::stream::unfold(Some((receiver, complete)), |state| async move {
+            let (mut receiver, complete) = state?;
+            match receiver.recv().await {
+                Some(item) => Some((item, Some((receiver, complete)))),
+                None if complete.load(Ordering::SeqCst) => None,
+                None => Some((
+                    Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the client went away mid-body")),
+                    None,
+                )),
+            }
+        })
+        .fuse(),
+    )
 }

@@ -1,7 +1,7 @@
 //! Extractors: `Ctx` (request facts) for every handler, `Caller` (an
-//! authenticated principal) for every protected one. Deny by default: a
-//! handler without `Caller` is public, so only health, login and share
-//! links go without it.
+//! authenticated principal — by bearer token, API key or gateway-signed URL)
+//! for every protected one. Deny by default: a handler without `Caller` is
+//! public, so only health, login and share links go without it.
 
 use std::future::{Ready, ready};
 use std::pin::Pin;
@@ -11,6 +11,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::request_id::RequestId;
+use crate::service::signing::SignedParams;
 use crate::service::{Principal, RequestContext, ServiceError, Services};
 
 /// Request facts (client address, user agent, request id) for audit and throttling.
@@ -65,10 +66,22 @@ impl FromRequest for Caller {
         let services = request.app_data::<web::Data<Services>>().cloned();
         let ctx = request_context(request);
         let token = bearer(request);
+        let signed = match (&token, SignedParams::from_query(request.query_string())) {
+            (Some(_), _) | (None, Ok(None)) => Ok(None),
+            (None, Ok(Some(params))) => {
+                Ok(Some((params, request.method().to_string(), request.uri().path().to_owned())))
+            }
+            (None, Err(tampered)) => Err(ServiceError::Forbidden(tampered.to_string())),
+        };
         Box::pin(async move {
             let services = services.ok_or_else(|| ServiceError::internal(anyhow::anyhow!("services missing")))?;
-            let token = token.ok_or_else(|| ServiceError::Unauthenticated("missing bearer token".into()))?;
-            let principal = services.authenticate(&ctx, &token).await?;
+            let principal = match (token, signed?) {
+                (Some(token), _) => services.authenticate(&ctx, &token).await?,
+                (None, Some((params, method, path))) => {
+                    services.authenticate_signed(&ctx, &method, &path, &params).await?
+                }
+                (None, None) => return Err(ServiceError::Unauthenticated("missing bearer token".into()).into()),
+            };
             Ok(Self { principal, ctx })
         })
     }

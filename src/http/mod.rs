@@ -11,8 +11,10 @@ pub mod extract;
 mod health;
 mod me;
 pub mod objects;
+mod presign;
 pub mod problem;
 pub mod request_id;
+mod shares;
 mod uploads;
 
 use actix_web::middleware::{ErrorHandlers, from_fn};
@@ -43,6 +45,12 @@ pub fn app(
         .service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
         .service(web::scope("/api/v1").configure(api_v1))
+        .service(
+            web::resource("/s/{token}")
+                .route(web::get().to(shares::get))
+                .route(web::head().to(shares::head))
+                .route(web::post().to(shares::post)),
+        )
 }
 
 fn api_v1(cfg: &mut web::ServiceConfig) {
@@ -108,5 +116,12 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
             web::resource("/buckets/{bucket}/grants/{username}")
                 .route(web::put().to(buckets::set_grant))
                 .route(web::delete().to(buckets::remove_grant)),
-        );
+        )
+        .service(
+            web::resource("/buckets/{bucket}/uploads/{upload_id}/parts/{n}/presign")
+                .route(web::post().to(presign::presign_part)),
+        )
+        .service(web::resource("/presign").route(web::post().to(presign::presign)))
+        .service(web::resource("/shares").route(web::post().to(shares::create)).route(web::get().to(shares::list)))
+        .service(web::resource("/shares/{id}").route(web::delete().to(shares::revoke)));
 }

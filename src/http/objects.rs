@@ -139,7 +139,7 @@ pub struct DownloadQuery {
     download: Option<String>,
 }
 
-fn read_request(headers: &HeaderMap, head_only: bool) -> ReadRequest {
+pub fn read_request_of(headers: &HeaderMap, head_only: bool) -> ReadRequest {
     ReadRequest {
         head_only,
         range: header_text(headers, header::RANGE),
@@ -205,7 +205,7 @@ async fn read(
     head_only: bool,
 ) -> Result<HttpResponse, ServiceError> {
     let key = key_from_path(&request, "/objects/")?;
-    let read_request = read_request(request.headers(), head_only);
+    let read_request = read_request_of(request.headers(), head_only);
     let read = services.read_object(&caller.ctx, &caller.principal, bucket, &key, &read_request).await?;
     let force = query.download.as_deref().is_some_and(|v| v != "0" && v != "false");
     Ok(object_response(read, force))

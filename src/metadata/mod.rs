@@ -47,6 +47,7 @@ pub trait BucketStore: Send + Sync {
     /// Creates the bucket and grants `manage` to its owner, atomically.
     async fn create_bucket(&self, bucket: &NewBucket, audit: &AuditEntry) -> MetaResult<BucketRecord>;
     async fn bucket_by_name(&self, name: &BucketName) -> MetaResult<Option<BucketRecord>>;
+    async fn bucket_by_id(&self, id: i64) -> MetaResult<Option<BucketRecord>>;
     /// Every bucket (for admins) with the caller's own grant where one exists.
     async fn list_buckets(&self, user_id: i64, all: bool) -> MetaResult<Vec<VisibleBucket>>;
     /// Deletes an empty bucket; `Conflict("objects")` while any object row remains.
@@ -105,6 +106,7 @@ pub trait IdentityStore: Send + Sync {
 
     async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> MetaResult<()>;
     async fn api_key_by_hash(&self, key_hash: &str) -> MetaResult<Option<ApiKeyRecord>>;
+    async fn api_key_by_id(&self, id: &str) -> MetaResult<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, user_id: i64) -> MetaResult<Vec<ApiKeyRecord>>;
     /// Revokes one of the user's live keys; `NotFound` otherwise.
     async fn revoke_api_key(&self, user_id: i64, id: &str, audit: &AuditEntry) -> MetaResult<()>;
@@ -188,6 +190,28 @@ pub trait UploadStore: Send + Sync {
     async fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, limit: usize) -> MetaResult<Vec<UploadRecord>>;
 }
 
+/// Share links.
+#[async_trait]
+pub trait ShareStore: Send + Sync {
+    async fn create_share(&self, share: &ShareRecord, audit: &AuditEntry) -> MetaResult<()>;
+    async fn share_by_token(&self, token_hash: &str) -> MetaResult<Option<ShareRecord>>;
+    async fn share(&self, id: &str) -> MetaResult<Option<ShareRecord>>;
+    /// Shares created by a user, newest first.
+    async fn shares_by(&self, user_id: i64, limit: usize) -> MetaResult<Vec<ShareRecord>>;
+    async fn revoke_share(&self, id: &str, audit: &AuditEntry) -> MetaResult<()>;
+    /// Counts one download if the link is still live and under its limit, atomically:
+    /// concurrent requests on a one-download link get exactly one `true`.
+    async fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> MetaResult<bool>;
+    /// Counts a wrong password; returns the lock end if this failure locked the link.
+    async fn share_password_failed(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        rule: ThrottleRule,
+    ) -> MetaResult<Option<DateTime<Utc>>>;
+    async fn share_password_ok(&self, id: &str) -> MetaResult<()>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends an event that has no other change to go with it (reads, denials).
@@ -226,7 +250,7 @@ pub struct AuditQuery {
 
 #[async_trait]
 pub trait MetadataStore:
-    UserStore + IdentityStore + BucketStore + ObjectStore + UploadStore + AuditStore + Send + Sync
+    UserStore + IdentityStore + BucketStore + ObjectStore + UploadStore + ShareStore + AuditStore + Send + Sync
 {
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;

@@ -357,3 +357,19 @@ pub struct FinishUpload {
     pub retain_until: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRecord {
+    pub id: String,
+    pub token_hash: String,
+    pub bucket_id: i64,
+    pub key: ObjectKey,
+    pub created_by: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub password_hash: Option<String>,
+    pub max_downloads: Option<i64>,
+    pub downloads: i64,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub locked_until: Option<DateTime<Utc>>,
+}

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use super::time::from_micros;
 use super::{
     ApiKeyRecord, BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState,
-    RefreshTokenRecord, RetentionMode, UploadPartRecord, UploadRecord, UploadState, UserRecord,
+    RefreshTokenRecord, RetentionMode, ShareRecord, UploadPartRecord, UploadRecord, UploadState, UserRecord,
 };
 use crate::domain::audit::{AuditRecord, Outcome};
 use crate::domain::{BucketName, ObjectKey, Scopes, Username};
@@ -35,6 +35,13 @@ macro_rules! upload_columns {
     () => {
         "id, bucket_id, object_key, blob_key, backend_upload_id, owner_id, content_type, declared_size, part_size, \
          created_at, state, state_at, charged_bytes"
+    };
+}
+
+macro_rules! share_columns {
+    () => {
+        "id, token_hash, bucket_id, object_key, created_by, created_at, expires_at, password_hash, max_downloads, \
+         downloads, revoked_at, locked_until"
     };
 }
 
@@ -348,6 +355,42 @@ impl From<PartRow> for UploadPartRecord {
             backend_etag: row.backend_etag,
             created_at: from_micros(row.created_at),
         }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct ShareRow {
+    id: String,
+    token_hash: String,
+    bucket_id: i64,
+    object_key: String,
+    created_by: i64,
+    created_at: i64,
+    expires_at: Option<i64>,
+    password_hash: Option<String>,
+    max_downloads: Option<i64>,
+    downloads: i64,
+    revoked_at: Option<i64>,
+    locked_until: Option<i64>,
+}
+
+impl TryFrom<ShareRow> for ShareRecord {
+    type Error = MetaError;
+    fn try_from(row: ShareRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            token_hash: row.token_hash,
+            bucket_id: row.bucket_id,
+            key: ObjectKey::parse(&row.object_key).map_err(MetaError::corrupt)?,
+            created_by: row.created_by,
+            created_at: from_micros(row.created_at),
+            expires_at: row.expires_at.map(from_micros),
+            password_hash: row.password_hash,
+            max_downloads: row.max_downloads,
+            downloads: row.downloads,
+            revoked_at: row.revoked_at.map(from_micros),
+            locked_until: row.locked_until.map(from_micros),
+        })
     }
 }
 

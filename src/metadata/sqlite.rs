@@ -74,6 +74,10 @@ mod uploads {
     use super::{Db, Store, begin_write};
     include!("sql/uploads.rs");
 }
+mod shares {
+    use super::{Store, begin_write};
+    include!("sql/shares.rs");
+}
 mod audit {
     use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
     include!("sql/audit.rs");

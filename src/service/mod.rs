@@ -13,8 +13,11 @@ mod error;
 mod health;
 pub mod identity;
 pub mod objects;
+pub mod presign;
 pub mod read_log;
 pub mod reconcile;
+pub mod shares;
+pub mod signing;
 pub mod uploads;
 pub mod users;
 
@@ -41,4 +44,17 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub identity: Identity,
     pub reads: read_log::ReadLog,
+    pub signer: signing::UrlSigner,
+    /// The address actually bound, when `public_url` is not configured (port 0 in tests).
+    pub bound_url: std::sync::OnceLock<String>,
+}
+
+impl Services {
+    /// Base URL for links handed to clients: `public_url`, else where the server listens.
+    pub fn public_url(&self) -> String {
+        match (&self.config.public_url, self.bound_url.get()) {
+            (None, Some(bound)) => bound.clone(),
+            _ => self.config.effective_public_url(),
+        }
+    }
 }

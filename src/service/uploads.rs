@@ -45,7 +45,7 @@ fn unquote(etag: &str) -> &str {
 
 impl Services {
     /// An upload of this bucket that the caller started (admins see all); others are 404.
-    async fn own_upload(
+    pub(crate) async fn own_upload(
         &self,
         ctx: &RequestContext,
         principal: &Principal,
@@ -199,8 +199,32 @@ impl Services {
         upload_id: &str,
     ) -> ServiceResult<(UploadRecord, Vec<UploadPartRecord>)> {
         let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.list_parts").await?;
-        let parts = self.store.upload_parts(&upload.id).await?;
+        let parts = self.all_parts(&upload).await?;
         Ok((upload, parts))
+    }
+
+    /// The parts Coffer received, plus — where clients may upload parts straight
+    /// to the S3 backend — the parts only the backend knows.
+    async fn all_parts(&self, upload: &UploadRecord) -> ServiceResult<Vec<UploadPartRecord>> {
+        let mut parts = self.store.upload_parts(&upload.id).await?;
+        let direct = self.config.storage == crate::config::StorageKind::S3
+            && (self.config.transfer_mode == crate::config::TransferMode::Direct || self.config.allow_direct_transfer);
+        if direct {
+            for part in self.blobs.list_parts(&upload.blob_key, &upload.backend_upload_id).await? {
+                let number = i64::from(part.part_number);
+                if !parts.iter().any(|p| p.part_number == number) {
+                    parts.push(UploadPartRecord {
+                        part_number: number,
+                        size: i64::try_from(part.size).unwrap_or(i64::MAX),
+                        etag: unquote(&part.etag).to_owned(),
+                        backend_etag: part.etag,
+                        created_at: self.clock.now(),
+                    });
+                }
+            }
+            parts.sort_by_key(|p| p.part_number);
+        }
+        Ok(parts)
     }
 
     /// Checks the client's part list against what arrived: present, in order,
@@ -242,7 +266,7 @@ impl Services {
         requested: &[(i64, String)],
     ) -> ServiceResult<ObjectRecord> {
         let (bucket, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.complete").await?;
-        let stored = self.store.upload_parts(&upload.id).await?;
+        let stored = self.all_parts(&upload).await?;
         let chosen = Self::chosen_parts(&stored, requested)?;
         let size: i64 = chosen.iter().map(|p| p.size).sum();
         if upload.declared_size.is_some_and(|declared| declared != size) {

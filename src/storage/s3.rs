@@ -36,6 +36,10 @@ pub struct S3BlobStore {
     prefix: String,
     pub(super) part_size: usize,
     pub(super) parts_in_flight: usize,
+    /// Known-length bodies up to this size go up as one streamed PutObject.
+    pub(super) single_put_max: u64,
+    pub(super) connect_timeout: Duration,
+    pub(super) operation_timeout: Duration,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -97,6 +101,9 @@ impl S3BlobStore {
             prefix: config.s3_prefix.clone(),
             part_size,
             parts_in_flight: config.s3_parts_in_flight,
+            single_put_max: config.s3_single_put_max_mib * 1024 * 1024,
+            connect_timeout: config.s3_connect_timeout,
+            operation_timeout: config.s3_operation_timeout,
         })
     }
 

@@ -1,11 +1,13 @@
-//! Streaming writes to S3: one PutObject for a small or exactly sized body,
-//! otherwise multipart with fixed-size parts and a bounded number in flight.
+//! Streaming writes to S3: one streamed PutObject when the length is known
+//! (up to `s3_single_put_max_mib`), otherwise multipart with fixed-size parts
+//! and a bounded number in flight.
 //!
 //! Memory per upload is at most `(parts_in_flight + 1) × part_size`: the next
 //! part is not read from the client until a slot frees up (backpressure).
 
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::CompletedPart as S3CompletedPart;
 use aws_smithy_types::body::SdkBody;
@@ -58,16 +60,24 @@ pub(super) async fn put(
     size: Option<u64>,
 ) -> Result<u64, StorageError> {
     if let Some(size) = size
-        && size <= store.part_size as u64
+        && size <= store.single_put_max
     {
         return put_streaming(store, full, body, size).await;
     }
     put_in_parts(store, full, body).await
 }
 
-/// One PutObject with a known length: the body streams straight through.
+/// One PutObject with a known length: the body streams straight through, no
+/// copy, no buffer. The client sets the pace, so the operation may take as
+/// long as the configured timeout plus a second per MiB.
 async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: u64) -> Result<u64, StorageError> {
     let fault = BodyFault::default();
+    let allowance = store.operation_timeout + std::time::Duration::from_secs(size >> 20);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(store.connect_timeout)
+        .operation_timeout(allowance)
+        .operation_attempt_timeout(allowance)
+        .build();
     store
         .client
         .put_object()
@@ -77,6 +87,7 @@ async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: 
         .body(streaming_body(fault.watch(body)))
         .customize()
         .disable_payload_signing()
+        .config_override(aws_sdk_s3::config::Builder::default().timeout_config(timeouts))
         .send()
         .await
         .map_err(|error| fault.blame(classify(error)))?;
@@ -99,7 +110,9 @@ async fn next_part(
     Ok(Some(buffer.split_to(part_size).freeze()))
 }
 
-async fn put_in_parts(store: &S3BlobStore, full: &str, mut body: ByteStream) -> Result<u64, StorageError> {
+async fn put_in_parts(store: &S3BlobStore, full: &str, body: ByteStream) -> Result<u64, StorageError> {
+    // `next_part` polls again after the end of the body; fusing makes that well-defined.
+    let mut body: ByteStream = Box::pin(body.fuse());
     let part_size = store.part_size;
     let mut buffer = BytesMut::with_capacity(part_size);
     let first = next_part(&mut body, &mut buffer, part_size).await?.unwrap_or_default();

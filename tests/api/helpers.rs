@@ -134,6 +134,11 @@ impl TestApp {
         config.bind = "127.0.0.1:0".into();
         start(config, None, None).await
     }
+
+    /// Another instance on the same data with a different configuration.
+    pub async fn replica_with(&self, config: Config) -> TestApp {
+        start(config, None, None).await
+    }
 }
 
 /// A fresh strong password (never in the common list).

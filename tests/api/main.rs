@@ -12,4 +12,6 @@ mod health;
 mod helpers;
 mod identity;
 mod objects;
+mod presign;
+mod shares;
 mod uploads;

@@ -580,3 +580,23 @@ pub async fn raw_request(app: &TestApp, method: &str, path: &str, token: &str, b
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
 }
+
+#[tokio::test]
+async fn bodies_of_unknown_length_larger_than_a_part_stream_through() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "hana", "hana-files").await;
+    // 12 MiB + 7 bytes with chunked transfer encoding: several backend parts on S3.
+    let total = 12 * 1024 * 1024 + 7;
+    let data: Vec<u8> = (0..total).map(|i| (i % 253) as u8).collect();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        data.chunks(300_000).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let response = app
+        .with_token(Method::PUT, &object_path("hana-files", "chunked.bin"), &owner.access)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), 201);
+    let body = get(&app, &owner.access, "hana-files", "chunked.bin").await.bytes().await.expect("body");
+    assert_eq!(sha256(&body), sha256(&data));
+}

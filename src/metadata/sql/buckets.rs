@@ -52,6 +52,15 @@ impl BucketStore for Store {
         row.map(TryInto::try_into).transpose()
     }
 
+    async fn bucket_by_id(&self, id: i64) -> MetaResult<Option<BucketRecord>> {
+        let row: Option<BucketRow> = sqlx::query_as(concat!("SELECT ", bucket_columns!(), " FROM buckets WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(sql_err("bucket"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     async fn list_buckets(&self, user_id: i64, all: bool) -> MetaResult<Vec<VisibleBucket>> {
         let rows: Vec<VisibleBucketRow> = sqlx::query_as(
             "SELECT b.id, b.name, b.owner_id, b.created_at, b.default_retention_mode, b.default_retention_days, \

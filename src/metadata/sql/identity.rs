@@ -124,6 +124,15 @@ impl IdentityStore for Store {
         row.map(TryInto::try_into).transpose()
     }
 
+    async fn api_key_by_id(&self, id: &str) -> MetaResult<Option<ApiKeyRecord>> {
+        let row: Option<ApiKeyRow> = sqlx::query_as(concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(sql_err("api key"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     async fn list_api_keys(&self, user_id: i64) -> MetaResult<Vec<ApiKeyRecord>> {
         let rows: Vec<ApiKeyRow> = sqlx::query_as(concat!(
             "SELECT ",

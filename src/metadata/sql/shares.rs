@@ -1,0 +1,141 @@
+// Share links, shared by both adapters (included with `Store` and `begin_write` in scope).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::audit::AuditEntry;
+use crate::metadata::error::sql_err;
+use crate::metadata::rows::{ShareRow, records};
+use crate::metadata::time::to_micros;
+use crate::metadata::{MetaError, MetaResult, ShareRecord, ShareStore, ThrottleRule};
+
+use super::audit::commit_audited;
+
+#[async_trait]
+impl ShareStore for Store {
+    async fn create_share(&self, share: &ShareRecord, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        sqlx::query(concat!(
+            "INSERT INTO shares (",
+            share_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, NULL, NULL)"
+        ))
+        .bind(&share.id)
+        .bind(&share.token_hash)
+        .bind(share.bucket_id)
+        .bind(share.key.as_str())
+        .bind(share.created_by)
+        .bind(to_micros(share.created_at))
+        .bind(share.expires_at.map(to_micros))
+        .bind(&share.password_hash)
+        .bind(share.max_downloads)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("share"))?;
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn share_by_token(&self, token_hash: &str) -> MetaResult<Option<ShareRecord>> {
+        let row: Option<ShareRow> =
+            sqlx::query_as(concat!("SELECT ", share_columns!(), " FROM shares WHERE token_hash = $1"))
+                .bind(token_hash)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(sql_err("share"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn share(&self, id: &str) -> MetaResult<Option<ShareRecord>> {
+        let row: Option<ShareRow> = sqlx::query_as(concat!("SELECT ", share_columns!(), " FROM shares WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(sql_err("share"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn shares_by(&self, user_id: i64, limit: usize) -> MetaResult<Vec<ShareRecord>> {
+        let rows: Vec<ShareRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            share_columns!(),
+            " FROM shares WHERE created_by = $1 ORDER BY created_at DESC, id LIMIT $2"
+        ))
+        .bind(user_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("share"))?;
+        records(rows)
+    }
+
+    async fn revoke_share(&self, id: &str, audit: &AuditEntry) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let revoked = sqlx::query("UPDATE shares SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(to_micros(audit.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("share"))?;
+        if revoked.rows_affected() == 0 {
+            return Err(MetaError::NotFound("share"));
+        }
+        commit_audited(tx, audit).await?;
+        Ok(())
+    }
+
+    async fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> MetaResult<bool> {
+        // One conditional UPDATE: the database serializes concurrent increments.
+        let counted = sqlx::query(
+            "UPDATE shares SET downloads = downloads + 1 WHERE id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2) AND (max_downloads IS NULL OR downloads < max_downloads)",
+        )
+        .bind(id)
+        .bind(to_micros(now))
+        .execute(self.pool())
+        .await
+        .map_err(sql_err("share"))?;
+        Ok(counted.rows_affected() == 1)
+    }
+
+    async fn share_password_failed(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        rule: ThrottleRule,
+    ) -> MetaResult<Option<DateTime<Utc>>> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE shares SET \
+             password_failures = CASE WHEN failures_since IS NULL OR failures_since < $3 THEN 1 ELSE password_failures + 1 END, \
+             failures_since = CASE WHEN failures_since IS NULL OR failures_since < $3 THEN $2 ELSE failures_since END \
+             WHERE id = $1 RETURNING password_failures",
+        )
+        .bind(id)
+        .bind(to_micros(now))
+        .bind(to_micros(now - rule.window))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_err("share"))?;
+        let locked_until = row.filter(|(failures,)| *failures >= rule.threshold).map(|_| now + rule.lock_for);
+        if let Some(until) = locked_until {
+            sqlx::query("UPDATE shares SET locked_until = $2, password_failures = 0, failures_since = NULL WHERE id = $1")
+                .bind(id)
+                .bind(to_micros(until))
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("share"))?;
+        }
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(locked_until)
+    }
+
+    async fn share_password_ok(&self, id: &str) -> MetaResult<()> {
+        sqlx::query("UPDATE shares SET password_failures = 0, failures_since = NULL WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("share"))?;
+        Ok(())
+    }
+}

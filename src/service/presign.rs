@@ -1,0 +1,220 @@
+//! Presigned URLs for apps: gateway URLs (signed by Coffer, audited on every
+//! use, void as soon as the signer or their key is), or — where the admins
+//! allow it and the backend is S3 — the backend's own presigned URLs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+
+use super::context::{Principal, RequestContext};
+use super::objects::parse_key;
+use super::signing::{Claim, SignedParams};
+use super::{ServiceError, ServiceResult, Services};
+use crate::config::{StorageKind, TransferMode};
+use crate::domain::Permission;
+use crate::domain::audit::Outcome;
+use crate::policy::rbac::Via;
+use crate::storage::PresignTarget;
+
+pub const MAX_EXPIRY_SECONDS: i64 = 7 * 24 * 3600;
+const PART_URL_TTL: Duration = Duration::hours(1);
+
+/// Unreserved characters and `/` stay as they are in object paths.
+const PATH: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+pub fn object_path(bucket: &str, key: &str) -> String {
+    format!("/api/v1/buckets/{bucket}/objects/{}", utf8_percent_encode(key, PATH))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Presigned {
+    pub url: String,
+    pub method: &'static str,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+    pub transfer_mode: TransferMode,
+}
+
+impl Services {
+    /// The transfer mode a request gets: the configured default, or `direct` when asked and allowed.
+    fn transfer_mode(&self, requested: Option<TransferMode>) -> ServiceResult<TransferMode> {
+        let mode = requested.unwrap_or(self.config.transfer_mode);
+        if mode == TransferMode::Direct {
+            if self.config.storage != StorageKind::S3 {
+                return Err(ServiceError::bad_request("direct-unavailable", "direct transfer needs an S3 backend"));
+            }
+            if self.config.transfer_mode != TransferMode::Direct && !self.config.allow_direct_transfer {
+                return Err(ServiceError::Forbidden("direct transfer is not enabled on this server".into()));
+            }
+        }
+        Ok(mode)
+    }
+
+    fn gateway_url(
+        &self,
+        principal: &Principal,
+        method: &'static str,
+        raw_path: &str,
+        expires_at: DateTime<Utc>,
+    ) -> String {
+        let signed = self.signer.sign(&Claim {
+            method,
+            raw_path,
+            expires: expires_at.timestamp(),
+            signer: principal.user_id,
+            generation: principal.token_generation,
+            api_key: principal.api_key_id.as_deref(),
+        });
+        format!("{}{raw_path}?{}", self.public_url(), signed.to_query())
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the request's fields, each validated here")]
+    pub async fn presign_object(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        method: &str,
+        expires_in_seconds: i64,
+        requested_mode: Option<TransferMode>,
+    ) -> ServiceResult<Presigned> {
+        let (method, needed): (&'static str, Permission) = match method {
+            "GET" => ("GET", Permission::Read),
+            "PUT" => ("PUT", Permission::Write),
+            _ => return Err(ServiceError::bad_request("invalid-method", "method must be GET or PUT")),
+        };
+        if !(1..=MAX_EXPIRY_SECONDS).contains(&expires_in_seconds) {
+            return Err(ServiceError::bad_request(
+                "invalid-expiry",
+                "expires_in_seconds must be between 1 and 604800 (7 days)",
+            ));
+        }
+        let (bucket_record, _) = self.authorize_bucket(ctx, principal, bucket, needed, "presign.create").await?;
+        let key = parse_key(key)?;
+        let mode = self.transfer_mode(requested_mode)?;
+        let expires_at = self.clock.now() + Duration::seconds(expires_in_seconds);
+        let url = match mode {
+            TransferMode::Gateway => {
+                self.gateway_url(principal, method, &object_path(bucket, key.as_str()), expires_at)
+            }
+            TransferMode::Direct if method == "GET" => {
+                let object =
+                    self.store.live_object(bucket_record.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+                let ttl = std::time::Duration::from_secs(u64::try_from(expires_in_seconds).unwrap_or(1));
+                self.blobs.presign(&object.blob_key, PresignTarget::Get, ttl).await?.url
+            }
+            TransferMode::Direct => {
+                return Err(ServiceError::bad_request(
+                    "direct-put-unsupported",
+                    "direct PUT would bypass Coffer's records; use a gateway URL or a multipart upload with direct parts",
+                ));
+            }
+        };
+        let event = ctx
+            .event(self.clock.now(), &principal.actor(), "presign.create")
+            .bucket(bucket)
+            .key(key.as_str())
+            .details(serde_json::json!({ "method": method, "expires_at": expires_at, "transfer_mode": mode }));
+        self.store.append_audit(&event).await?;
+        Ok(Presigned { url, method, headers: BTreeMap::new(), expires_at, transfer_mode: mode })
+    }
+
+    /// A URL to PUT one part of an upload to, without other credentials.
+    pub async fn presign_part(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        upload_id: &str,
+        part_number: i64,
+    ) -> ServiceResult<Presigned> {
+        if !(1..=super::uploads::MAX_PARTS).contains(&part_number) {
+            return Err(ServiceError::bad_request("invalid-part-number", "part numbers run from 1 to 10000"));
+        }
+        let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.presign_part").await?;
+        let mode = self.transfer_mode(None)?;
+        let expires_at = self.clock.now() + PART_URL_TTL;
+        let url = match mode {
+            TransferMode::Gateway => {
+                let path = format!("/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{part_number}");
+                self.gateway_url(principal, "PUT", &path, expires_at)
+            }
+            TransferMode::Direct => {
+                let target = PresignTarget::UploadPart {
+                    upload_id: upload.backend_upload_id.clone(),
+                    part_number: u32::try_from(part_number).unwrap_or_default(),
+                };
+                let ttl = PART_URL_TTL.to_std().unwrap_or_default();
+                self.blobs.presign(&upload.blob_key, target, ttl).await?.url
+            }
+        };
+        Ok(Presigned { url, method: "PUT", headers: BTreeMap::new(), expires_at, transfer_mode: mode })
+    }
+
+    /// Authenticates a request by its gateway signature. Every failure is 403
+    /// (and audited): a wrong byte, an expired URL, a disabled signer, a
+    /// password reset since signing, a revoked key.
+    pub async fn authenticate_signed(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        raw_path: &str,
+        params: &SignedParams,
+    ) -> ServiceResult<Principal> {
+        let now = self.clock.now();
+        let result = async {
+            if params.expires <= now.timestamp() {
+                return Err("the signed URL has expired");
+            }
+            let user = self.store.user_by_id(params.signer).await.ok().flatten().filter(|u| !u.disabled);
+            let user = user.ok_or("the signer can no longer sign")?;
+            let via = match &params.api_key {
+                Some(id) => {
+                    let key = self.store.api_key_by_id(id).await.ok().flatten();
+                    let key = key
+                        .filter(|k| {
+                            k.user_id == user.id && k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now)
+                        })
+                        .ok_or("the API key that signed this URL was revoked")?;
+                    Via::ApiKey(key.scopes)
+                }
+                None => Via::Session { mfa: false },
+            };
+            let claim = Claim {
+                method,
+                raw_path,
+                expires: params.expires,
+                signer: params.signer,
+                generation: user.token_generation,
+                api_key: params.api_key.as_deref(),
+            };
+            if !self.signer.verify(&claim, &params.signature, &params.key_id, now) {
+                return Err("the signature does not match this URL");
+            }
+            Ok(Principal {
+                user_id: user.id,
+                actor_label: Some(format!("presign:{}", user.username)),
+                username: user.username,
+                role: user.role,
+                via,
+                api_key_id: params.api_key.clone(),
+                token_generation: user.token_generation,
+            })
+        }
+        .await;
+        match result {
+            Ok(principal) => Ok(principal),
+            Err(reason) => {
+                let event = ctx
+                    .event(now, &format!("presign:{}", params.signer), "presign.rejected")
+                    .outcome(Outcome::Denied)
+                    .details(serde_json::json!({ "reason": reason, "method": method }));
+                self.store.append_audit(&event).await?;
+                Err(ServiceError::Forbidden(reason.into()))
+            }
+        }
+    }
+}

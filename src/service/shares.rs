@@ -1,0 +1,278 @@
+//! Share links for people: a secret URL to one object, optionally with a
+//! password, an expiry and a download limit; revocable; every access audited.
+
+use chrono::{DateTime, Duration, Utc};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::context::{Principal, RequestContext};
+use super::identity::{digest, random_token};
+use super::objects::{ObjectRead, ReadRequest, parse_key};
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::audit::Outcome;
+use crate::domain::{Permission, Role};
+use crate::metadata::{ObjectRecord, ShareRecord, ThrottleRule};
+use crate::policy::rbac;
+
+const SHARE_PREFIX: &str = "cfs_";
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct NewShare {
+    pub bucket: String,
+    pub key: String,
+    pub expires_in_seconds: Option<i64>,
+    pub password: Option<SecretString>,
+    pub max_downloads: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedShare {
+    pub id: String,
+    pub url: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShareView {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub has_password: bool,
+    pub max_downloads: Option<i64>,
+    pub downloads: i64,
+    pub revoked: bool,
+}
+
+/// What opening a link gives: the object, or (for a password-protected link
+/// reached without one) just enough to show a password page.
+pub enum ShareOpen {
+    NeedsPassword { file_name: String, size: i64, content_type: String },
+    Object(ObjectRead),
+}
+
+impl Services {
+    async fn bucket_name(&self, id: i64) -> ServiceResult<String> {
+        Ok(self.store.bucket_by_id(id).await?.map(|b| b.name.to_string()).unwrap_or_default())
+    }
+
+    pub fn share_url(&self, token: &str) -> String {
+        format!("{}/s/{token}", self.public_url())
+    }
+
+    pub async fn create_share(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        request: NewShare,
+    ) -> ServiceResult<CreatedShare> {
+        let (bucket, _) =
+            self.authorize_bucket(ctx, principal, &request.bucket, Permission::Read, "share.create").await?;
+        let key = parse_key(&request.key)?;
+        self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        if let Some(seconds) = request.expires_in_seconds {
+            let max = self.config.share_max_expiry.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            if seconds < 1 || max.is_some_and(|max| seconds > max) {
+                let limit = max.map_or_else(|| "no limit".to_owned(), |m| format!("at most {m}"));
+                return Err(ServiceError::bad_request(
+                    "invalid-expiry",
+                    format!("expires_in_seconds must be at least 1 ({limit})"),
+                ));
+            }
+        } else if self.config.share_max_expiry.is_some() {
+            return Err(ServiceError::bad_request("invalid-expiry", "this server requires shares to expire"));
+        }
+        if request.max_downloads.is_some_and(|n| n < 1) {
+            return Err(ServiceError::bad_request("invalid-max-downloads", "max_downloads must be at least 1"));
+        }
+        let password_hash = match &request.password {
+            Some(password) => {
+                use secrecy::ExposeSecret;
+                let chars = password.expose_secret().chars().count();
+                if chars == 0 || chars > MAX_PASSWORD_CHARS {
+                    return Err(ServiceError::bad_request(
+                        "invalid-password",
+                        "share passwords are 1 to 1024 characters",
+                    ));
+                }
+                Some(self.identity.passwords.hash(password).await?)
+            }
+            None => None,
+        };
+        let token = random_token(SHARE_PREFIX);
+        let now = self.clock.now();
+        let share = ShareRecord {
+            id: uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
+            token_hash: digest(&token),
+            bucket_id: bucket.id,
+            key,
+            created_by: principal.user_id,
+            created_at: now,
+            expires_at: request.expires_in_seconds.map(|s| now + Duration::seconds(s)),
+            password_hash,
+            max_downloads: request.max_downloads,
+            downloads: 0,
+            revoked_at: None,
+            locked_until: None,
+        };
+        let audit = ctx
+            .event(now, &principal.actor(), "share.create")
+            .bucket(bucket.name.as_str())
+            .key(share.key.as_str())
+            .details(serde_json::json!({
+                "share": share.id, "expires_at": share.expires_at,
+                "password": share.password_hash.is_some(), "max_downloads": share.max_downloads,
+            }));
+        self.store.create_share(&share, &audit).await?;
+        Ok(CreatedShare { url: self.share_url(&token), id: share.id, expires_at: share.expires_at })
+    }
+
+    pub async fn list_shares(&self, principal: &Principal) -> ServiceResult<Vec<ShareView>> {
+        let shares = self.store.shares_by(principal.user_id, 1000).await?;
+        let mut views = Vec::with_capacity(shares.len());
+        for share in shares {
+            let bucket = self.bucket_name(share.bucket_id).await?;
+            views.push(ShareView {
+                id: share.id,
+                bucket,
+                key: share.key.to_string(),
+                created_at: share.created_at,
+                expires_at: share.expires_at,
+                has_password: share.password_hash.is_some(),
+                max_downloads: share.max_downloads,
+                downloads: share.downloads,
+                revoked: share.revoked_at.is_some(),
+            });
+        }
+        Ok(views)
+    }
+
+    /// The creator, a manager of the bucket or an admin may revoke.
+    pub async fn revoke_share(&self, ctx: &RequestContext, principal: &Principal, id: &str) -> ServiceResult<()> {
+        let share = self.store.share(id).await?.ok_or(ServiceError::NotFound("share"))?;
+        let bucket = self.bucket_name(share.bucket_id).await?;
+        if share.created_by != principal.user_id && principal.role != Role::Admin {
+            let grant = self.store.grant(share.bucket_id, principal.user_id).await?;
+            if rbac::bucket_access(principal.subject(), grant, Permission::Manage) != rbac::Decision::Allow {
+                return Err(self
+                    .deny(ctx, principal, "share.revoke", Some(&bucket), None, ServiceError::NotFound("share"))
+                    .await);
+            }
+        }
+        let audit = ctx
+            .event(self.clock.now(), &principal.actor(), "share.revoke")
+            .bucket(bucket)
+            .key(share.key.as_str())
+            .details(serde_json::json!({ "share": share.id }));
+        self.store.revoke_share(id, &audit).await.map_err(|error| match error {
+            crate::metadata::MetaError::NotFound(_) => ServiceError::Gone("the share was already revoked".into()),
+            other => other.into(),
+        })
+    }
+
+    async fn share_denied(
+        &self,
+        ctx: &RequestContext,
+        share: &ShareRecord,
+        reason: &str,
+        error: ServiceError,
+    ) -> ServiceError {
+        let event = ctx
+            .event(self.clock.now(), &format!("share:{}", share.id), "share.access")
+            .key(share.key.as_str())
+            .outcome(Outcome::Denied)
+            .details(serde_json::json!({ "reason": reason }));
+        if let Err(audit_error) = self.store.append_audit(&event).await {
+            tracing::warn!(error = %audit_error, "could not record a refused share access");
+        }
+        error
+    }
+
+    /// The share's object, if the link is live and its creator may still read it.
+    async fn shared_object(&self, ctx: &RequestContext, share: &ShareRecord) -> ServiceResult<(ObjectRecord, String)> {
+        let now = self.clock.now();
+        if share.revoked_at.is_some() {
+            return Err(self
+                .share_denied(ctx, share, "revoked", ServiceError::Gone("this link was revoked".into()))
+                .await);
+        }
+        if share.expires_at.is_some_and(|at| at <= now) {
+            return Err(self
+                .share_denied(ctx, share, "expired", ServiceError::Gone("this link has expired".into()))
+                .await);
+        }
+        if share.max_downloads.is_some_and(|max| share.downloads >= max) {
+            let error = ServiceError::Gone("this link has been used up".into());
+            return Err(self.share_denied(ctx, share, "exhausted", error).await);
+        }
+        let creator = self.store.user_by_id(share.created_by).await?.filter(|u| !u.disabled);
+        let grant = self.store.grant(share.bucket_id, share.created_by).await?;
+        let still_allowed = creator.is_some_and(|u| rbac::bucket_permission(u.role, grant).is_some());
+        if !still_allowed {
+            let error = ServiceError::Gone("this link is no longer valid".into());
+            return Err(self.share_denied(ctx, share, "creator lost access", error).await);
+        }
+        let bucket = self.bucket_name(share.bucket_id).await?;
+        let object = self.store.live_object(share.bucket_id, &share.key).await?;
+        match object {
+            Some(object) => Ok((object, bucket)),
+            None => Err(self.share_denied(ctx, share, "object gone", ServiceError::NotFound("object")).await),
+        }
+    }
+
+    pub async fn open_share(
+        &self,
+        ctx: &RequestContext,
+        token: &str,
+        password: Option<&SecretString>,
+        request: &ReadRequest,
+    ) -> ServiceResult<ShareOpen> {
+        let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
+        let (object, bucket) = self.shared_object(ctx, &share).await?;
+        let now = self.clock.now();
+        if let Some(hash) = &share.password_hash {
+            if let Some(until) = share.locked_until.filter(|until| *until > now) {
+                let error = ServiceError::TooManyRequests {
+                    detail: "too many wrong passwords for this link; try again later".into(),
+                    retry_after: (until - now).to_std().unwrap_or_default(),
+                };
+                return Err(self.share_denied(ctx, &share, "locked", error).await);
+            }
+            let Some(password) = password else {
+                return Ok(ShareOpen::NeedsPassword {
+                    file_name: object.key.file_name().to_owned(),
+                    size: object.size,
+                    content_type: object.content_type.clone(),
+                });
+            };
+            if !self.identity.passwords.verify(password, Some(hash)).await? {
+                let rule = ThrottleRule {
+                    threshold: i64::from(self.config.lockout_threshold),
+                    window: Duration::from_std(self.config.lockout_window).unwrap_or(Duration::MAX),
+                    lock_for: Duration::from_std(self.config.lockout_duration).unwrap_or(Duration::MAX),
+                };
+                self.store.share_password_failed(&share.id, now, rule).await?;
+                let error = ServiceError::Unauthenticated("wrong password for this link".into());
+                return Err(self.share_denied(ctx, &share, "wrong password", error).await);
+            }
+            self.store.share_password_ok(&share.id).await?;
+        }
+        let actor = format!("share:{}", share.id);
+        let read = self.open_object(ctx, &actor, object, request, &bucket).await?;
+        if read.body.is_some() && !self.store.count_share_download(&share.id, now).await? {
+            let error = ServiceError::Gone("this link has been used up".into());
+            return Err(self.share_denied(ctx, &share, "exhausted", error).await);
+        }
+        if read.body.is_some() {
+            let event = ctx
+                .event(now, &actor, "share.access")
+                .bucket(bucket)
+                .key(share.key.as_str())
+                .details(serde_json::json!({ "share": share.id }));
+            self.reads.record(event);
+        }
+        Ok(ShareOpen::Object(read))
+    }
+}

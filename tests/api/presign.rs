@@ -1,0 +1,368 @@
+//! Presigned URLs: plain clients, tamper resistance (fuzzed), expiry, revocation,
+//! key rotation, presigned PUT through every normal check, parts, direct mode.
+
+use chrono::Duration as Span;
+use coffer::domain::Role;
+use proptest::strategy::{Strategy, ValueTree};
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, Tokens, spawn_app, spawn_app_with};
+use crate::objects::{object_path, owner_with_bucket, put};
+use crate::support;
+
+async fn presign(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.with_token(Method::POST, "/api/v1/presign", token).json(&body).send().await.expect("presign")
+}
+
+async fn presigned_url(app: &TestApp, token: &str, bucket: &str, key: &str, method: &str, seconds: i64) -> String {
+    let response =
+        presign(app, token, json!({"bucket": bucket, "key": key, "method": method, "expires_in_seconds": seconds}))
+            .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["method"], method);
+    body["url"].as_str().expect("url").to_owned()
+}
+
+async fn with_object(app: &TestApp, user: &str, bucket: &str) -> Tokens {
+    let owner = owner_with_bucket(app, user, bucket).await;
+    assert_eq!(put(app, &owner.access, bucket, "docs/report 1.txt", b"0123456789".to_vec()).await.status(), 201);
+    owner
+}
+
+#[tokio::test]
+async fn a_plain_client_reads_through_a_presigned_get() {
+    let app = spawn_app().await;
+    let owner = with_object(&app, "pia", "pia-files").await;
+    let url = presigned_url(&app, &owner.access, "pia-files", "docs/report 1.txt", "GET", 300).await;
+    assert!(url.starts_with(&app.address), "{url}");
+    let plain = crate::helpers::client();
+    let response = plain.get(&url).send().await.expect("get");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "0123456789");
+    let ranged = plain.get(&url).header("range", "bytes=2-4").send().await.expect("get");
+    assert_eq!((ranged.status().as_u16(), ranged.text().await.expect("body")), (206, "234".to_owned()));
+    let etag = plain.get(&url).send().await.expect("get").headers()["etag"].clone();
+    let cached = plain.get(&url).header("if-none-match", etag).send().await.expect("get");
+    assert_eq!(cached.status(), 304);
+    assert_eq!(plain.put(&url).body("x").send().await.expect("put").status(), 403, "a GET URL does not allow PUT");
+    assert_eq!(plain.head(&url).send().await.expect("head").status(), 403, "nor HEAD");
+
+    app.clock.advance(Span::seconds(301));
+    assert_eq!(plain.get(&url).send().await.expect("get").status(), 403, "expired");
+}
+
+/// Replaces the character at `index` with another of the same class (so the URL keeps its shape).
+fn mutate(url: &str, index: usize, pick: usize) -> Option<String> {
+    let bytes = url.as_bytes();
+    let original = bytes[index];
+    let alphabet: &[u8] = if original.is_ascii_digit() {
+        b"0123456789"
+    } else if original.is_ascii_lowercase() {
+        b"abcdefghijklmnopqrstuvwxyz"
+    } else if original.is_ascii_uppercase() {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    } else {
+        return None;
+    };
+    let replacement = alphabet[pick % alphabet.len()];
+    (replacement != original).then(|| {
+        let mut mutated = bytes.to_vec();
+        mutated[index] = replacement;
+        String::from_utf8(mutated).expect("ascii")
+    })
+}
+
+#[tokio::test]
+async fn a_thousand_mutations_of_a_signed_url_are_all_refused() {
+    let app = spawn_app().await;
+    let owner = with_object(&app, "quin", "quin-files").await;
+    // A sibling the mutations could land on, to prove signatures bind the exact key.
+    put(&app, &owner.access, "quin-files", "docs/report 2.txt", b"other".to_vec()).await;
+    let url = presigned_url(&app, &owner.access, "quin-files", "docs/report 1.txt", "GET", 3600).await;
+    let start = url.find("/objects/").expect("object path") + "/objects/".len();
+    let plain = crate::helpers::client();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let positions =
+        proptest::collection::vec((start..url.len(), 0usize..64), 1400).new_tree(&mut runner).expect("tree").current();
+    let mut tried = 0;
+    let mut refused = 0;
+    for (index, pick) in positions {
+        let Some(mutated) = mutate(&url, index, pick) else { continue };
+        tried += 1;
+        let status = plain.get(&mutated).send().await.expect("get").status().as_u16();
+        assert!(!(200..400).contains(&status), "mutation accepted ({status}): {mutated}");
+        if status == 403 {
+            refused += 1;
+        }
+        if tried == 1000 {
+            break;
+        }
+    }
+    assert_eq!(tried, 1000);
+    assert_eq!(refused, 1000, "every mutation of key, expiry, signer, key id or signature is a 403");
+    assert_eq!(plain.get(&url).send().await.expect("get").status(), 200, "the original still works");
+}
+
+#[tokio::test]
+async fn presigned_puts_pass_every_normal_check_and_are_audited() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "rhea", "rhea-files").await;
+    let url = presigned_url(&app, &owner.access, "rhea-files", "incoming/upload.bin", "PUT", 600).await;
+    let plain = crate::helpers::client();
+    let created = plain.put(&url).body(vec![9u8; 1000]).send().await.expect("put");
+    assert_eq!(created.status(), 201);
+    let body =
+        app.with_token(Method::GET, &object_path("rhea-files", "incoming/upload.bin"), &owner.access).send().await;
+    assert_eq!(body.expect("get").bytes().await.expect("body").len(), 1000);
+
+    let admin = app.user_session("root", Role::Admin).await;
+    app.with_token(Method::PATCH, "/api/v1/admin/users/rhea", &admin.access)
+        .json(&json!({"quota_bytes": 1500}))
+        .send()
+        .await
+        .expect("quota");
+    let over = plain.put(&url).body(vec![1u8; 2000]).send().await.expect("put");
+    assert_eq!(over.status(), 413, "quota applies to presigned PUTs");
+    let bad_key_url = presign(
+        &app,
+        &owner.access,
+        json!({"bucket": "rhea-files", "key": "a/../b", "method": "PUT", "expires_in_seconds": 60}),
+    )
+    .await;
+    assert_eq!(bad_key_url.status(), 400);
+
+    let auditor = app.user_session("sage", Role::Auditor).await;
+    let page: Value = app
+        .with_token(Method::GET, "/api/v1/admin/audit?bucket=rhea-files", &auditor.access)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let events = page["events"].as_array().expect("events");
+    assert!(events.iter().any(|e| e["action"] == "presign.create" && e["actor"] == "rhea"));
+    assert!(events.iter().any(|e| e["action"] == "object.put" && e["actor"] == "presign:rhea"));
+}
+
+#[tokio::test]
+async fn disabling_resetting_or_revoking_voids_urls_at_once() {
+    let app = spawn_app().await;
+    let admin = app.user_session("root", Role::Admin).await;
+    let owner = with_object(&app, "tara", "tara-files").await;
+    let plain = crate::helpers::client();
+    let key: Value = app
+        .with_token(Method::POST, "/api/v1/me/api-keys", &owner.access)
+        .json(&json!({"name": "signer"}))
+        .send()
+        .await
+        .expect("key")
+        .json()
+        .await
+        .expect("json");
+    let api_key = key["key"].as_str().expect("key").to_owned();
+    let by_key = presigned_url(&app, &api_key, "tara-files", "docs/report 1.txt", "GET", 3600).await;
+    let by_session = presigned_url(&app, &owner.access, "tara-files", "docs/report 1.txt", "GET", 3600).await;
+    assert_eq!(plain.get(&by_key).send().await.expect("get").status(), 200);
+    let revoke = app
+        .with_token(Method::DELETE, &format!("/api/v1/me/api-keys/{}", key["id"].as_str().expect("id")), &owner.access)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoke.status(), 204);
+    assert_eq!(plain.get(&by_key).send().await.expect("get").status(), 403, "revoking the key voids its URLs");
+    assert_eq!(plain.get(&by_session).send().await.expect("get").status(), 200);
+
+    let patch =
+        |body: Value| app.with_token(Method::PATCH, "/api/v1/admin/users/tara", &admin.access).json(&body).send();
+    assert_eq!(patch(json!({"password": crate::helpers::strong_password()})).await.expect("reset").status(), 200);
+    assert_eq!(plain.get(&by_session).send().await.expect("get").status(), 403, "a password reset voids URLs");
+
+    let second = app.user_session("uri", Role::User).await;
+    let created = app
+        .with_token(Method::POST, "/api/v1/buckets", &second.access)
+        .json(&json!({"name": "uri-files"}))
+        .send()
+        .await;
+    assert_eq!(created.expect("bucket").status(), 201);
+    put(&app, &second.access, "uri-files", "x", b"x".to_vec()).await;
+    let url = presigned_url(&app, &second.access, "uri-files", "x", "GET", 3600).await;
+    let disable = app
+        .with_token(Method::PATCH, "/api/v1/admin/users/uri", &admin.access)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(disable.status(), 200);
+    assert_eq!(plain.get(&url).send().await.expect("get").status(), 403, "a disabled signer's URLs die");
+}
+
+#[tokio::test]
+async fn the_previous_signing_key_works_only_during_the_grace_period() {
+    let first_key = support::unique("");
+    let key_a = format!("{first_key}{first_key}");
+    let app = spawn_app_with(|config| config.presign_key = Some(SecretString::from(key_a.clone()))).await;
+    let owner = with_object(&app, "vera", "vera-files").await;
+    let url = presigned_url(&app, &owner.access, "vera-files", "docs/report 1.txt", "GET", 86_400).await;
+    let mut rotated_config = app.config.clone();
+    rotated_config.bind = "127.0.0.1:0".into();
+    let second = support::unique("");
+    rotated_config.presign_key = Some(SecretString::from(format!("{second}{second}")));
+    rotated_config.presign_previous_key = Some(SecretString::from(key_a));
+    rotated_config.presign_previous_key_until = Some(chrono::Utc::now() + Span::hours(1));
+    let rotated = app.replica_with(rotated_config).await;
+    let on_rotated = url.replace(&app.address, &rotated.address);
+    let plain = crate::helpers::client();
+    assert_eq!(
+        plain.get(&on_rotated).send().await.expect("get").status(),
+        200,
+        "old URLs work during the grace period"
+    );
+    let fresh = presigned_url(&rotated, &owner.access, "vera-files", "docs/report 1.txt", "GET", 86_400).await;
+    assert!(!fresh.contains(&url[url.find("KeyId=").expect("key id")..]), "new URLs carry the new key id");
+    rotated.clock.advance(Span::hours(2));
+    assert_eq!(plain.get(&on_rotated).send().await.expect("get").status(), 403, "old URLs die after the grace period");
+    assert_eq!(plain.get(&fresh).send().await.expect("get").status(), 200, "new ones keep working");
+}
+
+#[tokio::test]
+async fn presign_requests_are_validated_and_authorized() {
+    let app = spawn_app().await;
+    let owner = with_object(&app, "wren", "wren-files").await;
+    let reader = app.user_session("xena", Role::User).await;
+    for body in [
+        json!({"bucket": "wren-files", "key": "x", "method": "GET", "expires_in_seconds": 0}),
+        json!({"bucket": "wren-files", "key": "x", "method": "GET", "expires_in_seconds": 604_801}),
+        json!({"bucket": "wren-files", "key": "x", "method": "DELETE", "expires_in_seconds": 60}),
+    ] {
+        assert_eq!(presign(&app, &owner.access, body.clone()).await.status(), 400, "{body}");
+    }
+    let seven_days = json!({"bucket": "wren-files", "key": "x", "method": "GET", "expires_in_seconds": 604_800});
+    assert_eq!(presign(&app, &owner.access, seven_days).await.status(), 200);
+    let stranger =
+        json!({"bucket": "wren-files", "key": "docs/report 1.txt", "method": "GET", "expires_in_seconds": 60});
+    assert_eq!(presign(&app, &reader.access, stranger).await.status(), 404);
+    let direct = json!({"bucket": "wren-files", "key": "docs/report 1.txt", "method": "GET", "expires_in_seconds": 60, "transfer_mode": "direct"});
+    let refused = presign(&app, &owner.access, direct).await.status().as_u16();
+    assert!(refused == 400 || refused == 403, "direct mode is off by default: {refused}");
+}
+
+#[tokio::test]
+async fn parts_can_be_uploaded_to_presigned_urls() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "yuki", "yuki-files").await;
+    let created: Value = app
+        .with_token(Method::POST, "/api/v1/buckets/yuki-files/uploads", &owner.access)
+        .json(&json!({"key": "video.bin"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let presigned: Value = app
+        .with_token(
+            Method::POST,
+            &format!("/api/v1/buckets/yuki-files/uploads/{upload}/parts/1/presign"),
+            &owner.access,
+        )
+        .send()
+        .await
+        .expect("presign")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(presigned["method"], "PUT");
+    let url = presigned["url"].as_str().expect("url");
+    let part = crate::helpers::client().put(url).body(vec![3u8; 4096]).send().await.expect("put");
+    assert_eq!(part.status(), 200);
+    let etag = part.json::<Value>().await.expect("json")["etag"].clone();
+    let elsewhere = url.replace("/parts/1?", "/parts/2?");
+    assert_eq!(crate::helpers::client().put(&elsewhere).body("x").send().await.expect("put").status(), 403);
+    let done = app
+        .with_token(Method::POST, &format!("/api/v1/buckets/yuki-files/uploads/{upload}/complete"), &owner.access)
+        .json(&json!({"parts": [{"part_number": 1, "etag": etag}]}))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.status(), 201);
+}
+
+#[tokio::test]
+async fn direct_mode_hands_out_the_backends_own_urls() {
+    let Some(_) = support::s3_env() else { return };
+    let app = spawn_app_with(|config| config.allow_direct_transfer = true).await;
+    let owner = with_object(&app, "zola", "zola-files").await;
+    let response = presign(
+        &app,
+        &owner.access,
+        json!({"bucket": "zola-files", "key": "docs/report 1.txt", "method": "GET", "expires_in_seconds": 300, "transfer_mode": "direct"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let url = body["url"].as_str().expect("url").to_owned();
+    assert_eq!(body["transfer_mode"], "direct");
+    assert!(url.starts_with(app.config.s3_endpoint.as_deref().expect("endpoint")), "{url}");
+    assert!(url.contains("X-Amz-Signature="));
+    assert_eq!(crate::helpers::client().get(&url).send().await.expect("get").text().await.expect("body"), "0123456789");
+
+    // boto3's own HTTP stack consumes the URL (when boto3 is installed: the test command installs it).
+    let script = "import sys, botocore.awsrequest, botocore.httpsession\n\
+                  request = botocore.awsrequest.AWSRequest(method='GET', url=sys.argv[1]).prepare()\n\
+                  response = botocore.httpsession.URLLib3Session().send(request)\n\
+                  assert response.status_code == 200, response.status_code\n\
+                  sys.stdout.write(response.content.decode())";
+    let has_boto3 =
+        std::process::Command::new("python3").args(["-c", "import boto3"]).status().is_ok_and(|s| s.success());
+    assert!(has_boto3 || !support::services_required(), "boto3 is required on the real-services pass");
+    if has_boto3 {
+        let output = std::process::Command::new("python3").args(["-c", script, &url]).output().expect("python3");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "0123456789");
+    }
+
+    // Direct parts: the client PUTs to S3, Coffer learns the parts from the backend at completion.
+    let created: Value = app
+        .with_token(Method::POST, "/api/v1/buckets/zola-files/uploads", &owner.access)
+        .json(&json!({"key": "direct.bin"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let mut direct_config = app.config.clone();
+    direct_config.transfer_mode = coffer::config::TransferMode::Direct;
+    direct_config.bind = "127.0.0.1:0".into();
+    let direct = app.replica_with(direct_config).await;
+    let presigned: Value = direct
+        .with_token(
+            Method::POST,
+            &format!("/api/v1/buckets/zola-files/uploads/{upload}/parts/1/presign"),
+            &owner.access,
+        )
+        .send()
+        .await
+        .expect("presign")
+        .json()
+        .await
+        .expect("json");
+    let part = crate::helpers::client().put(presigned["url"].as_str().expect("url")).body(vec![4u8; 2048]).send().await;
+    let part = part.expect("put");
+    assert!(part.status().is_success(), "{}", part.status());
+    let backend_etag = part.headers()["etag"].to_str().expect("ascii").to_owned();
+    let done = direct
+        .with_token(Method::POST, &format!("/api/v1/buckets/zola-files/uploads/{upload}/complete"), &owner.access)
+        .json(&json!({"parts": [{"part_number": 1, "etag": backend_etag}]}))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.status(), 201);
+    assert_eq!(done.json::<Value>().await.expect("json")["size"], 2048);
+}

@@ -1,0 +1,219 @@
+//! Share links: plain access, download limits under concurrency, passwords
+//! (page, header, form, throttling), expiry, revocation, audit.
+
+use chrono::Duration as Span;
+use coffer::domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, Tokens, problem, spawn_app};
+use crate::objects::{owner_with_bucket, put};
+
+async fn share(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.with_token(Method::POST, "/api/v1/shares", token).json(&body).send().await.expect("share")
+}
+
+async fn share_url(app: &TestApp, token: &str, body: Value) -> (String, String) {
+    let response = share(app, token, body).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("json");
+    (created["id"].as_str().expect("id").to_owned(), created["url"].as_str().expect("url").to_owned())
+}
+
+async fn setup(app: &TestApp, user: &str) -> Tokens {
+    let owner = owner_with_bucket(app, user, &format!("{user}-files")).await;
+    assert_eq!(
+        put(
+            app,
+            &owner.access,
+            &format!("{user}-files"),
+            "<img src=x onerror=alert(1)>.png",
+            b"PNG-ish bytes".to_vec()
+        )
+        .await
+        .status(),
+        201
+    );
+    owner
+}
+
+fn plain() -> reqwest::Client {
+    crate::helpers::client()
+}
+
+#[tokio::test]
+async fn links_serve_the_object_to_anyone_who_has_them() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "anna").await;
+    let (_, url) =
+        share_url(&app, &owner.access, json!({"bucket": "anna-files", "key": "<img src=x onerror=alert(1)>.png"}))
+            .await;
+    assert!(url.starts_with(&format!("{}/s/cfs_", app.address)) && url.len() > 40, "{url}");
+    let response = plain().get(&url).send().await.expect("get");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.text().await.expect("body"), "PNG-ish bytes");
+    assert_eq!(plain().get(format!("{}/s/cfs_not-a-real-token", app.address)).send().await.expect("get").status(), 404);
+    let missing = share(&app, &owner.access, json!({"bucket": "anna-files", "key": "nope"})).await;
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_one_download_link_serves_exactly_one_of_twenty_concurrent_requests() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "bert").await;
+    let (_, url) = share_url(
+        &app,
+        &owner.access,
+        json!({"bucket": "bert-files", "key": "<img src=x onerror=alert(1)>.png", "max_downloads": 1}),
+    )
+    .await;
+    let client = plain();
+    let requests = (0..20).map(|_| client.get(&url).send());
+    let statuses: Vec<u16> =
+        futures::future::join_all(requests).await.into_iter().map(|r| r.expect("get").status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 410), "{statuses:?}");
+    assert_eq!(client.get(&url).send().await.expect("get").status(), 410);
+}
+
+#[tokio::test]
+async fn passwords_are_asked_for_checked_and_throttled() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "cara").await;
+    let (_, url) = share_url(
+        &app,
+        &owner.access,
+        json!({"bucket": "cara-files", "key": "<img src=x onerror=alert(1)>.png", "password": "open sesame"}),
+    )
+    .await;
+    let client = plain();
+    let page = client.get(&url).header("accept", "text/html").send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<form method=\"post\"") && html.contains("type=\"password\""));
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;.png") && !html.contains("<img"),
+        "file name escaped: {html}"
+    );
+    assert!(!html.contains("<script"));
+
+    let api = client.get(&url).send().await.expect("get");
+    assert_eq!(api.status(), 401);
+    problem(api).await;
+    let with_header = client.get(&url).header("x-share-password", "open sesame").send().await.expect("get");
+    assert_eq!(with_header.text().await.expect("body"), "PNG-ish bytes");
+    let with_form = client.post(&url).form(&[("password", "open sesame")]).send().await.expect("post");
+    assert_eq!(with_form.status(), 200);
+    let wrong_page = client.post(&url).header("accept", "text/html").form(&[("password", "nope")]).send().await;
+    assert_eq!(wrong_page.expect("post").status(), 401);
+    for _ in 0..4 {
+        let wrong = client.get(&url).header("x-share-password", "wrong").send().await.expect("get");
+        assert_eq!(wrong.status(), 401);
+    }
+    let locked = client.get(&url).header("x-share-password", "open sesame").send().await.expect("get");
+    assert_eq!(locked.status(), 429, "throttled after five wrong passwords, even with the right one");
+    assert!(locked.headers().contains_key("retry-after"));
+    app.clock.advance(Span::minutes(16));
+    let later = client.get(&url).header("x-share-password", "open sesame").send().await.expect("get");
+    assert_eq!(later.status(), 200);
+}
+
+#[tokio::test]
+async fn expired_revoked_and_used_up_links_are_gone() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "dino").await;
+    let key = "<img src=x onerror=alert(1)>.png";
+    let (_, expiring) =
+        share_url(&app, &owner.access, json!({"bucket": "dino-files", "key": key, "expires_in_seconds": 60})).await;
+    let (revoked_id, revoked) = share_url(&app, &owner.access, json!({"bucket": "dino-files", "key": key})).await;
+    let client = plain();
+    assert_eq!(client.get(&expiring).send().await.expect("get").status(), 200);
+    assert_eq!(client.head(&expiring).send().await.expect("head").status(), 200);
+    let revoke = app.with_token(Method::DELETE, &format!("/api/v1/shares/{revoked_id}"), &owner.access).send().await;
+    assert_eq!(revoke.expect("revoke").status(), 204);
+    let gone = client.get(&revoked).send().await.expect("get");
+    assert_eq!(gone.status(), 410);
+    problem(gone).await;
+    app.clock.advance(Span::seconds(61));
+    assert_eq!(client.get(&expiring).send().await.expect("get").status(), 410);
+
+    for bad in [json!({"expires_in_seconds": 0}), json!({"max_downloads": 0}), json!({"password": ""})] {
+        let mut body = json!({"bucket": "dino-files", "key": key});
+        body.as_object_mut().expect("object").extend(bad.as_object().expect("object").clone());
+        assert_eq!(share(&app, &owner.access, body.clone()).await.status(), 400, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn owners_list_and_revoke_and_others_cannot() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "emma").await;
+    let key = "<img src=x onerror=alert(1)>.png";
+    let (id, url) = share_url(
+        &app,
+        &owner.access,
+        json!({"bucket": "emma-files", "key": key, "max_downloads": 3, "password": "pw"}),
+    )
+    .await;
+    let listed: Value = app
+        .with_token(Method::GET, "/api/v1/shares", &owner.access)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["shares"][0]["id"], id.as_str());
+    assert_eq!(listed["shares"][0]["bucket"], "emma-files");
+    assert_eq!(listed["shares"][0]["has_password"], true);
+    assert!(!listed.to_string().contains(url.rsplit('/').next().expect("token")), "tokens are never listed");
+    let stranger = app.user_session("finn", Role::User).await;
+    let refused = app.with_token(Method::DELETE, &format!("/api/v1/shares/{id}"), &stranger.access).send().await;
+    assert_eq!(refused.expect("revoke").status(), 404);
+    let admin = app.user_session("root", Role::Admin).await;
+    let by_admin = app.with_token(Method::DELETE, &format!("/api/v1/shares/{id}"), &admin.access).send().await;
+    assert_eq!(by_admin.expect("revoke").status(), 204);
+    let auditor = app.user_session("gwen", Role::Auditor).await;
+    plain().get(&url).header("x-share-password", "pw").send().await.expect("get");
+    let page: Value = app
+        .with_token(Method::GET, "/api/v1/admin/audit", &auditor.access)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let actions: Vec<(&str, &str)> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["action"].as_str().expect("action"), e["outcome"].as_str().expect("outcome")))
+        .collect();
+    for expected in [("share.create", "success"), ("share.revoke", "success"), ("share.access", "denied")] {
+        assert!(actions.contains(&expected), "{expected:?} missing from {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_link_dies_when_its_creator_loses_access() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "hugh").await;
+    let reader = app.user_session("iris", Role::User).await;
+    app.with_token(Method::PUT, "/api/v1/buckets/hugh-files/grants/iris", &owner.access)
+        .json(&json!({"permission": "read"}))
+        .send()
+        .await
+        .expect("grant");
+    let (_, url) =
+        share_url(&app, &reader.access, json!({"bucket": "hugh-files", "key": "<img src=x onerror=alert(1)>.png"}))
+            .await;
+    assert_eq!(plain().get(&url).send().await.expect("get").status(), 200);
+    app.with_token(Method::DELETE, "/api/v1/buckets/hugh-files/grants/iris", &owner.access)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(plain().get(&url).send().await.expect("get").status(), 410);
+}
