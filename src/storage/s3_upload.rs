@@ -100,6 +100,8 @@ async fn next_part(
     buffer: &mut BytesMut,
     part_size: usize,
 ) -> Result<Option<Bytes>, StorageError> {
+    // One exact allocation per part, not a doubling series of them.
+    buffer.reserve(part_size.saturating_sub(buffer.len()));
     while buffer.len() < part_size {
         match body.next().await {
             Some(chunk) => buffer.extend_from_slice(&chunk.map_err(StorageError::Client)?),
