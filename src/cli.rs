@@ -51,6 +51,24 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Lifecycle rules.
+    Lifecycle {
+        #[command(subcommand)]
+        action: LifecycleAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LifecycleAction {
+    /// Run every bucket's rules once and print the report as JSON.
+    Run {
+        /// Report what would happen without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Evaluate as if it were this time (RFC 3339); only with --dry-run.
+        #[arg(long, requires = "dry_run")]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +135,9 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Reconcile => reconcile(config).await,
         Command::Audit { action: AuditAction::Verify } => verify_audit(config).await,
         Command::Audit { action: AuditAction::Purge { before } } => purge_audit(config, before).await,
+        Command::Lifecycle { action: LifecycleAction::Run { dry_run, as_of } } => {
+            run_lifecycle(config, dry_run, as_of).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -239,6 +260,21 @@ async fn reconcile(config: Config) -> Result<(), CliError> {
     let result = services.reconcile(None, None).await;
     services.store.close().await;
     let (report, _) = result.map_err(|error| CliError::Refused(error.to_string()))?;
+    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    Ok(())
+}
+
+async fn run_lifecycle(
+    config: Config,
+    dry_run: bool,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), CliError> {
+    init_logs(&config);
+    let services = crate::startup::build_services(config, std::sync::Arc::new(SystemClock)).await?;
+    let ctx = crate::service::RequestContext { user_agent: Some("coffer lifecycle run".into()), ..Default::default() };
+    let result = services.run_lifecycle(&ctx, dry_run, as_of).await;
+    services.store.close().await;
+    let report = result.map_err(|error| CliError::Refused(error.to_string()))?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
     Ok(())
 }

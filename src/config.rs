@@ -103,6 +103,9 @@ pub struct Config {
     pub reconcile_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub reconcile_grace: Duration,
+    /// How often the lifecycle rules run (on one replica at a time).
+    #[serde(with = "humantime_serde")]
+    pub lifecycle_interval: Duration,
     /// 32 bytes (base64 or hex) signing gateway URLs; derived from the master key when unset.
     #[serde(serialize_with = "redact_secret")]
     pub presign_key: Option<SecretString>,
@@ -179,6 +182,7 @@ impl Default for Config {
             upload_ttl: Duration::from_secs(7 * 24 * 3600),
             reconcile_interval: Duration::from_secs(10 * 60),
             reconcile_grace: Duration::from_secs(24 * 3600),
+            lifecycle_interval: Duration::from_secs(3600),
             presign_key: None,
             presign_previous_key: None,
             presign_previous_key_until: None,
@@ -306,6 +310,9 @@ impl Config {
                 "reconcile_interval",
                 "reconcile_interval and reconcile_grace must be at least 1s",
             ));
+        }
+        if self.lifecycle_interval < Duration::from_secs(1) {
+            return Err(ConfigError::new("lifecycle_interval", "must be at least 1s"));
         }
         if self.audit_checkpoint_interval < Duration::from_secs(1) {
             return Err(ConfigError::new("audit_checkpoint_interval", "must be at least 1s"));

@@ -76,6 +76,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
         reads: Default::default(),
         signer,
         bound_url: std::sync::OnceLock::new(),
+        instance: uuid::Uuid::new_v4().simple().to_string(),
     }))
 }
 

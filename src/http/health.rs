@@ -13,7 +13,11 @@ pub async fn live() -> HttpResponse {
 pub async fn ready(services: web::Data<Services>) -> HttpResponse {
     let readiness = services.readiness().await;
     if readiness.is_ready() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ok", "checks": readiness.checks}))
+        HttpResponse::Ok().json(serde_json::json!({
+            "status": "ok",
+            "checks": readiness.checks,
+            "retention_enforcement": readiness.retention_enforcement,
+        }))
     } else {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", readiness.failures())
             .with("checks", &readiness.checks)

@@ -14,6 +14,7 @@ pub mod objects;
 mod presign;
 pub mod problem;
 pub mod request_id;
+mod retention;
 mod shares;
 mod uploads;
 
@@ -121,6 +122,28 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
             web::resource("/buckets/{bucket}/uploads/{upload_id}/parts/{n}/presign")
                 .route(web::post().to(presign::presign_part)),
         )
+        .service(
+            web::resource("/buckets/{bucket}/retention/{key:.*}")
+                .route(web::get().to(retention::get_retention))
+                .route(web::put().to(retention::put_retention)),
+        )
+        .service(
+            web::resource("/buckets/{bucket}/legal-hold/{key:.*}")
+                .route(web::get().to(retention::get_legal_hold))
+                .route(web::put().to(retention::put_legal_hold)),
+        )
+        .service(
+            web::resource("/buckets/{bucket}/default-retention")
+                .route(web::get().to(retention::get_default_retention))
+                .route(web::put().to(retention::put_default_retention)),
+        )
+        .service(
+            web::resource("/buckets/{bucket}/lifecycle")
+                .route(web::get().to(retention::get_lifecycle))
+                .route(web::put().to(retention::put_lifecycle))
+                .route(web::delete().to(retention::delete_lifecycle)),
+        )
+        .service(web::resource("/admin/lifecycle/run").route(web::post().to(retention::run_lifecycle)))
         .service(web::resource("/presign").route(web::post().to(presign::presign)))
         .service(web::resource("/shares").route(web::post().to(shares::create)).route(web::get().to(shares::list)))
         .service(web::resource("/shares/{id}").route(web::delete().to(shares::revoke)));

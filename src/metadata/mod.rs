@@ -26,6 +26,8 @@ pub use records::*;
 
 use crate::domain::audit::{AuditEntry, AuditRecord};
 use crate::domain::{BucketName, ObjectKey, Permission, Username};
+use crate::policy::lifecycle::LifecycleRule;
+use crate::policy::retention::Retention;
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
@@ -93,6 +95,36 @@ pub trait ObjectStore: Send + Sync {
     async fn stale_objects(&self, before: DateTime<Utc>, limit: usize) -> MetaResult<Vec<ObjectRecord>>;
     /// Whether any row (any state) uses `blob_key`.
     async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool>;
+}
+
+/// Retention, legal hold and lifecycle settings, and leases for singleton jobs.
+#[async_trait]
+pub trait GovernanceStore: Send + Sync {
+    /// Replaces a live object's retention if it still is `expected` (compare
+    /// and set, so two concurrent changes cannot both pass the policy on stale
+    /// facts): `Conflict("changed")` otherwise.
+    async fn set_object_retention(
+        &self,
+        object_id: i64,
+        expected: Option<Retention>,
+        retention: Option<Retention>,
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
+    async fn set_legal_hold(&self, object_id: i64, on: bool, audit: &AuditEntry) -> MetaResult<()>;
+    /// Replaces a bucket's lifecycle rules (empty = none).
+    async fn set_lifecycle(&self, bucket_id: i64, rules: &[LifecycleRule], audit: &AuditEntry) -> MetaResult<()>;
+    /// Buckets that have lifecycle rules, by id.
+    async fn buckets_with_lifecycle(&self) -> MetaResult<Vec<BucketRecord>>;
+    /// Takes or renews the lease `name` for `holder` until `until`, unless
+    /// someone else holds it past `now`.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> MetaResult<bool>;
+    async fn release_lease(&self, name: &str, holder: &str) -> MetaResult<()>;
 }
 
 /// Credentials and login state: refresh tokens, API keys, TOTP, MFA challenges, throttling.
@@ -186,8 +218,15 @@ pub trait UploadStore: Send + Sync {
     ) -> MetaResult<Vec<UploadRecord>>;
     /// Whether the backend multipart upload `backend_upload_id` belongs to a known upload.
     async fn backend_upload_known(&self, backend_upload_id: &str) -> MetaResult<bool>;
-    /// Open uploads of a bucket under `prefix` (lifecycle rules).
-    async fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, limit: usize) -> MetaResult<Vec<UploadRecord>>;
+    /// Open uploads of a bucket under `prefix`, by key then id, after the
+    /// `(key, id)` cursor (lifecycle rules).
+    async fn uploads_in_bucket(
+        &self,
+        bucket_id: i64,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRecord>>;
 }
 
 /// Share links.
@@ -250,7 +289,16 @@ pub struct AuditQuery {
 
 #[async_trait]
 pub trait MetadataStore:
-    UserStore + IdentityStore + BucketStore + ObjectStore + UploadStore + ShareStore + AuditStore + Send + Sync
+    UserStore
+    + IdentityStore
+    + BucketStore
+    + ObjectStore
+    + UploadStore
+    + ShareStore
+    + GovernanceStore
+    + AuditStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;

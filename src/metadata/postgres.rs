@@ -67,6 +67,10 @@ mod shares {
     use super::{Store, begin_write};
     include!("sql/shares.rs");
 }
+mod governance {
+    use super::{Store, begin_write};
+    include!("sql/governance.rs");
+}
 mod audit {
     use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
     include!("sql/audit.rs");

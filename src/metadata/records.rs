@@ -82,6 +82,8 @@ pub struct BucketRecord {
     pub owner_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub default_retention: Option<DefaultRetention>,
+    /// Lifecycle rules, validated when set; empty when there are none.
+    pub lifecycle: Vec<crate::policy::lifecycle::LifecycleRule>,
 }
 
 impl BucketRecord {

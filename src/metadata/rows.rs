@@ -47,7 +47,7 @@ macro_rules! share_columns {
 
 macro_rules! bucket_columns {
     () => {
-        "id, name, owner_id, created_at, default_retention_mode, default_retention_days"
+        "id, name, owner_id, created_at, default_retention_mode, default_retention_days, lifecycle_rules"
     };
 }
 
@@ -106,6 +106,7 @@ pub(super) struct BucketRow {
     created_at: i64,
     default_retention_mode: Option<String>,
     default_retention_days: Option<i64>,
+    lifecycle_rules: Option<String>,
 }
 
 impl TryFrom<BucketRow> for BucketRecord {
@@ -124,6 +125,10 @@ impl TryFrom<BucketRow> for BucketRecord {
             owner_id: row.owner_id,
             created_at: from_micros(row.created_at),
             default_retention,
+            lifecycle: match row.lifecycle_rules {
+                Some(json) => serde_json::from_str(&json).map_err(MetaError::corrupt)?,
+                None => Vec::new(),
+            },
         })
     }
 }

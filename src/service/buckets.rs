@@ -18,14 +18,17 @@ pub struct BucketView {
     pub created_at: DateTime<Utc>,
     pub permission: Permission,
     pub default_retention: Option<DefaultRetention>,
+    /// `gateway` or `gateway+backend` (see `/health/ready`).
+    pub retention_enforcement: &'static str,
 }
 
-fn view(bucket: BucketRecord, permission: Permission) -> BucketView {
+fn view(bucket: BucketRecord, permission: Permission, retention_enforcement: &'static str) -> BucketView {
     BucketView {
         name: bucket.name.to_string(),
         created_at: bucket.created_at,
         permission,
         default_retention: bucket.default_retention,
+        retention_enforcement,
     }
 }
 
@@ -75,11 +78,12 @@ impl Services {
     pub async fn list_buckets(&self, principal: &Principal) -> ServiceResult<Vec<BucketView>> {
         let all = principal.role == crate::domain::Role::Admin;
         let buckets = self.store.list_buckets(principal.user_id, all).await?;
+        let enforcement = self.retention_enforcement().await;
         Ok(buckets
             .into_iter()
             .filter_map(|visible| {
                 let permission = rbac::bucket_permission(principal.role, visible.grant)?;
-                Some(view(visible.bucket, permission))
+                Some(view(visible.bucket, permission, enforcement))
             })
             .collect())
     }
@@ -107,7 +111,7 @@ impl Services {
             MetaError::Conflict(_) => ServiceError::conflict("bucket-exists", "a bucket with this name already exists"),
             other => other.into(),
         })?;
-        Ok(view(bucket, Permission::Manage))
+        Ok(view(bucket, Permission::Manage, self.retention_enforcement().await))
     }
 
     pub async fn delete_bucket(&self, ctx: &RequestContext, principal: &Principal, name: &str) -> ServiceResult<()> {

@@ -24,6 +24,8 @@ impl CheckStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Readiness {
     pub checks: BTreeMap<&'static str, CheckStatus>,
+    /// `gateway`, or `gateway+backend` when the backend's Object Lock mirrors retention.
+    pub retention_enforcement: &'static str,
 }
 
 impl Readiness {
@@ -55,11 +57,24 @@ async fn probe<E: std::fmt::Display>(limit: Duration, check: impl Future<Output 
 impl Services {
     pub async fn readiness(&self) -> Readiness {
         let limit = self.config.readiness_timeout;
-        let (database, storage, cache) = tokio::join!(
+        let (database, storage, cache, retention_enforcement) = tokio::join!(
             probe(limit, self.store.ping()),
             probe(limit, self.blobs.check()),
             probe(limit, self.cache.ping()),
+            self.retention_enforcement(),
         );
-        Readiness { checks: BTreeMap::from([("database", database), ("storage", storage), ("cache", cache)]) }
+        Readiness {
+            checks: BTreeMap::from([("database", database), ("storage", storage), ("cache", cache)]),
+            retention_enforcement,
+        }
+    }
+
+    /// Who enforces retention: Coffer always; the backend too when its Object Lock is on.
+    pub async fn retention_enforcement(&self) -> &'static str {
+        let limit = self.config.readiness_timeout;
+        match tokio::time::timeout(limit, self.blobs.object_lock()).await {
+            Ok(true) => "gateway+backend",
+            _ => "gateway",
+        }
     }
 }

@@ -12,10 +12,12 @@ pub mod digest;
 mod error;
 mod health;
 pub mod identity;
+pub mod lifecycle;
 pub mod objects;
 pub mod presign;
 pub mod read_log;
 pub mod reconcile;
+pub mod retention;
 pub mod shares;
 pub mod signing;
 pub mod uploads;
@@ -47,9 +49,15 @@ pub struct Services {
     pub signer: signing::UrlSigner,
     /// The address actually bound, when `public_url` is not configured (port 0 in tests).
     pub bound_url: std::sync::OnceLock<String>,
+    /// This process's identity among replicas (lease holder name).
+    pub instance: String,
 }
 
 impl Services {
+    pub fn instance_id(&self) -> String {
+        self.instance.clone()
+    }
+
     /// Base URL for links handed to clients: `public_url`, else where the server listens.
     pub fn public_url(&self) -> String {
         match (&self.config.public_url, self.bound_url.get()) {

@@ -323,6 +323,7 @@ impl Services {
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
         }
+        self.mirror_new_object(&committed.object).await;
         Ok(committed.object)
     }
 

@@ -7,6 +7,7 @@ mod fs;
 mod fs_layout;
 mod s3;
 mod s3_errors;
+mod s3_lock;
 mod s3_upload;
 
 use std::pin::Pin;
@@ -175,6 +176,26 @@ pub trait BlobStore: Send + Sync {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError>;
 
     async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenMultipart>, StorageError>;
+
+    /// Whether the backend enforces S3 Object Lock on its side too.
+    async fn object_lock(&self) -> bool {
+        false
+    }
+
+    /// Copies an object's retention to the backend's Object Lock (no-op without one).
+    async fn mirror_retention(
+        &self,
+        _key: &str,
+        _retention: Option<crate::policy::retention::Retention>,
+        _bypass: bool,
+    ) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Copies a legal hold to the backend's Object Lock (no-op without one).
+    async fn mirror_legal_hold(&self, _key: &str, _on: bool) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// A URL the backend itself will honour; `Unsupported` on backends that cannot.
     async fn presign(

@@ -40,6 +40,7 @@ pub struct S3BlobStore {
     pub(super) single_put_max: u64,
     pub(super) connect_timeout: Duration,
     pub(super) operation_timeout: Duration,
+    pub(super) object_lock: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -104,6 +105,7 @@ impl S3BlobStore {
             single_put_max: config.s3_single_put_max_mib * 1024 * 1024,
             connect_timeout: config.s3_connect_timeout,
             operation_timeout: config.s3_operation_timeout,
+            object_lock: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -404,6 +406,29 @@ impl BlobStore for S3BlobStore {
             }
         }
         Ok(uploads)
+    }
+
+    async fn object_lock(&self) -> bool {
+        self.object_lock_enabled().await
+    }
+
+    async fn mirror_retention(
+        &self,
+        key: &str,
+        retention: Option<crate::policy::retention::Retention>,
+        bypass: bool,
+    ) -> Result<(), StorageError> {
+        if !self.object_lock_enabled().await {
+            return Ok(());
+        }
+        self.put_retention(&self.full_key(key)?, retention, bypass).await
+    }
+
+    async fn mirror_legal_hold(&self, key: &str, on: bool) -> Result<(), StorageError> {
+        if !self.object_lock_enabled().await {
+            return Ok(());
+        }
+        self.put_legal_hold(&self.full_key(key)?, on).await
     }
 
     async fn presign(

@@ -1,6 +1,7 @@
 //! Background loops with graceful shutdown: one `Worker` trait, one `Supervisor`.
 
 mod audit_checkpoint;
+mod lifecycle;
 mod read_log;
 mod reconciler;
 
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use audit_checkpoint::AuditCheckpoint;
+pub use lifecycle::LifecycleRunner;
 pub use read_log::ReadLogFlusher;
 pub use reconciler::Reconciler;
 
@@ -68,6 +70,7 @@ impl Supervisor {
         if services.config.run_workers {
             workers.push(Arc::new(AuditCheckpoint::new(services.clone())));
             workers.push(Arc::new(Reconciler::new(services.clone())));
+            workers.push(Arc::new(LifecycleRunner::new(services.clone())));
         }
         Self::start(workers)
     }

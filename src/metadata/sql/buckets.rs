@@ -64,6 +64,7 @@ impl BucketStore for Store {
     async fn list_buckets(&self, user_id: i64, all: bool) -> MetaResult<Vec<VisibleBucket>> {
         let rows: Vec<VisibleBucketRow> = sqlx::query_as(
             "SELECT b.id, b.name, b.owner_id, b.created_at, b.default_retention_mode, b.default_retention_days, \
+             b.lifecycle_rules, \
              g.permission FROM buckets b LEFT JOIN grants g ON g.bucket_id = b.id AND g.user_id = $1 \
              WHERE $2 OR g.permission IS NOT NULL ORDER BY b.name",
         )

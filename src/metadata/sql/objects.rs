@@ -77,12 +77,20 @@ pub(in crate::metadata) async fn retire_live(
     if crate::policy::retention::is_locked(&live, now) {
         return Err(MetaError::Conflict("object-locked"));
     }
-    sqlx::query("UPDATE objects SET state = 'deleting', updated_at = $2 WHERE id = $1")
-        .bind(live.id)
-        .bind(to_micros(now))
-        .execute(&mut **tx)
-        .await
-        .map_err(sql_err("object"))?;
+    // The lock condition is repeated here so a hold or retention committed
+    // since the SELECT above (PostgreSQL re-reads the row) still wins.
+    let retired = sqlx::query(
+        "UPDATE objects SET state = 'deleting', updated_at = $2 WHERE id = $1 AND state = 'committed' \
+         AND legal_hold = FALSE AND (retain_until IS NULL OR retain_until <= $2)",
+    )
+    .bind(live.id)
+    .bind(to_micros(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(sql_err("object"))?;
+    if retired.rows_affected() == 0 {
+        return Err(MetaError::Conflict("changed"));
+    }
     if !charge(tx, live.owner_id, -live.size).await? {
         return Err(MetaError::Conflict("quota"));
     }

@@ -231,19 +231,29 @@ impl UploadStore for Store {
         Ok(known)
     }
 
-    async fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, limit: usize) -> MetaResult<Vec<UploadRecord>> {
+    async fn uploads_in_bucket(
+        &self,
+        bucket_id: i64,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRecord>> {
+        let (after_key, after_id) = after.unwrap_or((prefix, ""));
         let rows: Vec<UploadRow> = sqlx::query_as(concat!(
             "SELECT ",
             upload_columns!(),
-            " FROM uploads WHERE bucket_id = $1 AND object_key >= $2 ORDER BY object_key, id LIMIT $3"
+            " FROM uploads WHERE bucket_id = $1 AND state = 'open' AND object_key >= $2 \
+             AND (object_key > $3 OR (object_key = $3 AND id > $4)) ORDER BY object_key, id LIMIT $5"
         ))
         .bind(bucket_id)
         .bind(prefix)
+        .bind(after_key)
+        .bind(after_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await
         .map_err(sql_err("upload"))?;
         let uploads: Vec<UploadRecord> = records(rows)?;
-        Ok(uploads.into_iter().filter(|u| u.key.as_str().starts_with(prefix)).collect())
+        Ok(uploads.into_iter().take_while(|u| u.key.as_str().starts_with(prefix)).collect())
     }
 }

@@ -81,6 +81,9 @@ pub(crate) fn write_error(error: MetaError) -> ServiceError {
         }
         MetaError::Conflict("object-locked") => locked(),
         MetaError::Conflict("object exists") => ServiceError::PreconditionFailed,
+        MetaError::Conflict("changed") => {
+            ServiceError::conflict("concurrent-change", "the object changed concurrently; try again")
+        }
         other => other.into(),
     }
 }

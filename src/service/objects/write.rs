@@ -191,6 +191,7 @@ impl Services {
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
         }
+        self.mirror_new_object(&committed.object).await;
         Ok(committed.object)
     }
 
@@ -279,6 +280,7 @@ impl Services {
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
         }
+        self.mirror_new_object(&committed.object).await;
         Ok(committed.object)
     }
 
@@ -292,10 +294,27 @@ impl Services {
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, "object.delete").await?;
         let key = parse_key(key)?;
         let live = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        self.remove_live(ctx, &principal.actor(), &bucket, &live, "object.delete", serde_json::json!({})).await?;
+        Ok(())
+    }
+
+    /// The one delete path, for users and lifecycle alike: retire exactly
+    /// this version (`NotFound` if it is no longer live) with its audit
+    /// record, or record the refusal while it is locked; then drop the bytes.
+    pub(crate) async fn remove_live(
+        &self,
+        ctx: &RequestContext,
+        actor: &str,
+        bucket: &BucketRecord,
+        live: &ObjectRecord,
+        action: &str,
+        details: serde_json::Value,
+    ) -> ServiceResult<ObjectRecord> {
         let audit = ctx
-            .event(self.clock.now(), &principal.actor(), "object.delete")
+            .event(self.clock.now(), actor, action)
             .bucket(bucket.name.as_str())
-            .key(key.as_str());
+            .key(live.key.as_str())
+            .details(details);
         let deleting = match self.store.mark_deleting(live.id, &audit).await {
             Ok(deleting) => deleting,
             Err(crate::metadata::MetaError::Conflict("object-locked")) => {
@@ -306,6 +325,6 @@ impl Services {
             Err(error) => return Err(write_error(error)),
         };
         self.remove_version(&deleting).await;
-        Ok(())
+        Ok(deleting)
     }
 }

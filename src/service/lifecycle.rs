@@ -1,0 +1,267 @@
+//! Lifecycle: per-bucket rules, and runs that expire objects and abort
+//! abandoned uploads — as a dry run (what would happen, optionally as of a
+//! future time) or for real, through the same delete path users take.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::context::{Principal, RequestContext};
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::{Permission, Role};
+use crate::metadata::{BucketRecord, ListQuery};
+use crate::policy::lifecycle::{self, LifecycleRule};
+use crate::policy::retention::is_locked;
+
+/// Held for the length of a real run, so two never overlap.
+pub const RUN_LEASE: &str = "lifecycle.run";
+/// Held for one schedule interval by the replica whose turn it is.
+pub const SCHEDULE_LEASE: &str = "lifecycle.schedule";
+/// How long a crashed run keeps others out.
+const RUN_LEASE_TTL: chrono::Duration = chrono::Duration::hours(1);
+const PAGE: usize = 1000;
+/// Actor of audit records written by runs.
+pub const ACTOR: &str = "lifecycle";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// What a run did, or with `dry_run`, would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LifecycleReport {
+    pub dry_run: bool,
+    pub as_of: Option<DateTime<Utc>>,
+    pub expired: Vec<ObjectRef>,
+    pub aborted_uploads: u64,
+    pub skipped_locked: Vec<ObjectRef>,
+    pub bytes_freed: i64,
+}
+
+impl LifecycleReport {
+    fn did_something(&self) -> bool {
+        !self.expired.is_empty() || self.aborted_uploads > 0 || !self.skipped_locked.is_empty()
+    }
+}
+
+impl Services {
+    pub async fn lifecycle_rules(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+    ) -> ServiceResult<Vec<LifecycleRule>> {
+        let (bucket, _) =
+            self.authorize_bucket(ctx, principal, bucket, Permission::Read, "bucket.lifecycle_get").await?;
+        Ok(bucket.lifecycle)
+    }
+
+    /// Replaces the bucket's rules; an empty list removes them.
+    pub async fn set_lifecycle_rules(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        rules: Vec<LifecycleRule>,
+    ) -> ServiceResult<Vec<LifecycleRule>> {
+        const ACTION: &str = "bucket.lifecycle_set";
+        let (record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Manage, ACTION).await?;
+        lifecycle::validate(&rules).map_err(|why| ServiceError::bad_request("invalid-lifecycle", why))?;
+        let audit = ctx
+            .event(self.clock.now(), &principal.actor(), ACTION)
+            .bucket(bucket)
+            .details(serde_json::json!({ "old": record.lifecycle, "new": rules }));
+        self.store.set_lifecycle(record.id, &rules, &audit).await?;
+        Ok(rules)
+    }
+
+    /// `POST /admin/lifecycle/run`: admins only; `as_of` only with a dry run.
+    pub async fn run_lifecycle_for(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        dry_run: bool,
+        as_of: Option<DateTime<Utc>>,
+    ) -> ServiceResult<LifecycleReport> {
+        if principal.role != Role::Admin {
+            let error = ServiceError::Forbidden("running lifecycle rules needs the admin role".into());
+            return Err(self.deny(ctx, principal, "lifecycle.run", None, None, error).await);
+        }
+        if as_of.is_some() && !dry_run {
+            return Err(ServiceError::bad_request(
+                "invalid-lifecycle-run",
+                "as_of is only accepted with dry_run: true",
+            ));
+        }
+        self.run_lifecycle(ctx, dry_run, as_of).await
+    }
+
+    /// Runs every bucket's rules once. A real run holds the run lease (409
+    /// `lifecycle-running` while another replica holds it) and is idempotent:
+    /// after a crash the next run picks up what is left.
+    pub async fn run_lifecycle(
+        &self,
+        ctx: &RequestContext,
+        dry_run: bool,
+        as_of: Option<DateTime<Utc>>,
+    ) -> ServiceResult<LifecycleReport> {
+        let holder = self.instance_id();
+        if !dry_run {
+            let now = self.clock.now();
+            if !self.store.acquire_lease(RUN_LEASE, &holder, now, now + RUN_LEASE_TTL).await? {
+                return Err(ServiceError::conflict("lifecycle-running", "a lifecycle run is already in progress"));
+            }
+        }
+        let result = self.lifecycle_pass(ctx, dry_run, as_of).await;
+        if !dry_run && let Err(error) = self.store.release_lease(RUN_LEASE, &holder).await {
+            tracing::warn!(error = %error, "could not release the lifecycle lease; it expires by itself");
+        }
+        let report = result?;
+        if !dry_run && report.did_something() {
+            self.record_run(ctx, &report).await;
+        }
+        Ok(report)
+    }
+
+    /// The scheduled run: only the replica that takes this interval's lease runs.
+    pub async fn run_scheduled_lifecycle(&self) -> ServiceResult<Option<LifecycleReport>> {
+        let now = self.clock.now();
+        let interval = chrono::Duration::from_std(self.config.lifecycle_interval).unwrap_or(chrono::Duration::hours(1));
+        // Slightly shorter than the interval, so the same replica's next tick is not shut out by its own lease.
+        let until = now + interval - interval / 10;
+        if !self.store.acquire_lease(SCHEDULE_LEASE, &self.instance_id(), now, until).await? {
+            return Ok(None);
+        }
+        match self.run_lifecycle(&RequestContext::default(), false, None).await {
+            Err(ServiceError::Conflict { slug: "lifecycle-running", .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    async fn lifecycle_pass(
+        &self,
+        ctx: &RequestContext,
+        dry_run: bool,
+        as_of: Option<DateTime<Utc>>,
+    ) -> ServiceResult<LifecycleReport> {
+        let mut report = LifecycleReport { dry_run, as_of, ..Default::default() };
+        for bucket in self.store.buckets_with_lifecycle().await? {
+            let when = as_of.unwrap_or_else(|| self.clock.now());
+            for prefix in lifecycle::scan_prefixes(&bucket.lifecycle) {
+                self.expire_under(ctx, &bucket, &prefix, when, &mut report).await?;
+                self.abort_under(ctx, &bucket, &prefix, when, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn expire_under(
+        &self,
+        ctx: &RequestContext,
+        bucket: &BucketRecord,
+        prefix: &str,
+        when: DateTime<Utc>,
+        report: &mut LifecycleReport,
+    ) -> ServiceResult<()> {
+        let mut after = None;
+        loop {
+            let query = ListQuery { prefix: prefix.to_owned(), delimiter: None, after: after.take(), limit: PAGE };
+            let page = self.store.list_objects(bucket.id, &query).await?;
+            for object in &page.objects {
+                let Some(rule) =
+                    lifecycle::expiring_rule(&bucket.lifecycle, object.key.as_str(), object.created_at, when)
+                else {
+                    continue;
+                };
+                let reference = ObjectRef { bucket: bucket.name.to_string(), key: object.key.to_string() };
+                if is_locked(object, when) {
+                    report.skipped_locked.push(reference);
+                    continue;
+                }
+                if !report.dry_run {
+                    let details = serde_json::json!({ "rule": rule, "size": object.size });
+                    match self.remove_live(ctx, ACTOR, bucket, object, "lifecycle.expire", details).await {
+                        Ok(_) => {}
+                        Err(ServiceError::Conflict { slug: "object-locked", .. }) => {
+                            report.skipped_locked.push(reference);
+                            continue;
+                        }
+                        // Deleted or replaced since the page was read: nothing to expire.
+                        Err(ServiceError::NotFound(_) | ServiceError::Conflict { .. }) => continue,
+                        Err(error) => return Err(error),
+                    }
+                }
+                report.bytes_freed += object.size;
+                report.expired.push(reference);
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn abort_under(
+        &self,
+        ctx: &RequestContext,
+        bucket: &BucketRecord,
+        prefix: &str,
+        when: DateTime<Utc>,
+        report: &mut LifecycleReport,
+    ) -> ServiceResult<()> {
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
+            let uploads = self.store.uploads_in_bucket(bucket.id, prefix, cursor, PAGE).await?;
+            let Some(last) = uploads.last() else { return Ok(()) };
+            after = Some((last.key.to_string(), last.id.clone()));
+            for upload in &uploads {
+                let Some(rule) =
+                    lifecycle::abandoning_rule(&bucket.lifecycle, upload.key.as_str(), upload.created_at, when)
+                else {
+                    continue;
+                };
+                if !report.dry_run {
+                    let audit = ctx
+                        .event(self.clock.now(), ACTOR, "upload.abort")
+                        .bucket(bucket.name.as_str())
+                        .key(upload.key.as_str())
+                        .details(serde_json::json!({ "upload_id": upload.id, "rule": rule }));
+                    if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
+                        tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload");
+                        continue;
+                    }
+                    match self.store.abort_upload(&upload.id, &audit).await {
+                        Ok(()) => {}
+                        Err(crate::metadata::MetaError::NotFound(_)) => continue,
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                report.aborted_uploads += 1;
+            }
+            if uploads.len() < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn record_run(&self, ctx: &RequestContext, report: &LifecycleReport) {
+        let audit = ctx.event(self.clock.now(), ACTOR, "lifecycle.run").details(serde_json::json!({
+            "expired": report.expired.len(),
+            "aborted_uploads": report.aborted_uploads,
+            "skipped_locked": report.skipped_locked.len(),
+            "bytes_freed": report.bytes_freed,
+        }));
+        if let Err(error) = self.store.append_audit(&audit).await {
+            tracing::warn!(error = %error, "could not record a lifecycle run");
+        }
+        tracing::info!(
+            expired = report.expired.len(),
+            aborted_uploads = report.aborted_uploads,
+            skipped_locked = report.skipped_locked.len(),
+            bytes_freed = report.bytes_freed,
+            "lifecycle run"
+        );
+    }
+}
