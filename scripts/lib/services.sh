@@ -62,3 +62,22 @@ ensure_boto3() {
   echo "==> installing boto3 from PyPI"
   python3 -m pip install --quiet --disable-pip-version-check boto3
 }
+
+# moto's S3 server: the one S3 here with Object Lock, for the retention-mirroring test.
+moto_port="${COFFER_MOTO_PORT:-3910}"
+ensure_moto() {
+  if ! command -v moto_server >/dev/null 2>&1; then
+    echo "==> installing moto[server] from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "moto[server]" || return 1
+  fi
+  if ! curl -fsS "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1; then
+    echo "==> starting moto on 127.0.0.1:$moto_port"
+    mkdir -p "$HOME/.cache/coffer"
+    nohup moto_server -H 127.0.0.1 -p "$moto_port" >"$HOME/.cache/coffer/moto.log" 2>&1 &
+    for _ in $(seq 1 50); do
+      curl -fsS "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+  fi
+  export COFFER_TEST_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+}

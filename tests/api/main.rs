@@ -15,6 +15,7 @@ mod lifecycle;
 mod objects;
 mod presign;
 mod retention;
+mod retention_mirror;
 mod retention_model;
 mod shares;
 mod uploads;

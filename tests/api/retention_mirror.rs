@@ -1,0 +1,91 @@
+//! Mirroring to a backend with S3 Object Lock (moto's S3 server; Garage has
+//! none): retention and legal holds set through Coffer are also set on the
+//! backend object, and readiness says `gateway+backend`.
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{BehaviorVersion, Region};
+use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
+use chrono::{Duration, SecondsFormat};
+use coffer::domain::{BucketName, ObjectKey, Role};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app_with;
+use crate::objects::put;
+use crate::support::{S3Env, services_required, unique, use_s3};
+
+fn backend_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .http_client(http)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
+    let Ok(endpoint) = std::env::var("COFFER_TEST_MOTO_ENDPOINT") else {
+        assert!(!services_required(), "COFFER_TEST_MOTO_ENDPOINT is required with the real services");
+        return;
+    };
+    let client = backend_client(&endpoint);
+    let backend_bucket = unique("lock-");
+    client
+        .create_bucket()
+        .bucket(&backend_bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create a bucket with Object Lock");
+    let env = S3Env {
+        endpoint: endpoint.clone(),
+        region: "us-east-1".into(),
+        bucket: backend_bucket.clone(),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+    };
+    let app = spawn_app_with(|config| use_s3(config, &env, "mirror/")).await;
+    let ready: Value = app.get("/health/ready").await.json().await.expect("json");
+    assert_eq!(ready["retention_enforcement"], "gateway+backend", "{ready}");
+
+    let owner = app.user_session("olga", Role::User).await.access;
+    let created = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "vault"})).send().await;
+    assert_eq!(created.expect("bucket").status(), 201);
+    assert_eq!(put(&app, &owner, "vault", "contract.pdf", b"%PDF-1.7 signed".to_vec()).await.status(), 201);
+    let until = app.clock_now() + Duration::days(2);
+    let set = app
+        .with_token(Method::PUT, "/api/v1/buckets/vault/retention/contract.pdf", &owner)
+        .json(&json!({"mode": "GOVERNANCE", "retain_until": until.to_rfc3339_opts(SecondsFormat::Secs, true)}))
+        .send()
+        .await
+        .expect("retention");
+    assert_eq!(set.status(), 200);
+    let hold = app
+        .with_token(Method::PUT, "/api/v1/buckets/vault/legal-hold/contract.pdf", &owner)
+        .json(&json!({"status": "ON"}))
+        .send()
+        .await
+        .expect("hold");
+    assert_eq!(hold.status(), 200);
+
+    let bucket = app.services.store.bucket_by_name(&BucketName::parse("vault").expect("name")).await;
+    let bucket = bucket.expect("bucket").expect("exists");
+    let object = app.services.store.live_object(bucket.id, &ObjectKey::parse("contract.pdf").expect("key")).await;
+    let backend_key = format!("mirror/{}", object.expect("object").expect("live").blob_key);
+    // moto answers GetObjectRetention with the object; HEAD carries the same facts.
+    let head = client.head_object().bucket(&backend_bucket).key(&backend_key).send().await.expect("head");
+    assert_eq!(head.object_lock_mode, Some(aws_sdk_s3::types::ObjectLockMode::Governance));
+    let mirrored_until = head.object_lock_retain_until_date.expect("date").secs();
+    assert!((mirrored_until - until.timestamp()).abs() <= 1, "{mirrored_until} vs {}", until.timestamp());
+    let status = head.object_lock_legal_hold_status;
+    assert_eq!(status, Some(ObjectLockLegalHoldStatus::On));
+}
