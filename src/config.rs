@@ -103,6 +103,17 @@ pub struct Config {
     pub reconcile_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub reconcile_grace: Duration,
+    /// Threads rendering thumbnails at once; 0 = one per core.
+    pub thumbnail_workers: usize,
+    pub thumbnail_max_pixels: u64,
+    pub thumbnail_max_side: u32,
+    /// Larger source images are refused (422) rather than read into memory.
+    pub thumbnail_max_source_mib: u64,
+    /// Time budget of one render.
+    #[serde(with = "humantime_serde")]
+    pub thumbnail_timeout: Duration,
+    /// In-process thumbnail cache size.
+    pub thumbnail_cache_mib: u64,
     /// How often the lifecycle rules run (on one replica at a time).
     #[serde(with = "humantime_serde")]
     pub lifecycle_interval: Duration,
@@ -183,6 +194,12 @@ impl Default for Config {
             reconcile_interval: Duration::from_secs(10 * 60),
             reconcile_grace: Duration::from_secs(24 * 3600),
             lifecycle_interval: Duration::from_secs(3600),
+            thumbnail_workers: 0,
+            thumbnail_max_pixels: 50_000_000,
+            thumbnail_max_side: 16_384,
+            thumbnail_max_source_mib: 64,
+            thumbnail_timeout: Duration::from_secs(10),
+            thumbnail_cache_mib: 64,
             presign_key: None,
             presign_previous_key: None,
             presign_previous_key_until: None,
@@ -311,6 +328,16 @@ impl Config {
                 "reconcile_interval and reconcile_grace must be at least 1s",
             ));
         }
+        if !(1..=1_000_000_000).contains(&self.thumbnail_max_pixels) || !(1..=65_535).contains(&self.thumbnail_max_side)
+        {
+            return Err(ConfigError::new(
+                "thumbnail_max_pixels",
+                "thumbnail_max_pixels must be 1..=1e9 and thumbnail_max_side 1..=65535",
+            ));
+        }
+        if self.thumbnail_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::new("thumbnail_timeout", "must be at least 100ms"));
+        }
         if self.lifecycle_interval < Duration::from_secs(1) {
             return Err(ConfigError::new("lifecycle_interval", "must be at least 1s"));
         }
@@ -367,6 +394,13 @@ impl Config {
         match &self.database_url {
             Some(url) => url.expose_secret().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("coffer.db").display()),
+        }
+    }
+
+    pub fn effective_thumbnail_workers(&self) -> usize {
+        match self.thumbnail_workers {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            n => n,
         }
     }
 

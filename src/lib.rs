@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod keys;
+pub mod media;
 pub mod metadata;
 pub mod policy;
 pub mod service;

@@ -66,7 +66,9 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let master = MasterKey::load(&config)?;
     let identity = Identity::new(&config, &master);
     let signer = url_signer(&config, &master);
+    let thumbnails = crate::media::Thumbnails::new(&config);
     Ok(Arc::new(Services {
+        thumbnails,
         config: Arc::new(config),
         store,
         blobs,

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod request_id;
 mod retention;
 mod shares;
+mod thumbnails;
 mod uploads;
 
 use actix_web::middleware::{ErrorHandlers, from_fn};
@@ -143,6 +144,7 @@ fn api_v1(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(retention::put_lifecycle))
                 .route(web::delete().to(retention::delete_lifecycle)),
         )
+        .service(web::resource("/buckets/{bucket}/thumbnails/{key:.*}").route(web::get().to(thumbnails::get)))
         .service(web::resource("/admin/lifecycle/run").route(web::post().to(retention::run_lifecycle)))
         .service(web::resource("/presign").route(web::post().to(presign::presign)))
         .service(web::resource("/shares").route(web::post().to(shares::create)).route(web::get().to(shares::list)))

@@ -24,8 +24,11 @@ const MAX_FORM_TEXT: usize = 4096;
 /// The object key: the raw path after `marker`, percent-decoded exactly once.
 pub fn key_from_path(request: &HttpRequest, marker: &str) -> Result<String, ServiceError> {
     let path = request.uri().path();
-    let start = path.find(marker).ok_or_else(|| ServiceError::bad_request("invalid-key", "missing object key"))?;
-    let raw = &path[start + marker.len()..];
+    let missing = || ServiceError::bad_request("invalid-key", "missing object key");
+    // `/api/v1/buckets/{bucket}{marker}{key}`: skip the bucket, whose name may equal the marker.
+    let after_buckets = path.strip_prefix("/api/v1/buckets/").ok_or_else(missing)?;
+    let after_bucket = &after_buckets[after_buckets.find('/').ok_or_else(missing)?..];
+    let raw = after_bucket.strip_prefix(marker).ok_or_else(missing)?;
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map(|key| key.into_owned())

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::extract::Caller;
+use super::objects::key_from_path;
 use crate::metadata::{DefaultRetention, RetentionMode};
 use crate::policy::lifecycle::LifecycleRule;
 use crate::policy::retention::Retention;
@@ -65,9 +66,11 @@ fn hold_view(on: bool) -> serde_json::Value {
 pub async fn get_retention(
     services: web::Data<Services>,
     caller: Caller,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServiceError> {
-    let (bucket, key) = path.into_inner();
+    let key = key_from_path(&request, "/retention/")?;
+    let bucket = path.into_inner().0;
     let view = services.object_retention(&caller.ctx, &caller.principal, &bucket, &key).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -79,7 +82,8 @@ pub async fn put_retention(
     path: web::Path<(String, String)>,
     body: web::Json<Option<RetentionBody>>,
 ) -> Result<HttpResponse, ServiceError> {
-    let (bucket, key) = path.into_inner();
+    let key = key_from_path(&request, "/retention/")?;
+    let bucket = path.into_inner().0;
     let wanted = requested(body.into_inner())?;
     let view =
         services.set_object_retention(&caller.ctx, &caller.principal, &bucket, &key, wanted, bypass(&request)).await?;
@@ -89,9 +93,11 @@ pub async fn put_retention(
 pub async fn get_legal_hold(
     services: web::Data<Services>,
     caller: Caller,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServiceError> {
-    let (bucket, key) = path.into_inner();
+    let key = key_from_path(&request, "/legal-hold/")?;
+    let bucket = path.into_inner().0;
     let view = services.object_retention(&caller.ctx, &caller.principal, &bucket, &key).await?;
     Ok(HttpResponse::Ok().json(hold_view(view.legal_hold)))
 }
@@ -99,10 +105,12 @@ pub async fn get_legal_hold(
 pub async fn put_legal_hold(
     services: web::Data<Services>,
     caller: Caller,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Json<LegalHoldBody>,
 ) -> Result<HttpResponse, ServiceError> {
-    let (bucket, key) = path.into_inner();
+    let key = key_from_path(&request, "/legal-hold/")?;
+    let bucket = path.into_inner().0;
     let on = match body.status.as_str() {
         "ON" => true,
         "OFF" => false,

@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod retention;
 pub mod shares;
 pub mod signing;
+pub mod thumbnails;
 pub mod uploads;
 pub mod users;
 
@@ -49,6 +50,7 @@ pub struct Services {
     pub signer: signing::UrlSigner,
     /// The address actually bound, when `public_url` is not configured (port 0 in tests).
     pub bound_url: std::sync::OnceLock<String>,
+    pub thumbnails: crate::media::Thumbnails,
     /// This process's identity among replicas (lease holder name).
     pub instance: String,
 }

@@ -18,4 +18,5 @@ mod retention;
 mod retention_mirror;
 mod retention_model;
 mod shares;
+mod thumbnails;
 mod uploads;

@@ -1,0 +1,343 @@
+//! Rendering one thumbnail from image bytes, synchronously (callers run it on
+//! the blocking pool): header check against the limits before any pixel is
+//! decoded, shrink-on-load for JPEG (DCT scaling to 1/2, 1/4 or 1/8 while
+//! the result stays at least twice the target), `fast_image_resize` for the
+//! rest, EXIF orientation, then WebP or JPEG.
+
+use std::io::Cursor;
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+/// Longest sides a thumbnail may have.
+pub const SIZES: [u32; 5] = [64, 128, 256, 512, 1024];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThumbFormat {
+    Webp,
+    Jpeg,
+}
+
+impl ThumbFormat {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "webp" => Some(Self::Webp),
+            "jpeg" | "jpg" => Some(Self::Jpeg),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webp => "webp",
+            Self::Jpeg => "jpeg",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Webp => "image/webp",
+            Self::Jpeg => "image/jpeg",
+        }
+    }
+}
+
+/// What images Coffer agrees to decode.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageLimits {
+    pub max_pixels: u64,
+    pub max_side: u32,
+    /// Bytes the decoder may allocate.
+    pub max_alloc: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ThumbError {
+    /// Not an image Coffer renders (415).
+    #[error("not an image format thumbnails are made from")]
+    Unsupported,
+    /// Over the size limits (422).
+    #[error("the image is {width}×{height}; the limit is {max_pixels} pixels and {max_side} px per side")]
+    TooLarge { width: u32, height: u32, max_pixels: u64, max_side: u32 },
+    /// Corrupt or truncated (422).
+    #[error("the image cannot be decoded: {0}")]
+    Undecodable(String),
+}
+
+type BytesReader<'a> = ImageReader<Cursor<&'a [u8]>>;
+
+const FORMATS: [ImageFormat; 6] =
+    [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Tiff];
+
+fn undecodable(error: impl std::fmt::Display) -> ThumbError {
+    ThumbError::Undecodable(error.to_string())
+}
+
+/// The size of the thumbnail of a `width`×`height` image: longest side
+/// `size`, aspect kept, never upscaled, never zero.
+pub fn fit(width: u32, height: u32, size: u32) -> (u32, u32) {
+    let longest = width.max(height);
+    if longest <= size {
+        return (width.max(1), height.max(1));
+    }
+    let scale = |side: u32| ((u64::from(side) * u64::from(size) + u64::from(longest) / 2) / u64::from(longest)) as u32;
+    (scale(width).max(1), scale(height).max(1))
+}
+
+fn reader<'a>(bytes: &'a [u8], limits: &ImageLimits) -> Result<(BytesReader<'a>, ImageFormat), ThumbError> {
+    let format = image::guess_format(bytes).map_err(|_| ThumbError::Unsupported)?;
+    if !FORMATS.contains(&format) {
+        return Err(ThumbError::Unsupported);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decode_limits = Limits::default();
+    decode_limits.max_alloc = Some(limits.max_alloc);
+    decode_limits.max_image_width = Some(limits.max_side);
+    decode_limits.max_image_height = Some(limits.max_side);
+    reader.limits(decode_limits);
+    Ok((reader, format))
+}
+
+/// Reads only the header: the format and dimensions, refused when over the limits.
+pub fn probe(bytes: &[u8], limits: &ImageLimits) -> Result<(ImageFormat, u32, u32), ThumbError> {
+    let (reader, format) = reader(bytes, limits)?;
+    let decoder = reader.into_decoder().map_err(|e| classify(e, limits))?;
+    let (width, height) = decoder.dimensions();
+    check_limits(width, height, limits)?;
+    Ok((format, width, height))
+}
+
+fn check_limits(width: u32, height: u32, limits: &ImageLimits) -> Result<(), ThumbError> {
+    if width.max(height) > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(ThumbError::TooLarge { width, height, max_pixels: limits.max_pixels, max_side: limits.max_side });
+    }
+    Ok(())
+}
+
+fn classify(error: image::ImageError, limits: &ImageLimits) -> ThumbError {
+    match error {
+        image::ImageError::Limits(_) => {
+            ThumbError::TooLarge { width: 0, height: 0, max_pixels: limits.max_pixels, max_side: limits.max_side }
+        }
+        image::ImageError::Unsupported(_) => ThumbError::Unsupported,
+        other => undecodable(other),
+    }
+}
+
+/// Renders the thumbnail of `bytes`: longest side `size`, in `format`.
+pub fn render(bytes: &[u8], size: u32, format: ThumbFormat, limits: &ImageLimits) -> Result<Vec<u8>, ThumbError> {
+    let (image_format, width, height) = probe(bytes, limits)?;
+    let (decoded, orientation) = match image_format {
+        ImageFormat::Jpeg => match shrink_on_load(bytes, width, height, size, limits)? {
+            Some(decoded) => decoded,
+            None => decode(bytes, limits)?,
+        },
+        _ => decode(bytes, limits)?,
+    };
+    let mut thumb = resize(decoded, size)?;
+    thumb.apply_orientation(orientation);
+    encode(thumb, format)
+}
+
+/// Any supported format through `image`, with its orientation.
+fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<(DynamicImage, Orientation), ThumbError> {
+    let (reader, _) = reader(bytes, limits)?;
+    let mut decoder = reader.into_decoder().map_err(|e| classify(e, limits))?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
+    Ok((image, orientation))
+}
+
+/// JPEG decoded straight at the smallest DCT scale that keeps at least twice
+/// the target; `None` for what it does not handle (CMYK, 16-bit) so the
+/// general decoder takes over.
+fn shrink_on_load(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    size: u32,
+    limits: &ImageLimits,
+) -> Result<Option<(DynamicImage, Orientation)>, ThumbError> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
+    decoder.read_info().map_err(undecodable)?;
+    let (wanted_w, wanted_h) = fit(width, height, size.saturating_mul(2));
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    let (scaled_w, scaled_h) = decoder.scale(clamp(wanted_w), clamp(wanted_h)).map_err(undecodable)?;
+    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+    let pixel_format = decoder.info().map(|info| info.pixel_format);
+    let (w, h) = (u32::from(scaled_w), u32::from(scaled_h));
+    let image = match pixel_format {
+        Some(jpeg_decoder::PixelFormat::RGB24) => {
+            let pixels = decoder.decode().map_err(undecodable)?;
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(|| undecodable("short RGB data"))?)
+        }
+        Some(jpeg_decoder::PixelFormat::L8) => {
+            let pixels = decoder.decode().map_err(undecodable)?;
+            DynamicImage::ImageLuma8(
+                image::GrayImage::from_raw(w, h, pixels).ok_or_else(|| undecodable("short grey data"))?,
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((image, orientation)))
+}
+
+/// Down to `size` (never up), in 8-bit RGB or RGBA.
+fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
+    let image = match image {
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => image,
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    };
+    let (width, height) = fit(image.width(), image.height(), size);
+    if (width, height) == (image.width(), image.height()) {
+        return Ok(image);
+    }
+    let mut target = match &image {
+        DynamicImage::ImageRgba8(_) => DynamicImage::new_rgba8(width, height),
+        _ => DynamicImage::new_rgb8(width, height),
+    };
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+    Resizer::new().resize(&image, &mut target, &options).map_err(undecodable)?;
+    Ok(target)
+}
+
+fn encode(image: DynamicImage, format: ThumbFormat) -> Result<Vec<u8>, ThumbError> {
+    let mut out = Cursor::new(Vec::new());
+    match format {
+        ThumbFormat::Webp => {
+            image.write_with_encoder(image::codecs::webp::WebPEncoder::new_lossless(&mut out)).map_err(undecodable)?;
+        }
+        ThumbFormat::Jpeg => {
+            let flat = flatten_on_white(image);
+            flat.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82))
+                .map_err(undecodable)?;
+        }
+    }
+    Ok(out.into_inner())
+}
+
+/// JPEG has no alpha: transparent pixels become white, not black.
+fn flatten_on_white(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageRgba8(rgba) => {
+            let mut rgb = RgbImage::new(rgba.width(), rgba.height());
+            for (target, source) in rgb.pixels_mut().zip(rgba.pixels()) {
+                let alpha = u16::from(source[3]);
+                for channel in 0..3 {
+                    let blended = (u16::from(source[channel]) * alpha + 255 * (255 - alpha) + 127) / 255;
+                    target[channel] = blended as u8;
+                }
+            }
+            DynamicImage::ImageRgb8(rgb)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: ImageLimits = ImageLimits { max_pixels: 50_000_000, max_side: 16_384, max_alloc: 512 << 20 };
+
+    fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).expect("encode");
+        out.into_inner()
+    }
+
+    #[test]
+    fn every_input_format_becomes_a_fitting_thumbnail() {
+        let source = DynamicImage::ImageRgb8(RgbImage::from_fn(600, 300, |x, y| image::Rgb([x as u8, y as u8, 90])));
+        for format in FORMATS {
+            let source = if format == ImageFormat::Gif || format == ImageFormat::WebP {
+                DynamicImage::ImageRgba8(source.to_rgba8())
+            } else {
+                source.clone()
+            };
+            let bytes = encoded(&source, format);
+            for out in [ThumbFormat::Webp, ThumbFormat::Jpeg] {
+                let thumb = render(&bytes, 128, out, &LIMITS).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+                let decoded = image::load_from_memory(&thumb).expect("decodes");
+                assert_eq!((decoded.width(), decoded.height()), (128, 64), "{format:?} → {out:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_images_are_never_upscaled() {
+        let bytes = encoded(&DynamicImage::new_rgb8(40, 20), ImageFormat::Png);
+        let thumb = render(&bytes, 256, ThumbFormat::Webp, &LIMITS).expect("thumb");
+        let decoded = image::load_from_memory(&thumb).expect("decodes");
+        assert_eq!((decoded.width(), decoded.height()), (40, 20));
+    }
+
+    #[test]
+    fn transparency_turns_white_in_jpeg() {
+        let bytes = encoded(&DynamicImage::new_rgba8(10, 10), ImageFormat::Png);
+        let thumb = render(&bytes, 64, ThumbFormat::Jpeg, &LIMITS).expect("thumb");
+        let pixel = image::load_from_memory(&thumb).expect("decodes").to_rgb8().get_pixel(5, 5).0;
+        assert!(pixel.iter().all(|&c| c > 240), "{pixel:?}");
+    }
+
+    #[test]
+    fn garbage_svg_and_truncation_are_refused_without_panicking() {
+        assert_eq!(render(b"just some text", 64, ThumbFormat::Webp, &LIMITS), Err(ThumbError::Unsupported));
+        let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#;
+        assert_eq!(render(svg, 64, ThumbFormat::Webp, &LIMITS), Err(ThumbError::Unsupported));
+        let jpeg = encoded(&DynamicImage::new_rgb8(300, 200), ImageFormat::Jpeg);
+        let truncated = &jpeg[..jpeg.len() / 3];
+        assert!(matches!(render(truncated, 64, ThumbFormat::Webp, &LIMITS), Err(ThumbError::Undecodable(_))));
+    }
+
+    #[test]
+    fn dimensions_over_the_limits_are_refused_before_decoding() {
+        // A PNG header declaring 100,000 × 100,000 pixels, with no pixel data at all.
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        let ihdr = [&100_000u32.to_be_bytes()[..], &100_000u32.to_be_bytes()[..], &[8, 2, 0, 0, 0]].concat();
+        let mut crc_input = b"IHDR".to_vec();
+        crc_input.extend_from_slice(&ihdr);
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+        assert!(matches!(render(&png, 64, ThumbFormat::Webp, &LIMITS), Err(ThumbError::TooLarge { .. })));
+        let tight = ImageLimits { max_pixels: 10_000, ..LIMITS };
+        let bytes = encoded(&DynamicImage::new_rgb8(200, 100), ImageFormat::Png);
+        assert!(matches!(render(&bytes, 64, ThumbFormat::Webp, &tight), Err(ThumbError::TooLarge { .. })));
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    proptest! {
+        #[test]
+        fn fit_keeps_aspect_within_a_pixel_and_never_grows(w in 1u32..20_000, h in 1u32..20_000, i in 0usize..5) {
+            let size = SIZES[i];
+            let (tw, th) = fit(w, h, size);
+            prop_assert!(tw <= w && th <= h, "never upscaled");
+            prop_assert!(tw >= 1 && th >= 1);
+            let longest = w.max(h);
+            if longest <= size {
+                prop_assert_eq!((tw, th), (w, h));
+            } else {
+                prop_assert_eq!(tw.max(th), size);
+                let scale = f64::from(size) / f64::from(longest);
+                for (side, scaled) in [(w, tw), (h, th)] {
+                    let exact = f64::from(side) * scale;
+                    prop_assert!((f64::from(scaled) - exact).abs() <= 0.5 || scaled == 1, "{side} → {scaled}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Thumbnails of objects: authorized like reads (not audited: derived data),
+//! keyed by the source's content digest so an overwrite can never be served a
+//! stale one, found in the in-process cache, then in the object store under
+//! `t/`, else rendered once on the bounded pool however many ask at once.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use super::context::{Principal, RequestContext};
+use super::objects::parse_key;
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::Permission;
+use crate::media::ThumbFailure;
+use crate::media::thumbnail::{self, SIZES, ThumbError, ThumbFormat};
+use crate::metadata::ObjectRecord;
+use crate::storage::StorageError;
+
+/// A rendered thumbnail and the validator that names it.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    pub bytes: Bytes,
+    pub etag: String,
+    pub content_type: &'static str,
+}
+
+/// Backend key of a thumbnail: by source digest, size and format.
+fn blob_key(digest: &str, size: u32, format: ThumbFormat) -> String {
+    format!("t/{digest}/{size}.{}", format.as_str())
+}
+
+impl From<ThumbFailure> for ServiceError {
+    fn from(failure: ThumbFailure) -> Self {
+        match failure {
+            ThumbFailure::Unsupported(why) => ServiceError::UnsupportedMediaType(why),
+            ThumbFailure::Unprocessable(why) => ServiceError::Unprocessable(why),
+            ThumbFailure::Storage(why) => ServiceError::BadGateway(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+impl Services {
+    pub async fn thumbnail(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        size: u32,
+        format: ThumbFormat,
+    ) -> ServiceResult<Thumbnail> {
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.thumbnail").await?;
+        if !SIZES.contains(&size) {
+            return Err(ServiceError::bad_request("invalid-size", format!("size must be one of {SIZES:?}")));
+        }
+        let key = parse_key(key)?;
+        let object = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        if object.content_type.starts_with("image/svg") {
+            return Err(ServiceError::UnsupportedMediaType("SVG images are never rasterized".into()));
+        }
+        let digest = object.sha256.clone().or_else(|| object.etag.clone()).unwrap_or_else(|| object.id.to_string());
+        let cache_key = format!("{digest}/{size}.{}", format.as_str());
+        let thumbs = &self.thumbnails;
+        let mut missed = false;
+        let result = thumbs
+            .cache
+            .get_with(cache_key.clone(), async {
+                missed = true;
+                self.stored_or_rendered(&object, &digest, size, format).await
+            })
+            .await;
+        let counter = if missed { &thumbs.stats.misses } else { &thumbs.stats.hits };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Err(ThumbFailure::Storage(_)) = &result {
+            // Only the content's own verdicts are worth remembering.
+            thumbs.cache.invalidate(&cache_key).await;
+        }
+        Ok(Thumbnail {
+            bytes: result?,
+            etag: format!("\"{digest}-{size}-{}\"", format.as_str()),
+            content_type: format.content_type(),
+        })
+    }
+
+    async fn stored_or_rendered(
+        &self,
+        object: &ObjectRecord,
+        digest: &str,
+        size: u32,
+        format: ThumbFormat,
+    ) -> Result<Bytes, ThumbFailure> {
+        let storage = |e: StorageError| ThumbFailure::Storage(e.to_string());
+        let key = blob_key(digest, size, format);
+        match self.blobs.get(&key, None).await {
+            Ok(read) => {
+                let chunks: Vec<Bytes> =
+                    read.body.try_collect().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+                return Ok(chunks.concat().into());
+            }
+            Err(StorageError::NotFound) => {}
+            Err(error) => return Err(storage(error)),
+        }
+        let rendered = self.render(object, size, format).await?;
+        let body: crate::storage::ByteStream = Box::pin(futures::stream::iter([Ok(rendered.clone())]));
+        if let Err(error) = self.blobs.put(&key, body, Some(rendered.len() as u64)).await {
+            tracing::warn!(error = %error, key, "could not store a thumbnail; it will be rendered again");
+        }
+        Ok(rendered)
+    }
+
+    async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
+        let thumbs = &self.thumbnails;
+        if u64::try_from(object.size).unwrap_or(u64::MAX) > thumbs.max_source_bytes {
+            return Err(ThumbFailure::Unprocessable(format!(
+                "images over {} bytes get no thumbnail",
+                thumbs.max_source_bytes
+            )));
+        }
+        let read = self.blobs.get(&object.blob_key, None).await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+        let chunks: Vec<Bytes> = read.body.try_collect().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+        let source = chunks.concat();
+        let permit = thumbs.pool.clone().acquire_owned().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+        let limits = thumbs.limits;
+        let started = std::time::Instant::now();
+        // The permit goes with the job: a render past its time budget still holds its slot until it ends.
+        let job = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            thumbnail::render(&source, size, format, &limits)
+        });
+        let outcome = tokio::time::timeout(thumbs.timeout, job).await;
+        thumbs.stats.renders.fetch_add(1, Ordering::Relaxed);
+        let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        thumbs.stats.render_micros.fetch_add(elapsed, Ordering::Relaxed);
+        match outcome {
+            Err(_) => Err(ThumbFailure::Unprocessable("the image took too long to render".into())),
+            Ok(Err(join)) => Err(ThumbFailure::Unprocessable(format!("the renderer failed: {join}"))),
+            Ok(Ok(Err(ThumbError::Unsupported))) => Err(ThumbFailure::Unsupported(ThumbError::Unsupported.to_string())),
+            Ok(Ok(Err(other))) => Err(ThumbFailure::Unprocessable(other.to_string())),
+            Ok(Ok(Ok(bytes))) => Ok(Bytes::from(bytes)),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Thumbnails over HTTP: sizes and formats, validators, EXIF orientations
+//! 1-8, refusals (415/422) for what is not a safe image, one render for many
+//! concurrent requests, and never a stale thumbnail after an overwrite.
+
+use std::io::Cursor;
+
+use coffer::domain::Role;
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::objects::{encode_key, owner_with_bucket};
+
+fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    image.write_to(&mut out, format).expect("encode");
+    out.into_inner()
+}
+
+/// A `w`×`h` image, red in its top-left quadrant, grey elsewhere.
+fn marked(w: u32, h: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        if x < w / 2 && y < h / 2 { Rgb([220, 20, 20]) } else { Rgb([128, 128, 128]) }
+    }))
+}
+
+/// A JPEG carrying an EXIF orientation tag (APP1 right after SOI).
+fn jpeg_with_orientation(image: &DynamicImage, orientation: u16) -> Vec<u8> {
+    let jpeg = encoded(image, ImageFormat::Jpeg);
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend_from_slice(&1u16.to_be_bytes());
+    tiff.extend_from_slice(&[0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1]);
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&u16::try_from(app1.len() + 2).expect("short").to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+async fn upload(app: &TestApp, token: &str, key: &str, body: Vec<u8>, content_type: &str) {
+    let response = app
+        .with_token(Method::PUT, &format!("/api/v1/buckets/pics/objects/{}", encode_key(key)), token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), 201);
+}
+
+async fn thumb(app: &TestApp, token: &str, key: &str, query: &str) -> reqwest::Response {
+    app.with_token(Method::GET, &format!("/api/v1/buckets/pics/thumbnails/{}?{query}", encode_key(key)), token)
+        .send()
+        .await
+        .expect("thumbnail")
+}
+
+async fn decoded(response: reqwest::Response) -> DynamicImage {
+    assert_eq!(response.status(), 200);
+    image::load_from_memory(&response.bytes().await.expect("bytes")).expect("an image")
+}
+
+#[tokio::test]
+async fn thumbnails_fit_the_size_in_either_format_with_validators() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    upload(&app, &owner, "wide.png", encoded(&marked(600, 300), ImageFormat::Png), "image/png").await;
+    let response = thumb(&app, &owner, "wide.png", "size=128").await;
+    assert_eq!(response.headers()["content-type"], "image/webp");
+    assert_eq!(response.headers()["cache-control"], "private, max-age=86400");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
+    let image = decoded(response).await;
+    assert_eq!((image.width(), image.height()), (128, 64));
+    let again = app
+        .with_token(Method::GET, "/api/v1/buckets/pics/thumbnails/wide.png?size=128", &owner)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let jpeg = thumb(&app, &owner, "wide.png", "size=64&format=jpeg").await;
+    assert_eq!(jpeg.headers()["content-type"], "image/jpeg");
+    assert_eq!(decoded(jpeg).await.width(), 64);
+    let default_size = decoded(thumb(&app, &owner, "wide.png", "").await).await;
+    assert_eq!(default_size.width(), 256);
+    let never_upscaled = decoded(thumb(&app, &owner, "wide.png", "size=1024").await).await;
+    assert_eq!((never_upscaled.width(), never_upscaled.height()), (600, 300));
+    for bad in ["size=100", "size=-1", "format=gif", "size=huge"] {
+        assert_eq!(thumb(&app, &owner, "wide.png", bad).await.status(), 400, "{bad}");
+    }
+    let stranger = app.user_session("sam", Role::User).await.access;
+    assert_eq!(thumb(&app, &stranger, "wide.png", "size=64").await.status(), 404);
+    assert_eq!(thumb(&app, &owner, "missing.png", "size=64").await.status(), 404);
+}
+
+#[tokio::test]
+async fn every_exif_orientation_is_applied() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    // Where the red top-left quadrant of the stored pixels ends up once displayed.
+    let expected = [
+        (1, (128, 64), "top-left"),
+        (2, (128, 64), "top-right"),
+        (3, (128, 64), "bottom-right"),
+        (4, (128, 64), "bottom-left"),
+        (5, (64, 128), "top-left"),
+        (6, (64, 128), "top-right"),
+        (7, (64, 128), "bottom-right"),
+        (8, (64, 128), "bottom-left"),
+    ];
+    for (orientation, size, corner) in expected {
+        let key = format!("o{orientation}.jpg");
+        upload(&app, &owner, &key, jpeg_with_orientation(&marked(800, 400), orientation), "image/jpeg").await;
+        let image = decoded(thumb(&app, &owner, &key, "size=128").await).await.to_rgb8();
+        assert_eq!(image.dimensions(), size, "orientation {orientation}");
+        let (w, h) = image.dimensions();
+        let red_at = |x: u32, y: u32| image.get_pixel(x, y)[0] > 180 && image.get_pixel(x, y)[1] < 90;
+        let corners = [
+            ("top-left", w / 4, h / 4),
+            ("top-right", 3 * w / 4, h / 4),
+            ("bottom-left", w / 4, 3 * h / 4),
+            ("bottom-right", 3 * w / 4, 3 * h / 4),
+        ];
+        for (name, x, y) in corners {
+            assert_eq!(red_at(x, y), name == corner, "orientation {orientation}: {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unsafe_or_broken_images_are_refused_clearly() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    upload(&app, &owner, "notes.txt", b"hello, not an image".to_vec(), "text/plain").await;
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>"#;
+    upload(&app, &owner, "logo.svg", svg.to_vec(), "image/svg+xml").await;
+    // A PNG header declaring 100,000 × 100,000 pixels and nothing else.
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    upload(&app, &owner, "bomb.png", bomb, "image/png").await;
+    let jpeg = encoded(&marked(900, 600), ImageFormat::Jpeg);
+    upload(&app, &owner, "cut.jpg", jpeg[..jpeg.len() / 2].to_vec(), "image/jpeg").await;
+    for (key, status) in [("notes.txt", 415), ("logo.svg", 415), ("bomb.png", 422), ("cut.jpg", 422)] {
+        let response = thumb(&app, &owner, key, "size=64").await;
+        assert_eq!(response.status(), status, "{key}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{key}");
+    }
+}
+
+#[tokio::test]
+async fn many_concurrent_requests_render_once() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    upload(&app, &owner, "big.jpg", encoded(&marked(2400, 1600), ImageFormat::Jpeg), "image/jpeg").await;
+    let before = app.services.thumbnails.stats.renders();
+    let requests = (0..100).map(|_| thumb(&app, &owner, "big.jpg", "size=512"));
+    let responses = futures::future::join_all(requests).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+    assert_eq!(app.services.thumbnails.stats.renders() - before, 1, "one decode for 100 requests");
+}
+
+#[tokio::test]
+async fn an_overwritten_image_never_shows_its_old_thumbnail() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    let solid = |color: [u8; 3]| DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 300, Rgb(color)));
+    upload(&app, &owner, "avatar.png", encoded(&solid([250, 0, 0]), ImageFormat::Png), "image/png").await;
+    let red = decoded(thumb(&app, &owner, "avatar.png", "size=64").await).await.to_rgb8();
+    assert!(red.get_pixel(10, 10)[0] > 200);
+    upload(&app, &owner, "avatar.png", encoded(&solid([0, 0, 250]), ImageFormat::Png), "image/png").await;
+    let blue = decoded(thumb(&app, &owner, "avatar.png", "size=64").await).await.to_rgb8();
+    assert!(blue.get_pixel(10, 10)[2] > 200 && blue.get_pixel(10, 10)[0] < 50, "{:?}", blue.get_pixel(10, 10));
+}
