@@ -114,6 +114,9 @@ pub struct Config {
     pub thumbnail_timeout: Duration,
     /// In-process thumbnail cache size.
     pub thumbnail_cache_mib: u64,
+    /// How often idle replicas look for background jobs (thumbnails of new images).
+    #[serde(with = "humantime_serde")]
+    pub job_poll_interval: Duration,
     /// How often the lifecycle rules run (on one replica at a time).
     #[serde(with = "humantime_serde")]
     pub lifecycle_interval: Duration,
@@ -194,6 +197,7 @@ impl Default for Config {
             reconcile_interval: Duration::from_secs(10 * 60),
             reconcile_grace: Duration::from_secs(24 * 3600),
             lifecycle_interval: Duration::from_secs(3600),
+            job_poll_interval: Duration::from_secs(2),
             thumbnail_workers: 0,
             thumbnail_max_pixels: 50_000_000,
             thumbnail_max_side: 16_384,
@@ -337,6 +341,9 @@ impl Config {
         }
         if self.thumbnail_timeout < Duration::from_millis(100) {
             return Err(ConfigError::new("thumbnail_timeout", "must be at least 100ms"));
+        }
+        if self.job_poll_interval < Duration::from_millis(100) {
+            return Err(ConfigError::new("job_poll_interval", "must be at least 100ms"));
         }
         if self.lifecycle_interval < Duration::from_secs(1) {
             return Err(ConfigError::new("lifecycle_interval", "must be at least 1s"));

@@ -97,6 +97,33 @@ pub trait ObjectStore: Send + Sync {
     async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool>;
 }
 
+/// Background jobs: persisted, de-duplicated, leased, retried.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Queues a job unless one with `dedupe_key` is queued already; true if queued now.
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        dedupe_key: &str,
+        payload: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> MetaResult<bool>;
+    /// Leases up to `limit` due jobs to `holder` until `lease_until`, counting an attempt.
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> MetaResult<Vec<JobRecord>>;
+    async fn finish_job(&self, id: i64) -> MetaResult<()>;
+    /// Releases a failed job to run again after `run_after`.
+    async fn retry_job(&self, id: i64, error: &str, run_after: DateTime<Utc>) -> MetaResult<()>;
+    async fn pending_jobs(&self) -> MetaResult<i64>;
+    /// Whether any object not being deleted has this content (derived data may stay).
+    async fn content_in_use(&self, sha256: &str) -> MetaResult<bool>;
+}
+
 /// Retention, legal hold and lifecycle settings, and leases for singleton jobs.
 #[async_trait]
 pub trait GovernanceStore: Send + Sync {
@@ -296,6 +323,7 @@ pub trait MetadataStore:
     + UploadStore
     + ShareStore
     + GovernanceStore
+    + JobStore
     + AuditStore
     + Send
     + Sync

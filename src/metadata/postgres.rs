@@ -71,6 +71,10 @@ mod governance {
     use super::{Store, begin_write};
     include!("sql/governance.rs");
 }
+mod jobs {
+    use super::Store;
+    include!("sql/jobs.rs");
+}
 mod audit {
     use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
     include!("sql/audit.rs");

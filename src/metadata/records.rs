@@ -375,3 +375,13 @@ pub struct ShareRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     pub locked_until: Option<DateTime<Utc>>,
 }
+
+/// A background job as claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Including the current one.
+    pub attempts: i64,
+}

@@ -12,6 +12,7 @@ pub mod digest;
 mod error;
 mod health;
 pub mod identity;
+pub mod jobs;
 pub mod lifecycle;
 pub mod objects;
 pub mod presign;

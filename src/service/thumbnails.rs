@@ -25,6 +25,11 @@ pub struct Thumbnail {
     pub content_type: &'static str,
 }
 
+/// What thumbnails of an object are keyed by: its content, never its name.
+fn content_digest(object: &ObjectRecord) -> String {
+    object.sha256.clone().or_else(|| object.etag.clone()).unwrap_or_else(|| object.id.to_string())
+}
+
 /// Backend key of a thumbnail: by source digest, size and format.
 fn blob_key(digest: &str, size: u32, format: ThumbFormat) -> String {
     format!("t/{digest}/{size}.{}", format.as_str())
@@ -59,7 +64,23 @@ impl Services {
         if object.content_type.starts_with("image/svg") {
             return Err(ServiceError::UnsupportedMediaType("SVG images are never rasterized".into()));
         }
-        let digest = object.sha256.clone().or_else(|| object.etag.clone()).unwrap_or_else(|| object.id.to_string());
+        let (result, digest) = self.cached_thumbnail(&object, size, format).await;
+        Ok(Thumbnail {
+            bytes: result?,
+            etag: format!("\"{digest}-{size}-{}\"", format.as_str()),
+            content_type: format.content_type(),
+        })
+    }
+
+    /// The thumbnail from the cache, the store, or one render shared by every
+    /// concurrent caller; with the digest it is keyed by.
+    pub(crate) async fn cached_thumbnail(
+        &self,
+        object: &ObjectRecord,
+        size: u32,
+        format: ThumbFormat,
+    ) -> (Result<Bytes, ThumbFailure>, String) {
+        let digest = content_digest(object);
         let cache_key = format!("{digest}/{size}.{}", format.as_str());
         let thumbs = &self.thumbnails;
         let mut missed = false;
@@ -67,7 +88,7 @@ impl Services {
             .cache
             .get_with(cache_key.clone(), async {
                 missed = true;
-                self.stored_or_rendered(&object, &digest, size, format).await
+                self.stored_or_rendered(object, &digest, size, format).await
             })
             .await;
         let counter = if missed { &thumbs.stats.misses } else { &thumbs.stats.hits };
@@ -76,11 +97,32 @@ impl Services {
             // Only the content's own verdicts are worth remembering.
             thumbs.cache.invalidate(&cache_key).await;
         }
-        Ok(Thumbnail {
-            bytes: result?,
-            etag: format!("\"{digest}-{size}-{}\"", format.as_str()),
-            content_type: format.content_type(),
-        })
+        (result, digest)
+    }
+
+    /// Drops the stored thumbnails of a removed version once no object has its content.
+    pub(crate) async fn forget_thumbnails(&self, object: &ObjectRecord) {
+        let Some(sha256) = &object.sha256 else { return };
+        if !object.content_type.starts_with("image/") {
+            return;
+        }
+        match self.store.content_in_use(sha256).await {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not check whether thumbnails are still needed");
+                return;
+            }
+        }
+        for size in SIZES {
+            for format in [ThumbFormat::Webp, ThumbFormat::Jpeg] {
+                self.thumbnails.cache.invalidate(&format!("{sha256}/{size}.{}", format.as_str())).await;
+                match self.blobs.delete(&blob_key(sha256, size, format)).await {
+                    Ok(()) | Err(StorageError::NotFound) => {}
+                    Err(error) => tracing::warn!(error = %error, "could not remove a stored thumbnail"),
+                }
+            }
+        }
     }
 
     async fn stored_or_rendered(

@@ -324,6 +324,7 @@ impl Services {
             self.remove_version(old).await;
         }
         self.mirror_new_object(&committed.object).await;
+        self.queue_thumbnail(&committed.object).await;
         Ok(committed.object)
     }
 

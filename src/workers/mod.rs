@@ -1,6 +1,7 @@
 //! Background loops with graceful shutdown: one `Worker` trait, one `Supervisor`.
 
 mod audit_checkpoint;
+mod jobs;
 mod lifecycle;
 mod read_log;
 mod reconciler;
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use audit_checkpoint::AuditCheckpoint;
+pub use jobs::JobRunner;
 pub use lifecycle::LifecycleRunner;
 pub use read_log::ReadLogFlusher;
 pub use reconciler::Reconciler;
@@ -71,6 +73,7 @@ impl Supervisor {
             workers.push(Arc::new(AuditCheckpoint::new(services.clone())));
             workers.push(Arc::new(Reconciler::new(services.clone())));
             workers.push(Arc::new(LifecycleRunner::new(services.clone())));
+            workers.push(Arc::new(JobRunner::new(services.clone())));
         }
         Self::start(workers)
     }

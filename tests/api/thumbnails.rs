@@ -8,7 +8,7 @@ use coffer::domain::Role;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::objects::{encode_key, owner_with_bucket};
 
 fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -157,7 +157,8 @@ async fn unsafe_or_broken_images_are_refused_clearly() {
 
 #[tokio::test]
 async fn many_concurrent_requests_render_once() {
-    let app = spawn_app().await;
+    // No background jobs, so every render counted is one of these requests.
+    let app = spawn_app_with(|config| config.run_workers = false).await;
     let owner = owner_with_bucket(&app, "pia", "pics").await.access;
     upload(&app, &owner, "big.jpg", encoded(&marked(2400, 1600), ImageFormat::Jpeg), "image/jpeg").await;
     let before = app.services.thumbnails.stats.renders();
@@ -178,4 +179,57 @@ async fn an_overwritten_image_never_shows_its_old_thumbnail() {
     upload(&app, &owner, "avatar.png", encoded(&solid([0, 0, 250]), ImageFormat::Png), "image/png").await;
     let blue = decoded(thumb(&app, &owner, "avatar.png", "size=64").await).await.to_rgb8();
     assert!(blue.get_pixel(10, 10)[2] > 200 && blue.get_pixel(10, 10)[0] < 50, "{:?}", blue.get_pixel(10, 10));
+}
+
+async fn stored_thumbnail(app: &TestApp, sha256: &str) -> bool {
+    app.services.blobs.get(&format!("t/{sha256}/256.webp"), None).await.is_ok()
+}
+
+#[tokio::test]
+async fn queued_thumbnails_survive_a_restart_and_go_with_their_source() {
+    let first = spawn_app_with(|config| config.run_workers = false).await;
+    let owner = owner_with_bucket(&first, "pia", "pics").await.access;
+    let response = first
+        .with_token(Method::PUT, "/api/v1/buckets/pics/objects/new.jpg", &owner)
+        .header("content-type", "image/jpeg")
+        .body(encoded(&marked(1200, 800), ImageFormat::Jpeg))
+        .send()
+        .await
+        .expect("put");
+    let sha256 = response.json::<serde_json::Value>().await.expect("json")["sha256"].as_str().expect("sha").to_owned();
+    upload(&first, &owner, "notes.txt", b"not an image".to_vec(), "text/plain").await;
+    assert_eq!(first.services.store.pending_jobs().await.expect("jobs"), 1, "one job, for the image only");
+    first.stop_gracefully().await;
+
+    // The next instance finds the job in the database and prepares the thumbnail unasked.
+    let mut config = first.config.clone();
+    config.run_workers = true;
+    config.job_poll_interval = std::time::Duration::from_millis(100);
+    config.bind = "127.0.0.1:0".into();
+    let second = first.replica_with(config).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while second.services.store.pending_jobs().await.expect("jobs") > 0 {
+        assert!(std::time::Instant::now() < deadline, "the queued job never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(stored_thumbnail(&second, &sha256).await, "the 256 px thumbnail was stored");
+    assert_eq!(second.services.thumbnails.stats.renders(), 1);
+    let owner = {
+        let password = second.create_user("pia2", Role::User).await;
+        let token = second.login("pia2", &password).await.access;
+        let grant = second
+            .with_token(Method::PUT, "/api/v1/buckets/pics/grants/pia2", &owner)
+            .json(&serde_json::json!({"permission": "write"}))
+            .send()
+            .await
+            .expect("grant");
+        assert_eq!(grant.status(), 204);
+        token
+    };
+    assert_eq!(decoded(thumb(&second, &owner, "new.jpg", "size=256").await).await.width(), 256);
+    assert_eq!(second.services.thumbnails.stats.renders(), 1, "served from what the job made");
+
+    let deleted = second.with_token(Method::DELETE, "/api/v1/buckets/pics/objects/new.jpg", &owner).send().await;
+    assert_eq!(deleted.expect("delete").status(), 204);
+    assert!(!stored_thumbnail(&second, &sha256).await, "thumbnails go with the last copy of their source");
 }

@@ -58,6 +58,8 @@ for_each_adapter!({ sqlite, postgres }: [
     object_lifecycle_and_quota,
     listing_matches_a_model,
     audit_chain_is_unbroken_under_concurrency,
+    jobs_are_deduplicated_and_claimed_once,
+    leases_have_one_holder,
 ]);
 
 fn now() -> DateTime<Utc> {
@@ -435,4 +437,52 @@ async fn audit_chain_is_unbroken_under_concurrency(f: &Fixture) {
     assert_eq!(store.audit_head().await.expect("head"), (161, prev));
     assert_eq!(records.last().map(|r| r.action.as_str()), Some("user.create"));
     assert_eq!(store.audit_after(159, 10).await.expect("tail").len(), 2);
+}
+
+async fn jobs_are_deduplicated_and_claimed_once(f: &Fixture) {
+    let store = f.store.clone();
+    let payload = serde_json::json!({"n": 1});
+    for n in 0..20 {
+        assert!(store.enqueue_job("test", &format!("job-{n}"), &payload, now()).await.expect("enqueue"));
+    }
+    assert!(!store.enqueue_job("test", "job-3", &payload, now()).await.expect("enqueue"), "deduplicated");
+    let lease = now() + chrono::Duration::minutes(5);
+    let claimers: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|holder| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_jobs(holder, now(), lease, 15).await.expect("claim") })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.expect("claimer").into_iter().map(|job| job.id));
+    }
+    claimed.sort_unstable();
+    let before = claimed.len();
+    claimed.dedup();
+    assert_eq!((before, claimed.len()), (20, 20), "every job claimed exactly once");
+    assert!(store.claim_jobs("d", now(), lease, 50).await.expect("claim").is_empty(), "all leased");
+    store.retry_job(claimed[0], "boom", now()).await.expect("retry");
+    let again = store.claim_jobs("d", now() + chrono::Duration::seconds(1), lease, 50).await.expect("claim");
+    assert_eq!(again.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(claimed[0], 2)]);
+    store.finish_job(claimed[0]).await.expect("finish");
+    assert_eq!(store.pending_jobs().await.expect("count"), 19);
+    let later = lease + chrono::Duration::seconds(1);
+    let reclaimed = store.claim_jobs("e", later, later + chrono::Duration::minutes(5), 50).await.expect("claim");
+    assert_eq!(reclaimed.len(), 19, "expired leases (a crashed worker) free their jobs");
+}
+
+async fn leases_have_one_holder(f: &Fixture) {
+    let store = &f.store;
+    let until = now() + chrono::Duration::minutes(1);
+    assert!(store.acquire_lease("job", "a", now(), until).await.expect("lease"));
+    assert!(!store.acquire_lease("job", "b", now(), until).await.expect("lease"), "held by a");
+    assert!(store.acquire_lease("job", "a", now(), until).await.expect("lease"), "a renews");
+    let later = until + chrono::Duration::seconds(1);
+    assert!(store.acquire_lease("job", "b", later, later + chrono::Duration::minutes(1)).await.expect("lease"));
+    store.release_lease("job", "a").await.expect("release by a non-holder is a no-op");
+    assert!(!store.acquire_lease("job", "a", later, later).await.expect("lease"), "still b's");
+    store.release_lease("job", "b").await.expect("release");
+    assert!(store.acquire_lease("job", "a", later, later).await.expect("lease"));
 }

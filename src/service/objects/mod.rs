@@ -145,6 +145,7 @@ impl Services {
                 if let Err(error) = self.store.remove_object_row(object.id).await {
                     tracing::warn!(error = %error, object_id = object.id, "could not remove a deleted row");
                 }
+                self.forget_thumbnails(object).await;
             }
             Err(error) => tracing::warn!(error = %error, object_id = object.id, "could not remove old bytes"),
         }

@@ -192,6 +192,7 @@ impl Services {
             self.remove_version(old).await;
         }
         self.mirror_new_object(&committed.object).await;
+        self.queue_thumbnail(&committed.object).await;
         Ok(committed.object)
     }
 
@@ -281,6 +282,7 @@ impl Services {
             self.remove_version(old).await;
         }
         self.mirror_new_object(&committed.object).await;
+        self.queue_thumbnail(&committed.object).await;
         Ok(committed.object)
     }
 
