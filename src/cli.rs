@@ -51,6 +51,17 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Render one thumbnail from a local image file, as the server would (for benchmarks and checks).
+    #[command(hide = true)]
+    Thumbnail {
+        input: std::path::PathBuf,
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        #[arg(long, default_value = "webp")]
+        format: String,
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+    },
     /// Lifecycle rules.
     Lifecycle {
         #[command(subcommand)]
@@ -135,6 +146,7 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Reconcile => reconcile(config).await,
         Command::Audit { action: AuditAction::Verify } => verify_audit(config).await,
         Command::Audit { action: AuditAction::Purge { before } } => purge_audit(config, before).await,
+        Command::Thumbnail { input, size, format, output } => render_thumbnail(&config, &input, size, &format, &output),
         Command::Lifecycle { action: LifecycleAction::Run { dry_run, as_of } } => {
             run_lifecycle(config, dry_run, as_of).await
         }
@@ -277,4 +289,20 @@ async fn run_lifecycle(
     let report = result.map_err(|error| CliError::Refused(error.to_string()))?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
     Ok(())
+}
+
+fn render_thumbnail(
+    config: &Config,
+    input: &std::path::Path,
+    size: u32,
+    format: &str,
+    output: &std::path::Path,
+) -> Result<(), CliError> {
+    use crate::media::thumbnail::{self, ThumbFormat};
+    let refuse = |why: String| CliError::Refused(why);
+    let format = ThumbFormat::parse(format).ok_or_else(|| refuse("--format is webp or jpeg".into()))?;
+    let bytes = std::fs::read(input).map_err(|e| refuse(format!("{}: {e}", input.display())))?;
+    let limits = crate::media::Thumbnails::new(config).limits;
+    let thumb = thumbnail::render(&bytes, size, format, &limits).map_err(|e| refuse(e.to_string()))?;
+    std::fs::write(output, thumb).map_err(|e| refuse(format!("{}: {e}", output.display())))
 }

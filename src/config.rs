@@ -114,6 +114,12 @@ pub struct Config {
     pub thumbnail_timeout: Duration,
     /// In-process thumbnail cache size.
     pub thumbnail_cache_mib: u64,
+    /// Requests per minute per client address and per user (0 = unlimited), by route class.
+    pub rate_limit_auth_per_minute: u32,
+    pub rate_limit_upload_per_minute: u32,
+    pub rate_limit_api_per_minute: u32,
+    /// Whether `/health/ready` fails (503) while the cache is unreachable, rather than reporting it degraded.
+    pub cache_required: bool,
     /// How often idle replicas look for background jobs (thumbnails of new images).
     #[serde(with = "humantime_serde")]
     pub job_poll_interval: Duration,
@@ -198,6 +204,10 @@ impl Default for Config {
             reconcile_grace: Duration::from_secs(24 * 3600),
             lifecycle_interval: Duration::from_secs(3600),
             job_poll_interval: Duration::from_secs(2),
+            rate_limit_auth_per_minute: 60,
+            rate_limit_upload_per_minute: 1200,
+            rate_limit_api_per_minute: 6000,
+            cache_required: false,
             thumbnail_workers: 0,
             thumbnail_max_pixels: 50_000_000,
             thumbnail_max_side: 16_384,

@@ -69,6 +69,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let thumbnails = crate::media::Thumbnails::new(&config);
     Ok(Arc::new(Services {
         thumbnails,
+        local_rates: crate::cache::LocalRates::default(),
         config: Arc::new(config),
         store,
         blobs,

@@ -8,6 +8,7 @@ use moka::Expiry;
 use moka::future::Cache as Moka;
 
 use super::{Cache, CacheError};
+use crate::policy::rate::{Quota, RateDecision};
 
 #[derive(Clone)]
 struct Entry {
@@ -35,11 +36,15 @@ impl Expiry<String, Entry> for PerEntryTtl {
 
 pub struct MemoryCache {
     entries: Moka<String, Entry>,
+    rates: super::LocalRates,
 }
 
 impl MemoryCache {
     pub fn new(max_entries: u64) -> Self {
-        Self { entries: Moka::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build() }
+        Self {
+            entries: Moka::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build(),
+            rates: super::LocalRates::default(),
+        }
     }
 }
 
@@ -65,6 +70,10 @@ impl Cache for MemoryCache {
 
     async fn ping(&self) -> Result<(), CacheError> {
         Ok(())
+    }
+
+    async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError> {
+        Ok(self.rates.admit(key, quota))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `Cache` port: namespaced byte values with TTLs, in process (moka) or in Redis.
 
 mod memory;
+mod rates;
 mod redis;
 
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use bytes::Bytes;
 use secrecy::ExposeSecret;
 
 pub use memory::MemoryCache;
+pub use rates::LocalRates;
 pub use redis::RedisCache;
 
 use crate::config::Config;
+use crate::policy::rate::{Quota, RateDecision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -29,6 +32,9 @@ pub trait Cache: Send + Sync {
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
     async fn ping(&self) -> Result<(), CacheError>;
+    /// Counts one request of `key` against `quota`, atomically across every
+    /// replica that shares this cache (GCRA, see `policy::rate`).
+    async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError>;
 }
 
 /// Redis when `redis_url` is set, else the in-process cache.

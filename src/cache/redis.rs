@@ -1,5 +1,7 @@
 //! Redis cache adapter: one multiplexed, auto-reconnecting connection with short timeouts.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,13 +10,37 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Cache, CacheError};
+use crate::policy::rate::{self, Quota, RateDecision};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// After a failure, Redis is left alone this long (requests bypass the cache meanwhile).
+const BREAKER_OPEN: Duration = Duration::from_secs(5);
+
+/// GCRA in one atomic step on Redis' own clock; returns the stored TAT before
+/// this request (or -1) and now, in microseconds. Same rule as `policy::rate::decide`.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local stored = tonumber(redis.call('GET', KEYS[1]))
+local tat = stored or now
+if tat < now then tat = now end
+local nxt = tat + interval
+if nxt - now <= tolerance then
+  redis.call('SET', KEYS[1], nxt, 'PX', math.floor((nxt - now) / 1000) + 1)
+end
+return {stored or -1, now}
+";
+
 pub struct RedisCache {
     connection: ConnectionManager,
     namespace: String,
+    gcra: redis::Script,
+    /// Unix milliseconds until which the breaker is open.
+    open_until: AtomicI64,
 }
 
 fn unavailable(error: redis::RedisError) -> CacheError {
@@ -29,7 +55,29 @@ impl RedisCache {
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
-        Ok(Self { connection, namespace: namespace.to_owned() })
+        Ok(Self {
+            connection,
+            namespace: namespace.to_owned(),
+            gcra: redis::Script::new(GCRA),
+            open_until: AtomicI64::new(0),
+        })
+    }
+
+    pub fn breaker_open(&self) -> bool {
+        self.open_until.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
+    }
+
+    /// Runs one Redis call unless the breaker is open; a failure opens it.
+    async fn guarded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, CacheError> {
+        if self.breaker_open() {
+            return Err(CacheError::Unavailable("circuit open after a recent failure".into()));
+        }
+        call.await.map_err(|error| {
+            let until = chrono::Utc::now().timestamp_millis() + BREAKER_OPEN.as_millis() as i64;
+            self.open_until.store(until, Ordering::Relaxed);
+            tracing::warn!(error = %error, "redis failed; bypassing it for {}s", BREAKER_OPEN.as_secs());
+            unavailable(error)
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -45,26 +93,36 @@ impl Cache for RedisCache {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         let mut connection = self.connection.clone();
-        let value: Option<Vec<u8>> = connection.get(self.key(key)).await.map_err(unavailable)?;
+        let value: Option<Vec<u8>> = self.guarded(connection.get(self.key(key))).await?;
         Ok(value.map(Bytes::from))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = connection.pset_ex(self.key(key), value.as_ref(), millis).await.map_err(unavailable)?;
+        let _: () = self.guarded(connection.pset_ex(self.key(key), value.as_ref(), millis)).await?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
-        let _: () = connection.del(self.key(key)).await.map_err(unavailable)?;
+        let _: () = self.guarded(connection.del(self.key(key))).await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
+        // Always asks Redis (the breaker does not apply), so readiness sees recovery at once.
         let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(unavailable)?;
+        self.open_until.store(0, Ordering::Relaxed);
         Ok(())
+    }
+
+    async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.gcra.key(self.key(key));
+        invocation.arg(quota.interval_micros()).arg(quota.tolerance_micros());
+        let (stored, now): (i64, i64) = self.guarded(invocation.invoke_async(&mut connection)).await?;
+        Ok(rate::decide(quota, (stored >= 0).then_some(stored), now))
     }
 }

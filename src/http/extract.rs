@@ -66,6 +66,7 @@ impl FromRequest for Caller {
         let services = request.app_data::<web::Data<Services>>().cloned();
         let ctx = request_context(request);
         let token = bearer(request);
+        let class = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.path());
         let signed = match (&token, SignedParams::from_query(request.query_string())) {
             (Some(_), _) | (None, Ok(None)) => Ok(None),
             (None, Ok(Some(params))) => {
@@ -82,6 +83,12 @@ impl FromRequest for Caller {
                 }
                 (None, None) => return Err(ServiceError::Unauthenticated("missing bearer token".into()).into()),
             };
+            if let Some(class) = class
+                && let Some(admission) = services.admit(class, &format!("user:{}", principal.user_id)).await
+                && !admission.decision.allowed
+            {
+                return Err(super::rate_limit::refusal(&admission).into());
+            }
             Ok(Self { principal, ctx })
         })
     }

@@ -13,6 +13,7 @@ mod me;
 pub mod objects;
 mod presign;
 pub mod problem;
+mod rate_limit;
 pub mod request_id;
 mod retention;
 mod shares;
@@ -42,6 +43,7 @@ pub fn app(
         .app_data(web::JsonConfig::default().limit(max_json).error_handler(problem::json_error))
         .app_data(web::PathConfig::default().error_handler(problem::path_error))
         .app_data(web::QueryConfig::default().error_handler(problem::query_error))
+        .wrap(from_fn(rate_limit::middleware))
         .wrap(ErrorHandlers::new().default_handler(problem::problemize))
         .wrap(from_fn(request_id::middleware))
         .service(web::resource("/health/live").route(web::get().to(health::live)))

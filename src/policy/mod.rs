@@ -3,5 +3,6 @@
 pub mod content;
 pub mod lifecycle;
 pub mod password;
+pub mod rate;
 pub mod rbac;
 pub mod retention;

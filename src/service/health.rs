@@ -63,6 +63,14 @@ impl Services {
             probe(limit, self.cache.ping()),
             self.retention_enforcement(),
         );
+        // Without its cache Coffer still serves (bypassing it), so by default that is degraded, not down.
+        let cache = match cache {
+            CheckStatus::Failed(why) if !self.config.cache_required => {
+                tracing::warn!(reason = %why, "cache unreachable; serving without it");
+                CheckStatus::Ok("degraded")
+            }
+            other => other,
+        };
         Readiness {
             checks: BTreeMap::from([("database", database), ("storage", storage), ("cache", cache)]),
             retention_enforcement,

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod objects;
 pub mod presign;
+pub mod rate_limits;
 pub mod read_log;
 pub mod reconcile;
 pub mod retention;
@@ -52,6 +53,8 @@ pub struct Services {
     /// The address actually bound, when `public_url` is not configured (port 0 in tests).
     pub bound_url: std::sync::OnceLock<String>,
     pub thumbnails: crate::media::Thumbnails,
+    /// Rate-limit state used while the shared cache is unreachable.
+    pub local_rates: crate::cache::LocalRates,
     /// This process's identity among replicas (lease holder name).
     pub instance: String,
 }

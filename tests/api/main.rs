@@ -14,6 +14,7 @@ mod identity;
 mod lifecycle;
 mod objects;
 mod presign;
+mod rate_limits;
 mod retention;
 mod retention_mirror;
 mod retention_model;

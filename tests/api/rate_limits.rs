@@ -1,0 +1,173 @@
+//! Rate limits: 429 with `Retry-After` and `RateLimit-*` headers, per
+//! address and per user, shared by replicas through Redis; and Coffer keeps
+//! serving, limits still enforced, while its Redis is down, recovering
+//! without a restart.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coffer::domain::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, problem, spawn_app_with};
+
+async fn login_attempt(app: &TestApp, from: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"username": "nobody", "password": "wrong password here"}))
+        .send()
+        .await
+        .expect("login")
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+#[tokio::test]
+async fn addresses_get_429_with_headers_once_over_the_limit() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_auth_per_minute = 3;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    for remaining in ["2", "1", "0"] {
+        let response = login_attempt(&app, "203.0.113.7").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&response, "ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(header(&response, "ratelimit-remaining").as_deref(), Some(remaining));
+    }
+    let refused = login_attempt(&app, "203.0.113.7").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = header(&refused, "retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert_eq!(header(&refused, "ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(problem(refused).await["status"], 429);
+    assert_eq!(login_attempt(&app, "198.51.100.1").await.status(), StatusCode::UNAUTHORIZED, "other addresses go on");
+    assert_eq!(app.get("/health/ready").await.status(), 200, "health is never limited");
+}
+
+#[tokio::test]
+async fn users_are_limited_wherever_they_come_from_and_replicas_share_the_count() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_api_per_minute = 4;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let alice = app.user_session("alice", Role::User).await.access;
+    let bob = app.user_session("bob", Role::User).await.access;
+    let me = |token: &str, from: &str| {
+        app.with_token(Method::GET, "/api/v1/me", token).header("x-forwarded-for", from.to_owned()).send()
+    };
+    for n in 0..4 {
+        assert_eq!(me(&alice, &format!("192.0.2.{n}")).await.expect("me").status(), 200);
+    }
+    let refused = me(&alice, "192.0.2.200").await.expect("me");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "a fresh address does not reset a user's count");
+    assert!(header(&refused, "retry-after").is_some());
+    assert_eq!(me(&bob, "192.0.2.201").await.expect("me").status(), 200);
+
+    if app.config.redis_url.is_some() {
+        // The same Redis: bob's count continues on the other replica.
+        let mut config = app.config.clone();
+        config.bind = "127.0.0.1:0".into();
+        let other = app.replica_with(config).await;
+        for n in 0..3 {
+            let response = other
+                .with_token(Method::GET, "/api/v1/me", &bob)
+                .header("x-forwarded-for", format!("192.0.2.{}", 50 + n))
+                .send();
+            assert_eq!(response.await.expect("me").status(), 200);
+        }
+        let response = other.with_token(Method::GET, "/api/v1/me", &bob).header("x-forwarded-for", "192.0.2.99").send();
+        assert_eq!(response.await.expect("me").status(), StatusCode::TOO_MANY_REQUESTS, "shared through Redis");
+    }
+}
+
+/// A Redis of this test's own, on a free port, which the test may stop.
+struct PrivateRedis {
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (installed with the test services)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
+async fn cache_check(app: &TestApp) -> (u16, String) {
+    let response = app.get("/health/ready").await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    (status, body["checks"]["cache"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn coffer_serves_and_limits_while_redis_is_down_and_recovers() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start(port);
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(secrecy::SecretString::from(format!("redis://127.0.0.1:{port}")));
+        c.rate_limit_auth_per_minute = 3;
+    })
+    .await;
+    let token = app.user_session("alice", Role::User).await.access;
+    assert_eq!(cache_check(&app).await, (200, "ok".to_owned()));
+
+    redis.stop();
+    let started = Instant::now();
+    let me = app.with_token(Method::GET, "/api/v1/me", &token).send().await.expect("me");
+    assert_eq!(me.status(), 200, "served without the cache");
+    assert!(started.elapsed() < Duration::from_secs(3), "no long wait on a dead Redis: {:?}", started.elapsed());
+    assert_eq!(cache_check(&app).await, (200, "degraded".to_owned()));
+    // Limits stay enforced, in process: alice's login used 1 of 3 auth requests before Redis went away,
+    // and this replica now counts on its own.
+    let statuses: Vec<u16> = futures::future::join_all((0..5).map(|_| async {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"username": "nobody", "password": "wrong password here"}))
+            .send()
+            .await
+            .expect("login")
+            .status()
+            .as_u16()
+    }))
+    .await;
+    assert!(statuses.contains(&429), "still limited: {statuses:?}");
+
+    let _redis = PrivateRedis::start(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cache_check(&app).await != (200, "ok".to_owned()) {
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let me = app.with_token(Method::GET, "/api/v1/me", &token).send().await.expect("me");
+    assert_eq!(me.status(), 200);
+}
