@@ -63,6 +63,11 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError> {
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(async { Entry { value, ttl } }).await;
+        Ok(entry.into_value().value)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.entries.invalidate(key).await;
         Ok(())

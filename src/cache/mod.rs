@@ -31,6 +31,8 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Stores `value` unless the key holds one; returns what the key holds afterwards.
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError>;
     async fn ping(&self) -> Result<(), CacheError>;
     /// Counts one request of `key` against `quota`, atomically across every
     /// replica that shares this cache (GCRA, see `policy::rate`).

@@ -104,6 +104,17 @@ impl Cache for RedisCache {
         Ok(())
     }
 
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError> {
+        let mut connection = self.connection.clone();
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let key = self.key(key);
+        // SET NX GET answers the value already there (Redis 7), or nil when ours was stored.
+        let mut command = redis::cmd("SET");
+        command.arg(&key).arg(value.as_ref()).arg("NX").arg("GET").arg("PX").arg(millis);
+        let existing: Option<Vec<u8>> = self.guarded(command.query_async(&mut connection)).await?;
+        Ok(existing.map_or(value, Bytes::from))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
         let _: () = self.guarded(connection.del(self.key(key))).await?;

@@ -113,6 +113,7 @@ impl Services {
             ..UserPatch::default()
         };
         self.store.update_user(user.id, &patch, &ctx.event(now, account, "auth.password_changed")).await?;
+        self.invalidate(&format!("user:{}", user.id)).await;
         Ok(())
     }
 

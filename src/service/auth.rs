@@ -294,8 +294,7 @@ impl Services {
         let claims = self.identity.jwt.verify(token, self.clock.now()).ok_or_else(invalid)?;
         let user_id: i64 = claims.sub.parse().map_err(|_| invalid())?;
         let user = self
-            .store
-            .user_by_id(user_id)
+            .account_state(user_id)
             .await?
             .filter(|u| !u.disabled && u.token_generation == claims.generation)
             .ok_or_else(invalid)?;
@@ -319,7 +318,7 @@ impl Services {
             .await?
             .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now))
             .ok_or_else(invalid)?;
-        let user = self.store.user_by_id(record.user_id).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        let user = self.account_state(record.user_id).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
         self.store.touch_api_key(&record.id, now, Duration::minutes(1)).await?;
         Ok(Principal {
             user_id: user.id,

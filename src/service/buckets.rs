@@ -59,7 +59,7 @@ impl Services {
         let Some(bucket) = self.store.bucket_by_name(&parsed).await? else {
             return Err(self.deny(ctx, principal, action, Some(name), None, ServiceError::NotFound("bucket")).await);
         };
-        let grant = self.store.grant(bucket.id, principal.user_id).await?;
+        let grant = self.grant_of(bucket.id, principal.user_id).await?;
         match rbac::bucket_access(principal.subject(), grant, required) {
             Decision::Allow => {
                 let permission = rbac::bucket_permission(principal.role, grant).unwrap_or(Permission::Read);
@@ -144,7 +144,7 @@ impl Services {
         action: &str,
     ) -> ServiceResult<(BucketRecord, i64, Username)> {
         let (bucket_record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, action).await?;
-        let caller_grant = self.store.grant(bucket_record.id, principal.user_id).await?;
+        let caller_grant = self.grant_of(bucket_record.id, principal.user_id).await?;
         let target =
             Username::parse(username).map_err(|e| ServiceError::bad_request("invalid-username", e.to_string()))?;
         let is_self = target == principal.username;
@@ -175,7 +175,9 @@ impl Services {
             .event(self.clock.now(), principal.username.as_str(), "grant.set")
             .bucket(bucket)
             .details(serde_json::json!({ "username": target, "permission": permission }));
-        Ok(self.store.set_grant(record.id, user_id, permission, self.clock.now(), &audit).await?)
+        self.store.set_grant(record.id, user_id, permission, self.clock.now(), &audit).await?;
+        self.invalidate(&format!("bucket:{}", record.id)).await;
+        Ok(())
     }
 
     pub async fn remove_grant(
@@ -190,6 +192,8 @@ impl Services {
             .event(self.clock.now(), principal.username.as_str(), "grant.revoke")
             .bucket(bucket)
             .details(serde_json::json!({ "username": target }));
-        Ok(self.store.remove_grant(record.id, user_id, &audit).await?)
+        self.store.remove_grant(record.id, user_id, &audit).await?;
+        self.invalidate(&format!("bucket:{}", record.id)).await;
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod health;
 pub mod identity;
 pub mod jobs;
 pub mod lifecycle;
+pub mod lookups;
 pub mod objects;
 pub mod presign;
 pub mod rate_limits;

@@ -169,7 +169,7 @@ impl Services {
             if params.expires <= now.timestamp() {
                 return Err("the signed URL has expired");
             }
-            let user = self.store.user_by_id(params.signer).await.ok().flatten().filter(|u| !u.disabled);
+            let user = self.account_state(params.signer).await.ok().flatten().filter(|u| !u.disabled);
             let user = user.ok_or("the signer can no longer sign")?;
             let via = match &params.api_key {
                 Some(id) => {

@@ -192,7 +192,9 @@ impl Services {
                 "quota_bytes": changes.quota_bytes,
                 "password_reset": changes.password.is_some(),
             }));
-        self.store.update_user(user.id, &patch, &audit).await.map_err(last_admin)
+        let updated = self.store.update_user(user.id, &patch, &audit).await.map_err(last_admin)?;
+        self.invalidate(&format!("user:{}", user.id)).await;
+        Ok(updated)
     }
 
     pub async fn delete_user(&self, ctx: &RequestContext, principal: &Principal, username: &str) -> ServiceResult<()> {
@@ -201,7 +203,9 @@ impl Services {
         let audit = ctx
             .event(self.clock.now(), principal.username.as_str(), "user.delete")
             .details(serde_json::json!({ "username": user.username }));
-        self.store.delete_user(user.id, &audit).await.map_err(last_admin)
+        self.store.delete_user(user.id, &audit).await.map_err(last_admin)?;
+        self.invalidate(&format!("user:{}", user.id)).await;
+        Ok(())
     }
 
     pub async fn reset_mfa(&self, ctx: &RequestContext, principal: &Principal, username: &str) -> ServiceResult<()> {

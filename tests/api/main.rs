@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod coherence;
 mod faults;
 mod first_admin;
 mod health;
