@@ -118,6 +118,9 @@ pub struct Config {
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_upload_per_minute: u32,
     pub rate_limit_api_per_minute: u32,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    #[serde(serialize_with = "redact_secret")]
+    pub metrics_token: Option<SecretString>,
     /// Whether `/health/ready` fails (503) while the cache is unreachable, rather than reporting it degraded.
     pub cache_required: bool,
     /// How often idle replicas look for background jobs (thumbnails of new images).
@@ -208,6 +211,7 @@ impl Default for Config {
             rate_limit_upload_per_minute: 1200,
             rate_limit_api_per_minute: 6000,
             cache_required: false,
+            metrics_token: None,
             thumbnail_workers: 0,
             thumbnail_max_pixels: 50_000_000,
             thumbnail_max_side: 16_384,

@@ -12,6 +12,7 @@ pub mod http;
 pub mod keys;
 pub mod media;
 pub mod metadata;
+pub mod metrics;
 pub mod policy;
 pub mod service;
 pub mod startup;

@@ -70,6 +70,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     Ok(Arc::new(Services {
         thumbnails,
         local_rates: crate::cache::LocalRates::default(),
+        metrics: crate::metrics::Metrics::new(),
         config: Arc::new(config),
         store,
         blobs,

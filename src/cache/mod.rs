@@ -34,6 +34,10 @@ pub trait Cache: Send + Sync {
     /// Stores `value` unless the key holds one; returns what the key holds afterwards.
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError>;
     async fn ping(&self) -> Result<(), CacheError>;
+    /// Whether calls are being short-circuited after a recent failure.
+    fn breaker_open(&self) -> bool {
+        false
+    }
     /// Counts one request of `key` against `quota`, atomically across every
     /// replica that shares this cache (GCRA, see `policy::rate`).
     async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError>;

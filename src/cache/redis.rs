@@ -63,10 +63,6 @@ impl RedisCache {
         })
     }
 
-    pub fn breaker_open(&self) -> bool {
-        self.open_until.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
-    }
-
     /// Runs one Redis call unless the breaker is open; a failure opens it.
     async fn guarded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, CacheError> {
         if self.breaker_open() {
@@ -89,6 +85,10 @@ impl RedisCache {
 impl Cache for RedisCache {
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn breaker_open(&self) -> bool {
+        self.open_until.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {

@@ -87,6 +87,7 @@ impl FromRequest for Caller {
                 && let Some(admission) = services.admit(class, &format!("user:{}", principal.user_id)).await
                 && !admission.decision.allowed
             {
+                crate::metrics::Metrics::count(&services.metrics.rate_limited, "user");
                 return Err(super::rate_limit::refusal(&admission).into());
             }
             Ok(Self { principal, ctx })

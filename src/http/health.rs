@@ -10,6 +10,29 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// `GET /metrics`: Prometheus text; behind a bearer token when `metrics_token` is set.
+pub async fn metrics(services: web::Data<Services>, request: actix_web::HttpRequest) -> HttpResponse {
+    if let Some(expected) = &services.config.metrics_token {
+        let given = request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = secrecy::ExposeSecret::expose_secret(expected).as_bytes();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected)) {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                Some("metrics need the metrics token".to_owned()),
+            )
+            .response();
+        }
+    }
+    services.metrics.cache_breaker_open.set(i64::from(services.cache.breaker_open()));
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(services.metrics.render())
+}
+
 pub async fn ready(services: web::Data<Services>) -> HttpResponse {
     let readiness = services.readiness().await;
     if readiness.is_ready() {

@@ -48,6 +48,7 @@ pub fn app(
         .wrap(from_fn(request_id::middleware))
         .service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::scope("/api/v1").configure(api_v1))
         .service(
             web::resource("/s/{token}")

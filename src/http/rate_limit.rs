@@ -50,6 +50,7 @@ pub async fn middleware(
         return Ok(next.call(request).await?.map_into_boxed_body());
     };
     if !admission.decision.allowed {
+        crate::metrics::Metrics::count(&services.metrics.rate_limited, class.as_str());
         let mut response = request.error_response(refusal(&admission));
         rate_headers(response.headers_mut(), &admission);
         return Ok(response.map_into_boxed_body());

@@ -46,6 +46,22 @@ pub async fn middleware(
     let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     span.record("route", route.as_str());
     let status = response.status().as_u16();
+    if let Some(services) = response.request().app_data::<actix_web::web::Data<crate::service::Services>>() {
+        let method = response.request().method().as_str().to_owned();
+        let metrics = &services.metrics;
+        metrics
+            .http_requests
+            .get_or_create(&crate::metrics::RequestLabels {
+                method: method.clone(),
+                route: route.clone(),
+                status: crate::metrics::status_class(status),
+            })
+            .inc();
+        metrics
+            .http_seconds
+            .get_or_create(&crate::metrics::RouteLabels { method, route: route.clone() })
+            .observe(started.elapsed().as_secs_f64());
+    }
     span.in_scope(|| {
         tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request completed");
     });

@@ -57,6 +57,7 @@ impl Services {
 
     /// Records a failed login (audit + throttle counters for the account name and the address).
     async fn login_failed(&self, ctx: &RequestContext, account: &str, reason: &str) -> ServiceResult<()> {
+        crate::metrics::Metrics::count(&self.metrics.logins, "failure");
         let now = self.clock.now();
         self.store.record_login_failure(ThrottleScope::Account, account, now, self.account_rule()).await?;
         if let Some(ip) = &ctx.ip {
@@ -131,6 +132,7 @@ impl Services {
             return Ok(LoginOutcome::MfaRequired { mfa_token });
         }
         let tokens = self.issue_tokens(&user, false, None).await?;
+        crate::metrics::Metrics::count(&self.metrics.logins, "success");
         let event = ctx
             .event(self.clock.now(), user.username.as_str(), "auth.login")
             .details(serde_json::json!({"mfa": false}));
@@ -188,6 +190,7 @@ impl Services {
         };
         self.store.delete_mfa_challenge(&hash).await?;
         let tokens = self.issue_tokens(&user, true, None).await?;
+        crate::metrics::Metrics::count(&self.metrics.logins, "success");
         let event = ctx
             .event(now, user.username.as_str(), "auth.login")
             .details(serde_json::json!({"mfa": true, "method": method}));

@@ -9,6 +9,7 @@ use super::context::{Principal, RequestContext};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{Permission, Role};
 use crate::metadata::{BucketRecord, ListQuery};
+use crate::metrics::Metrics;
 use crate::policy::lifecycle::{self, LifecycleRule};
 use crate::policy::retention::is_locked;
 
@@ -176,13 +177,19 @@ impl Services {
                 };
                 let reference = ObjectRef { bucket: bucket.name.to_string(), key: object.key.to_string() };
                 if is_locked(object, when) {
+                    if !report.dry_run {
+                        Metrics::count(&self.metrics.lifecycle_actions, "skipped_locked");
+                    }
                     report.skipped_locked.push(reference);
                     continue;
                 }
                 if !report.dry_run {
                     let details = serde_json::json!({ "rule": rule, "size": object.size });
                     match self.remove_live(ctx, ACTOR, bucket, object, "lifecycle.expire", details).await {
-                        Ok(_) => {}
+                        Ok(_) => {
+                            Metrics::count(&self.metrics.lifecycle_actions, "expired");
+                            self.metrics.lifecycle_bytes_freed.inc_by(u64::try_from(object.size).unwrap_or(0));
+                        }
                         Err(ServiceError::Conflict { slug: "object-locked", .. }) => {
                             report.skipped_locked.push(reference);
                             continue;
@@ -233,7 +240,7 @@ impl Services {
                         continue;
                     }
                     match self.store.abort_upload(&upload.id, &audit).await {
-                        Ok(()) => {}
+                        Ok(()) => Metrics::count(&self.metrics.lifecycle_actions, "aborted_upload"),
                         Err(crate::metadata::MetaError::NotFound(_)) => continue,
                         Err(error) => return Err(error.into()),
                     }

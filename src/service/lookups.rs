@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ServiceResult, Services};
 use crate::domain::{Permission, Role, Username};
+use crate::metrics::Metrics;
 
 const ENTRY_TTL: Duration = Duration::from_secs(300);
 /// Longer than any entry, so an entry never outlives the version it hangs on.
@@ -60,13 +61,18 @@ impl Services {
         T: Serialize + DeserializeOwned,
         F: Future<Output = ServiceResult<T>>,
     {
-        let Some(version) = self.version(scope).await else { return load.await };
+        let Some(version) = self.version(scope).await else {
+            Metrics::count(&self.metrics.cache_lookups, "error");
+            return load.await;
+        };
         let key = format!("{scope}:{version}:{name}");
         if let Ok(Some(bytes)) = self.cache.get(&key).await
             && let Ok(value) = serde_json::from_slice(&bytes)
         {
+            Metrics::count(&self.metrics.cache_lookups, "hit");
             return Ok(value);
         }
+        Metrics::count(&self.metrics.cache_lookups, "miss");
         let value = load.await?;
         if let Ok(bytes) = serde_json::to_vec(&value) {
             let _ = self.cache.set(&key, Bytes::from(bytes), ENTRY_TTL).await;

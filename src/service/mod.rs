@@ -54,6 +54,7 @@ pub struct Services {
     /// The address actually bound, when `public_url` is not configured (port 0 in tests).
     pub bound_url: std::sync::OnceLock<String>,
     pub thumbnails: crate::media::Thumbnails,
+    pub metrics: crate::metrics::Metrics,
     /// Rate-limit state used while the shared cache is unreachable.
     pub local_rates: crate::cache::LocalRates,
     /// This process's identity among replicas (lease holder name).

@@ -93,6 +93,7 @@ impl Services {
             .await;
         let counter = if missed { &thumbs.stats.misses } else { &thumbs.stats.hits };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::Metrics::count(&self.metrics.thumbnail_lookups, if missed { "miss" } else { "hit" });
         if let Err(ThumbFailure::Storage(_)) = &result {
             // Only the content's own verdicts are worth remembering.
             thumbs.cache.invalidate(&cache_key).await;
@@ -172,6 +173,8 @@ impl Services {
         });
         let outcome = tokio::time::timeout(thumbs.timeout, job).await;
         thumbs.stats.renders.fetch_add(1, Ordering::Relaxed);
+        self.metrics.thumbnails_rendered.inc();
+        self.metrics.thumbnail_seconds.observe(started.elapsed().as_secs_f64());
         let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         thumbs.stats.render_micros.fetch_add(elapsed, Ordering::Relaxed);
         match outcome {

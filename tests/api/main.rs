@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod identity;
 mod lifecycle;
+mod metrics;
 mod objects;
 mod presign;
 mod rate_limits;

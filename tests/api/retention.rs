@@ -261,7 +261,7 @@ async fn legal_hold_is_independent_of_retention_and_bypass_never_lifts_it() {
 async fn default_retention_applies_to_objects_written_afterwards() {
     let app = spawn_app().await;
     let crew = vault(&app).await;
-    let (owner, writer, _) = crew.sessions(&app).await;
+    let (owner, writer, admin) = crew.sessions(&app).await;
     put(&app, &owner, "vault", "before.txt", b"1".to_vec()).await;
     let path = "/api/v1/buckets/vault/default-retention";
     let refused =
@@ -275,6 +275,11 @@ async fn default_retention_applies_to_objects_written_afterwards() {
     put(&app, &writer, "vault", "after.txt", b"2".to_vec()).await;
     assert_eq!(delete(&app, &owner, "before.txt").await.status(), 204);
     assert_locked(delete(&app, &owner, "after.txt").await).await;
+    // Deleting the account that wrote it takes nothing of what it wrote.
+    let gone = app.with_token(Method::DELETE, "/api/v1/admin/users/walt", &admin).send().await.expect("delete user");
+    assert_eq!(gone.status(), 204);
+    let still = app.with_token(Method::GET, &object_path("vault", "after.txt"), &owner).send().await.expect("get");
+    assert_eq!(still.bytes().await.expect("bytes").as_ref(), b"2");
     let view: Value = app
         .with_token(Method::GET, "/api/v1/buckets/vault/retention/after.txt", &owner)
         .send()

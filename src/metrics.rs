@@ -1,0 +1,128 @@
+//! Prometheus metrics: one registry per running server (so test instances in
+//! one process do not mix), rendered as text for `GET /metrics`. Labels are
+//! route templates and small enums, never keys or names.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~33 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// `hit`, `miss`, `error` for the versioned lookups.
+    pub cache_lookups: Family<KindLabel, Counter>,
+    pub cache_breaker_open: Gauge,
+    /// Refusals by route class.
+    pub rate_limited: Family<KindLabel, Counter>,
+    /// `success`, `failure`.
+    pub logins: Family<KindLabel, Counter>,
+    pub thumbnails_rendered: Counter,
+    pub thumbnail_seconds: Histogram,
+    /// `hit` (cache or store), `miss`.
+    pub thumbnail_lookups: Family<KindLabel, Counter>,
+    /// `expired`, `skipped_locked`, `aborted_upload`.
+    pub lifecycle_actions: Family<KindLabel, Counter>,
+    pub lifecycle_bytes_freed: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("coffer");
+        let metrics = Self {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_seconds: Family::new_with_constructor(latency_histogram),
+            cache_lookups: Family::default(),
+            cache_breaker_open: Gauge::default(),
+            rate_limited: Family::default(),
+            logins: Family::default(),
+            thumbnails_rendered: Counter::default(),
+            thumbnail_seconds: latency_histogram(),
+            thumbnail_lookups: Family::default(),
+            lifecycle_actions: Family::default(),
+            lifecycle_bytes_freed: Counter::default(),
+        };
+        let build = Family::<Vec<(String, String)>, Gauge>::default();
+        build.get_or_create(&vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]).set(1);
+        registry.register("build_info", "Coffer's version", build);
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status class",
+            metrics.http_requests.clone(),
+        );
+        registry.register("http_request_duration_seconds", "HTTP request latency", metrics.http_seconds.clone());
+        registry.register("cache_lookups", "Cached lookups by result", metrics.cache_lookups.clone());
+        registry.register(
+            "cache_breaker_open",
+            "1 while Redis is bypassed after a failure",
+            metrics.cache_breaker_open.clone(),
+        );
+        registry.register("rate_limited", "Requests refused with 429, by route class", metrics.rate_limited.clone());
+        registry.register("logins", "Password logins by outcome", metrics.logins.clone());
+        registry.register("thumbnails_rendered", "Thumbnails rendered", metrics.thumbnails_rendered.clone());
+        registry.register(
+            "thumbnail_render_seconds",
+            "Time to render one thumbnail",
+            metrics.thumbnail_seconds.clone(),
+        );
+        registry.register("thumbnail_lookups", "Thumbnail requests by cache result", metrics.thumbnail_lookups.clone());
+        registry.register("lifecycle_actions", "Lifecycle actions by kind", metrics.lifecycle_actions.clone());
+        registry.register(
+            "lifecycle_bytes_freed",
+            "Bytes freed by lifecycle expiry",
+            metrics.lifecycle_bytes_freed.clone(),
+        );
+        Self { registry, ..metrics }
+    }
+
+    pub fn count(family: &Family<KindLabel, Counter>, kind: &'static str) {
+        family.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `2xx`, `4xx`, ...
+pub fn status_class(status: u16) -> String {
+    format!("{}xx", status / 100)
+}

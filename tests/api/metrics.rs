@@ -1,0 +1,50 @@
+//! `/metrics`: Prometheus text with the families operators alert on, route
+//! templates instead of keys, and an optional bearer token.
+
+use coffer::domain::Role;
+use reqwest::Method;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+use crate::objects::{owner_with_bucket, put};
+
+#[tokio::test]
+async fn metrics_are_scraped_with_route_templates_and_no_keys() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "mia", "metered").await.access;
+    put(&app, &owner, "metered", "private/salary-2026.xlsx", b"secret numbers".to_vec()).await;
+    let got = app.with_token(Method::GET, "/api/v1/buckets/metered/objects/private/salary-2026.xlsx", &owner).send();
+    assert_eq!(got.await.expect("get").status(), 200);
+    let failed =
+        app.post_json("/api/v1/auth/login", serde_json::json!({"username": "mia", "password": "wrong wrong wrong"}));
+    assert_eq!(failed.await.status(), 401);
+
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().expect("type").starts_with("text/plain"));
+    let text = response.text().await.expect("text");
+    for family in [
+        "coffer_build_info",
+        "coffer_http_requests_total",
+        "coffer_http_request_duration_seconds_bucket",
+        "coffer_cache_lookups_total",
+        "coffer_cache_breaker_open",
+        "coffer_logins_total",
+        "coffer_thumbnails_rendered_total",
+        "coffer_lifecycle_bytes_freed_total",
+    ] {
+        assert!(text.contains(family), "{family} missing from:\n{text}");
+    }
+    assert!(text.contains(r#"route="/api/v1/buckets/{bucket}/objects/{key:.*}""#), "{text}");
+    assert!(text.contains(r#"kind="failure""#), "failed login counted");
+    assert!(!text.contains("salary") && !text.contains("metered"), "no keys or bucket names in labels");
+}
+
+#[tokio::test]
+async fn a_metrics_token_keeps_the_page_private() {
+    let app = spawn_app_with(|c| c.metrics_token = Some(secrecy::SecretString::from("scrape-me-please"))).await;
+    assert_eq!(app.get("/metrics").await.status(), 401);
+    let user = app.user_session("ulla", Role::User).await.access;
+    assert_eq!(app.with_token(Method::GET, "/metrics", &user).send().await.expect("get").status(), 401);
+    let scraped = app.with_token(Method::GET, "/metrics", "scrape-me-please").send().await.expect("get");
+    assert_eq!(scraped.status(), 200);
+}
