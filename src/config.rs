@@ -54,6 +54,8 @@ pub struct Config {
     pub s3_prefix: String,
     pub s3_part_size_mib: u64,
     pub s3_parts_in_flight: usize,
+    /// Each Coffer bucket gets its own backend bucket `{s3_bucket}-b{id}` (created and removed with it).
+    pub s3_bucket_per_coffer_bucket: bool,
     pub s3_single_put_max_mib: u64,
     #[serde(with = "humantime_serde")]
     pub s3_connect_timeout: Duration,
@@ -173,6 +175,7 @@ impl Default for Config {
             s3_prefix: String::new(),
             s3_part_size_mib: 8,
             s3_parts_in_flight: 2,
+            s3_bucket_per_coffer_bucket: false,
             s3_single_put_max_mib: 5 * 1024,
             s3_connect_timeout: Duration::from_secs(5),
             s3_operation_timeout: Duration::from_secs(300),

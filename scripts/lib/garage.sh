@@ -70,6 +70,8 @@ garage_start() {
   if ! garage_cli key info "$garage_key_name" >/dev/null 2>&1; then
     garage_cli key create "$garage_key_name" >/dev/null
   fi
+  # The one-backend-bucket-per-Coffer-bucket tests create buckets.
+  garage_cli key allow --create-bucket "$garage_key_name" >/dev/null
   if ! garage_cli bucket info "$garage_bucket" >/dev/null 2>&1; then
     garage_cli bucket create "$garage_bucket" >/dev/null
     garage_cli bucket allow --read --write --owner "$garage_bucket" --key "$garage_key_name" >/dev/null

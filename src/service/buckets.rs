@@ -111,6 +111,17 @@ impl Services {
             MetaError::Conflict(_) => ServiceError::conflict("bucket-exists", "a bucket with this name already exists"),
             other => other.into(),
         })?;
+        if let Err(error) = self.blobs.ensure_container(&bucket.blob_prefix()).await {
+            // Without its backend bucket the Coffer bucket is unusable: take it back.
+            let undo = ctx
+                .event(self.clock.now(), principal.username.as_str(), "bucket.delete")
+                .bucket(bucket.name.as_str())
+                .details(serde_json::json!({ "reason": "the backend bucket could not be created" }));
+            if let Err(undo_error) = self.store.delete_bucket(bucket.id, &undo).await {
+                tracing::warn!(error = %undo_error, "could not roll back a bucket without backend storage");
+            }
+            return Err(error.into());
+        }
         Ok(view(bucket, Permission::Manage, self.retention_enforcement().await))
     }
 
@@ -121,8 +132,12 @@ impl Services {
             MetaError::Conflict(_) => {
                 ServiceError::conflict("bucket-not-empty", "the bucket still holds objects or uploads")
             }
-            other => other.into(),
-        })
+            other => ServiceError::from(other),
+        })?;
+        if let Err(error) = self.blobs.remove_container(&bucket.blob_prefix()).await {
+            tracing::warn!(error = %error, bucket = name, "could not remove the backend bucket; remove it by hand");
+        }
+        Ok(())
     }
 
     pub async fn list_grants(

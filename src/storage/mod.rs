@@ -8,6 +8,7 @@ mod fs_layout;
 mod s3;
 mod s3_errors;
 mod s3_lock;
+mod s3_routed;
 mod s3_upload;
 
 use std::pin::Pin;
@@ -177,6 +178,17 @@ pub trait BlobStore: Send + Sync {
 
     async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenMultipart>, StorageError>;
 
+    /// Prepares the backend for a new Coffer bucket whose blobs live under
+    /// `bucket_prefix` (`b/{id}/`): a backend bucket of its own where configured.
+    async fn ensure_container(&self, _bucket_prefix: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Undoes [`BlobStore::ensure_container`] once the Coffer bucket is gone and empty.
+    async fn remove_container(&self, _bucket_prefix: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Whether the backend enforces S3 Object Lock on its side too.
     async fn object_lock(&self) -> bool {
         false
@@ -210,6 +222,9 @@ pub trait BlobStore: Send + Sync {
 pub async fn from_config(config: &Config) -> Result<Arc<dyn BlobStore>, StorageError> {
     Ok(match config.storage {
         StorageKind::Fs => Arc::new(FsBlobStore::open(config.effective_fs_root()).await?),
+        StorageKind::S3 if config.s3_bucket_per_coffer_bucket => {
+            Arc::new(s3_routed::RoutedS3::new(S3BlobStore::from_config(config)?))
+        }
         StorageKind::S3 => Arc::new(S3BlobStore::from_config(config)?),
     })
 }

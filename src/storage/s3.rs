@@ -30,10 +30,11 @@ const COPY_PART: u64 = 512 * 1024 * 1024;
 /// Characters left alone in a `x-amz-copy-source` key: unreserved plus `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
+#[derive(Clone)]
 pub struct S3BlobStore {
     pub(super) client: Client,
     pub(super) bucket: String,
-    prefix: String,
+    pub(super) prefix: String,
     pub(super) part_size: usize,
     pub(super) parts_in_flight: usize,
     /// Known-length bodies up to this size go up as one streamed PutObject.
@@ -107,6 +108,27 @@ impl S3BlobStore {
             operation_timeout: config.s3_operation_timeout,
             object_lock: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Server-side copy of `from` in `source_bucket` (same prefix) to `to` here.
+    pub(super) async fn copy_from_bucket(&self, source_bucket: &str, from: &str, to: &str) -> Result<(), StorageError> {
+        let source_full = self.full_key(from)?;
+        let target = self.full_key(to)?;
+        let source = format!("{source_bucket}/{}", utf8_percent_encode(&source_full, COPY_SOURCE));
+        let size = self.for_bucket(source_bucket.to_owned()).head(from).await?.size;
+
+        if size > MAX_SINGLE_COPY {
+            return self.multipart_copy(&source, &target, size).await;
+        }
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&target)
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     pub(super) fn full_key(&self, key: &str) -> Result<String, StorageError> {
@@ -260,22 +282,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let source_full = self.full_key(from)?;
-        let target = self.full_key(to)?;
-        let source = format!("{}/{}", self.bucket, utf8_percent_encode(&source_full, COPY_SOURCE));
-        let size = self.head(from).await?.size;
-        if size > MAX_SINGLE_COPY {
-            return self.multipart_copy(&source, &target, size).await;
-        }
-        self.client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(&target)
-            .copy_source(source)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        self.copy_from_bucket(&self.bucket.clone(), from, to).await
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {

@@ -5,6 +5,7 @@
 mod support;
 
 mod audit;
+mod backend_buckets;
 mod cli;
 mod coherence;
 mod faults;

@@ -1,0 +1,270 @@
+//! One backend bucket per Coffer bucket (`s3_bucket_per_coffer_bucket`):
+//! blob keys `b/{id}/…` live in the backend bucket `{s3_bucket}-b{id}`
+//! (created with the Coffer bucket, removed with it), everything else
+//! (thumbnails, audit checkpoints) in `s3_bucket` itself. Names use the id so
+//! a re-created bucket never meets an old one's leftovers.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::s3::S3BlobStore;
+use super::s3_errors::classify;
+use super::{
+    BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, OpenMultipart, PartInfo,
+    PresignTarget, PresignedRequest, StorageError,
+};
+
+pub struct RoutedS3 {
+    main: S3BlobStore,
+}
+
+/// `b/{id}/rest` → `(id, rest)`.
+fn split(key: &str) -> Option<(u64, &str)> {
+    let rest = key.strip_prefix("b/")?;
+    let (id, rest) = rest.split_once('/')?;
+    Some((id.parse().ok()?, rest))
+}
+
+impl RoutedS3 {
+    pub fn new(main: S3BlobStore) -> Self {
+        Self { main }
+    }
+
+    fn backend_bucket(&self, id: u64) -> String {
+        format!("{}-b{id}", self.main.bucket)
+    }
+
+    /// The store holding `key` and the key inside it.
+    fn route<'k>(&self, key: &'k str) -> (S3BlobStore, &'k str) {
+        match split(key) {
+            Some((id, rest)) => (self.main.for_bucket(self.backend_bucket(id)), rest),
+            None => (self.main.for_bucket(self.main.bucket.clone()), key),
+        }
+    }
+
+    /// Coffer bucket ids that have a backend bucket, ascending.
+    async fn bucket_ids(&self) -> Result<Vec<u64>, StorageError> {
+        let prefix = format!("{}-b", self.main.bucket);
+        let mut ids: Vec<u64> = self
+            .main
+            .backend_buckets()
+            .await?
+            .iter()
+            .filter_map(|name| name.strip_prefix(&prefix)?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+/// Backend buckets themselves, for the router.
+impl S3BlobStore {
+    /// The same connection and settings, on another backend bucket.
+    pub(super) fn for_bucket(&self, bucket: String) -> S3BlobStore {
+        S3BlobStore { bucket, object_lock: tokio::sync::OnceCell::new(), ..self.clone() }
+    }
+
+    pub(super) async fn backend_buckets(&self) -> Result<Vec<String>, StorageError> {
+        let out = self.client.list_buckets().send().await.map_err(classify)?;
+        Ok(out.buckets().iter().filter_map(|b| b.name().map(str::to_owned)).collect())
+    }
+
+    /// Creates a backend bucket; one that exists already (ours) is fine.
+    pub(super) async fn create_backend_bucket(&self, name: &str) -> Result<(), StorageError> {
+        match self.client.create_bucket().bucket(name).send().await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let exists = error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists());
+                if exists { Ok(()) } else { Err(classify(error)) }
+            }
+        }
+    }
+
+    /// Deletes an empty backend bucket; an absent one is fine.
+    pub(super) async fn delete_backend_bucket(&self, name: &str) -> Result<(), StorageError> {
+        match self.client.delete_bucket().bucket(name).send().await.map_err(classify) {
+            Ok(_) | Err(StorageError::NotFound) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for RoutedS3 {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.main.check().await
+    }
+
+    async fn ensure_container(&self, bucket_prefix: &str) -> Result<(), StorageError> {
+        let (id, _) = split(bucket_prefix).ok_or_else(|| StorageError::InvalidKey(bucket_prefix.into()))?;
+        self.main.create_backend_bucket(&self.backend_bucket(id)).await
+    }
+
+    async fn remove_container(&self, bucket_prefix: &str) -> Result<(), StorageError> {
+        let (id, _) = split(bucket_prefix).ok_or_else(|| StorageError::InvalidKey(bucket_prefix.into()))?;
+        self.main.delete_backend_bucket(&self.backend_bucket(id)).await
+    }
+
+    async fn put(&self, key: &str, body: ByteStream, size: Option<u64>) -> Result<u64, StorageError> {
+        let (store, key) = self.route(key);
+        store.put(key, body, size).await
+    }
+
+    async fn get(&self, key: &str, range: Option<BlobRange>) -> Result<BlobRead, StorageError> {
+        let (store, key) = self.route(key);
+        store.get(key, range).await
+    }
+
+    async fn head(&self, key: &str) -> Result<BlobInfo, StorageError> {
+        let (store, key) = self.route(key);
+        store.head(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let (store, key) = self.route(key);
+        match store.delete(key).await {
+            // The backend bucket went with its Coffer bucket: nothing left to delete.
+            Err(StorageError::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (source, from_key) = self.route(from);
+        let (target, to_key) = self.route(to);
+        if source.bucket == target.bucket {
+            return target.copy(from_key, to_key).await;
+        }
+        target.copy_from_bucket(&source.bucket, from_key, to_key).await
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
+        if prefix != "b/" {
+            let (store, _) = self.route(prefix);
+            return store.list(prefix, start_after, limit).await;
+        }
+        // Walk the per-bucket backends in id order, resuming inside the one the cursor names.
+        let resume = start_after.and_then(split);
+        for id in self.bucket_ids().await? {
+            let inner_after = match resume {
+                Some((after_id, _)) if id < after_id => continue,
+                Some((after_id, rest)) if id == after_id => Some(rest),
+                _ => None,
+            };
+            let store = self.main.for_bucket(self.backend_bucket(id));
+            let mut page = store.list("", inner_after, limit).await?;
+            if page.blobs.is_empty() {
+                continue;
+            }
+            for blob in &mut page.blobs {
+                blob.key = format!("b/{id}/{}", blob.key);
+            }
+            let last = page.blobs.last().map(|b| b.key.clone());
+            return Ok(ListPage { next_start_after: last, blobs: page.blobs });
+        }
+        Ok(ListPage::default())
+    }
+
+    async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
+        let (store, key) = self.route(key);
+        store.create_multipart(key).await
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        size: Option<u64>,
+    ) -> Result<PartInfo, StorageError> {
+        let (store, key) = self.route(key);
+        store.upload_part(key, upload_id, part_number, body, size).await
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<PartInfo>, StorageError> {
+        let (store, key) = self.route(key);
+        store.list_parts(key, upload_id).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), StorageError> {
+        let (store, key) = self.route(key);
+        store.complete_multipart(key, upload_id, parts).await
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        let (store, key) = self.route(key);
+        store.abort_multipart(key, upload_id).await
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenMultipart>, StorageError> {
+        if prefix != "b/" {
+            let (store, _) = self.route(prefix);
+            return store.list_multipart_uploads(prefix).await;
+        }
+        let mut all = Vec::new();
+        for id in self.bucket_ids().await? {
+            let store = self.main.for_bucket(self.backend_bucket(id));
+            for mut upload in store.list_multipart_uploads("").await? {
+                upload.key = format!("b/{id}/{}", upload.key);
+                all.push(upload);
+            }
+        }
+        Ok(all)
+    }
+
+    async fn object_lock(&self) -> bool {
+        self.main.object_lock().await
+    }
+
+    async fn mirror_retention(
+        &self,
+        key: &str,
+        retention: Option<crate::policy::retention::Retention>,
+        bypass: bool,
+    ) -> Result<(), StorageError> {
+        let (store, key) = self.route(key);
+        store.mirror_retention(key, retention, bypass).await
+    }
+
+    async fn mirror_legal_hold(&self, key: &str, on: bool) -> Result<(), StorageError> {
+        let (store, key) = self.route(key);
+        store.mirror_legal_hold(key, on).await
+    }
+
+    async fn presign(
+        &self,
+        key: &str,
+        target: PresignTarget,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let (store, key) = self.route(key);
+        store.presign(key, target, expires_in).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn only_bucket_data_is_routed() {
+        assert_eq!(split("b/17/o/abc"), Some((17, "o/abc")));
+        assert_eq!(split("b/17/"), Some((17, "")));
+        assert_eq!(split("t/abc/256.webp"), None);
+        assert_eq!(split("b/x/o"), None);
+        assert_eq!(split("audit/checkpoint"), None);
+    }
+}
