@@ -4,6 +4,7 @@
 //!
 //! Memory per upload is at most `(parts_in_flight + 1) × part_size`: the next
 //! part is not read from the client until a slot frees up (backpressure).
+//! Parts are kept as the chunks they arrived in (see `Part`).
 
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::CompletedPart as S3CompletedPart;
 use aws_smithy_types::body::SdkBody;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::StreamBody;
 use sync_wrapper::SyncStream;
@@ -94,38 +95,73 @@ async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: 
     Ok(size)
 }
 
-/// Reads up to `part_size` bytes into `buffer`; returns a full part or, at the end, the rest.
+/// A part held as the chunks it arrived in. No part-sized buffer is ever
+/// allocated: glibc raises its mmap threshold after the first such buffer is
+/// freed and serves the next ones from its heap, where they fragment and RSS
+/// grows with every part (measured: 67 → 109 MiB peak from a 100 MiB to a
+/// 3 GiB upload; with chunks it stays flat).
+#[derive(Clone, Default)]
+struct Part {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Part {
+    /// An SDK body over the chunks, rebuilt (cheaply: `Bytes` clones) for retries.
+    fn body(&self) -> SdkByteStream {
+        let chunks = self.chunks.clone();
+        SdkByteStream::new(SdkBody::retryable(move || {
+            let frames = futures::stream::iter(
+                chunks.clone().into_iter().map(|chunk| Ok::<_, std::io::Error>(http_body::Frame::data(chunk))),
+            );
+            SdkBody::from_body_1_x(StreamBody::new(SyncStream::new(frames)))
+        }))
+    }
+}
+
+/// Reads up to `part_size` bytes; returns a full part or, at the end, the rest.
+/// Bytes past the part boundary wait in `carry` for the next part.
 async fn next_part(
     body: &mut ByteStream,
-    buffer: &mut BytesMut,
+    carry: &mut Option<Bytes>,
     part_size: usize,
-) -> Result<Option<Bytes>, StorageError> {
-    // One exact allocation per part, not a doubling series of them.
-    buffer.reserve(part_size.saturating_sub(buffer.len()));
-    while buffer.len() < part_size {
-        match body.next().await {
-            Some(chunk) => buffer.extend_from_slice(&chunk.map_err(StorageError::Client)?),
-            None if buffer.is_empty() => return Ok(None),
-            None => return Ok(Some(buffer.split().freeze())),
+) -> Result<Option<Part>, StorageError> {
+    let mut part = Part::default();
+    while part.len < part_size {
+        let chunk = match carry.take() {
+            Some(chunk) => chunk,
+            None => match body.next().await {
+                Some(chunk) => chunk.map_err(StorageError::Client)?,
+                None => break,
+            },
+        };
+        let mut chunk = chunk;
+        if part.len + chunk.len() > part_size {
+            *carry = Some(chunk.split_off(part_size - part.len));
+        }
+        part.len += chunk.len();
+        if !chunk.is_empty() {
+            part.chunks.push(chunk);
         }
     }
-    Ok(Some(buffer.split_to(part_size).freeze()))
+    Ok((part.len > 0).then_some(part))
 }
 
 async fn put_in_parts(store: &S3BlobStore, full: &str, body: ByteStream) -> Result<u64, StorageError> {
     // `next_part` polls again after the end of the body; fusing makes that well-defined.
     let mut body: ByteStream = Box::pin(body.fuse());
     let part_size = store.part_size;
-    let mut buffer = BytesMut::with_capacity(part_size);
-    let first = next_part(&mut body, &mut buffer, part_size).await?.unwrap_or_default();
-    if first.len() < part_size {
-        let size = first.len() as u64;
+    let mut carry = None;
+    let first = next_part(&mut body, &mut carry, part_size).await?.unwrap_or_default();
+    if first.len < part_size {
+        let size = first.len as u64;
         store
             .client
             .put_object()
             .bucket(&store.bucket)
             .key(full)
-            .body(SdkByteStream::from(first))
+            .content_length(to_i64(size))
+            .body(first.body())
             .customize()
             .disable_payload_signing()
             .send()
@@ -134,7 +170,7 @@ async fn put_in_parts(store: &S3BlobStore, full: &str, body: ByteStream) -> Resu
         return Ok(size);
     }
     let upload_id = store.create_multipart_full(full).await?;
-    let result = upload_parts(store, full, &upload_id, first, &mut body, &mut buffer).await;
+    let result = upload_parts(store, full, &upload_id, first, &mut body, &mut carry).await;
     match result {
         Ok((parts, size)) => match store.complete_full(full, &upload_id, parts).await {
             Ok(()) => Ok(size),
@@ -154,9 +190,9 @@ async fn upload_parts(
     store: &S3BlobStore,
     full: &str,
     upload_id: &str,
-    first: Bytes,
+    first: Part,
     body: &mut ByteStream,
-    buffer: &mut BytesMut,
+    carry: &mut Option<Bytes>,
 ) -> Result<(Vec<S3CompletedPart>, u64), StorageError> {
     // Parts upload on their own tasks so they progress while the next part is
     // read; dropping the set on error aborts whatever is still running.
@@ -173,12 +209,12 @@ async fn upload_parts(
         }
         let part = match pending.take() {
             Some(part) => part,
-            None => match next_part(body, buffer, store.part_size).await? {
+            None => match next_part(body, carry, store.part_size).await? {
                 Some(part) => part,
                 None => break,
             },
         };
-        total += part.len() as u64;
+        total += part.len as u64;
         in_flight.spawn(send_part(
             store.client.clone(),
             store.bucket.clone(),
@@ -206,7 +242,7 @@ async fn send_part(
     full: String,
     upload_id: String,
     part_number: i32,
-    part: Bytes,
+    part: Part,
 ) -> Result<S3CompletedPart, StorageError> {
     let out = client
         .upload_part()
@@ -214,8 +250,8 @@ async fn send_part(
         .key(full)
         .upload_id(upload_id)
         .part_number(part_number)
-        .content_length(to_i64(part.len() as u64))
-        .body(SdkByteStream::from(part))
+        .content_length(to_i64(part.len as u64))
+        .body(part.body())
         .customize()
         .disable_payload_signing()
         .send()
@@ -238,15 +274,10 @@ pub(super) async fn upload_part(
     let (sdk_body, length) = match size {
         Some(size) => (streaming_body(fault.watch(body)), size),
         None => {
-            let bytes: BytesMut = body
-                .map_err(StorageError::Client)
-                .try_fold(BytesMut::new(), |mut acc, chunk| async move {
-                    acc.extend_from_slice(&chunk);
-                    Ok(acc)
-                })
-                .await?;
-            let length = bytes.len() as u64;
-            (SdkByteStream::from(bytes.freeze()), length)
+            // Bounded by the part size the service enforces; kept as chunks (see `Part`).
+            let chunks: Vec<Bytes> = body.map_err(StorageError::Client).try_collect().await?;
+            let part = Part { len: chunks.iter().map(Bytes::len).sum(), chunks };
+            (part.body(), part.len as u64)
         }
     };
     let out = store
@@ -264,4 +295,28 @@ pub(super) async fn upload_part(
         .await
         .map_err(|error| fault.blame(classify(error)))?;
     Ok(PartInfo { part_number, etag: out.e_tag().unwrap_or_default().to_owned(), size: length })
+}
+
+#[cfg(test)]
+mod part_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parts_are_cut_at_exact_boundaries_from_any_chunking() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for chunk_size in [1, 7, 64, 333, 1000] {
+            let chunks: Vec<Result<Bytes, std::io::Error>> =
+                data.chunks(chunk_size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            let mut body: ByteStream = Box::pin(futures::stream::iter(chunks).fuse());
+            let mut carry = None;
+            let (mut lengths, mut joined) = (Vec::new(), Vec::new());
+            while let Some(part) = next_part(&mut body, &mut carry, 300).await.expect("part") {
+                lengths.push(part.len);
+                assert_eq!(part.len, part.chunks.iter().map(Bytes::len).sum::<usize>());
+                part.chunks.iter().for_each(|c| joined.extend_from_slice(c));
+            }
+            assert_eq!(lengths, [300, 300, 300, 100], "chunks of {chunk_size}");
+            assert_eq!(joined, data);
+        }
+    }
 }
