@@ -50,6 +50,7 @@ pub fn app(
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::scope("/api/v1").configure(api_v1))
+        .service(web::resource("/s/{token}/thumbnail").route(web::get().to(shares::thumbnail)))
         .service(
             web::resource("/s/{token}")
                 .route(web::get().to(shares::get))

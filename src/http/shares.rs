@@ -12,7 +12,8 @@ use super::objects::{object_response, read_request_of};
 use crate::service::shares::{NewShare, ShareOpen};
 use crate::service::{ServiceError, Services};
 
-const PAGE_CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_CSP: &str =
+    "default-src 'none'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 #[derive(Deserialize)]
 pub struct CreateShare {
@@ -87,13 +88,20 @@ fn human_size(bytes: i64) -> String {
     if unit == 0 { format!("{bytes} bytes") } else { format!("{value:.1} {}", units[unit]) }
 }
 
-fn password_page(file_name: &str, size: i64, wrong: bool) -> HttpResponse {
+fn password_page(file_name: &str, size: i64, preview: Option<&str>, wrong: bool) -> HttpResponse {
     let notice = if wrong { "<p role=\"alert\">That password is not right. Try again.</p>" } else { "" };
+    // Relative to `/s/{token}`: the token never has to be written into the page.
+    let preview = match preview {
+        Some(token) => {
+            format!("<p><img src=\"{}/thumbnail\" alt=\"Preview\" style=\"max-width:256px\"></p>", escape(token))
+        }
+        None => String::new(),
+    };
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"referrer\" content=\"no-referrer\"><title>Shared file — Coffer</title></head>\
-         <body><main><h1>{name}</h1><p>{size}</p>{notice}\
+         <body><main><h1>{name}</h1><p>{size}</p>{preview}{notice}\
          <form method=\"post\"><label for=\"password\">This link is protected. Password</label> \
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"off\" required autofocus> \
          <button type=\"submit\">Download</button></form></main></body></html>\n",
@@ -122,13 +130,16 @@ async fn open(
     let html = wants_html(request.headers());
     match services.open_share(ctx, token, password.as_ref(), &read_request).await {
         Ok(ShareOpen::Object(read)) => Ok(object_response(read, false)),
-        Ok(ShareOpen::NeedsPassword { file_name, size, .. }) if html => Ok(password_page(&file_name, size, false)),
+        Ok(ShareOpen::NeedsPassword { file_name, size, content_type }) if html => {
+            let preview = crate::service::shares::previewable(&content_type).then_some(token);
+            Ok(password_page(&file_name, size, preview, false))
+        }
         Ok(ShareOpen::NeedsPassword { .. }) => {
             Err(ServiceError::Unauthenticated("this link needs a password (header X-Share-Password)".into()))
         }
         Err(ServiceError::Unauthenticated(_)) if html && password.is_some() => {
             // Re-ask, keeping what the page showed; a wrong password costs a throttled attempt either way.
-            Ok(password_page("this file", 0, true))
+            Ok(password_page("this file", 0, None, true))
         }
         Err(error) => Err(error),
     }
@@ -154,6 +165,21 @@ pub async fn head(
     token: web::Path<String>,
 ) -> Result<HttpResponse, ServiceError> {
     open(&services, &ctx, &request, &token, header_password(&request), true).await
+}
+
+/// `GET /s/{token}/thumbnail`: the preview on the password page.
+pub async fn thumbnail(
+    services: web::Data<Services>,
+    Ctx(ctx): Ctx,
+    token: web::Path<String>,
+) -> Result<HttpResponse, ServiceError> {
+    let thumb = services.share_thumbnail(&ctx, &token).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(thumb.content_type)
+        .insert_header((header::ETAG, thumb.etag))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(thumb.bytes))
 }
 
 /// The password page's form posts here.

@@ -43,6 +43,14 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 /// replica form one chain.
 pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
 
+/// Leases due jobs; rows another replica is claiming right now are skipped,
+/// not waited for (so concurrent claimers share the queue instead of colliding).
+pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
+                  AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     AND (locked_until IS NULL OR locked_until < $3) \
+     RETURNING id, kind, payload, attempts";
+
 mod users {
     use super::{Db, Store, begin_write};
     include!("sql/users.rs");
@@ -72,7 +80,7 @@ mod governance {
     include!("sql/governance.rs");
 }
 mod jobs {
-    use super::Store;
+    use super::{CLAIM_JOBS, Store};
     include!("sql/jobs.rs");
 }
 mod audit {

@@ -54,6 +54,13 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 /// Reads the audit chain head inside a write transaction (already exclusive here).
 pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
 
+/// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
+pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
+                  AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4) \
+     AND (locked_until IS NULL OR locked_until < $3) \
+     RETURNING id, kind, payload, attempts";
+
 mod users {
     use super::{Db, Store, begin_write};
     include!("sql/users.rs");
@@ -83,7 +90,7 @@ mod governance {
     include!("sql/governance.rs");
 }
 mod jobs {
-    use super::Store;
+    use super::{CLAIM_JOBS, Store};
     include!("sql/jobs.rs");
 }
 mod audit {

@@ -222,6 +222,22 @@ impl Services {
         }
     }
 
+    /// The 256 px preview of a shared image, for the password page: visible to
+    /// whoever holds the link (like the file name and size), counted as no
+    /// download, not audited (derived data).
+    pub async fn share_thumbnail(
+        &self,
+        ctx: &RequestContext,
+        token: &str,
+    ) -> ServiceResult<crate::service::thumbnails::Thumbnail> {
+        let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
+        let (object, _) = self.shared_object(ctx, &share).await?;
+        if !previewable(&object.content_type) {
+            return Err(ServiceError::UnsupportedMediaType("only images have a preview".into()));
+        }
+        self.thumbnail_of(&object, crate::service::jobs::COMMON_SIZE, crate::media::thumbnail::ThumbFormat::Webp).await
+    }
+
     pub async fn open_share(
         &self,
         ctx: &RequestContext,
@@ -275,4 +291,9 @@ impl Services {
         }
         Ok(ShareOpen::Object(read))
     }
+}
+
+/// Whether the password page may show a preview of this type (raster images only).
+pub fn previewable(content_type: &str) -> bool {
+    content_type.starts_with("image/") && !content_type.starts_with("image/svg")
 }

@@ -64,7 +64,17 @@ impl Services {
         if object.content_type.starts_with("image/svg") {
             return Err(ServiceError::UnsupportedMediaType("SVG images are never rasterized".into()));
         }
-        let (result, digest) = self.cached_thumbnail(&object, size, format).await;
+        self.thumbnail_of(&object, size, format).await
+    }
+
+    /// The thumbnail of an object the caller may already read.
+    pub(crate) async fn thumbnail_of(
+        &self,
+        object: &ObjectRecord,
+        size: u32,
+        format: ThumbFormat,
+    ) -> ServiceResult<Thumbnail> {
+        let (result, digest) = self.cached_thumbnail(object, size, format).await;
         Ok(Thumbnail {
             bytes: result?,
             etag: format!("\"{digest}-{size}-{}\"", format.as_str()),

@@ -217,3 +217,45 @@ async fn a_link_dies_when_its_creator_loses_access() {
         .expect("revoke");
     assert_eq!(plain().get(&url).send().await.expect("get").status(), 410);
 }
+
+#[tokio::test]
+async fn the_password_page_previews_images_and_only_images() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "pam", "pam-files").await;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::new_rgb8(600, 400).write_to(&mut png, image::ImageFormat::Png).expect("png");
+    let uploaded = app
+        .with_token(Method::PUT, "/api/v1/buckets/pam-files/objects/holiday.png", &owner.access)
+        .header("content-type", "image/png")
+        .body(png.into_inner())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(uploaded.status(), 201);
+    put(&app, &owner.access, "pam-files", "notes.txt", b"text".to_vec()).await;
+    let body = |key: &str| json!({"bucket": "pam-files", "key": key, "password": "correct horse battery"});
+    let (image_id, image_url) = share_url(&app, &owner.access, body("holiday.png")).await;
+    let (_, text_url) = share_url(&app, &owner.access, body("notes.txt")).await;
+    let client = reqwest::Client::new();
+
+    let page = client.get(&image_url).header("accept", "text/html").send().await.expect("page");
+    let csp = page.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+    assert!(csp.contains("img-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await.expect("html");
+    let token = image_url.rsplit('/').next().expect("token");
+    assert!(html.contains(&format!("<img src=\"{token}/thumbnail\"")), "{html}");
+    let preview = client.get(format!("{image_url}/thumbnail")).send().await.expect("preview");
+    assert_eq!(preview.status(), 200);
+    assert_eq!(preview.headers()["content-type"], "image/webp");
+    let preview = image::load_from_memory(&preview.bytes().await.expect("bytes")).expect("an image");
+    assert_eq!((preview.width(), preview.height()), (256, 171));
+
+    let text_page = client.get(&text_url).header("accept", "text/html").send().await.expect("page");
+    assert!(!text_page.text().await.expect("html").contains("<img"), "no preview for text");
+    assert_eq!(client.get(format!("{text_url}/thumbnail")).send().await.expect("preview").status(), 415);
+
+    // A preview is not a download, and dies with the link.
+    let revoked = app.with_token(Method::DELETE, &format!("/api/v1/shares/{image_id}"), &owner.access).send().await;
+    assert_eq!(revoked.expect("revoke").status(), 204);
+    assert_eq!(client.get(format!("{image_url}/thumbnail")).send().await.expect("preview").status(), 410);
+}

@@ -37,15 +37,9 @@ impl JobStore for Store {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> MetaResult<Vec<JobRecord>> {
-        // The lease condition is repeated outside the subquery so that, on
-        // PostgreSQL, a row another replica claimed meanwhile is skipped.
-        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
-                          AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4) \
-             AND (locked_until IS NULL OR locked_until < $3) \
-             RETURNING id, kind, payload, attempts",
-        )
+        // Per engine (`CLAIM_JOBS`): the lease condition is repeated outside the
+        // subquery so a row another replica claimed meanwhile is never claimed twice.
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(CLAIM_JOBS)
         .bind(holder)
         .bind(to_micros(lease_until))
         .bind(to_micros(now))
