@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access;
 mod audit;
 mod backend_buckets;
 mod cli;
@@ -15,6 +16,7 @@ mod helpers;
 mod identity;
 mod lifecycle;
 mod metrics;
+mod object_streams;
 mod objects;
 mod presign;
 mod rate_limits;
