@@ -302,7 +302,7 @@ fn render_thumbnail(
     let refuse = |why: String| CliError::Refused(why);
     let format = ThumbFormat::parse(format).ok_or_else(|| refuse("--format is webp or jpeg".into()))?;
     let bytes = std::fs::read(input).map_err(|e| refuse(format!("{}: {e}", input.display())))?;
-    let limits = crate::media::Thumbnails::new(config).limits;
+    let limits = thumbnail::ImageLimits::from_config(config);
     let thumb = thumbnail::render(&bytes, size, format, &limits).map_err(|e| refuse(e.to_string()))?;
     std::fs::write(output, thumb).map_err(|e| refuse(format!("{}: {e}", output.display())))
 }

@@ -4,7 +4,6 @@
 pub mod thumbnail;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -24,21 +23,6 @@ pub enum ThumbFailure {
     Storage(String),
 }
 
-/// Counters for `/metrics` and tests.
-#[derive(Debug, Default)]
-pub struct ThumbStats {
-    pub renders: AtomicU64,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub render_micros: AtomicU64,
-}
-
-impl ThumbStats {
-    pub fn renders(&self) -> u64 {
-        self.renders.load(Ordering::Relaxed)
-    }
-}
-
 /// In-process cache (which also makes concurrent requests for one missing
 /// thumbnail wait on a single render), the bounded render pool, limits.
 pub struct Thumbnails {
@@ -47,7 +31,6 @@ pub struct Thumbnails {
     pub limits: ImageLimits,
     pub max_source_bytes: u64,
     pub timeout: std::time::Duration,
-    pub stats: ThumbStats,
 }
 
 impl Thumbnails {
@@ -63,15 +46,9 @@ impl Thumbnails {
         Self {
             cache,
             pool: Arc::new(Semaphore::new(config.effective_thumbnail_workers())),
-            limits: ImageLimits {
-                max_pixels: config.thumbnail_max_pixels,
-                max_side: config.thumbnail_max_side,
-                // Decoded RGBA at the pixel limit, plus room for the decoder's own buffers.
-                max_alloc: config.thumbnail_max_pixels * 4 + (64 << 20),
-            },
+            limits: ImageLimits::from_config(config),
             max_source_bytes: config.thumbnail_max_source_mib * 1024 * 1024,
             timeout: config.thumbnail_timeout,
-            stats: ThumbStats::default(),
         }
     }
 }

@@ -52,6 +52,17 @@ pub struct ImageLimits {
     pub max_alloc: u64,
 }
 
+impl ImageLimits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_pixels: config.thumbnail_max_pixels,
+            max_side: config.thumbnail_max_side,
+            // Decoded RGBA at the pixel limit, plus room for the decoder's own buffers.
+            max_alloc: config.thumbnail_max_pixels * 4 + (64 << 20),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ThumbError {
     /// Not an image Coffer renders (415).

@@ -76,7 +76,7 @@ mod shares {
     include!("sql/shares.rs");
 }
 mod governance {
-    use super::{Store, begin_write};
+    use super::Store;
     include!("sql/governance.rs");
 }
 mod jobs {

@@ -8,6 +8,7 @@ use totp_rs::Secret;
 use super::auth::API_KEY_PREFIX;
 use super::context::{Principal, RequestContext};
 use super::identity::{authenticator, digest, random_bytes, random_token, verify_code};
+use super::lookups::user_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::Outcome;
 use crate::domain::{Scope, Scopes};
@@ -113,7 +114,7 @@ impl Services {
             ..UserPatch::default()
         };
         self.store.update_user(user.id, &patch, &ctx.event(now, account, "auth.password_changed")).await?;
-        self.invalidate(&format!("user:{}", user.id)).await;
+        self.invalidate(&user_scope(user.id)).await;
         Ok(())
     }
 

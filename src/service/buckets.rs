@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
+use super::lookups::bucket_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{BucketName, Permission, Username};
 use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};
@@ -191,7 +192,7 @@ impl Services {
             .bucket(bucket)
             .details(serde_json::json!({ "username": target, "permission": permission }));
         self.store.set_grant(record.id, user_id, permission, self.clock.now(), &audit).await?;
-        self.invalidate(&format!("bucket:{}", record.id)).await;
+        self.invalidate(&bucket_scope(record.id)).await;
         Ok(())
     }
 
@@ -208,7 +209,7 @@ impl Services {
             .bucket(bucket)
             .details(serde_json::json!({ "username": target }));
         self.store.remove_grant(record.id, user_id, &audit).await?;
-        self.invalidate(&format!("bucket:{}", record.id)).await;
+        self.invalidate(&bucket_scope(record.id)).await;
         Ok(())
     }
 }

@@ -107,15 +107,15 @@ impl Services {
         dry_run: bool,
         as_of: Option<DateTime<Utc>>,
     ) -> ServiceResult<LifecycleReport> {
-        let holder = self.instance_id();
+        let holder = &self.instance;
         if !dry_run {
             let now = self.clock.now();
-            if !self.store.acquire_lease(RUN_LEASE, &holder, now, now + RUN_LEASE_TTL).await? {
+            if !self.store.acquire_lease(RUN_LEASE, holder, now, now + RUN_LEASE_TTL).await? {
                 return Err(ServiceError::conflict("lifecycle-running", "a lifecycle run is already in progress"));
             }
         }
         let result = self.lifecycle_pass(ctx, dry_run, as_of).await;
-        if !dry_run && let Err(error) = self.store.release_lease(RUN_LEASE, &holder).await {
+        if !dry_run && let Err(error) = self.store.release_lease(RUN_LEASE, holder).await {
             tracing::warn!(error = %error, "could not release the lifecycle lease; it expires by itself");
         }
         let report = result?;
@@ -131,7 +131,7 @@ impl Services {
         let interval = chrono::Duration::from_std(self.config.lifecycle_interval).unwrap_or(chrono::Duration::hours(1));
         // Slightly shorter than the interval, so the same replica's next tick is not shut out by its own lease.
         let until = now + interval - interval / 10;
-        if !self.store.acquire_lease(SCHEDULE_LEASE, &self.instance_id(), now, until).await? {
+        if !self.store.acquire_lease(SCHEDULE_LEASE, &self.instance, now, until).await? {
             return Ok(None);
         }
         match self.run_lifecycle(&RequestContext::default(), false, None).await {

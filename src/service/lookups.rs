@@ -33,6 +33,16 @@ pub struct AccountState {
     pub token_generation: i64,
 }
 
+/// The cache scope of one account's state.
+pub(crate) fn user_scope(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
+/// The cache scope of one bucket's grants.
+pub(crate) fn bucket_scope(bucket_id: i64) -> String {
+    format!("bucket:{bucket_id}")
+}
+
 fn fresh_version() -> Bytes {
     Bytes::from(uuid::Uuid::new_v4().simple().to_string())
 }
@@ -82,7 +92,7 @@ impl Services {
 
     /// An account's state for authentication.
     pub(crate) async fn account_state(&self, user_id: i64) -> ServiceResult<Option<AccountState>> {
-        self.cached(&format!("user:{user_id}"), "state", async {
+        self.cached(&user_scope(user_id), "state", async {
             Ok(self.store.user_by_id(user_id).await?.map(|user| AccountState {
                 id: user.id,
                 username: user.username,
@@ -96,7 +106,7 @@ impl Services {
 
     /// A user's own grant on a bucket.
     pub(crate) async fn grant_of(&self, bucket_id: i64, user_id: i64) -> ServiceResult<Option<Permission>> {
-        self.cached(&format!("bucket:{bucket_id}"), &format!("grant:{user_id}"), async {
+        self.cached(&bucket_scope(bucket_id), &format!("grant:{user_id}"), async {
             Ok(self.store.grant(bucket_id, user_id).await?)
         })
         .await

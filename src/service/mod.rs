@@ -62,10 +62,6 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn instance_id(&self) -> String {
-        self.instance.clone()
-    }
-
     /// Base URL for links handed to clients: `public_url`, else where the server listens.
     pub fn public_url(&self) -> String {
         match (&self.config.public_url, self.bound_url.get()) {

@@ -92,8 +92,6 @@ impl Services {
                 can_manage: permission >= Permission::Manage,
                 bypass_governance,
             };
-            let details =
-                serde_json::json!({ "old": current, "new": requested, "bypass_governance": bypass_governance });
             let bypassed = match retention::decide_retention(&change) {
                 Ok(bypassed) => bypassed,
                 Err(denied) => {
@@ -109,8 +107,12 @@ impl Services {
                     return Err(refusal(denied));
                 }
             };
-            let mut details = details;
-            details["governance_bypassed"] = bypassed.into();
+            let details = serde_json::json!({
+                "old": current,
+                "new": requested,
+                "bypass_governance": bypass_governance,
+                "governance_bypassed": bypassed,
+            });
             let audit =
                 ctx.event(now, &principal.actor(), ACTION).bucket(bucket).key(object.key.as_str()).details(details);
             match self.store.set_object_retention(object.id, current, requested, &audit).await {

@@ -3,8 +3,6 @@
 //! stale one, found in the in-process cache, then in the object store under
 //! `t/`, else rendered once on the bounded pool however many ask at once.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use futures::TryStreamExt;
 
@@ -101,8 +99,6 @@ impl Services {
                 self.stored_or_rendered(object, &digest, size, format).await
             })
             .await;
-        let counter = if missed { &thumbs.stats.misses } else { &thumbs.stats.hits };
-        counter.fetch_add(1, Ordering::Relaxed);
         crate::metrics::Metrics::count(&self.metrics.thumbnail_lookups, if missed { "miss" } else { "hit" });
         if let Err(ThumbFailure::Storage(_)) = &result {
             // Only the content's own verdicts are worth remembering.
@@ -143,16 +139,11 @@ impl Services {
         size: u32,
         format: ThumbFormat,
     ) -> Result<Bytes, ThumbFailure> {
-        let storage = |e: StorageError| ThumbFailure::Storage(e.to_string());
         let key = blob_key(digest, size, format);
-        match self.blobs.get(&key, None).await {
-            Ok(read) => {
-                let chunks: Vec<Bytes> =
-                    read.body.try_collect().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
-                return Ok(chunks.concat().into());
-            }
+        match self.read_whole(&key).await {
+            Ok(stored) => return Ok(stored),
             Err(StorageError::NotFound) => {}
-            Err(error) => return Err(storage(error)),
+            Err(error) => return Err(ThumbFailure::Storage(error.to_string())),
         }
         let rendered = self.render(object, size, format).await?;
         let body: crate::storage::ByteStream = Box::pin(futures::stream::iter([Ok(rendered.clone())]));
@@ -160,6 +151,13 @@ impl Services {
             tracing::warn!(error = %error, key, "could not store a thumbnail; it will be rendered again");
         }
         Ok(rendered)
+    }
+
+    /// A small blob (a thumbnail, or a source under the size limit) read into memory.
+    async fn read_whole(&self, key: &str) -> Result<Bytes, StorageError> {
+        let body = self.blobs.get(key, None).await?.body;
+        let chunks: Vec<Bytes> = body.try_collect().await.map_err(|e| StorageError::Backend(e.into()))?;
+        Ok(chunks.concat().into())
     }
 
     async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
@@ -170,9 +168,7 @@ impl Services {
                 thumbs.max_source_bytes
             )));
         }
-        let read = self.blobs.get(&object.blob_key, None).await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
-        let chunks: Vec<Bytes> = read.body.try_collect().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
-        let source = chunks.concat();
+        let source = self.read_whole(&object.blob_key).await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
         let permit = thumbs.pool.clone().acquire_owned().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
         let limits = thumbs.limits;
         let started = std::time::Instant::now();
@@ -182,11 +178,8 @@ impl Services {
             thumbnail::render(&source, size, format, &limits)
         });
         let outcome = tokio::time::timeout(thumbs.timeout, job).await;
-        thumbs.stats.renders.fetch_add(1, Ordering::Relaxed);
         self.metrics.thumbnails_rendered.inc();
         self.metrics.thumbnail_seconds.observe(started.elapsed().as_secs_f64());
-        let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        thumbs.stats.render_micros.fetch_add(elapsed, Ordering::Relaxed);
         match outcome {
             Err(_) => Err(ThumbFailure::Unprocessable("the image took too long to render".into())),
             Ok(Err(join)) => Err(ThumbFailure::Unprocessable(format!("the renderer failed: {join}"))),

@@ -5,6 +5,7 @@ use secrecy::SecretString;
 
 use super::context::{Principal, RequestContext};
 use super::identity::PasswordHasher;
+use super::lookups::user_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEntry, Outcome};
@@ -193,7 +194,7 @@ impl Services {
                 "password_reset": changes.password.is_some(),
             }));
         let updated = self.store.update_user(user.id, &patch, &audit).await.map_err(last_admin)?;
-        self.invalidate(&format!("user:{}", user.id)).await;
+        self.invalidate(&user_scope(user.id)).await;
         Ok(updated)
     }
 
@@ -204,7 +205,7 @@ impl Services {
             .event(self.clock.now(), principal.username.as_str(), "user.delete")
             .details(serde_json::json!({ "username": user.username }));
         self.store.delete_user(user.id, &audit).await.map_err(last_admin)?;
-        self.invalidate(&format!("user:{}", user.id)).await;
+        self.invalidate(&user_scope(user.id)).await;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! (thumbnails, audit checkpoints) in `s3_bucket` itself. Names use the id so
 //! a re-created bucket never meets an old one's leftovers.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,10 +37,10 @@ impl RoutedS3 {
     }
 
     /// The store holding `key` and the key inside it.
-    fn route<'k>(&self, key: &'k str) -> (S3BlobStore, &'k str) {
+    fn route<'k>(&self, key: &'k str) -> (Cow<'_, S3BlobStore>, &'k str) {
         match split(key) {
-            Some((id, rest)) => (self.main.for_bucket(self.backend_bucket(id)), rest),
-            None => (self.main.for_bucket(self.main.bucket.clone()), key),
+            Some((id, rest)) => (Cow::Owned(self.main.for_bucket(self.backend_bucket(id))), rest),
+            None => (Cow::Borrowed(&self.main), key),
         }
     }
 

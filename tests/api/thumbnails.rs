@@ -161,11 +161,11 @@ async fn many_concurrent_requests_render_once() {
     let app = spawn_app_with(|config| config.run_workers = false).await;
     let owner = owner_with_bucket(&app, "pia", "pics").await.access;
     upload(&app, &owner, "big.jpg", encoded(&marked(2400, 1600), ImageFormat::Jpeg), "image/jpeg").await;
-    let before = app.services.thumbnails.stats.renders();
+    let before = app.services.metrics.thumbnails_rendered.get();
     let requests = (0..100).map(|_| thumb(&app, &owner, "big.jpg", "size=512"));
     let responses = futures::future::join_all(requests).await;
     assert!(responses.iter().all(|r| r.status() == 200));
-    assert_eq!(app.services.thumbnails.stats.renders() - before, 1, "one decode for 100 requests");
+    assert_eq!(app.services.metrics.thumbnails_rendered.get() - before, 1, "one decode for 100 requests");
 }
 
 #[tokio::test]
@@ -213,7 +213,7 @@ async fn queued_thumbnails_survive_a_restart_and_go_with_their_source() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(stored_thumbnail(&second, &sha256).await, "the 256 px thumbnail was stored");
-    assert_eq!(second.services.thumbnails.stats.renders(), 1);
+    assert_eq!(second.services.metrics.thumbnails_rendered.get(), 1);
     let owner = {
         let password = second.create_user("pia2", Role::User).await;
         let token = second.login("pia2", &password).await.access;
@@ -227,7 +227,7 @@ async fn queued_thumbnails_survive_a_restart_and_go_with_their_source() {
         token
     };
     assert_eq!(decoded(thumb(&second, &owner, "new.jpg", "size=256").await).await.width(), 256);
-    assert_eq!(second.services.thumbnails.stats.renders(), 1, "served from what the job made");
+    assert_eq!(second.services.metrics.thumbnails_rendered.get(), 1, "served from what the job made");
 
     let deleted = second.with_token(Method::DELETE, "/api/v1/buckets/pics/objects/new.jpg", &owner).send().await;
     assert_eq!(deleted.expect("delete").status(), 204);

@@ -63,6 +63,23 @@ pub(in crate::metadata) async fn commit_audited(
     Ok(record)
 }
 
+/// Runs one statement and appends `entry` in the same transaction; `missing`
+/// (nothing committed) when the statement touched no row.
+pub(in crate::metadata) async fn execute_audited(
+    pool: &sqlx::Pool<Db>,
+    statement: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
+    entry: &AuditEntry,
+    missing: crate::metadata::MetaError,
+) -> MetaResult<()> {
+    let mut tx = begin_write(pool).await.map_err(sql_err("transaction"))?;
+    let done = statement.execute(&mut *tx).await.map_err(sql_err("statement"))?;
+    if done.rows_affected() == 0 {
+        return Err(missing);
+    }
+    commit_audited(tx, entry).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl AuditStore for Store {
     async fn append_audit(&self, entry: &AuditEntry) -> MetaResult<AuditRecord> {

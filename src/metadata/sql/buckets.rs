@@ -12,7 +12,7 @@ use crate::metadata::{
     BucketRecord, BucketStore, DefaultRetention, GrantRecord, MetaError, MetaResult, NewBucket, VisibleBucket,
 };
 
-use super::audit::commit_audited;
+use super::audit::{commit_audited, execute_audited};
 
 #[async_trait]
 impl BucketStore for Store {
@@ -113,20 +113,12 @@ impl BucketStore for Store {
         retention: Option<DefaultRetention>,
         audit: &AuditEntry,
     ) -> MetaResult<()> {
-        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let updated =
+        let statement =
             sqlx::query("UPDATE buckets SET default_retention_mode = $2, default_retention_days = $3 WHERE id = $1")
                 .bind(bucket_id)
                 .bind(retention.map(|r| r.mode.as_str()))
-                .bind(retention.map(|r| i64::from(r.days)))
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_err("bucket"))?;
-        if updated.rows_affected() == 0 {
-            return Err(MetaError::NotFound("bucket"));
-        }
-        commit_audited(tx, audit).await?;
-        Ok(())
+                .bind(retention.map(|r| i64::from(r.days)));
+        execute_audited(self.pool(), statement, audit, MetaError::NotFound("bucket")).await
     }
 
     async fn grant(&self, bucket_id: i64, user_id: i64) -> MetaResult<Option<Permission>> {
@@ -165,18 +157,9 @@ impl BucketStore for Store {
     }
 
     async fn remove_grant(&self, bucket_id: i64, user_id: i64, audit: &AuditEntry) -> MetaResult<()> {
-        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let deleted = sqlx::query("DELETE FROM grants WHERE bucket_id = $1 AND user_id = $2")
-            .bind(bucket_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("grant"))?;
-        if deleted.rows_affected() == 0 {
-            return Err(MetaError::NotFound("grant"));
-        }
-        commit_audited(tx, audit).await?;
-        Ok(())
+        let statement =
+            sqlx::query("DELETE FROM grants WHERE bucket_id = $1 AND user_id = $2").bind(bucket_id).bind(user_id);
+        execute_audited(self.pool(), statement, audit, MetaError::NotFound("grant")).await
     }
 
     async fn list_grants(&self, bucket_id: i64) -> MetaResult<Vec<GrantRecord>> {

@@ -12,7 +12,7 @@ use crate::metadata::{BucketRecord, GovernanceStore, MetaError, MetaResult};
 use crate::policy::lifecycle::LifecycleRule;
 use crate::policy::retention::Retention;
 
-use super::audit::commit_audited;
+use super::audit::execute_audited;
 
 #[async_trait]
 impl GovernanceStore for Store {
@@ -23,8 +23,7 @@ impl GovernanceStore for Store {
         retention: Option<Retention>,
         audit: &AuditEntry,
     ) -> MetaResult<()> {
-        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let updated = sqlx::query(
+        let statement = sqlx::query(
             "UPDATE objects SET retention_mode = $2, retain_until = $3 WHERE id = $1 AND state = 'committed' \
              AND retention_mode IS NOT DISTINCT FROM $4 AND retain_until IS NOT DISTINCT FROM $5",
         )
@@ -32,46 +31,20 @@ impl GovernanceStore for Store {
         .bind(retention.map(|r| r.mode.as_str()))
         .bind(retention.map(|r| to_micros(r.retain_until)))
         .bind(expected.map(|r| r.mode.as_str()))
-        .bind(expected.map(|r| to_micros(r.retain_until)))
-        .execute(&mut *tx)
-        .await
-        .map_err(sql_err("object"))?;
-        if updated.rows_affected() == 0 {
-            return Err(MetaError::Conflict("changed"));
-        }
-        commit_audited(tx, audit).await?;
-        Ok(())
+        .bind(expected.map(|r| to_micros(r.retain_until)));
+        execute_audited(self.pool(), statement, audit, MetaError::Conflict("changed")).await
     }
 
     async fn set_legal_hold(&self, object_id: i64, on: bool, audit: &AuditEntry) -> MetaResult<()> {
-        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let updated = sqlx::query("UPDATE objects SET legal_hold = $2 WHERE id = $1 AND state = 'committed'")
-            .bind(object_id)
-            .bind(on)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("object"))?;
-        if updated.rows_affected() == 0 {
-            return Err(MetaError::NotFound("object"));
-        }
-        commit_audited(tx, audit).await?;
-        Ok(())
+        let statement =
+            sqlx::query("UPDATE objects SET legal_hold = $2 WHERE id = $1 AND state = 'committed'").bind(object_id).bind(on);
+        execute_audited(self.pool(), statement, audit, MetaError::NotFound("object")).await
     }
 
     async fn set_lifecycle(&self, bucket_id: i64, rules: &[LifecycleRule], audit: &AuditEntry) -> MetaResult<()> {
         let json = if rules.is_empty() { None } else { Some(serde_json::to_string(rules).map_err(MetaError::corrupt)?) };
-        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let updated = sqlx::query("UPDATE buckets SET lifecycle_rules = $2 WHERE id = $1")
-            .bind(bucket_id)
-            .bind(json)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("bucket"))?;
-        if updated.rows_affected() == 0 {
-            return Err(MetaError::NotFound("bucket"));
-        }
-        commit_audited(tx, audit).await?;
-        Ok(())
+        let statement = sqlx::query("UPDATE buckets SET lifecycle_rules = $2 WHERE id = $1").bind(bucket_id).bind(json);
+        execute_audited(self.pool(), statement, audit, MetaError::NotFound("bucket")).await
     }
 
     async fn buckets_with_lifecycle(&self) -> MetaResult<Vec<BucketRecord>> {
