@@ -138,7 +138,12 @@ def render_all():
         else:
             RENDERED[overlay] = ours
             tools = ["render.py (kubectl not installed)"]
-    counts = ", ".join(f"{o}: {len(RENDERED[o])}" for o in OVERLAYS)
+    examples = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "k8s", "examples"))):
+        if name.endswith(".yaml"):
+            examples.extend(render.load_yaml_docs(os.path.join(ROOT, "k8s", "examples", name)))
+    RENDERED["examples"] = examples
+    counts = ", ".join(f"{o}: {len(RENDERED[o])}" for o in RENDERED)
     return f"{' + '.join(tools)}; objects {counts}"
 
 
@@ -225,6 +230,10 @@ def hardening():
     return None
 
 
+def overlays():
+    return [(o, RENDERED[o]) for o in OVERLAYS if o in RENDERED]
+
+
 def coffer_deployment(objects):
     obj = find(objects, "Deployment", "coffer")
     if obj is None:
@@ -235,7 +244,7 @@ def coffer_deployment(objects):
 @check("k8s: coffer Deployment (probes, migrate init container, rollout, volumes)")
 def coffer_shape():
     problems = []
-    for overlay, objects in RENDERED.items():
+    for overlay, objects in overlays():
         dep = coffer_deployment(objects)
         spec = dep["spec"]["template"]["spec"]
         containers = {c["name"]: c for c in spec["containers"]}
@@ -274,7 +283,7 @@ def coffer_shape():
 @check("k8s: Service, Ingress, HPA, PDB, NetworkPolicy wiring")
 def wiring():
     problems = []
-    for overlay, objects in RENDERED.items():
+    for overlay, objects in overlays():
         dep = coffer_deployment(objects)
         pod_labels = dep["spec"]["template"]["metadata"]["labels"]
         ports = {p["name"] for c in dep["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
@@ -350,6 +359,10 @@ def references():
             continue
         allowed = external.get(overlay.rsplit("/", 1)[-1], set()) | {("Secret", "coffer-tls")}
         names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        if overlay == "examples":
+            # Examples run next to an applied overlay (prod: external Secret).
+            allowed |= external["prod"]
+            names |= {(o["kind"], o["metadata"]["name"]) for o in RENDERED.get("overlays/prod", [])}
 
         def need(kind, name, where):
             if (kind, name) not in names and (kind, name) not in allowed:
