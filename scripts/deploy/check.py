@@ -921,8 +921,7 @@ def docs():
 
 def main():
     started = time.monotonic()
-    render_all()
-    if RENDERED:
+    if render_all():
         for fn in (schemas, hardening, coffer_shape, wiring, references, dev_overlay, prod_overlay, env_names):
             fn()
     for fn in (compose_config, compose_rules, env_example, hadolint, dockerfile_checklist, probe,
