@@ -46,6 +46,16 @@ pub enum Command {
     },
     /// Finish or undo interrupted writes and remove unknown backend objects, once.
     Reconcile,
+    /// Write a consistent, portable dump of the metadata database (JSON lines).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load a `coffer backup` dump into an empty metadata database (SQLite or PostgreSQL).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -144,6 +154,8 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             create_user(config, &username, &role, quota_bytes).await
         }
         Command::Reconcile => reconcile(config).await,
+        Command::Backup { out } => backup(config, &out).await,
+        Command::Restore { from } => restore(config, &from).await,
         Command::Audit { action: AuditAction::Verify } => verify_audit(config).await,
         Command::Audit { action: AuditAction::Purge { before } } => purge_audit(config, before).await,
         Command::Thumbnail { input, size, format, output } => render_thumbnail(&config, &input, size, &format, &output),
@@ -200,6 +212,56 @@ async fn migrate(config: Config) -> Result<(), CliError> {
     let store = open_store(&config).await?;
     store.close().await;
     eprintln!("migrations applied ({})", store.engine());
+    Ok(())
+}
+
+async fn backup(config: Config, out: &std::path::Path) -> Result<(), CliError> {
+    init_logs(&config);
+    let store = open_store(&config).await?;
+    // Written aside and renamed when whole: a failed run never leaves a partial file under the real name.
+    let partial = PathBuf::from(format!("{}.partial", out.display()));
+    let file = std::fs::File::create(&partial).map_err(|e| CliError::Refused(format!("{}: {e}", partial.display())))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let result = store.dump(&mut writer, SystemClock.now()).await;
+    store.close().await;
+    let finished = result.map_err(|error| CliError::Refused(error.to_string())).and_then(|summary| {
+        writer.into_inner().map_err(|error| error.into_error())?.sync_all()?;
+        std::fs::rename(&partial, out)?;
+        Ok(summary)
+    });
+    match finished {
+        Ok(summary) => {
+            eprintln!(
+                "backed up {} rows of {} tables (schema {}) to {}",
+                summary.rows,
+                summary.tables,
+                summary.schema,
+                out.display()
+            );
+            Ok(())
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(error)
+        }
+    }
+}
+
+async fn restore(config: Config, from: &std::path::Path) -> Result<(), CliError> {
+    init_logs(&config);
+    let file = std::fs::File::open(from).map_err(|e| CliError::Refused(format!("{}: {e}", from.display())))?;
+    let mut reader = std::io::BufReader::new(file);
+    let store = open_store(&config).await?;
+    let result = store.restore(&mut reader).await;
+    store.close().await;
+    let summary = result.map_err(|error| CliError::Refused(error.to_string()))?;
+    eprintln!(
+        "restored {} rows of {} tables (schema {}) from {}",
+        summary.rows,
+        summary.tables,
+        summary.schema,
+        from.display()
+    );
     Ok(())
 }
 

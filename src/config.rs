@@ -125,6 +125,8 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// Whether `/health/ready` fails (503) while the cache is unreachable, rather than reporting it degraded.
     pub cache_required: bool,
+    /// Bypass the lookup cache entirely (diagnosis and the B5 benchmark's uncached baseline).
+    pub cache_lookups_disabled: bool,
     /// How often idle replicas look for background jobs (thumbnails of new images).
     #[serde(with = "humantime_serde")]
     pub job_poll_interval: Duration,
@@ -214,6 +216,7 @@ impl Default for Config {
             rate_limit_upload_per_minute: 1200,
             rate_limit_api_per_minute: 6000,
             cache_required: false,
+            cache_lookups_disabled: false,
             metrics_token: None,
             thumbnail_workers: 0,
             thumbnail_max_pixels: 50_000_000,

@@ -14,7 +14,7 @@ pub enum Scope {
 }
 
 /// A non-empty set of scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Scopes {
     pub read: bool,
     pub write: bool,

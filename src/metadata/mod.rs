@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod rows;
+pub mod backup;
 mod error;
 mod listing;
 mod postgres;
@@ -314,6 +315,22 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+/// Portable dumps of every table (see `backup`), and loading one into an empty database.
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// Writes one consistent snapshot as JSON lines.
+    async fn dump(
+        &self,
+        out: &mut (dyn std::io::Write + Send),
+        created_at: DateTime<Utc>,
+    ) -> Result<backup::BackupSummary, backup::BackupError>;
+    /// Loads a dump in one transaction; refuses a database that holds data.
+    async fn restore(
+        &self,
+        input: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<backup::BackupSummary, backup::BackupError>;
+}
+
 #[async_trait]
 pub trait MetadataStore:
     UserStore
@@ -325,6 +342,7 @@ pub trait MetadataStore:
     + GovernanceStore
     + JobStore
     + AuditStore
+    + BackupStore
     + Send
     + Sync
 {

@@ -87,11 +87,25 @@ mod audit {
     use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
     include!("sql/audit.rs");
 }
+mod backup {
+    use super::{Db, Store, begin_write};
+    const ENGINE: &str = "postgres";
+    /// One consistent snapshot that never blocks writers.
+    const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const LIST_TABLES: &str = "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'";
+    const TABLE_COLUMNS: &str = "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position";
+    /// Identity sequences continue after the restored ids.
+    const RESET_IDENTITY: Option<&str> =
+        Some("SELECT setval(pg_get_serial_sequence('{table}', 'id'), MAX(id)) FROM {table} HAVING MAX(id) IS NOT NULL");
+    include!("sql/backup.rs");
+}
 
 #[async_trait]
 impl MetadataStore for PostgresStore {
     fn engine(&self) -> &'static str {
-        "sqlite"
+        "postgres"
     }
 
     async fn migrate(&self) -> MetaResult<()> {

@@ -75,7 +75,7 @@ pub struct DefaultRetention {
     pub days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
     pub id: i64,
     pub name: BucketName,
@@ -118,7 +118,7 @@ pub struct VisibleBucket {
     pub grant: Option<Permission>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectState {
     /// Row reserved, bytes being written; invisible to readers.
     Pending,
@@ -147,7 +147,7 @@ impl ObjectState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
     pub id: i64,
     pub bucket_id: i64,
@@ -201,7 +201,7 @@ pub struct Committed {
     pub replaced: Option<ObjectRecord>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ListQuery {
     pub prefix: String,
     pub delimiter: Option<String>,
@@ -210,7 +210,7 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ListResult {
     pub objects: Vec<ObjectRecord>,
     pub prefixes: Vec<String>,
@@ -240,7 +240,7 @@ pub enum RefreshUse {
     Invalid,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub user_id: i64,

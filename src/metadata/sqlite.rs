@@ -97,6 +97,17 @@ mod audit {
     use super::{Db, LOCK_CHAIN_HEAD, Store, begin_write};
     include!("sql/audit.rs");
 }
+mod backup {
+    use super::{Db, Store, begin_write};
+    const ENGINE: &str = "sqlite";
+    /// A deferred transaction reads one snapshot (WAL) from its first read on.
+    const BEGIN_SNAPSHOT: &str = "BEGIN";
+    const LIST_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table'";
+    const TABLE_COLUMNS: &str = "SELECT name, type FROM pragma_table_info($1) ORDER BY cid";
+    /// Row ids continue after the largest one by themselves.
+    const RESET_IDENTITY: Option<&str> = None;
+    include!("sql/backup.rs");
+}
 
 #[async_trait]
 impl MetadataStore for SqliteStore {

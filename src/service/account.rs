@@ -251,6 +251,7 @@ impl Services {
             .event(self.clock.now(), principal.username.as_str(), "apikey.revoke")
             .details(serde_json::json!({ "id": id }));
         self.store.revoke_api_key(principal.user_id, id, &event).await?;
+        self.invalidate(&user_scope(principal.user_id)).await;
         Ok(())
     }
 }

@@ -316,13 +316,14 @@ impl Services {
         let invalid = || unauthenticated("invalid, expired or revoked API key");
         let now = self.clock.now();
         let record = self
-            .store
-            .api_key_by_hash(&digest(key))
+            .api_key_cached(&digest(key))
             .await?
             .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now))
             .ok_or_else(invalid)?;
         let user = self.account_state(record.user_id).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
-        self.store.touch_api_key(&record.id, now, Duration::minutes(1)).await?;
+        if self.claim_key_touch(&record.id).await {
+            self.store.touch_api_key(&record.id, now, Duration::minutes(1)).await?;
+        }
         Ok(Principal {
             user_id: user.id,
             username: user.username,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
-use super::lookups::bucket_scope;
+use super::lookups::{bucket_name_scope, bucket_scope};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{BucketName, Permission, Username};
 use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};
@@ -57,7 +57,7 @@ impl Services {
     ) -> ServiceResult<(BucketRecord, Permission)> {
         let parsed =
             BucketName::parse(name).map_err(|e| ServiceError::bad_request("invalid-bucket-name", e.to_string()))?;
-        let Some(bucket) = self.store.bucket_by_name(&parsed).await? else {
+        let Some(bucket) = self.bucket_named(&parsed).await? else {
             return Err(self.deny(ctx, principal, action, Some(name), None, ServiceError::NotFound("bucket")).await);
         };
         let grant = self.grant_of(bucket.id, principal.user_id).await?;
@@ -112,6 +112,7 @@ impl Services {
             MetaError::Conflict(_) => ServiceError::conflict("bucket-exists", "a bucket with this name already exists"),
             other => other.into(),
         })?;
+        self.invalidate(&bucket_name_scope(&bucket.name)).await;
         if let Err(error) = self.blobs.ensure_container(&bucket.blob_prefix()).await {
             // Without its backend bucket the Coffer bucket is unusable: take it back.
             let undo = ctx
@@ -121,6 +122,7 @@ impl Services {
             if let Err(undo_error) = self.store.delete_bucket(bucket.id, &undo).await {
                 tracing::warn!(error = %undo_error, "could not roll back a bucket without backend storage");
             }
+            self.invalidate(&bucket_name_scope(&bucket.name)).await;
             return Err(error.into());
         }
         Ok(view(bucket, Permission::Manage, self.retention_enforcement().await))
@@ -135,6 +137,7 @@ impl Services {
             }
             other => ServiceError::from(other),
         })?;
+        self.invalidate(&bucket_name_scope(&bucket.name)).await;
         if let Err(error) = self.blobs.remove_container(&bucket.blob_prefix()).await {
             tracing::warn!(error = %error, bucket = name, "could not remove the backend bucket; remove it by hand");
         }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
+use super::lookups::bucket_name_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{Permission, Role};
 use crate::metadata::{BucketRecord, ListQuery};
@@ -74,6 +75,7 @@ impl Services {
             .bucket(bucket)
             .details(serde_json::json!({ "old": record.lifecycle, "new": rules }));
         self.store.set_lifecycle(record.id, &rules, &audit).await?;
+        self.invalidate(&bucket_name_scope(&record.name)).await;
         Ok(rules)
     }
 

@@ -1,5 +1,6 @@
-//! Cached lookups on every request's path — the caller's account state and
-//! their grant on a bucket — coherent across replicas sharing Redis.
+//! Cached lookups on every request's path — the caller's account state, API
+//! keys, buckets by name, grants, live objects and listing pages — coherent
+//! across replicas sharing Redis.
 //!
 //! Entries live under a *version* of their scope (`user:{id}`,
 //! `bucket:{id}`): readers fetch the version first, then the entry stored
@@ -15,11 +16,20 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest, Sha256};
+
 use super::{ServiceResult, Services};
-use crate::domain::{Permission, Role, Username};
+use crate::domain::{BucketName, ObjectKey, Permission, Role, Username};
+use crate::metadata::{ApiKeyRecord, BucketRecord, ListQuery, ListResult, ObjectRecord};
 use crate::metrics::Metrics;
 
 const ENTRY_TTL: Duration = Duration::from_secs(300);
+/// Object metadata and listings change often; a shorter life bounds what an
+/// invalidation lost while the cache was unreachable could leave behind.
+const OBJECT_TTL: Duration = Duration::from_secs(60);
+const LISTING_TTL: Duration = Duration::from_secs(10);
+/// How often an API key's `last_used_at` is written at most.
+const KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Longer than any entry, so an entry never outlives the version it hangs on.
 const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -41,6 +51,21 @@ pub(crate) fn user_scope(user_id: i64) -> String {
 /// The cache scope of one bucket's grants.
 pub(crate) fn bucket_scope(bucket_id: i64) -> String {
     format!("bucket:{bucket_id}")
+}
+
+/// The cache scope of a bucket name's record (present or absent).
+pub(crate) fn bucket_name_scope(name: &BucketName) -> String {
+    format!("bucket-name:{name}")
+}
+
+/// The cache scope of one bucket's live objects and listing pages: every
+/// object write in the bucket retires it.
+pub(crate) fn objects_scope(bucket_id: i64) -> String {
+    format!("objects:{bucket_id}")
+}
+
+fn digest_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn fresh_version() -> Bytes {
@@ -66,11 +91,14 @@ impl Services {
         }
     }
 
-    async fn cached<T, F>(&self, scope: &str, name: &str, load: F) -> ServiceResult<T>
+    async fn cached<T, F>(&self, scope: &str, name: &str, ttl: Duration, load: F) -> ServiceResult<T>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = ServiceResult<T>>,
     {
+        if self.config.cache_lookups_disabled {
+            return load.await;
+        }
         let Some(version) = self.version(scope).await else {
             Metrics::count(&self.metrics.cache_lookups, "error");
             return load.await;
@@ -85,14 +113,14 @@ impl Services {
         Metrics::count(&self.metrics.cache_lookups, "miss");
         let value = load.await?;
         if let Ok(bytes) = serde_json::to_vec(&value) {
-            let _ = self.cache.set(&key, Bytes::from(bytes), ENTRY_TTL).await;
+            let _ = self.cache.set(&key, Bytes::from(bytes), ttl).await;
         }
         Ok(value)
     }
 
     /// An account's state for authentication.
     pub(crate) async fn account_state(&self, user_id: i64) -> ServiceResult<Option<AccountState>> {
-        self.cached(&user_scope(user_id), "state", async {
+        self.cached(&user_scope(user_id), "state", ENTRY_TTL, async {
             Ok(self.store.user_by_id(user_id).await?.map(|user| AccountState {
                 id: user.id,
                 username: user.username,
@@ -106,9 +134,74 @@ impl Services {
 
     /// A user's own grant on a bucket.
     pub(crate) async fn grant_of(&self, bucket_id: i64, user_id: i64) -> ServiceResult<Option<Permission>> {
-        self.cached(&bucket_scope(bucket_id), &format!("grant:{user_id}"), async {
+        self.cached(&bucket_scope(bucket_id), &format!("grant:{user_id}"), ENTRY_TTL, async {
             Ok(self.store.grant(bucket_id, user_id).await?)
         })
         .await
+    }
+
+    /// A bucket by name; absence is cached too, so creating one must invalidate.
+    pub(crate) async fn bucket_named(&self, name: &BucketName) -> ServiceResult<Option<BucketRecord>> {
+        self.cached(&bucket_name_scope(name), "record", ENTRY_TTL, async { Ok(self.store.bucket_by_name(name).await?) })
+            .await
+    }
+
+    /// The live version of an object, for reads (writes always ask the database).
+    pub(crate) async fn live_object_cached(
+        &self,
+        bucket_id: i64,
+        key: &ObjectKey,
+    ) -> ServiceResult<Option<ObjectRecord>> {
+        let name = format!("o:{}", digest_hex(key.as_str().as_bytes()));
+        self.cached(&objects_scope(bucket_id), &name, OBJECT_TTL, async {
+            Ok(self.store.live_object(bucket_id, key).await?)
+        })
+        .await
+    }
+
+    /// One listing page, cached briefly.
+    pub(crate) async fn list_cached(&self, bucket_id: i64, query: &ListQuery) -> ServiceResult<ListResult> {
+        let name = format!("l:{}", digest_hex(&serde_json::to_vec(query).unwrap_or_default()));
+        self.cached(&objects_scope(bucket_id), &name, LISTING_TTL, async {
+            Ok(self.store.list_objects(bucket_id, query).await?)
+        })
+        .await
+    }
+
+    /// An API key by the digest of its secret. The digest → owner mapping
+    /// never changes; the record hangs on its owner's scope, so revoking a key,
+    /// disabling its owner or resetting their password retires it.
+    pub(crate) async fn api_key_cached(&self, key_hash: &str) -> ServiceResult<Option<ApiKeyRecord>> {
+        if self.config.cache_lookups_disabled {
+            return Ok(self.store.api_key_by_hash(key_hash).await?);
+        }
+        let owner_key = format!("apikey-owner:{key_hash}");
+        let owner = match self.cache.get(&owner_key).await {
+            Ok(Some(bytes)) => std::str::from_utf8(&bytes).ok().and_then(|id| id.parse::<i64>().ok()),
+            _ => None,
+        };
+        let Some(user_id) = owner else {
+            let record = self.store.api_key_by_hash(key_hash).await?;
+            if let Some(record) = &record {
+                let _ = self.cache.set(&owner_key, Bytes::from(record.user_id.to_string()), VERSION_TTL).await;
+            }
+            return Ok(record);
+        };
+        let record = self
+            .cached(&user_scope(user_id), &format!("apikey:{key_hash}"), ENTRY_TTL, async {
+                Ok(self.store.api_key_by_hash(key_hash).await?)
+            })
+            .await?;
+        Ok(record.filter(|record| record.user_id == user_id))
+    }
+
+    /// Whether this request should record that the key was used: at most once
+    /// per minute per key across replicas (the first to claim the minute writes).
+    pub(crate) async fn claim_key_touch(&self, key_id: &str) -> bool {
+        let mine = fresh_version();
+        match self.cache.set_if_absent(&format!("apikey-touch:{key_id}"), mine.clone(), KEY_TOUCH_EVERY).await {
+            Ok(stored) => stored == mine,
+            Err(_) => true,
+        }
     }
 }

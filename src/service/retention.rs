@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::buckets::check_default_retention;
 use super::context::{Principal, RequestContext};
+use super::lookups::{bucket_name_scope, objects_scope};
 use super::objects::parse_key;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::Permission;
@@ -117,6 +118,7 @@ impl Services {
                 ctx.event(now, &principal.actor(), ACTION).bucket(bucket).key(object.key.as_str()).details(details);
             match self.store.set_object_retention(object.id, current, requested, &audit).await {
                 Ok(()) => {
+                    self.invalidate(&objects_scope(object.bucket_id)).await;
                     self.mirror_retention(&object, requested, bypassed).await;
                     let updated = ObjectRecord {
                         retention_mode: requested.map(|r| r.mode),
@@ -153,6 +155,7 @@ impl Services {
             .key(object.key.as_str())
             .details(serde_json::json!({ "old": object.legal_hold, "new": on }));
         self.store.set_legal_hold(object.id, on, &audit).await?;
+        self.invalidate(&objects_scope(object.bucket_id)).await;
         if let Err(error) = self.blobs.mirror_legal_hold(&object.blob_key, on).await {
             tracing::warn!(error = %error, object_id = object.id, "could not mirror a legal hold to the backend");
         }
@@ -198,6 +201,7 @@ impl Services {
             .bucket(bucket)
             .details(serde_json::json!({ "old": record.default_retention, "new": retention }));
         self.store.set_default_retention(record.id, retention, &audit).await?;
+        self.invalidate(&bucket_name_scope(&record.name)).await;
         Ok(retention)
     }
 }

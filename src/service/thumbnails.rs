@@ -1,7 +1,8 @@
 //! Thumbnails of objects: authorized like reads (not audited: derived data),
 //! keyed by the source's content digest so an overwrite can never be served a
-//! stale one, found in the in-process cache, then in the object store under
-//! `t/`, else rendered once on the bounded pool however many ask at once.
+//! stale one, found in the in-process cache, then in Redis (shared by
+//! replicas, small ones only), then in the object store under `t/`, else
+//! rendered once on the bounded pool however many ask at once.
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -22,6 +23,10 @@ pub struct Thumbnail {
     pub etag: String,
     pub content_type: &'static str,
 }
+
+/// Thumbnails up to this size are shared through Redis.
+const SHARED_MAX_BYTES: usize = 256 * 1024;
+const SHARED_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What thumbnails of an object are keyed by: its content, never its name.
 fn content_digest(object: &ObjectRecord) -> String {
@@ -58,7 +63,7 @@ impl Services {
             return Err(ServiceError::bad_request("invalid-size", format!("size must be one of {SIZES:?}")));
         }
         let key = parse_key(key)?;
-        let object = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        let object = self.live_object_cached(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
         if object.content_type.starts_with("image/svg") {
             return Err(ServiceError::UnsupportedMediaType("SVG images are never rasterized".into()));
         }
@@ -140,12 +145,31 @@ impl Services {
         format: ThumbFormat,
     ) -> Result<Bytes, ThumbFailure> {
         let key = blob_key(digest, size, format);
+        // Content-addressed, so a shared copy can never be stale.
+        let shared = self.cache.kind() == "redis";
+        let shared_key = format!("thumb:{key}");
+        if shared && let Ok(Some(bytes)) = self.cache.get(&shared_key).await {
+            return Ok(bytes);
+        }
+        let share = |bytes: &Bytes| {
+            let bytes = bytes.clone();
+            let shared_key = shared_key.clone();
+            async move {
+                if shared && bytes.len() <= SHARED_MAX_BYTES {
+                    let _ = self.cache.set(&shared_key, bytes, SHARED_TTL).await;
+                }
+            }
+        };
         match self.read_whole(&key).await {
-            Ok(stored) => return Ok(stored),
+            Ok(stored) => {
+                share(&stored).await;
+                return Ok(stored);
+            }
             Err(StorageError::NotFound) => {}
             Err(error) => return Err(ThumbFailure::Storage(error.to_string())),
         }
         let rendered = self.render(object, size, format).await?;
+        share(&rendered).await;
         let body: crate::storage::ByteStream = Box::pin(futures::stream::iter([Ok(rendered.clone())]));
         if let Err(error) = self.blobs.put(&key, body, Some(rendered.len() as u64)).await {
             tracing::warn!(error = %error, key, "could not store a thumbnail; it will be rendered again");

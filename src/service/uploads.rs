@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::{Principal, RequestContext};
 use super::digest::digesting;
+use super::lookups::objects_scope;
 use super::objects::{locked, new_blob_key, parse_key, write_error};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::AuditEntry;
@@ -320,6 +321,7 @@ impl Services {
                 return Err(write_error(error));
             }
         };
+        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
         }

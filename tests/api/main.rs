@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod audit;
 mod backend_buckets;
+mod backup;
 mod cli;
 mod coherence;
 mod faults;

@@ -127,7 +127,7 @@ impl Services {
     ) -> ServiceResult<ObjectRead> {
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.get").await?;
         let key = parse_key(key)?;
-        let object = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        let object = self.live_object_cached(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
         self.open_object(ctx, &principal.actor(), object, request, bucket.name.as_str()).await
     }
 
@@ -190,7 +190,7 @@ impl Services {
             return Err(ServiceError::bad_request("invalid-limit", format!("limit must be between 1 and {MAX_LIST}")));
         }
         let query = ListQuery { prefix, delimiter, after, limit };
-        let result = self.store.list_objects(bucket.id, &query).await?;
+        let result = self.list_cached(bucket.id, &query).await?;
         Ok(ListPage { objects: result.objects, prefixes: result.prefixes, next_after: result.next_after })
     }
 }

@@ -12,6 +12,7 @@ use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_typ
 use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
 use crate::service::digest::digesting;
+use crate::service::lookups::objects_scope;
 use crate::service::{ServiceError, ServiceResult, Services};
 use crate::storage::{ByteStream, StorageError};
 
@@ -188,6 +189,7 @@ impl Services {
             }
         };
         guard.disarm();
+        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
         }
@@ -278,6 +280,7 @@ impl Services {
             }
         };
         guard.disarm();
+        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
         }
@@ -326,6 +329,7 @@ impl Services {
             }
             Err(error) => return Err(write_error(error)),
         };
+        self.invalidate(&objects_scope(bucket.id)).await;
         self.remove_version(&deleting).await;
         Ok(deleting)
     }

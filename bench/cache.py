@@ -1,0 +1,115 @@
+"""B5: an authenticated HEAD of a small object, many times over.
+
+Coffer with its lookups cached (in process on the embedded defaults; in Redis
+on PostgreSQL) against the same Coffer with every lookup sent to the database
+(`COFFER_CACHE_LOOKUPS_DISABLED`), and against a bare actix-web handler that
+returns the same headers (examples/bare_head.rs). wrk on loopback, one thread,
+16 connections, DURATION seconds per run, ROUNDS order-swapped rounds; the
+best round per configuration counts (the machine has 2 cores shared with the
+load generator). Targets: warm >= 10x uncached, >= 0.7x bare actix, p99 <= 2 ms.
+"""
+
+import os
+import re
+import subprocess
+import time
+
+import harness as h
+
+DURATION = os.environ.get("BENCH_DURATION", "5")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+DATABASE = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
+LUA = """
+wrk.method = "HEAD"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+"""
+
+
+def wrk(url, token):
+    script = os.path.join(h.WORK, "head.lua")
+    with open(script, "w") as f:
+        f.write(LUA)
+    output = subprocess.run(["wrk", "-t1", "-c16", f"-d{DURATION}s", "--latency", "-s", script, url],
+                            env={**os.environ, "BENCH_TOKEN": token}, check=True, capture_output=True,
+                            text=True).stdout
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        raise RuntimeError(f"{url}: errors during the run\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale
+
+
+def fresh_database():
+    name = f"coffer_bench_{int(time.time() * 1000)}"
+    subprocess.run(["psql", DATABASE + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True,
+                   capture_output=True)
+    return f"{DATABASE}/{name}"
+
+
+def small_object(url, token, bucket):
+    h.json_request(url + "/api/v1/buckets", {"name": bucket}, token)
+    subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}", "-T", "-",
+                    f"{url}/api/v1/buckets/{bucket}/objects/small.txt"], input=b"hello, cache", check=True)
+    return f"{url}/api/v1/buckets/{bucket}/objects/small.txt"
+
+
+def build_reference():
+    if not (os.environ.get("BENCH_NO_BUILD") and os.path.exists(os.path.join(h.TARGET, "release", "examples",
+                                                                               "bare_head"))):
+        subprocess.run(["cargo", "build", "--release", "--locked", "--example", "bare_head"], cwd=h.ROOT,
+                       check=True, env={**os.environ, "CARGO_TARGET_DIR": h.TARGET})
+    port = h.free_port()
+    h.spawn([os.path.join(h.TARGET, "release", "examples", "bare_head"), f"127.0.0.1:{port}"],
+            log_name="bare-head.log")
+    h.wait_for(f"http://127.0.0.1:{port}/")
+    return f"http://127.0.0.1:{port}/b/objects/small.txt"
+
+
+def main():
+    h.prepare()
+    h.build_release()
+    targets = {}
+    for name, env in {
+        "memory": {},
+        "sqlite uncached": {"COFFER_CACHE_LOOKUPS_DISABLED": "true"},
+        "redis": {"COFFER_DATABASE_URL": fresh_database(), "COFFER_REDIS_URL": REDIS,
+                  "COFFER_CACHE_NAMESPACE": f"bench{int(time.time())}"},
+        "postgres uncached": {"COFFER_DATABASE_URL": fresh_database(), "COFFER_CACHE_LOOKUPS_DISABLED": "true"},
+    }.items():
+        url, token, _ = h.coffer(extra_env={"COFFER_RUN_WORKERS": "false", **env})
+        targets[name] = (small_object(url, token, "b5"), token)
+    targets["bare actix"] = (build_reference(), "unused")
+    results = {name: [] for name in targets}
+    for round_number in range(ROUNDS):
+        order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+        for name in order:
+            url, token = targets[name]
+            wrk(url, token)  # warm-up (and the cache)
+            results[name].append(wrk(url, token))
+            h.log(f"round {round_number + 1} {name}: {results[name][-1][0]:.0f} req/s, p99 {results[name][-1][1]:.2f} ms")
+    best = {name: max(runs) for name, runs in results.items()}
+    rows = [
+        ("B5 warm memory vs SQLite uncached (req/s)", "memory", "sqlite uncached", ">= 10x", 10),
+        ("B5 warm Redis vs PostgreSQL uncached (req/s)", "redis", "postgres uncached", ">= 10x", 10),
+        ("B5 warm memory vs bare actix (req/s)", "memory", "bare actix", ">= 0.7x", 0.7),
+        ("B5 warm Redis vs bare actix (req/s)", "redis", "bare actix", ">= 0.7x", 0.7),
+    ]
+    table_rows = [(label, best[ours][0], best[ref][0], best[ours][0] / best[ref][0], target,
+                   best[ours][0] / best[ref][0] >= bound) for label, ours, ref, target, bound in rows]
+    for name in ("memory", "redis"):
+        table_rows.append((f"B5 p99 warm {name} (ms)", best[name][1], 2.0, best[name][1] / 2.0, "<= 2 ms",
+                           best[name][1] <= 2.0))
+    table = "| figure | Coffer | reference | ratio | target | pass |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {label} | {ours:.2f} | {ref:.2f} | {ratio:.2f} | {target} | {'yes' if ok else 'NO'} |"
+        for label, ours, ref, ratio, target, ok in table_rows)
+    h.write_results("cache", {
+        "duration_seconds": int(DURATION),
+        "rounds": ROUNDS,
+        "runs": {name: [{"rps": rps, "p99_ms": p99} for rps, p99 in runs] for name, runs in results.items()},
+    }, table)
+
+
+if __name__ == "__main__":
+    main()
