@@ -29,6 +29,15 @@ pub trait Cache: Send + Sync {
     /// `memory` or `redis`.
     fn kind(&self) -> &'static str;
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    /// Reads a value that never changes once stored under its key (an entry
+    /// under a cache version): a shared adapter may answer from a local copy.
+    async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.get(key).await
+    }
+    /// Stores a value for `get_immutable`.
+    async fn set_immutable(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        self.set(key, value, ttl).await
+    }
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, key: &str) -> Result<(), CacheError>;
     /// Stores `value` unless the key holds one; returns what the key holds afterwards.

@@ -15,6 +15,10 @@ use crate::policy::rate::{self, Quota, RateDecision};
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Local copies of immutable entries: bounded in bytes and in age.
+const LOCAL_BYTES: u64 = 64 << 20;
+const LOCAL_TTL: Duration = Duration::from_secs(60);
+
 /// After a failure, Redis is left alone this long (requests bypass the cache meanwhile).
 const BREAKER_OPEN: Duration = Duration::from_secs(5);
 
@@ -41,6 +45,8 @@ pub struct RedisCache {
     gcra: redis::Script,
     /// Unix milliseconds until which the breaker is open.
     open_until: AtomicI64,
+    /// Immutable entries already fetched, so a warm lookup costs one round trip (its version), not two.
+    local: moka::future::Cache<String, Bytes>,
 }
 
 fn unavailable(error: redis::RedisError) -> CacheError {
@@ -60,6 +66,11 @@ impl RedisCache {
             namespace: namespace.to_owned(),
             gcra: redis::Script::new(GCRA),
             open_until: AtomicI64::new(0),
+            local: moka::future::Cache::builder()
+                .max_capacity(LOCAL_BYTES)
+                .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len()).unwrap_or(u32::MAX))
+                .time_to_live(LOCAL_TTL)
+                .build(),
         })
     }
 
@@ -95,6 +106,22 @@ impl Cache for RedisCache {
         let mut connection = self.connection.clone();
         let value: Option<Vec<u8>> = self.guarded(connection.get(self.key(key))).await?;
         Ok(value.map(Bytes::from))
+    }
+
+    async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        if let Some(local) = self.local.get(key).await {
+            return Ok(Some(local));
+        }
+        let value = self.get(key).await?;
+        if let Some(value) = &value {
+            self.local.insert(key.to_owned(), value.clone()).await;
+        }
+        Ok(value)
+    }
+
+    async fn set_immutable(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        self.local.insert(key.to_owned(), value.clone()).await;
+        self.set(key, value, ttl).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {

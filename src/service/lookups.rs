@@ -104,7 +104,7 @@ impl Services {
             return load.await;
         };
         let key = format!("{scope}:{version}:{name}");
-        if let Ok(Some(bytes)) = self.cache.get(&key).await
+        if let Ok(Some(bytes)) = self.cache.get_immutable(&key).await
             && let Ok(value) = serde_json::from_slice(&bytes)
         {
             Metrics::count(&self.metrics.cache_lookups, "hit");
@@ -113,7 +113,7 @@ impl Services {
         Metrics::count(&self.metrics.cache_lookups, "miss");
         let value = load.await?;
         if let Ok(bytes) = serde_json::to_vec(&value) {
-            let _ = self.cache.set(&key, Bytes::from(bytes), ttl).await;
+            let _ = self.cache.set_immutable(&key, Bytes::from(bytes), ttl).await;
         }
         Ok(value)
     }
