@@ -1,10 +1,11 @@
 //! Conformance suites: the same cases against every adapter of a port —
 //! `BlobStore` on the filesystem and on a real S3 server, `MetadataStore` on
-//! SQLite and PostgreSQL.
+//! SQLite and PostgreSQL, `Cache` in process and in Redis.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cache;
 mod metadata;
 mod storage;
 
