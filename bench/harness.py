@@ -264,3 +264,153 @@ def prepare():
     os.makedirs(WORK, exist_ok=True)
     if shutil.which("curl") is None or shutil.which("nginx") is None:
         sys.exit("bench needs curl and nginx (apt-get install curl nginx)")
+
+
+# ---------------------------------------------------------------------------
+# Helpers for bench/run (suite.py) and B6, B8, B9. Added after the functions
+# above, which are unchanged.
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+if os.environ.get("BENCH_RESULTS_DIR"):
+    # bench/run's quick mode writes here, so quick numbers never replace full ones.
+    RESULTS = os.path.abspath(os.environ["BENCH_RESULTS_DIR"])
+
+
+def exit_on_signals():
+    """SIGTERM and SIGHUP end the script through sys.exit, so the atexit cleanup stops every child."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def wrk_run(url, script=None, threads=1, connections=16, duration=5, env=None):
+    """One wrk run with latency percentiles; fails on non-2xx answers or socket errors.
+    Returns {rps, requests, p50_ms, p90_ms, p99_ms, wrk_cpu_seconds}."""
+    import re
+    import resource
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = subprocess.run([*args, url], env={**os.environ, **(env or {})}, check=True, capture_output=True,
+                            text=True, timeout=float(duration) + 30).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if re.search(r"\b0 requests in", output):
+        raise RuntimeError(f"{url}: no request completed\n{output}")
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", output) or re.search(r"Socket errors:.*timeout [1-9]", output):
+        raise RuntimeError(f"{url}: errors during the run\n{output}")
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+              "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+              "wrk_cpu_seconds": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    for percent in ("50", "90", "99"):
+        match = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)\b", output)
+        result[f"p{percent}_ms"] = float(match.group(1)) * scale[match.group(2)] if match else None
+    return result
+
+
+def lua_script(name, text):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def usage(process):
+    """CPU-seconds and peak RSS (MiB) of a running process so far; None once it has exited."""
+    try:
+        return {"cpu_seconds": cpu_seconds(process.pid), "peak_rss_mib": peak_rss_mib(process.pid)}
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def busy_cores():
+    """(busy, total) jiffies from /proc/stat: the difference of two readings gives the machine's load."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def coffer_env(port, data_dir, s3=None, extra_env=None, s3_prefix=None):
+    """The environment harness.coffer() gives a server, for servers started with serve() (replicas)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
+    env.update({"COFFER_BIND": f"127.0.0.1:{port}", "COFFER_DATA_DIR": data_dir, "COFFER_LOG_FILTER": "warn"})
+    env.update({f"COFFER_RATE_LIMIT_{cls}_PER_MINUTE": "0" for cls in ("AUTH", "UPLOAD", "API")})
+    if s3:
+        env.update({
+            "COFFER_STORAGE": "s3", "COFFER_S3_ENDPOINT": s3["endpoint"], "COFFER_S3_REGION": s3["region"],
+            "COFFER_S3_BUCKET": s3["bucket"], "COFFER_S3_ACCESS_KEY_ID": s3["access_key_id"],
+            "COFFER_S3_SECRET_ACCESS_KEY": s3["secret_access_key"], "COFFER_S3_FORCE_PATH_STYLE": "true",
+            "COFFER_S3_PREFIX": s3_prefix or f"bench-{int(time.time())}/",
+        })
+    env.update(extra_env or {})
+    return env
+
+
+def serve(env, timeout=60):
+    """`coffer serve` with this environment; returns (url, process) once it is ready."""
+    port = env["COFFER_BIND"].rsplit(":", 1)[1]
+    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url + "/health/ready", timeout=timeout)
+    return url, process
+
+
+def postgres_database(server=None):
+    """A new, empty PostgreSQL database on the local server; returns its URL."""
+    server = server or os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    name = f"coffer_bench_{int(time.time() * 1000)}"
+    subprocess.run(["psql", server + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True,
+                   timeout=60)
+    return f"{server}/{name}"
+
+
+def example_binary(name):
+    """A release build of examples/NAME.rs (built unless BENCH_NO_BUILD is set and it exists)."""
+    path = os.path.join(TARGET, "release", "examples", name)
+    if not (os.environ.get("BENCH_NO_BUILD") and os.path.exists(path)):
+        log(f"building example {name} (release)")
+        subprocess.run(["cargo", "build", "--release", "--locked", "--example", name], cwd=ROOT, check=True,
+                       env={**os.environ, "CARGO_TARGET_DIR": TARGET})
+    return path
+
+
+def bare_actix():
+    """The bare actix-web reference of B5 (examples/bare_head.rs; answers any method); returns its base URL."""
+    port = free_port()
+    spawn([example_binary("bare_head"), f"127.0.0.1:{port}"], log_name=f"bare-head-{port}.log")
+    wait_for(f"http://127.0.0.1:{port}/")
+    return f"http://127.0.0.1:{port}"
+
+
+def table(rows, digits=2):
+    """The results table every benchmark writes: (figure, ours, reference, ratio, target, ok) rows."""
+    def cell(value):
+        return "–" if value is None else f"{value:.{digits}f}"
+    return "| figure | Coffer | reference | ratio | target | pass |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {name} | {cell(ours)} | {cell(ref)} | {cell(ratio)} | {target} | {'yes' if ok else 'NO'} |"
+        for name, ours, ref, ratio, target, ok in rows)
+
+
+def rows_json(rows):
+    return [{"figure": name, "coffer": ours, "reference": ref, "ratio": ratio, "target": target, "pass": bool(ok)}
+            for name, ours, ref, ratio, target, ok in rows]
+
+
+def cpu_seconds_of(name):
+    """CPU-seconds so far of every process whose command name (/proc/PID/comm) is NAME, summed
+    (Garage, PostgreSQL's backends, Redis: shared services the benchmark did not start)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            total += cpu_seconds(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

@@ -1,0 +1,125 @@
+"""B8: argon2id logins, and what they do to everyone else.
+
+Coffer on its embedded defaults (SQLite, in-process cache, workers off, rate
+limits off as in every benchmark; argon2id at its defaults m = 19 MiB, t = 2,
+p = 1 on a blocking pool of `password_hash_concurrency` = one per core).
+The account logs in with its correct password, so lockout never triggers.
+
+B8a  POST /api/v1/auth/login req/s (wrk, 1 thread, 4 connections): report,
+     with Coffer's CPU-seconds per login.
+B8b  p99 of a cached authenticated read of a small object's headers (wrk, 1
+     thread, 16 connections) while logins run flat out in parallel, against
+     its p99 on an idle server. Target: loaded p99 <= 2x idle p99.
+     The read is a conditional GET (`If-None-Match` with the object's ETag,
+     answered 304): the same work as a HEAD (token, cached account, bucket and
+     object lookups, headers; no storage read). wrk 4.1 cannot time HEAD: its
+     response parser waits for the Content-Length body a HEAD answer never
+     has, and counts 0 requests.
+
+ROUNDS order-swapped rounds (idle first, then loaded first, ...), DURATION s
+per measurement; medians of the rounds.
+Environment: BENCH_ROUNDS (5), BENCH_DURATION (5 s), BENCH_QUICK=1 (1 round, 2 s).
+"""
+
+import os
+import subprocess
+import threading
+
+import harness as h
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if h.QUICK else "5"))
+DURATION = int(os.environ.get("BENCH_DURATION", "2" if h.QUICK else "5"))
+LOGIN_CONNECTIONS = 4
+HEAD_LUA = """
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+wrk.headers["If-None-Match"] = os.getenv("BENCH_ETAG")
+"""
+LOGIN_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"username":"' .. os.getenv("BENCH_USER") .. '","password":"' .. os.getenv("BENCH_PASSWORD") .. '"}'
+"""
+
+
+def logins(url, script, env, duration):
+    return h.wrk_run(url, script, connections=LOGIN_CONNECTIONS, duration=duration, env=env)
+
+
+def main():
+    h.prepare()
+    h.exit_on_signals()
+    h.build_release()
+    url, token, process = h.coffer(extra_env={"COFFER_RUN_WORKERS": "false"})
+    password = "login-bench-" + os.urandom(12).hex()
+    h.json_request(url + "/api/v1/admin/users", {"username": "loginbench", "password": password, "role": "user"},
+                   token)
+    h.json_request(url + "/api/v1/auth/login", {"username": "loginbench", "password": password})  # it works
+    h.json_request(url + "/api/v1/buckets", {"name": "bench-b8"}, token)
+    subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}", "-T", "-",
+                    f"{url}/api/v1/buckets/bench-b8/objects/small.txt"], input=b"hello, logins", check=True, timeout=60)
+    head_url = f"{url}/api/v1/buckets/bench-b8/objects/small.txt"
+    head_script = h.lua_script("b8-head.lua", HEAD_LUA)
+    login_script = h.lua_script("b8-login.lua", LOGIN_LUA)
+    login_url = url + "/api/v1/auth/login"
+    login_env = {"BENCH_USER": "loginbench", "BENCH_PASSWORD": password}
+    etag = subprocess.run(["curl", "-sS", "--fail", "-I", "-H", f"Authorization: Bearer {token}", head_url],
+                          check=True, capture_output=True, text=True, timeout=30).stdout
+    etag = next(line.split(":", 1)[1].strip() for line in etag.splitlines() if line.lower().startswith("etag:"))
+    status = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Authorization: Bearer {token}",
+                             "-H", f"If-None-Match: {etag}", head_url], capture_output=True, text=True, timeout=30).stdout
+    if status != "304":
+        raise RuntimeError(f"the conditional GET answered {status}, not 304")
+    head_env = {"BENCH_TOKEN": token, "BENCH_ETAG": etag}
+
+    h.wrk_run(head_url, head_script, duration=min(DURATION, 2), env=head_env)  # warm-up (and the cache)
+    idle, loaded, alone = [], [], []
+    cpu_per_login = []
+    for round_number in range(ROUNDS):
+        order = ("idle", "loaded") if round_number % 2 == 0 else ("loaded", "idle")
+        for phase in order:
+            if phase == "idle":
+                idle.append(h.wrk_run(head_url, head_script, duration=DURATION, env=head_env))
+                continue
+            # Logins alone first (their own throughput), then logins with HEADs alongside.
+            before = h.cpu_seconds(process.pid)
+            alone.append(logins(login_url, login_script, login_env, DURATION))
+            cpu_per_login.append((h.cpu_seconds(process.pid) - before) / max(alone[-1]["requests"], 1))
+            background = {}
+            # Logins start first and outlast the HEAD run by a second on each side.
+            thread = threading.Thread(target=lambda: background.update(
+                logins(login_url, login_script, login_env, DURATION + 2)))
+            thread.start()
+            threading.Event().wait(1)
+            loaded.append(h.wrk_run(head_url, head_script, duration=DURATION, env=head_env))
+            thread.join(timeout=DURATION + 40)
+            if not background:
+                raise RuntimeError("the login load failed")
+            loaded[-1]["logins_rps_alongside"] = background["rps"]
+        h.log(f"round {round_number + 1}: idle p99 {idle[-1]['p99_ms']:.2f} ms, loaded p99 {loaded[-1]['p99_ms']:.2f} ms"
+              f" ({loaded[-1]['logins_rps_alongside']:.0f} logins/s alongside), logins alone {alone[-1]['rps']:.1f}/s")
+
+    idle_p99 = h.median([r["p99_ms"] for r in idle])
+    loaded_p99 = h.median([r["p99_ms"] for r in loaded])
+    login_rps = h.median([r["rps"] for r in alone])
+    rows = [
+        ("B8a logins/s (argon2id m=19 MiB t=2 p=1)", login_rps, None, None, "report", True),
+        ("B8a login p99 (ms)", h.median([r["p99_ms"] for r in alone]), None, None, "report", True),
+        ("B8a Coffer CPU-seconds per login", h.median(cpu_per_login), None, None, "report", True),
+        ("B8b cached 304 GET p99 under logins vs idle (ms)", loaded_p99, idle_p99, loaded_p99 / idle_p99, "<= 2x",
+         loaded_p99 <= 2 * idle_p99),
+        ("B8b cached 304 GET req/s under logins vs idle", h.median([r["rps"] for r in loaded]),
+         h.median([r["rps"] for r in idle]), h.median([r["rps"] for r in loaded]) / h.median([r["rps"] for r in idle]),
+         "report", True),
+    ]
+    h.write_results("login", {
+        "rounds": ROUNDS,
+        "duration_seconds": DURATION,
+        "login_connections": LOGIN_CONNECTIONS,
+        "runs": {"head_idle": idle, "head_loaded": loaded, "logins_alone": alone},
+        "rows": h.rows_json(rows),
+        "processes": {"coffer (login)": h.usage(process)},
+    }, h.table(rows, digits=3))
+
+
+if __name__ == "__main__":
+    main()
