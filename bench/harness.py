@@ -414,3 +414,33 @@ def cpu_seconds_of(name):
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def tree_usage(pid):
+    """CPU-seconds of a process and its live descendants (nginx: master and workers), and the
+    largest peak RSS (MiB) among them; None once it has exited."""
+    def children(parent):
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                            found.append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    continue
+        return found
+    pids, frontier = [pid], [pid]
+    while frontier:
+        found = children(frontier.pop())
+        pids += found
+        frontier += found
+    total, peak = 0.0, 0.0
+    for member in pids:
+        try:
+            total += cpu_seconds(member)
+            peak = max(peak, peak_rss_mib(member))
+        except (FileNotFoundError, ProcessLookupError):
+            if member == pid:
+                return None
+    return {"cpu_seconds": total, "peak_rss_mib": peak}

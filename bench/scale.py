@@ -1,11 +1,15 @@
 """B9: scale-out. 1, 2 and 3 Coffer replicas sharing one PostgreSQL database,
 one Redis and one Garage bucket (the real deployment shape, on loopback) behind
 nginx (one upstream with all replicas, keepalive), serving a small object:
-GET req/s with wrk (2 threads, 32 connections). Reported: req/s per replica
+GET req/s with wrk (2 threads, BENCH_CONNECTIONS = 32 connections). Reported: req/s per replica
 count, the scaling factor against one replica, nginx's own cost (1 replica
 through nginx vs direct), CPU-seconds of every replica, of nginx, of wrk and of the
 shared services (Garage, PostgreSQL, Redis: all processes of that name), and
-how busy the machine was (all cores, from /proc/stat).
+how busy the machine was (all cores, from /proc/stat); from those, the CPU
+milliseconds each party spends per GET and the request rate at which that
+CPU would fill every core (the CPU-bound ceiling) against the measured rate:
+measured far below the ceiling means latency-bound (too few connections, or
+time spent waiting on Garage), not CPU-bound.
 
 No target: on the 2-core benchmark machine the load generator, nginx, the
 replicas, Garage, PostgreSQL and Redis share the same two cores, so the
@@ -29,6 +33,7 @@ import harness as h
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if h.QUICK else "5"))
 DURATION = int(os.environ.get("BENCH_DURATION", "2" if h.QUICK else "5"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "3"))
 OBJECT_BYTES = int(os.environ.get("BENCH_OBJECT_BYTES", "4096"))
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
@@ -129,16 +134,17 @@ def main():
     for round_number in range(ROUNDS):
         order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
         for name in order:
-            h.wrk_run(targets[name], script, threads=2, connections=32, duration=1, env=env)  # warm-up
+            h.wrk_run(targets[name], script, threads=2, connections=CONNECTIONS, duration=1, env=env)  # warm-up
             cpu_before = [h.cpu_seconds(p.pid) for _, p in replicas]
-            nginx_before = h.cpu_seconds(balancers[name].pid) if name in balancers else 0.0
+            nginx_before = h.tree_usage(balancers[name].pid)["cpu_seconds"] if name in balancers else 0.0
             services_before = {s: h.cpu_seconds_of(s) for s in SERVICES}
             busy_before, total_before = h.busy_cores()
-            result = h.wrk_run(targets[name], script, threads=2, connections=32, duration=DURATION, env=env)
+            result = h.wrk_run(targets[name], script, threads=2, connections=CONNECTIONS, duration=DURATION, env=env)
             busy_after, total_after = h.busy_cores()
             result["service_cpu_seconds"] = {s: h.cpu_seconds_of(s) - services_before[s] for s in SERVICES}
             result["replica_cpu_seconds"] = [h.cpu_seconds(p.pid) - b for (_, p), b in zip(replicas, cpu_before)]
-            result["nginx_cpu_seconds"] = (h.cpu_seconds(balancers[name].pid) - nginx_before) if name in balancers else 0.0
+            result["nginx_cpu_seconds"] = (h.tree_usage(balancers[name].pid)["cpu_seconds"] - nginx_before
+                                           if name in balancers else 0.0)
             result["machine_busy"] = (busy_after - busy_before) / max(total_after - total_before, 1)
             runs[name].append(result)
             h.log(f"round {round_number + 1} {name}: {result['rps']:.0f} req/s, machine {100 * result['machine_busy']:.0f}% busy, "
@@ -155,9 +161,26 @@ def main():
                      "report", True))
     rows.append(("B9 1 replica via nginx vs direct (req/s)", one, rps["1 direct"], one / rps["1 direct"], "report", True))
     for name in targets:
-        rows.append((f"B9 machine busy, {name} (%)", 100 * busy[name], 100.0, busy[name], "report", True))
+        rows.append((f"B9 machine busy, {name} (% of all cores)", 100 * busy[name], None, None, "report", True))
+    # Where it saturates: CPU per request of each party (1 replica via nginx), and the request rate
+    # at which that CPU would fill every core of this machine if nothing else ran.
+    first = runs["1 via nginx"]
+    requests = sum(r["requests"] for r in first)
+    per_request = {
+        "coffer": sum(sum(r["replica_cpu_seconds"]) for r in first),
+        "nginx": sum(r["nginx_cpu_seconds"] for r in first),
+        "wrk": sum(r["wrk_cpu_seconds"] for r in first),
+        **{service: sum(r["service_cpu_seconds"][service] for r in first) for service in SERVICES},
+    }
+    per_request = {name: 1000 * seconds / max(requests, 1) for name, seconds in per_request.items()}
+    total_ms = sum(per_request.values())
+    for name, ms in per_request.items():
+        rows.append((f"B9 CPU ms per GET: {name}", ms, None, None, "report", True))
+    ceiling = (os.cpu_count() or 1) * 1000 / total_ms if total_ms else None
+    rows.append((f"B9 CPU-bound ceiling on {os.cpu_count()} cores (req/s) vs measured", ceiling, one,
+                 ceiling / one if ceiling else None, "report", True))
     processes = {f"coffer replica {i + 1} (scale)": h.usage(p) for i, (_, p) in enumerate(replicas)}
-    processes.update({f"nginx {name} (scale)": h.usage(p) for name, p in balancers.items()})
+    processes.update({f"nginx {name}, master + worker (scale)": h.tree_usage(p.pid) for name, p in balancers.items()})
     h.write_results("scale", {
         "rounds": ROUNDS,
         "duration_seconds": DURATION,
@@ -165,6 +188,8 @@ def main():
         "object_bytes": OBJECT_BYTES,
         "median_rps": rps,
         "scaling_factor": {name: value / one for name, value in rps.items()},
+        "cpu_ms_per_request_1_replica": per_request,
+        "connections": CONNECTIONS,
         "runs": runs,
         "rows": h.rows_json(rows),
         "processes": processes,

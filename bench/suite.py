@@ -235,7 +235,7 @@ def processes_of(name, payload, run):
     for process, usage in (payload.get("processes") or {}).items():
         if usage:
             rows.append((name, process, usage.get("cpu_seconds"), usage.get("peak_rss_mib"), ""))
-    if name == "objects" and payload:
+    if name.startswith("objects") and payload:
         rows.append((name, "coffer (B1/B2 transfers)", None, None,
                      f"{payload.get('coffer_cpu_seconds_per_gib', 0):.2f} CPU-s per GiB moved"))
         for label, rss in (payload.get("peak_rss") or {}).items():
@@ -294,7 +294,7 @@ def main():
                            "rows": rows, "results": payload}
         for row in rows:
             table_rows.append({**row, "benchmark": name, "source": source})
-        process_rows += processes_of(name, payload, run if fresh else None)
+        process_rows += processes_of(name if fresh else f"{name} (earlier run)", payload, run if fresh else None)
 
     mode = "quick" if QUICK else "full"
     latest = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "mode": mode, "machine": h.machine(),
