@@ -169,9 +169,9 @@ def on_signal(signum, frame):
     sys.exit(128 + signum)
 
 
-def run_benchmark(name, script, env, timeout, out_dir):
+def run_benchmark(name, script, env, timeout, log_dir):
     global _running
-    log_path = os.path.join(out_dir, f"{name}.log")
+    log_path = os.path.join(log_dir, f"{name}.log")
     started = time.time()
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen([sys.executable, os.path.join(HERE, script)], env=env, cwd=h.ROOT,
@@ -254,7 +254,9 @@ def main():
     become_subreaper()
     h.prepare()
     out_dir = os.path.join(h.WORK, "quick") if QUICK else h.RESULTS
+    log_dir = os.path.join(h.WORK, "quick" if QUICK else "logs")  # logs never go to bench/results
     os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(log_dir, exist_ok=True)
     only = {n for n in os.environ.get("BENCH_ONLY", "").split(",") if n}
     skip = {n for n in os.environ.get("BENCH_SKIP", "").split(",") if n}
     started = time.time()
@@ -276,8 +278,8 @@ def main():
         if QUICK:
             env["BENCH_RESULTS_DIR"] = out_dir
         limit = min(timeout, left)
-        log(f"{name} ({figures}): running, timeout {limit:.0f} s, log {os.path.relpath(out_dir, h.ROOT)}/{name}.log")
-        runs[name] = run_benchmark(name, script, env, limit, out_dir)
+        log(f"{name} ({figures}): running, timeout {limit:.0f} s, log {os.path.relpath(log_dir, h.ROOT)}/{name}.log")
+        runs[name] = run_benchmark(name, script, env, limit, log_dir)
         log(f"{name}: {runs[name]['status']} in {runs[name]['seconds']:.0f} s")
 
     # Collect: this run's results where a benchmark ran, else the last full results (marked).
