@@ -1,11 +1,15 @@
-//! The B5 reference: a bare actix-web server answering HEAD with the headers
-//! Coffer sends for a small object, and nothing else (no auth, no lookups).
+//! The B5 reference: a bare actix-web server answering with the headers
+//! Coffer sends for a small object, and nothing else (no auth, no lookups):
+//! 304 to a conditional request (what B5 times), else 200.
 //! `cargo run --release --example bare_head -- 127.0.0.1:PORT`
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
-async fn head() -> HttpResponse {
-    HttpResponse::Ok()
+async fn head(request: HttpRequest) -> HttpResponse {
+    let status =
+        if request.headers().contains_key("if-none-match") { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    HttpResponse::build(status)
         .insert_header(("content-type", "text/plain"))
         .insert_header(("etag", "\"0d5c5d0b2a5f4f2b8b9f5f8e6a1c3d2e\""))
         .insert_header(("last-modified", "Tue, 01 Dec 2026 00:00:00 GMT"))
@@ -13,8 +17,7 @@ async fn head() -> HttpResponse {
         .insert_header(("x-content-type-options", "nosniff"))
         .insert_header(("content-disposition", "inline; filename=\"small.txt\""))
         .insert_header(("x-request-id", "00000000-0000-0000-0000-000000000000"))
-        .no_chunking(1024)
-        .finish()
+        .body("hello, cache")
 }
 
 #[actix_web::main]
