@@ -1,0 +1,99 @@
+//! Component schemas of the OpenAPI document: request bodies as the
+//! handlers deserialize them, the problem document, and the upload form.
+
+use serde_json::{Value, json};
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn nullable(kind: &str) -> Value {
+    json!({"type": [kind, "null"]})
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+fn strict(required: &[&str], properties: Value) -> Value {
+    let mut value = object(required, properties);
+    value["additionalProperties"] = json!(false);
+    value
+}
+
+/// Every schema under `components.schemas`.
+pub fn schemas() -> Value {
+    let mode = json!({"type": "string", "enum": ["GOVERNANCE", "COMPLIANCE"]});
+    let role = json!({"type": "string", "enum": ["admin", "user", "auditor"]});
+    let days = json!({"type": "integer", "minimum": 1, "maximum": 36500});
+    let default_retention = object(&["mode", "days"], json!({"mode": mode, "days": days}));
+    let rule = strict(
+        &["id", "enabled"],
+        json!({
+            "id": string(), "prefix": string(), "enabled": {"type": "boolean"},
+            "expire_after_days": days, "abort_incomplete_uploads_after_days": days,
+        }),
+    );
+    json!({
+        "Problem": object(&["type", "title", "status"], json!({
+            "type": string(), "title": string(), "status": {"type": "integer"}, "detail": string(),
+        })),
+        "Login": object(&["username", "password"], json!({"username": string(), "password": string()})),
+        "MfaLogin": object(&["mfa_token", "code"], json!({"mfa_token": string(), "code": string()})),
+        "Refresh": object(&["refresh_token"], json!({"refresh_token": string()})),
+        "PasswordChange": object(&["current_password", "new_password"],
+            json!({"current_password": string(), "new_password": string()})),
+        "Code": object(&["code"], json!({"code": string()})),
+        "NewApiKey": object(&["name"], json!({
+            "name": string(),
+            "expires_in_days": {"type": ["integer", "null"], "minimum": 1},
+            "scopes": {"type": ["array", "null"], "items": {"type": "string", "enum": ["read", "write"]}},
+        })),
+        "NewUser": object(&["username", "password", "role"], json!({
+            "username": string(), "password": string(), "role": role,
+            "quota_bytes": {"type": ["integer", "null"], "minimum": 0},
+        })),
+        "UserPatch": strict(&[], json!({
+            "role": role, "disabled": {"type": "boolean"},
+            "quota_bytes": {"type": ["integer", "null"], "minimum": 0}, "password": string(),
+        })),
+        "DefaultRetention": default_retention,
+        "DefaultRetentionOrNull": {"oneOf": [{"$ref": "#/components/schemas/DefaultRetention"}, {"type": "null"}]},
+        "NewBucket": object(&["name"], json!({
+            "name": string(),
+            "default_retention": {"oneOf": [{"$ref": "#/components/schemas/DefaultRetention"}, {"type": "null"}]},
+        })),
+        "Grant": object(&["permission"], json!({"permission": {"type": "string", "enum": ["read", "write", "manage"]}})),
+        "Copy": object(&["to_key"], json!({"to_bucket": nullable("string"), "to_key": string()})),
+        "NewUpload": object(&["key"], json!({
+            "key": string(), "content_type": nullable("string"), "size": {"type": ["integer", "null"], "minimum": 0},
+        })),
+        "Completion": object(&["parts"], json!({"parts": {"type": "array", "items": object(&["part_number", "etag"],
+            json!({"part_number": {"type": "integer", "minimum": 1, "maximum": 10000}, "etag": string()}))}})),
+        "Presign": object(&["bucket", "key", "method", "expires_in_seconds"], json!({
+            "bucket": string(), "key": string(), "method": {"type": "string", "enum": ["GET", "PUT"]},
+            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 604_800},
+            "transfer_mode": {"type": ["string", "null"], "enum": ["gateway", "direct", null]},
+        })),
+        "Retention": {"oneOf": [
+            strict(&[], json!({"mode": {"type": ["string", "null"], "enum": ["GOVERNANCE", "COMPLIANCE", null]},
+                "retain_until": {"type": ["string", "null"], "format": "date-time"}})),
+            {"type": "null"},
+        ]},
+        "LegalHold": strict(&["status"], json!({"status": {"type": "string", "enum": ["ON", "OFF"]}})),
+        "Lifecycle": strict(&["rules"], json!({"rules": {"type": "array", "maxItems": 100, "items": rule}})),
+        "LifecycleRun": strict(&["dry_run"], json!({
+            "dry_run": {"type": "boolean"}, "as_of": {"type": ["string", "null"], "format": "date-time"},
+        })),
+        "NewShare": object(&["bucket", "key"], json!({
+            "bucket": string(), "key": string(),
+            "expires_in_seconds": {"type": ["integer", "null"], "minimum": 1},
+            "password": nullable("string"),
+            "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+        })),
+        "SharePassword": object(&["password"], json!({"password": string()})),
+        "UploadForm": object(&["file"], json!({
+            "prefix": string(), "file": {"type": "string", "format": "binary"},
+        })),
+    })
+}
