@@ -207,9 +207,11 @@ pub fn operations() -> Vec<Op> {
             .json("LegalHold")
             .errors(RW),
         op("GET", "/api/v1/buckets/{bucket}/default-retention", "retention", "The bucket's default retention")
+            .ok(&[(200, "json-or-null")])
             .errors(READ),
         op("PUT", "/api/v1/buckets/{bucket}/default-retention", "retention", "Set or clear the default retention")
             .json("DefaultRetentionOrNull")
+            .ok(&[(200, "json-or-null")])
             .errors(RW),
         op("GET", "/api/v1/buckets/{bucket}/lifecycle", "lifecycle", "The bucket's lifecycle rules").errors(READ),
         op("PUT", "/api/v1/buckets/{bucket}/lifecycle", "lifecycle", "Replace the lifecycle rules")
@@ -253,6 +255,7 @@ fn success(kind: &str) -> Value {
     let binary = json!({"type": "string", "format": "binary"});
     match kind {
         "json" => json!({"content": {"application/json": {"schema": {"type": "object"}}}}),
+        "json-or-null" => json!({"content": {"application/json": {"schema": {"type": ["object", "null"]}}}}),
         "text" => json!({"content": {"text/plain": {"schema": {"type": "string"}}}}),
         "html" => json!({"content": {"text/html": {"schema": {"type": "string"}}}}),
         "stream" => json!({"content": {"application/x-ndjson": {"schema": binary}, "text/csv": {"schema": binary}}}),
@@ -266,11 +269,7 @@ fn parameters(op: &Op) -> Vec<Value> {
     let mut out = Vec::new();
     for segment in op.path.split('/') {
         if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            let schema = if name == "n" {
-                json!({"type": "integer", "minimum": 1, "maximum": 10000})
-            } else {
-                json!({"type": "string", "minLength": 1})
-            };
+            let schema = super::openapi_schemas::path_parameter(name);
             out.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
     }

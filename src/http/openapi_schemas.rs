@@ -21,6 +21,35 @@ fn strict(required: &[&str], properties: Value) -> Value {
     value
 }
 
+/// S3 bucket-name rules (3-63 characters of `a-z0-9.-`, alphanumeric at both ends).
+const BUCKET: &str = "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
+/// Object keys: no leading `/`, no control characters (empty or `.` segments are refused too).
+const KEY: &str = "^[^/\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+const USERNAME: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+fn bucket() -> Value {
+    json!({"type": "string", "pattern": BUCKET, "example": "st-bucket"})
+}
+
+fn key() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 1024, "pattern": KEY, "example": "hello.txt"})
+}
+
+fn password() -> Value {
+    json!({"type": "string", "minLength": 10, "maxLength": 1024})
+}
+
+/// The schema of a path parameter, by name.
+pub fn path_parameter(name: &str) -> Value {
+    match name {
+        "bucket" => bucket(),
+        "key" => key(),
+        "username" => json!({"type": "string", "pattern": USERNAME, "example": "st-user"}),
+        "n" => json!({"type": "integer", "minimum": 1, "maximum": 10000, "example": 1}),
+        _ => json!({"type": "string", "minLength": 1, "maxLength": 128}),
+    }
+}
+
 /// Every schema under `components.schemas`.
 pub fn schemas() -> Value {
     let mode = json!({"type": "string", "enum": ["GOVERNANCE", "COMPLIANCE"]});
@@ -42,36 +71,36 @@ pub fn schemas() -> Value {
         "MfaLogin": object(&["mfa_token", "code"], json!({"mfa_token": string(), "code": string()})),
         "Refresh": object(&["refresh_token"], json!({"refresh_token": string()})),
         "PasswordChange": object(&["current_password", "new_password"],
-            json!({"current_password": string(), "new_password": string()})),
+            json!({"current_password": string(), "new_password": password()})),
         "Code": object(&["code"], json!({"code": string()})),
         "NewApiKey": object(&["name"], json!({
-            "name": string(),
-            "expires_in_days": {"type": ["integer", "null"], "minimum": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},
             "scopes": {"type": ["array", "null"], "items": {"type": "string", "enum": ["read", "write"]}},
         })),
         "NewUser": object(&["username", "password", "role"], json!({
-            "username": string(), "password": string(), "role": role,
+            "username": {"type": "string", "pattern": USERNAME}, "password": password(), "role": role,
             "quota_bytes": {"type": ["integer", "null"], "minimum": 0},
         })),
         "UserPatch": strict(&[], json!({
             "role": role, "disabled": {"type": "boolean"},
-            "quota_bytes": {"type": ["integer", "null"], "minimum": 0}, "password": string(),
+            "quota_bytes": {"type": ["integer", "null"], "minimum": 0}, "password": password(),
         })),
         "DefaultRetention": default_retention,
         "DefaultRetentionOrNull": {"oneOf": [{"$ref": "#/components/schemas/DefaultRetention"}, {"type": "null"}]},
         "NewBucket": object(&["name"], json!({
-            "name": string(),
+            "name": bucket(),
             "default_retention": {"oneOf": [{"$ref": "#/components/schemas/DefaultRetention"}, {"type": "null"}]},
         })),
         "Grant": object(&["permission"], json!({"permission": {"type": "string", "enum": ["read", "write", "manage"]}})),
-        "Copy": object(&["to_key"], json!({"to_bucket": nullable("string"), "to_key": string()})),
+        "Copy": object(&["to_key"], json!({"to_bucket": {"oneOf": [bucket(), {"type": "null"}]}, "to_key": key()})),
         "NewUpload": object(&["key"], json!({
-            "key": string(), "content_type": nullable("string"), "size": {"type": ["integer", "null"], "minimum": 0},
+            "key": key(), "content_type": nullable("string"), "size": {"type": ["integer", "null"], "minimum": 0},
         })),
         "Completion": object(&["parts"], json!({"parts": {"type": "array", "items": object(&["part_number", "etag"],
             json!({"part_number": {"type": "integer", "minimum": 1, "maximum": 10000}, "etag": string()}))}})),
         "Presign": object(&["bucket", "key", "method", "expires_in_seconds"], json!({
-            "bucket": string(), "key": string(), "method": {"type": "string", "enum": ["GET", "PUT"]},
+            "bucket": bucket(), "key": key(), "method": {"type": "string", "enum": ["GET", "PUT"]},
             "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 604_800},
             "transfer_mode": {"type": ["string", "null"], "enum": ["gateway", "direct", null]},
         })),
@@ -86,8 +115,8 @@ pub fn schemas() -> Value {
             "dry_run": {"type": "boolean"}, "as_of": {"type": ["string", "null"], "format": "date-time"},
         })),
         "NewShare": object(&["bucket", "key"], json!({
-            "bucket": string(), "key": string(),
-            "expires_in_seconds": {"type": ["integer", "null"], "minimum": 1},
+            "bucket": bucket(), "key": key(),
+            "expires_in_seconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 3_153_600_000_i64},
             "password": nullable("string"),
             "max_downloads": {"type": ["integer", "null"], "minimum": 1},
         })),
