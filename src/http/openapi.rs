@@ -102,14 +102,17 @@ pub fn operations() -> Vec<Op> {
         op("POST", "/api/v1/auth/login", "auth", "Log in with a password")
             .public()
             .json("Login")
+            .ok(&[(200, "ref:LoginResult")])
             .errors(&[400, 401, 403, 413, 415, 429]),
         op("POST", "/api/v1/auth/mfa", "auth", "Finish a login with a TOTP or recovery code")
             .public()
             .json("MfaLogin")
+            .ok(&[(200, "ref:Tokens")])
             .errors(&[400, 401, 413, 415, 429]),
         op("POST", "/api/v1/auth/refresh", "auth", "Rotate a refresh token")
             .public()
             .json("Refresh")
+            .ok(&[(200, "ref:Tokens")])
             .errors(&[400, 401, 413, 415, 429]),
         op("POST", "/api/v1/auth/logout", "auth", "Revoke a refresh token family")
             .public()
@@ -128,9 +131,15 @@ pub fn operations() -> Vec<Op> {
         op("GET", "/api/v1/me/api-keys", "me", "List API keys").errors(READ),
         op("DELETE", "/api/v1/me/api-keys/{id}", "me", "Revoke an API key").ok(&[(204, "")]).errors(READ),
         op("GET", "/api/v1/admin/users", "admin", "List accounts").query(PAGE).errors(READ),
-        op("POST", "/api/v1/admin/users", "admin", "Create an account").json("NewUser").ok(&[(201, "json")]).errors(RW),
-        op("GET", "/api/v1/admin/users/{username}", "admin", "One account").errors(READ),
-        op("PATCH", "/api/v1/admin/users/{username}", "admin", "Change an account").json("UserPatch").errors(RW),
+        op("POST", "/api/v1/admin/users", "admin", "Create an account")
+            .json("NewUser")
+            .ok(&[(201, "ref:User")])
+            .errors(RW),
+        op("GET", "/api/v1/admin/users/{username}", "admin", "One account").ok(&[(200, "ref:User")]).errors(READ),
+        op("PATCH", "/api/v1/admin/users/{username}", "admin", "Change an account")
+            .json("UserPatch")
+            .ok(&[(200, "ref:User")])
+            .errors(RW),
         op("DELETE", "/api/v1/admin/users/{username}", "admin", "Delete an account").ok(&[(204, "")]).errors(RW),
         op("POST", "/api/v1/admin/users/{username}/reset-mfa", "admin", "Turn an account's MFA off")
             .ok(&[(204, "")])
@@ -141,18 +150,23 @@ pub fn operations() -> Vec<Op> {
             .ok(&[(200, "stream")])
             .errors(READ),
         op("GET", "/api/v1/admin/audit/verify", "audit", "Verify the hash chain").errors(READ),
-        op("GET", "/api/v1/buckets", "buckets", "Buckets the caller can see").errors(READ),
+        op("GET", "/api/v1/buckets", "buckets", "Buckets the caller can see")
+            .ok(&[(200, "ref:BucketList")])
+            .errors(READ),
         op("POST", "/api/v1/buckets", "buckets", "Create a bucket").json("NewBucket").ok(&[(201, "json")]).errors(RW),
         op("DELETE", "/api/v1/buckets/{bucket}", "buckets", "Delete an empty bucket").ok(&[(204, "")]).errors(RW),
         op("GET", "/api/v1/buckets/{bucket}/grants", "buckets", "List grants").errors(READ),
-        op("GET", "/api/v1/buckets/{bucket}/objects", "objects", "List objects").query(LISTING).errors(READ),
+        op("GET", "/api/v1/buckets/{bucket}/objects", "objects", "List objects")
+            .query(LISTING)
+            .ok(&[(200, "ref:ObjectList")])
+            .errors(READ),
         op("POST", "/api/v1/buckets/{bucket}/objects", "objects", "Upload files (multipart/form-data)")
             .with_body(form)
-            .ok(&[(201, "json")])
+            .ok(&[(201, "ref:StoredObjects")])
             .errors(RW),
         op("PUT", "/api/v1/buckets/{bucket}/objects/{key}", "objects", "Store an object")
             .raw_body()
-            .ok(&[(201, "json")])
+            .ok(&[(201, "ref:Object")])
             .errors(&[400, 401, 403, 404, 409, 411, 412, 413, 429]),
         op("GET", "/api/v1/buckets/{bucket}/objects/{key}", "objects", "Read an object")
             .query(DOWNLOAD)
@@ -167,7 +181,7 @@ pub fn operations() -> Vec<Op> {
             .errors(RW),
         op("POST", "/api/v1/buckets/{bucket}/copy/{key}", "objects", "Copy an object")
             .json("Copy")
-            .ok(&[(201, "json")])
+            .ok(&[(201, "ref:Object")])
             .errors(RW),
         op("POST", "/api/v1/buckets/{bucket}/uploads", "uploads", "Start a multipart upload")
             .json("NewUpload")
@@ -182,7 +196,7 @@ pub fn operations() -> Vec<Op> {
             .errors(&[400, 401, 403, 404, 409, 411, 413, 429]),
         op("POST", "/api/v1/buckets/{bucket}/uploads/{upload_id}/complete", "uploads", "Complete an upload")
             .json("Completion")
-            .ok(&[(201, "json")])
+            .ok(&[(201, "ref:Object")])
             .errors(RW),
         op("PUT", "/api/v1/buckets/{bucket}/grants/{username}", "buckets", "Grant a permission")
             .json("Grant")
@@ -255,6 +269,9 @@ fn success(kind: &str) -> Value {
     let binary = json!({"type": "string", "format": "binary"});
     match kind {
         "json" => json!({"content": {"application/json": {"schema": {"type": "object"}}}}),
+        schema if schema.starts_with("ref:") => {
+            json!({"content": {"application/json": {"schema": reference(&schema[4..])}}})
+        }
         "json-or-null" => json!({"content": {"application/json": {"schema": {"type": ["object", "null"]}}}}),
         "text" => json!({"content": {"text/plain": {"schema": {"type": "string"}}}}),
         "html" => json!({"content": {"text/html": {"schema": {"type": "string"}}}}),

@@ -120,6 +120,40 @@ pub fn schemas() -> Value {
             "password": nullable("string"),
             "max_downloads": {"type": ["integer", "null"], "minimum": 1},
         })),
+        "Tokens": object(&["access_token", "refresh_token", "token_type", "expires_in"], json!({
+            "access_token": string(), "refresh_token": string(),
+            "token_type": {"type": "string", "enum": ["Bearer"]}, "expires_in": {"type": "integer", "minimum": 1},
+        })),
+        "LoginResult": {"oneOf": [
+            {"$ref": "#/components/schemas/Tokens"},
+            object(&["mfa_required", "mfa_token"], json!({"mfa_required": {"const": true}, "mfa_token": string()})),
+        ]},
+        "User": object(&["username", "role", "disabled", "mfa_enabled", "used_bytes"], json!({
+            "username": string(), "role": role, "disabled": {"type": "boolean"}, "mfa_enabled": {"type": "boolean"},
+            "quota_bytes": {"type": ["integer", "null"]}, "used_bytes": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+        })),
+        "Object": object(&["key", "size", "etag", "content_type", "created_at"], json!({
+            "key": string(), "size": {"type": "integer", "minimum": 0}, "etag": string(),
+            "sha256": nullable("string"), "content_type": string(),
+            "created_at": {"type": "string", "format": "date-time"},
+        })),
+        "StoredObjects": object(&["objects"], json!({
+            "objects": {"type": "array", "items": {"$ref": "#/components/schemas/Object"}},
+        })),
+        "ObjectList": object(&["objects", "prefixes", "next_cursor"], json!({
+            "objects": {"type": "array", "items": object(&["key", "size"], json!({
+                "key": string(), "size": {"type": "integer", "minimum": 0}, "etag": nullable("string"),
+                "content_type": string(), "last_modified": {"type": "string", "format": "date-time"},
+            }))},
+            "prefixes": {"type": "array", "items": string()},
+            "next_cursor": nullable("string"),
+        })),
+        "BucketList": object(&["buckets"], json!({
+            "buckets": {"type": "array", "items": object(&["name", "created_at"], json!({
+                "name": string(), "created_at": {"type": "string", "format": "date-time"},
+            }))},
+        })),
         "SharePassword": object(&["password"], json!({"password": string()})),
         "UploadForm": object(&["file"], json!({
             "prefix": string(), "file": {"type": "string", "format": "binary"},
