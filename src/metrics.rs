@@ -58,6 +58,9 @@ pub struct Metrics {
     /// Object-store calls by operation, and their failures.
     pub storage_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
     pub storage_errors: Family<OperationLabel, Counter>,
+    /// Cache calls (in process or Redis) by operation, and their failures.
+    pub cache_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    pub cache_errors: Family<OperationLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +89,8 @@ impl Metrics {
             active_uploads: Gauge::default(),
             storage_seconds: Family::new_with_constructor(latency_histogram),
             storage_errors: Family::default(),
+            cache_seconds: Family::new_with_constructor(latency_histogram),
+            cache_errors: Family::default(),
         };
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build.get_or_create(&vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]).set(1);
@@ -126,6 +131,12 @@ impl Metrics {
             metrics.storage_seconds.clone(),
         );
         registry.register("storage_errors", "Failed object-store calls by operation", metrics.storage_errors.clone());
+        registry.register(
+            "cache_operation_duration_seconds",
+            "Cache call latency by operation",
+            metrics.cache_seconds.clone(),
+        );
+        registry.register("cache_errors", "Failed cache calls by operation", metrics.cache_errors.clone());
         Self { registry, ..metrics }
     }
 

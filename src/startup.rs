@@ -69,6 +69,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let thumbnails = crate::media::Thumbnails::new(&config);
     let metrics = crate::metrics::Metrics::new();
     let blobs = storage::instrumented::Instrumented::wrap(blobs, &metrics);
+    let cache = cache::instrumented::Instrumented::wrap(cache, &metrics);
     Ok(Arc::new(Services {
         thumbnails,
         local_rates: crate::cache::LocalRates::default(),

@@ -222,6 +222,7 @@ async fn metrics_cover_the_listed_families() {
         "coffer_active_uploads",
         "coffer_storage_operation_duration_seconds_count{operation=\"put\"}",
         "coffer_cache_lookups_total",
+        "coffer_cache_operation_duration_seconds_count{operation=",
         "coffer_logins_total",
         "coffer_build_info",
     ] {
