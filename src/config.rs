@@ -143,6 +143,26 @@ pub struct Config {
     pub allow_direct_transfer: bool,
     #[serde(with = "humantime_serde")]
     pub share_max_expiry: Option<Duration>,
+    /// A separate origin (`https://content.example`) for presigned downloads and share links.
+    pub content_origin: Option<String>,
+    /// `Strict-Transport-Security` max-age, sent when `public_url` is https (0 = never).
+    #[serde(with = "humantime_serde")]
+    pub hsts_max_age: Duration,
+    /// Comma-separated app origins allowed to call the API cross-origin (empty = CORS off).
+    pub cors_allowed_origins: String,
+    /// Presigned URLs and share links answer CORS requests from any origin.
+    pub cors_links_any_origin: bool,
+    /// A client must send its whole request head within this time (slowloris guard).
+    #[serde(with = "humantime_serde")]
+    pub client_request_timeout: Duration,
+    /// Time to finish closing a connection after the response.
+    #[serde(with = "humantime_serde")]
+    pub client_disconnect_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Largest request head (request line and headers), in bytes; larger is 431.
+    pub max_header_bytes: usize,
 }
 
 /// How presigned and part URLs move bytes: through Coffer (audited, revocable)
@@ -229,6 +249,14 @@ impl Default for Config {
             presign_previous_key_until: None,
             allow_direct_transfer: false,
             share_max_expiry: None,
+            content_origin: None,
+            hsts_max_age: Duration::from_secs(365 * 24 * 3600),
+            cors_allowed_origins: String::new(),
+            cors_links_any_origin: false,
+            client_request_timeout: Duration::from_secs(5),
+            client_disconnect_timeout: Duration::from_secs(2),
+            keep_alive: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -311,7 +339,38 @@ impl Config {
         if self.storage == StorageKind::S3 {
             self.validate_s3()?;
         }
+        self.validate_http()?;
         self.validate_identity()
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        if let Some(origin) = &self.content_origin
+            && !is_origin(origin)
+        {
+            return Err(ConfigError::new("content_origin", "must be an origin like https://content.example"));
+        }
+        if let Some(bad) = self.cors_origins().into_iter().find(|origin| !is_origin(origin)) {
+            return Err(ConfigError::new(
+                "cors_allowed_origins",
+                format!("{bad:?} is not an origin (scheme://host[:port])"),
+            ));
+        }
+        if self.client_request_timeout.is_zero() {
+            return Err(ConfigError::new("client_request_timeout", "must be greater than zero"));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            return Err(ConfigError::new("max_header_bytes", "must be between 1024 and 1048576"));
+        }
+        Ok(())
+    }
+
+    /// The configured CORS allow-list, trimmed, without empty entries.
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .split(',')
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect()
     }
 
     fn validate_identity(&self) -> Result<(), ConfigError> {
@@ -460,6 +519,17 @@ impl Config {
     }
 }
 
+/// `scheme://host[:port]` with no path, query or fragment.
+fn is_origin(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let rest = rest.trim_end_matches('/');
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
 const REDACTED: &str = "[redacted]";
 
 fn redact_secret<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -502,67 +572,5 @@ fn from_figment(error: &figment::Error) -> ConfigError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_embedded() {
-        let config = Config::default();
-        config.validate().expect("defaults validate");
-        assert_eq!(config.bind_addr().expect("bind").port(), 8080);
-        assert!(config.effective_database_url().ends_with("data/coffer.db"));
-        assert_eq!(config.effective_fs_root(), PathBuf::from("./data/objects"));
-        assert_eq!(config.effective_public_url(), "http://127.0.0.1:8080");
-    }
-
-    #[test]
-    fn s3_requires_bucket_and_credentials() {
-        let config = Config { storage: StorageKind::S3, ..Config::default() };
-        let error = config.validate().expect_err("must fail");
-        assert_eq!(error.key, "s3_bucket");
-    }
-
-    #[test]
-    fn bad_bind_names_the_key() {
-        let config = Config { bind: "nonsense".into(), ..Config::default() };
-        let error = config.validate().expect_err("must fail");
-        assert_eq!(error.to_string(), "invalid configuration: bind: \"nonsense\" is not a host:port socket address");
-    }
-
-    #[test]
-    fn redacted_toml_hides_secrets() {
-        let config = Config {
-            database_url: Some("postgres://app:hunter2secret@db/coffer".to_owned().into()),
-            s3_secret_access_key: Some("s3cr3t-value".to_owned().into()),
-            redis_url: Some("redis://:pw@redis".to_owned().into()),
-            ..Config::default()
-        };
-        let printed = config.to_redacted_toml();
-        assert!(!printed.contains("hunter2secret"), "{printed}");
-        assert!(!printed.contains("s3cr3t-value"), "{printed}");
-        assert!(printed.contains("postgres://app:[redacted]@db/coffer"), "{printed}");
-        assert!(printed.contains("s3_secret_access_key = \"[redacted]\""), "{printed}");
-        assert!(!format!("{config:?}").contains("hunter2secret"));
-    }
-
-    #[test]
-    fn url_redaction_keeps_passwordless_urls() {
-        assert_eq!(redact_url_password("sqlite://./data/coffer.db"), "sqlite://./data/coffer.db");
-        assert_eq!(redact_url_password("postgres://root@127.0.0.1/test"), "postgres://root@127.0.0.1/test");
-    }
-}
-
-#[cfg(test)]
-mod documentation {
-    use super::Config;
-
-    #[test]
-    fn readme_documents_every_key() {
-        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
-        let keys = serde_json::to_value(Config::default()).expect("serialize");
-        for key in keys.as_object().expect("table").keys() {
-            let env = format!("`COFFER_{}`", key.to_uppercase());
-            assert!(readme.contains(&format!("| `{key}` | {env} |")), "README lacks a row for {key}");
-        }
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

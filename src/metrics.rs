@@ -50,6 +50,22 @@ pub struct Metrics {
     /// `expired`, `skipped_locked`, `aborted_upload`.
     pub lifecycle_actions: Family<KindLabel, Counter>,
     pub lifecycle_bytes_freed: Counter,
+    /// Request bodies by declared length, response bodies by known size.
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    /// Upload-class requests (object PUTs, form uploads, parts) in progress.
+    pub active_uploads: Gauge,
+    /// Object-store calls by operation, and their failures.
+    pub storage_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    pub storage_errors: Family<OperationLabel, Counter>,
+    /// Cache calls (in process or Redis) by operation, and their failures.
+    pub cache_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    pub cache_errors: Family<OperationLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: &'static str,
 }
 
 impl Metrics {
@@ -68,6 +84,13 @@ impl Metrics {
             thumbnail_lookups: Family::default(),
             lifecycle_actions: Family::default(),
             lifecycle_bytes_freed: Counter::default(),
+            bytes_received: Counter::default(),
+            bytes_sent: Counter::default(),
+            active_uploads: Gauge::default(),
+            storage_seconds: Family::new_with_constructor(latency_histogram),
+            storage_errors: Family::default(),
+            cache_seconds: Family::new_with_constructor(latency_histogram),
+            cache_errors: Family::default(),
         };
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build.get_or_create(&vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]).set(1);
@@ -99,6 +122,21 @@ impl Metrics {
             "Bytes freed by lifecycle expiry",
             metrics.lifecycle_bytes_freed.clone(),
         );
+        registry.register("http_request_body_bytes", "Request body bytes received", metrics.bytes_received.clone());
+        registry.register("http_response_body_bytes", "Response body bytes sent", metrics.bytes_sent.clone());
+        registry.register("active_uploads", "Uploads in progress", metrics.active_uploads.clone());
+        registry.register(
+            "storage_operation_duration_seconds",
+            "Object-store call latency by operation",
+            metrics.storage_seconds.clone(),
+        );
+        registry.register("storage_errors", "Failed object-store calls by operation", metrics.storage_errors.clone());
+        registry.register(
+            "cache_operation_duration_seconds",
+            "Cache call latency by operation",
+            metrics.cache_seconds.clone(),
+        );
+        registry.register("cache_errors", "Failed cache calls by operation", metrics.cache_errors.clone());
         Self { registry, ..metrics }
     }
 

@@ -67,10 +67,13 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let identity = Identity::new(&config, &master);
     let signer = url_signer(&config, &master);
     let thumbnails = crate::media::Thumbnails::new(&config);
+    let metrics = crate::metrics::Metrics::new();
+    let blobs = storage::instrumented::Instrumented::wrap(blobs, &metrics);
+    let cache = cache::instrumented::Instrumented::wrap(cache, &metrics);
     Ok(Arc::new(Services {
         thumbnails,
         local_rates: crate::cache::LocalRates::default(),
-        metrics: crate::metrics::Metrics::new(),
+        metrics,
         config: Arc::new(config),
         store,
         blobs,
@@ -120,7 +123,10 @@ impl Application {
         let _ = services.bound_url.set(format!("http://{port}"));
         let data = web::Data::from(services.clone());
         let mut server = HttpServer::new(move || crate::http::app(data.clone()))
-            .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+            .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+            .client_request_timeout(config.client_request_timeout)
+            .client_disconnect_timeout(config.client_disconnect_timeout)
+            .keep_alive(config.keep_alive);
         if config.workers > 0 {
             server = server.workers(config.workers);
         }

@@ -1,5 +1,6 @@
 //! The `Cache` port: namespaced byte values with TTLs, in process (moka) or in Redis.
 
+pub mod instrumented;
 mod memory;
 mod rates;
 mod redis;

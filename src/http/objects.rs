@@ -17,7 +17,7 @@ use crate::service::objects::{ListRequest, ObjectRead, ObjectView, PutRequest, R
 use crate::service::{ServiceError, Services};
 
 /// Objects are served so that nothing in them can run in Coffer's origin.
-pub const OBJECT_CSP: &str = "default-src 'none'; sandbox";
+pub const OBJECT_CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 const MAX_FORM_FILES: usize = 1000;
 const MAX_FORM_TEXT: usize = 4096;
 

@@ -40,13 +40,28 @@ pub async fn middleware(
         route = tracing::field::Empty,
     );
     let started = Instant::now();
+    let services = request.app_data::<actix_web::web::Data<crate::service::Services>>().cloned();
+    let is_upload = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.path())
+        == Some(crate::service::rate_limits::RouteClass::Upload);
+    let _upload = services.as_ref().filter(|_| is_upload).map(|s| UploadGuard::start(s.clone()));
+    if let Some(services) = &services {
+        let declared = request
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        services.metrics.bytes_received.inc_by(declared.unwrap_or(0));
+    }
     // Handlers' and extractors' errors arrive here as responses already; an
     // `Err` could only come from a middleware below and is passed on as is.
     let mut response = next.call(request).instrument(span.clone()).await?.map_into_boxed_body();
     let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     span.record("route", route.as_str());
     let status = response.status().as_u16();
-    if let Some(services) = response.request().app_data::<actix_web::web::Data<crate::service::Services>>() {
+    if let Some(services) = &services {
+        if let actix_web::body::BodySize::Sized(size) = response.response().body().size() {
+            services.metrics.bytes_sent.inc_by(size);
+        }
         let method = response.request().method().as_str().to_owned();
         let metrics = &services.metrics;
         metrics
@@ -69,6 +84,22 @@ pub async fn middleware(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// Counts an upload as active until its request finishes (or is dropped).
+struct UploadGuard(actix_web::web::Data<crate::service::Services>);
+
+impl UploadGuard {
+    fn start(services: actix_web::web::Data<crate::service::Services>) -> Self {
+        services.metrics.active_uploads.inc();
+        Self(services)
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        self.0.metrics.active_uploads.dec();
+    }
 }
 
 #[cfg(test)]

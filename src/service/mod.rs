@@ -69,4 +69,13 @@ impl Services {
             _ => self.config.effective_public_url(),
         }
     }
+
+    /// Base URL for links that serve user content (presigned downloads, share
+    /// links): `content_origin` when configured, else `public_url()`.
+    pub fn content_url(&self) -> String {
+        match &self.config.content_origin {
+            Some(origin) => origin.trim_end_matches('/').to_owned(),
+            None => self.public_url(),
+        }
+    }
 }

@@ -67,7 +67,8 @@ impl Services {
             generation: principal.token_generation,
             api_key: principal.api_key_id.as_deref(),
         });
-        format!("{}{raw_path}?{}", self.public_url(), signed.to_query())
+        let base = if method == "GET" { self.content_url() } else { self.public_url() };
+        format!("{base}{raw_path}?{}", signed.to_query())
     }
 
     #[allow(clippy::too_many_arguments, reason = "the request's fields, each validated here")]

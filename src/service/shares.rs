@@ -53,13 +53,16 @@ pub enum ShareOpen {
     Object(ObjectRead),
 }
 
+/// The longest lifetime a share link can have when `share_max_expiry` is unset (100 years).
+const MAX_SHARE_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
 impl Services {
     async fn bucket_name(&self, id: i64) -> ServiceResult<String> {
         Ok(self.store.bucket_by_id(id).await?.map(|b| b.name.to_string()).unwrap_or_default())
     }
 
     pub fn share_url(&self, token: &str) -> String {
-        format!("{}/s/{token}", self.public_url())
+        format!("{}/s/{token}", self.content_url())
     }
 
     pub async fn create_share(
@@ -73,12 +76,15 @@ impl Services {
         let key = parse_key(&request.key)?;
         self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
         if let Some(seconds) = request.expires_in_seconds {
-            let max = self.config.share_max_expiry.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            if seconds < 1 || max.is_some_and(|max| seconds > max) {
-                let limit = max.map_or_else(|| "no limit".to_owned(), |m| format!("at most {m}"));
+            // Without a configured limit, 100 years: later instants overflow time arithmetic.
+            let max = self
+                .config
+                .share_max_expiry
+                .map_or(MAX_SHARE_SECONDS, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX).min(MAX_SHARE_SECONDS));
+            if seconds < 1 || seconds > max {
                 return Err(ServiceError::bad_request(
                     "invalid-expiry",
-                    format!("expires_in_seconds must be at least 1 ({limit})"),
+                    format!("expires_in_seconds must be between 1 and {max}"),
                 ));
             }
         } else if self.config.share_max_expiry.is_some() {

@@ -68,7 +68,8 @@ impl SignedParams {
     /// when it carries some but not a well-formed set (tampered).
     pub fn from_query(query: &str) -> Result<Option<Self>, Tampered> {
         let pairs: Vec<(&str, &str)> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
-        let lowered_prefix = |name: &str| name.len() >= 9 && name[..9].eq_ignore_ascii_case("X-Coffer-");
+        // `get`, not slicing: byte 9 may fall inside a multi-byte character (a panic found by tests/fuzz.rs).
+        let lowered_prefix = |name: &str| name.get(..9).is_some_and(|prefix| prefix.eq_ignore_ascii_case("X-Coffer-"));
         if !pairs.iter().any(|(name, _)| lowered_prefix(name)) {
             return Ok(None);
         }

@@ -5,6 +5,7 @@
 
 mod fs;
 mod fs_layout;
+pub mod instrumented;
 mod s3;
 mod s3_errors;
 mod s3_lock;

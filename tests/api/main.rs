@@ -12,6 +12,8 @@ mod cli;
 mod coherence;
 mod faults;
 mod first_admin;
+mod fuzz_forms;
+mod hardening;
 mod health;
 mod helpers;
 mod identity;

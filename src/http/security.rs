@@ -1,0 +1,160 @@
+//! Response hardening and cross-origin rules: security headers on every
+//! response (a default CSP only where the handler set none), HSTS behind
+//! TLS, the request-head size limit, and CORS from the configured allow-list.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+
+use super::problem::Problem;
+use crate::config::Config;
+use crate::service::Services;
+
+/// The CSP of responses that did not set their own (JSON, problems, metrics).
+pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), \
+     microphone=(), payment=(), usb=(), interest-cohort=()";
+
+const ALLOW_METHODS: &str = "GET, HEAD, PUT, POST, PATCH, DELETE";
+const ALLOW_HEADERS: &str = "authorization, content-type, content-md5, x-checksum-sha256, if-none-match, \
+     if-match, if-modified-since, range, x-request-id, x-share-password, x-bypass-governance-retention";
+const EXPOSE_HEADERS: &str = "etag, content-range, content-length, content-disposition, last-modified, location, \
+     retry-after, x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset";
+
+/// Whether the deployment is reached over TLS (then HSTS is sent).
+fn behind_tls(config: &Config, request: &actix_web::HttpRequest) -> bool {
+    if config.public_url.as_deref().is_some_and(|url| url.starts_with("https://")) {
+        return true;
+    }
+    config.trust_forwarded_for
+        && request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Adds the headers every response carries; keeps a CSP the handler chose.
+pub fn harden(headers: &mut HeaderMap, hsts_max_age: Option<u64>) {
+    let fixed = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (HeaderName::from_static("permissions-policy"), PERMISSIONS_POLICY),
+        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
+    }
+    if let Some(max_age) = hsts_max_age
+        && let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains"))
+    {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
+    headers.remove(header::SERVER);
+}
+
+/// The outermost middleware: head size limit, CORS, then the security headers.
+pub async fn middleware(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(services) = request.app_data::<web::Data<Services>>().cloned() else {
+        return Ok(next.call(request).await?.map_into_boxed_body());
+    };
+    let config = &services.config;
+    let hsts = (!config.hsts_max_age.is_zero() && behind_tls(config, request.request()))
+        .then(|| config.hsts_max_age.as_secs());
+    let cors = cors_origin(config, &request);
+    if head_size(&request) > config.max_header_bytes {
+        let problem = Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            Some(format!("request headers are limited to {} bytes", config.max_header_bytes)),
+        );
+        let mut response = request.into_response(problem.response()).map_into_boxed_body();
+        harden(response.headers_mut(), hsts);
+        return Ok(response);
+    }
+    let preflight =
+        request.method() == Method::OPTIONS && request.headers().contains_key("access-control-request-method");
+    if preflight && let Some(origin) = &cors {
+        let mut response = HttpResponse::NoContent().finish();
+        allow_preflight(response.headers_mut(), origin);
+        let mut response = request.into_response(response).map_into_boxed_body();
+        harden(response.headers_mut(), hsts);
+        return Ok(response);
+    }
+    let mut response = next.call(request).await?.map_into_boxed_body();
+    let headers = response.headers_mut();
+    if let Some(origin) = &cors {
+        allow_actual(headers, origin);
+    }
+    harden(headers, hsts);
+    Ok(response)
+}
+
+/// Bytes of the request line and headers as received (approximately: name, value, separators).
+fn head_size(request: &ServiceRequest) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    line + request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>()
+}
+
+/// The `Access-Control-Allow-Origin` value for this request, if CORS allows it.
+fn cors_origin(config: &Config, request: &ServiceRequest) -> Option<String> {
+    let origin = request.headers().get(header::ORIGIN)?.to_str().ok()?;
+    if config.cors_origins().iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
+        return Some(origin.to_owned());
+    }
+    let is_link = request.path().starts_with("/s/") || request.query_string().contains("X-Coffer-Signature=");
+    (config.cors_links_any_origin && is_link).then(|| "*".to_owned())
+}
+
+fn vary_origin(headers: &mut HeaderMap) {
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+fn allow_preflight(headers: &mut HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    vary_origin(headers);
+}
+
+fn allow_actual(headers: &mut HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+    vary_origin(headers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_csp_wins_over_the_default() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'self'"));
+        headers.insert(header::SERVER, HeaderValue::from_static("actix-web/4"));
+        harden(&mut headers, None);
+        assert_eq!(headers.get(header::CONTENT_SECURITY_POLICY).expect("csp"), "default-src 'self'");
+        assert!(headers.get(header::SERVER).is_none());
+        assert!(headers.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+        let mut plain = HeaderMap::new();
+        harden(&mut plain, Some(60));
+        assert_eq!(plain.get(header::CONTENT_SECURITY_POLICY).expect("csp"), DEFAULT_CSP);
+        assert_eq!(plain.get(header::STRICT_TRANSPORT_SECURITY).expect("hsts"), "max-age=60; includeSubDomains");
+    }
+}
