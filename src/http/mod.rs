@@ -18,6 +18,7 @@ pub mod request_id;
 mod retention;
 mod shares;
 mod thumbnails;
+pub mod ui;
 mod uploads;
 
 use actix_web::middleware::{ErrorHandlers, from_fn};
@@ -57,6 +58,7 @@ pub fn app(
                 .route(web::head().to(shares::head))
                 .route(web::post().to(shares::post)),
         )
+        .default_service(web::to(ui::serve))
 }
 
 fn api_v1(cfg: &mut web::ServiceConfig) {
