@@ -40,7 +40,7 @@ fn run(web: &Path, npm: &str, args: &[&str]) -> bool {
 fn main() {
     println!("cargo:rerun-if-env-changed=COFFER_SKIP_UI_BUILD");
     let web = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into())).join("web");
-    for input in ["src", "index.html", "package.json", "package-lock.json", "dist/index.html"] {
+    for input in ["src", "index.html", "package.json", "package-lock.json"] {
         println!("cargo:rerun-if-changed=web/{input}");
     }
     if std::env::var("COFFER_SKIP_UI_BUILD").is_ok_and(|v| !v.is_empty() && v != "0") {

@@ -24,7 +24,7 @@ export function Buckets() {
 
   return (
     <section>
-      <BucketList />
+      <BucketList onCreated={buckets.reload} />
       <h2>Manage a bucket</h2>
       <div className="field">
         <label htmlFor="admin-bucket">Bucket</label>

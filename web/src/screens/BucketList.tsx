@@ -7,7 +7,7 @@ import { filesPath } from '../router'
 import { Link } from '../Shell'
 import { formatDate } from '../format'
 
-export function BucketList() {
+export function BucketList({ onCreated }: { onCreated?: () => void } = {}) {
   const buckets = useLoad(() => api.getJson<{ buckets: Bucket[] }>('/api/v1/buckets'), [])
   const [name, setName] = useState('')
   const [error, setError] = useState<string>()
@@ -19,6 +19,7 @@ export function BucketList() {
       await api.sendJson('POST', '/api/v1/buckets', { name: name.trim() })
       setName('')
       buckets.reload()
+      onCreated?.()
     } catch (err) {
       setError(errorText(err))
     }

@@ -29,6 +29,11 @@ function uploadsPath(file: File, rest = ''): string {
   return api.bucketPath(dest(file).cofferBucket, `/uploads${rest}`)
 }
 
+/** Uppy parses the URLs it is given: make them absolute. */
+function absolute(path: string): string {
+  return new URL(path, window.location.origin).href
+}
+
 function auth(): Record<string, string> {
   const token = api.currentToken()
   return token ? { Authorization: `Bearer ${token}` } : {}
@@ -120,7 +125,7 @@ export function createUppy(): CofferUppy {
     uploadPartBytes: sendBytes,
     getUploadParameters: (file) => ({
       method: 'PUT',
-      url: api.objectPath(dest(file).cofferBucket, dest(file).cofferKey),
+      url: absolute(api.objectPath(dest(file).cofferBucket, dest(file).cofferKey)),
       headers: { 'Content-Type': file.type || 'application/octet-stream' },
     }),
     createMultipartUpload: async (file) => {
@@ -139,7 +144,7 @@ export function createUppy(): CofferUppy {
     },
     signPart: (file, { uploadId, partNumber }) => ({
       method: 'PUT',
-      url: uploadsPath(file, `/${encodeURIComponent(uploadId)}/parts/${partNumber}`),
+      url: absolute(uploadsPath(file, `/${encodeURIComponent(uploadId)}/parts/${partNumber}`)),
       headers: {},
     }),
     completeMultipartUpload: async (file, { uploadId, parts }) => {
