@@ -198,6 +198,45 @@ test.describe.serial('Coffer in the browser', () => {
     }
   })
 
+  test('a large upload resumes after a page reload', async () => {
+    const page = userPage
+    const file = { name: 'resume.bin', mimeType: 'application/octet-stream', buffer: BIG }
+    const cdp = await userContext.newCDPSession(page)
+    await cdp.send('Network.enable')
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 5,
+      downloadThroughput: -1,
+      uploadThroughput: 6 * 1024 * 1024,
+    })
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    let uploader = page.getByTestId('uploader')
+    await uploader.locator('input[type=file]').first().setInputFiles([file])
+    // Reload once the first part is stored on the server.
+    const firstPart = page.waitForResponse(
+      (r) => r.request().method() === 'PUT' && /\/parts\/\d+$/.test(r.url()) && r.status() === 200,
+      { timeout: 60_000 },
+    )
+    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+    await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-uploading/)
+    await firstPart
+    await screenshot(page, 'upload-before-reload')
+    await page.reload()
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+    await expect(page.getByRole('navigation', { name: 'Breadcrumb' })).toContainText(BUCKET)
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    uploader = page.getByTestId('uploader')
+    await uploader.locator('input[type=file]').first().setInputFiles([file])
+    await expect(uploader.getByText('Resuming the earlier upload of resume.bin').first()).toBeVisible({ timeout: 30_000 })
+    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+    await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-complete/, { timeout: 60_000 })
+    await screenshot(page, 'upload-resumed')
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    const downloading = page.waitForEvent('download')
+    await page.getByRole('button', { name: 'Download resume.bin' }).click()
+    expect(readFileSync(await (await downloading).path()).equals(BIG)).toBe(true)
+  })
+
   test('the user shares a file with a password; a fresh browser opens it', async ({ browser }) => {
     const page = userPage
     await page.getByRole('button', { name: 'Share notes.txt' }).click()

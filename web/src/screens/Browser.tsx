@@ -198,6 +198,7 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
         <p className="muted">{search ? 'Nothing matches this prefix.' : 'This folder is empty.'}</p>
       )}
       {listing.data &&
+        (listing.data.prefixes.length > 0 || objects.length > 0) &&
         (view === 'grid' ? (
           <ObjectGrid prefixes={listing.data.prefixes} objects={objects} actions={actions} />
         ) : (

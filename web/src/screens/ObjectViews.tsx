@@ -76,7 +76,10 @@ export function ObjectTable(props: { prefixes: string[]; objects: ObjectEntry[];
             <tr key={p} className="folder">
               <td />
               <td>
-                <Link to={filesPath(actions.bucket, p)}>📁 {baseName(p)}/</Link>
+                <Link to={filesPath(actions.bucket, p)}>
+                  <span className="folder-mark" aria-hidden="true" />
+                  {baseName(p)}/
+                </Link>
               </td>
               <td />
               <td />
@@ -114,7 +117,7 @@ export function ObjectGrid(props: { prefixes: string[]; objects: ObjectEntry[]; 
         <li key={p} className="card folder">
           <Link to={filesPath(actions.bucket, p)}>
             <span className="thumb icon" aria-hidden="true">
-              📁
+              <span className="type-badge">FOLDER</span>
             </span>
             <span className="name">{baseName(p)}/</span>
           </Link>

@@ -2,13 +2,12 @@ import * as api from '../api/client'
 import { useObjectUrl } from '../hooks'
 import { isThumbnailable } from '../format'
 
-function icon(contentType: string): string {
-  if (contentType.startsWith('image/')) return '🖼'
-  if (contentType.startsWith('video/')) return '🎞'
-  if (contentType.startsWith('audio/')) return '🎵'
-  if (contentType === 'application/pdf') return '📕'
-  if (contentType.startsWith('text/')) return '📄'
-  return '📦'
+/** A short label standing in for a thumbnail (no emoji: not every system has the font). */
+function label(contentType: string, key: string): string {
+  const dot = key.lastIndexOf('.')
+  const extension = dot > key.lastIndexOf('/') && key.length - dot <= 6 ? key.slice(dot + 1) : ''
+  if (extension) return extension.toUpperCase()
+  return (contentType.split('/')[1] ?? 'file').split(/[;+.-]/)[0]!.slice(0, 5).toUpperCase()
 }
 
 /** A 256 px thumbnail fetched with the bearer token, shown from a blob: URL. */
@@ -23,7 +22,7 @@ export function Thumbnail(props: { bucket: string; objectKey: string; contentTyp
   if (url) return <img className="thumb" src={url} alt="" data-testid="thumbnail" />
   return (
     <span className="thumb icon" aria-hidden="true">
-      {icon(props.contentType)}
+      <span className="type-badge">{label(props.contentType, props.objectKey)}</span>
     </span>
   )
 }

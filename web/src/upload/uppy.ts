@@ -4,7 +4,7 @@
 import Uppy, { type Body, type Meta, type UppyFile } from '@uppy/core'
 import AwsS3, { type AwsS3Part, type AwsS3UploadParameters } from '@uppy/aws-s3'
 import * as api from '../api/client'
-import { fingerprint, forget, recall, remember } from './resume'
+import { fingerprint, forget, recall, remember, sameFile } from './resume'
 
 export interface CofferMeta {
   cofferBucket: string
@@ -119,7 +119,7 @@ export function createUppy(): CofferUppy {
   const uppy = new Uppy<Meta, Body>({ autoProceed: false, allowMultipleUploadBatches: true })
   uppy.use(AwsS3, {
     id: 'CofferMultipart',
-    limit: 4,
+    limit: 3,
     shouldUseMultipart: (file) => (file.size ?? 0) > MULTIPART_THRESHOLD,
     getChunkSize: () => 8 * MIB,
     uploadPartBytes: sendBytes,
@@ -131,7 +131,9 @@ export function createUppy(): CofferUppy {
     createMultipartUpload: async (file) => {
       const body = { key: dest(file).cofferKey, content_type: file.type || undefined, size: file.size ?? undefined }
       const created = await checked(api.sendJson<{ upload_id: string; key: string }>('POST', uploadsPath(file), body))
-      remember(dest(file).resumeId, { uploadId: created.upload_id, key: created.key })
+      const data = file.data as Blob | undefined
+      const lastModified = data && 'lastModified' in data ? (data as globalThis.File).lastModified : undefined
+      remember(dest(file).resumeId, { uploadId: created.upload_id, key: created.key, lastModified })
       return { uploadId: created.upload_id, key: created.key }
     },
     listParts: async (file, { uploadId }) => {
@@ -173,13 +175,20 @@ export async function target(
   const key = prefix + relative.replace(/^\/+/, '')
   const data = file.data as globalThis.File | Blob | undefined
   const lastModified = data && 'lastModified' in data ? data.lastModified : undefined
-  const resumeId = fingerprint(bucket, key, { size: file.size, lastModified })
+  const resumeId = fingerprint(bucket, key, file.size)
   uppy.setFileMeta(file.id, { cofferBucket: bucket, cofferKey: key, resumeId })
   const earlier = recall(resumeId)
-  if (!earlier || (file.size ?? 0) <= MULTIPART_THRESHOLD) return
+  if (!earlier || !data || (file.size ?? 0) <= MULTIPART_THRESHOLD) return
   const response = await api.request(api.bucketPath(bucket, `/uploads/${encodeURIComponent(earlier.uploadId)}/parts`))
-  if (response.ok) {
+  const listed = response.ok
+    ? ((await response.json()) as { parts: { part_number: number; size: number; etag: string }[] })
+    : undefined
+  if (listed && (await sameFile(data, lastModified, earlier, listed.parts))) {
     uppy.setFileState(file.id, { s3Multipart: { uploadId: earlier.uploadId, key: earlier.key } } as never)
-    uppy.info(`Resuming the earlier upload of ${file.name ?? key}`, 'info', 4000)
-  } else forget(resumeId)
+    uppy.info(`Resuming the earlier upload of ${file.name ?? key}`, 'info', 5000)
+    return
+  }
+  forget(resumeId)
+  // Another file under the same name: the old parts are of no use.
+  if (listed) void api.request(api.bucketPath(bucket, `/uploads/${encodeURIComponent(earlier.uploadId)}`), { method: 'DELETE' })
 }
