@@ -21,6 +21,7 @@ let userPage: Page
 let totpSecret = ''
 let shareUrl = ''
 const dialogs: string[] = []
+const cspViolations: string[] = []
 
 async function newPage(browser: Browser): Promise<[BrowserContext, Page]> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
@@ -28,6 +29,9 @@ async function newPage(browser: Browser): Promise<[BrowserContext, Page]> {
   page.on('dialog', (dialog) => {
     dialogs.push(dialog.message())
     void dialog.dismiss()
+  })
+  page.on('console', (message) => {
+    if (message.text().includes('Content Security Policy')) cspViolations.push(message.text())
   })
   return [context, page]
 }
@@ -402,5 +406,7 @@ test.describe.serial('Coffer in the browser', () => {
     await screenshot(page, 'phone-file-list')
     await page.setViewportSize({ width: 1280, height: 900 })
     expect(dialogs).toEqual([])
+    // The app itself lives within its strict CSP.
+    expect(cspViolations).toEqual([])
   })
 })

@@ -170,3 +170,28 @@ async fn https_deployments_get_secure_cookies_and_their_public_origin() {
     assert_eq!(refreshed.status(), 200);
     assert!(refresh_cookie(&refreshed).is_some_and(|c| c.contains("Secure")));
 }
+
+#[tokio::test]
+async fn the_ui_is_served_with_a_strict_csp_and_api_paths_stay_problems() {
+    let app = spawn_app().await;
+    for path in ["/", "/files/some-bucket/a/b", "/admin/audit"] {
+        let response = app.get(path).await;
+        let csp = response.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(csp, coffer::http::ui::UI_CSP, "{path}");
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        let cache = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(cache, "no-cache", "{path}");
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with("text/html"), "{path}: {content_type}");
+        // Either the built app or the page saying how to build it.
+        assert!(matches!(response.status().as_u16(), 200 | 503), "{path}");
+    }
+    for path in ["/api/v1/no-such-route", "/s/", "/health/nope"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        problem(response).await;
+    }
+    assert_eq!(app.get("/assets/no-such-file.js").await.status(), 404);
+    let posted = app.client.post(app.url("/files")).send().await.expect("post");
+    assert_eq!(posted.status(), 404);
+}
