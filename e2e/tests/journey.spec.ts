@@ -276,6 +276,12 @@ test.describe.serial('Coffer in the browser', () => {
     await page.getByRole('link', { name: 'Shares' }).click()
     await expect(page.getByRole('cell', { name: `${BUCKET}/notes.txt` })).toBeVisible()
     await screenshot(page, 'my-shares')
+    await page.getByRole('button', { name: 'Revoke' }).click()
+    await expect(page.getByRole('cell', { name: 'revoked' })).toBeVisible()
+    const [again, guestAgain] = await newPage(browser)
+    const gone = await guestAgain.goto(shareUrl)
+    expect(gone?.status()).toBe(410)
+    await again.close()
   })
 
   test('a legal hold set by the admin stops the user deleting, with a clear message', async () => {

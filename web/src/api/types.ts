@@ -39,7 +39,7 @@ export interface Share {
   downloads?: number
   has_password?: boolean
   created_at?: string
-  revoked_at?: string | null
+  revoked?: boolean
 }
 
 export interface ApiKey {

@@ -53,9 +53,9 @@ export function Shares() {
                     {s.downloads ?? 0}
                     {s.max_downloads ? ` / ${s.max_downloads}` : ''}
                   </td>
-                  <td>{(s as Share & { revoked?: boolean }).revoked ? 'revoked' : 'active'}</td>
+                  <td>{s.revoked ? 'revoked' : 'active'}</td>
                   <td>
-                    {!(s as Share & { revoked?: boolean }).revoked && (
+                    {!s.revoked && (
                       <button type="button" className="danger" onClick={() => void revoke(s.id)}>
                         Revoke
                       </button>
