@@ -41,9 +41,8 @@ fn with_headers(mut builder: actix_web::HttpResponseBuilder, cache: &str) -> act
 
 fn index(request: &HttpRequest) -> HttpResponse {
     let Some(file) = Dist::get("index.html") else {
-        return with_headers(HttpResponse::ServiceUnavailable(), "no-cache")
-            .content_type("text/html; charset=utf-8")
-            .body(NOT_BUILT);
+        // 200: error statuses would be turned into problem documents on the way out.
+        return with_headers(HttpResponse::Ok(), "no-cache").content_type("text/html; charset=utf-8").body(NOT_BUILT);
     };
     let body = if request.method() == Method::HEAD { Vec::new() } else { file.data.into_owned() };
     with_headers(HttpResponse::Ok(), "no-cache").content_type("text/html; charset=utf-8").body(body)
