@@ -23,6 +23,7 @@ pub mod routes;
 pub mod security;
 mod shares;
 mod thumbnails;
+pub mod ui;
 mod uploads;
 
 use actix_web::middleware::{ErrorHandlers, from_fn};
@@ -53,4 +54,5 @@ pub fn app(
         .wrap(from_fn(security::middleware))
         .wrap(from_fn(request_id::middleware))
         .configure(routes::configure)
+        .default_service(web::to(ui::serve))
 }

@@ -32,7 +32,8 @@ async fn every_response_carries_a_request_id() {
 #[tokio::test]
 async fn unknown_routes_are_404_problems() {
     let app = spawn_app().await;
-    let response = app.get("/no/such/route").await;
+    // Other unknown GET paths are the web UI's client-side routes (index.html).
+    let response = app.get("/api/v1/no/such/route").await;
     assert_eq!(response.status(), 404);
     let body = problem(response).await;
     assert_eq!(body["status"], 404);

@@ -29,3 +29,4 @@ mod retention_model;
 mod shares;
 mod thumbnails;
 mod uploads;
+mod web_session;
