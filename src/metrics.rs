@@ -68,6 +68,38 @@ pub struct OperationLabel {
     pub operation: &'static str,
 }
 
+/// Times calls of one dependency by operation and counts the failed ones
+/// (the object store and the cache decorators share it).
+#[derive(Clone)]
+pub struct CallTimer {
+    seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    errors: Family<OperationLabel, Counter>,
+}
+
+impl CallTimer {
+    pub fn new(
+        seconds: &Family<OperationLabel, Histogram, fn() -> Histogram>,
+        errors: &Family<OperationLabel, Counter>,
+    ) -> Self {
+        Self { seconds: seconds.clone(), errors: errors.clone() }
+    }
+
+    pub async fn time<T, E>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let label = OperationLabel { operation };
+        self.seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.errors.get_or_create(&label).inc();
+        }
+        result
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("coffer");

@@ -2,27 +2,23 @@
 //! failures, for `/metrics`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 
 use super::{Cache, CacheError};
-use crate::metrics::{Metrics, OperationLabel};
+use crate::metrics::{CallTimer, Metrics};
 use crate::policy::rate::{Quota, RateDecision};
 
 pub struct Instrumented {
     inner: Arc<dyn Cache>,
-    seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
-    errors: Family<OperationLabel, Counter>,
+    timer: CallTimer,
 }
 
 impl Instrumented {
     pub fn wrap(inner: Arc<dyn Cache>, metrics: &Metrics) -> Arc<dyn Cache> {
-        Arc::new(Self { inner, seconds: metrics.cache_seconds.clone(), errors: metrics.cache_errors.clone() })
+        Arc::new(Self { inner, timer: CallTimer::new(&metrics.cache_seconds, &metrics.cache_errors) })
     }
 
     async fn timed<T>(
@@ -30,14 +26,7 @@ impl Instrumented {
         operation: &'static str,
         call: impl Future<Output = Result<T, CacheError>>,
     ) -> Result<T, CacheError> {
-        let started = Instant::now();
-        let result = call.await;
-        let label = OperationLabel { operation };
-        self.seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            self.errors.get_or_create(&label).inc();
-        }
-        result
+        self.timer.time(operation, call).await
     }
 }
 
@@ -53,6 +42,15 @@ impl Cache for Instrumented {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         self.timed("set", self.inner.set(key, value, ttl)).await
+    }
+
+    // Forwarded explicitly: the trait's defaults would skip the adapter's local copies.
+    async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.timed("get_immutable", self.inner.get_immutable(key)).await
+    }
+
+    async fn set_immutable(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        self.timed("set_immutable", self.inner.set_immutable(key, value, ttl)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
@@ -73,5 +71,62 @@ impl Cache for Instrumented {
 
     async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError> {
         self.timed("admit", self.inner.admit(key, quota)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::cache::MemoryCache;
+
+    /// Counts the calls that reach the adapter's own immutable-entry methods.
+    struct Counting {
+        inner: MemoryCache,
+        immutable_calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Cache for Counting {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            self.inner.get(key).await
+        }
+        async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            self.immutable_calls.fetch_add(1, Ordering::Relaxed);
+            self.inner.get(key).await
+        }
+        async fn set_immutable(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+            self.immutable_calls.fetch_add(1, Ordering::Relaxed);
+            self.inner.set(key, value, ttl).await
+        }
+        async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+            self.inner.set(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), CacheError> {
+            self.inner.delete(key).await
+        }
+        async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError> {
+            self.inner.set_if_absent(key, value, ttl).await
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+        async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError> {
+            self.inner.admit(key, quota).await
+        }
+    }
+
+    #[tokio::test]
+    async fn immutable_entries_reach_the_adapter() {
+        let counting = Arc::new(Counting { inner: MemoryCache::new(10), immutable_calls: AtomicUsize::new(0) });
+        let metrics = Metrics::new();
+        let cache = Instrumented::wrap(counting.clone(), &metrics);
+        cache.set_immutable("v:e", Bytes::from_static(b"x"), Duration::from_secs(60)).await.expect("set");
+        assert_eq!(cache.get_immutable("v:e").await.expect("get"), Some(Bytes::from_static(b"x")));
+        assert_eq!(counting.immutable_calls.load(Ordering::Relaxed), 2, "forwarded, not the trait defaults");
     }
 }

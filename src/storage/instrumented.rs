@@ -2,28 +2,24 @@
 //! and counts failures, for `/metrics`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 
 use super::{
     BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, OpenMultipart, PartInfo,
     PresignTarget, PresignedRequest, StorageError,
 };
-use crate::metrics::{Metrics, OperationLabel};
+use crate::metrics::{CallTimer, Metrics};
 
 pub struct Instrumented {
     inner: Arc<dyn BlobStore>,
-    seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
-    errors: Family<OperationLabel, Counter>,
+    timer: CallTimer,
 }
 
 impl Instrumented {
     pub fn wrap(inner: Arc<dyn BlobStore>, metrics: &Metrics) -> Arc<dyn BlobStore> {
-        Arc::new(Self { inner, seconds: metrics.storage_seconds.clone(), errors: metrics.storage_errors.clone() })
+        Arc::new(Self { inner, timer: CallTimer::new(&metrics.storage_seconds, &metrics.storage_errors) })
     }
 
     async fn timed<T>(
@@ -31,14 +27,7 @@ impl Instrumented {
         operation: &'static str,
         call: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        let started = Instant::now();
-        let result = call.await;
-        let label = OperationLabel { operation };
-        self.seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            self.errors.get_or_create(&label).inc();
-        }
-        result
+        self.timer.time(operation, call).await
     }
 }
 

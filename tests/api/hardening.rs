@@ -45,7 +45,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         ("/health/live", 200),
         ("/metrics", 200),
         ("/api/v1/me", 401),
-        ("/no/such/route", 404),
+        ("/api/v1/no/such/route", 404),
         ("/api/v1/openapi.json", 200),
         ("/api/docs", 200),
     ] {
