@@ -61,6 +61,10 @@ pub struct Metrics {
     /// Cache calls (in process or Redis) by operation, and their failures.
     pub cache_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
     pub cache_errors: Family<OperationLabel, Counter>,
+    /// Metadata-database calls by store operation, and their faults (an
+    /// unreachable or failing database, not `NotFound` or `Conflict` answers).
+    pub database_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    pub database_errors: Family<OperationLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,11 +93,21 @@ impl CallTimer {
         operation: &'static str,
         call: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
+        self.time_counting(operation, call, |_| true).await
+    }
+
+    /// Like `time`, counting only the errors `is_fault` picks.
+    pub async fn time_counting<T, E>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+        is_fault: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
         let started = std::time::Instant::now();
         let result = call.await;
         let label = OperationLabel { operation };
         self.seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
+        if result.as_ref().is_err_and(is_fault) {
             self.errors.get_or_create(&label).inc();
         }
         result
@@ -123,6 +137,8 @@ impl Metrics {
             storage_errors: Family::default(),
             cache_seconds: Family::new_with_constructor(latency_histogram),
             cache_errors: Family::default(),
+            database_seconds: Family::new_with_constructor(latency_histogram),
+            database_errors: Family::default(),
         };
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build.get_or_create(&vec![("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]).set(1);
@@ -169,6 +185,16 @@ impl Metrics {
             metrics.cache_seconds.clone(),
         );
         registry.register("cache_errors", "Failed cache calls by operation", metrics.cache_errors.clone());
+        registry.register(
+            "database_operation_duration_seconds",
+            "Metadata-database call latency by store operation",
+            metrics.database_seconds.clone(),
+        );
+        registry.register(
+            "database_errors",
+            "Metadata-database calls that failed for lack of a working database",
+            metrics.database_errors.clone(),
+        );
         Self { registry, ..metrics }
     }
 

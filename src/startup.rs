@@ -68,6 +68,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let signer = url_signer(&config, &master);
     let thumbnails = crate::media::Thumbnails::new(&config);
     let metrics = crate::metrics::Metrics::new();
+    let store = metadata::instrumented::Instrumented::wrap(store, &metrics);
     let blobs = storage::instrumented::Instrumented::wrap(blobs, &metrics);
     let cache = cache::instrumented::Instrumented::wrap(cache, &metrics);
     Ok(Arc::new(Services {

@@ -10,6 +10,7 @@
 mod rows;
 pub mod backup;
 mod error;
+pub mod instrumented;
 mod listing;
 mod postgres;
 mod records;

@@ -223,6 +223,7 @@ async fn metrics_cover_the_listed_families() {
         "coffer_storage_operation_duration_seconds_count{operation=\"put\"}",
         "coffer_cache_lookups_total",
         "coffer_cache_operation_duration_seconds_count{operation=",
+        "coffer_database_operation_duration_seconds_count{operation=\"commit_object\"}",
         "coffer_logins_total",
         "coffer_build_info",
     ] {
