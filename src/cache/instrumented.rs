@@ -40,6 +40,10 @@ impl Cache for Instrumented {
         self.timed("get", self.inner.get(key)).await
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        self.timed("get_many", self.inner.get_many(keys)).await
+    }
+
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         self.timed("set", self.inner.set(key, value, ttl)).await
     }

@@ -30,6 +30,14 @@ pub trait Cache: Send + Sync {
     /// `memory` or `redis`.
     fn kind(&self) -> &'static str;
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    /// Reads several keys at once (one round trip on a shared adapter), in order.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
     /// Reads a value that never changes once stored under its key (an entry
     /// under a cache version): a shared adapter may answer from a local copy.
     async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {

@@ -108,6 +108,18 @@ impl Cache for RedisCache {
         Ok(value.map(Bytes::from))
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.connection.clone();
+        let names: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
+        // MGET answers one array for any number of keys (GET of one key would not).
+        let values: Vec<Option<Vec<u8>>> =
+            self.guarded(redis::cmd("MGET").arg(&names).query_async(&mut connection)).await?;
+        Ok(values.into_iter().map(|value| value.map(Bytes::from)).collect())
+    }
+
     async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         if let Some(local) = self.local.get(key).await {
             return Ok(Some(local));

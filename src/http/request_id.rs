@@ -54,7 +54,8 @@ pub async fn middleware(
     }
     // Handlers' and extractors' errors arrive here as responses already; an
     // `Err` could only come from a middleware below and is passed on as is.
-    let mut response = next.call(request).instrument(span.clone()).await?.map_into_boxed_body();
+    let handling = next.call(request).instrument(span.clone());
+    let mut response = crate::service::with_request_versions(handling).await?.map_into_boxed_body();
     let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     span.record("route", route.as_str());
     let status = response.status().as_u16();

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
-use super::lookups::{bucket_name_scope, bucket_scope};
+use super::lookups::{bucket_name_scope, bucket_scope, objects_scope};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{BucketName, Permission, Username};
 use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};
@@ -60,6 +60,8 @@ impl Services {
         let Some(bucket) = self.bucket_named(&parsed).await? else {
             return Err(self.deny(ctx, principal, action, Some(name), None, ServiceError::NotFound("bucket")).await);
         };
+        // The grant's scope now, and the objects' scope next for most callers.
+        self.prefetch_versions(&[bucket_scope(bucket.id), objects_scope(bucket.id)]).await;
         let grant = self.grant_of(bucket.id, principal.user_id).await?;
         match rbac::bucket_access(principal.subject(), grant, required) {
             Decision::Allow => {

@@ -8,7 +8,14 @@
 //! that loaded old rows while a write was committing stores them under the old
 //! version, which nobody reads again — so no stale authorization, ever. When
 //! the cache is unreachable, lookups go to the database.
+//!
+//! Within one request a scope's version is read once and then remembered
+//! (`with_request_versions`), and the versions a request will need are read
+//! together where it can tell (`prefetch_versions`): a warm read costs few
+//! round trips to Redis.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -72,22 +79,76 @@ fn fresh_version() -> Bytes {
     Bytes::from(uuid::Uuid::new_v4().simple().to_string())
 }
 
+fn version_key(scope: &str) -> String {
+    format!("ver:{scope}")
+}
+
+tokio::task_local! {
+    /// The scope versions the current request has read, by scope.
+    static REQUEST_VERSIONS: RefCell<HashMap<String, String>>;
+}
+
+/// Runs one request with its own memory of scope versions: every lookup of
+/// the request sees the scope as it was when first read (or as the request's
+/// own writes left it), and reads it from the cache once.
+pub async fn with_request_versions<F: Future>(request: F) -> F::Output {
+    REQUEST_VERSIONS.scope(RefCell::new(HashMap::new()), request).await
+}
+
+fn remembered(scope: &str) -> Option<String> {
+    REQUEST_VERSIONS.try_with(|versions| versions.borrow().get(scope).cloned()).ok().flatten()
+}
+
+fn remember(scope: &str, version: Option<String>) {
+    let _ = REQUEST_VERSIONS.try_with(|versions| match version {
+        Some(version) => versions.borrow_mut().insert(scope.to_owned(), version),
+        None => versions.borrow_mut().remove(scope),
+    });
+}
+
 impl Services {
     /// The current version of `scope`, created if there is none; `None` without a cache.
     async fn version(&self, scope: &str) -> Option<String> {
-        let key = format!("ver:{scope}");
+        if let Some(version) = remembered(scope) {
+            return Some(version);
+        }
+        let key = version_key(scope);
         let version = match self.cache.get(&key).await.ok()? {
             Some(version) => version,
             None => self.cache.set_if_absent(&key, fresh_version(), VERSION_TTL).await.ok()?,
         };
-        String::from_utf8(version.to_vec()).ok()
+        let version = String::from_utf8(version.to_vec()).ok()?;
+        remember(scope, Some(version.clone()));
+        Some(version)
+    }
+
+    /// Reads the versions of `scopes` in one round trip, for the lookups of
+    /// this request that follow (outside a request there is nowhere to keep them).
+    pub(crate) async fn prefetch_versions(&self, scopes: &[String]) {
+        let in_request = REQUEST_VERSIONS.try_with(|_| ()).is_ok();
+        let wanted: Vec<&String> = scopes.iter().filter(|scope| remembered(scope).is_none()).collect();
+        if self.config.cache_lookups_disabled || !in_request || wanted.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = wanted.iter().map(|scope| version_key(scope)).collect();
+        let Ok(values) = self.cache.get_many(&keys).await else { return };
+        for (scope, value) in wanted.into_iter().zip(values) {
+            if let Some(version) = value.and_then(|bytes| String::from_utf8(bytes.to_vec()).ok()) {
+                remember(scope, Some(version));
+            }
+        }
     }
 
     /// Retires every entry of `scope`; call after the write has committed.
     pub(crate) async fn invalidate(&self, scope: &str) {
-        if let Err(error) = self.cache.set(&format!("ver:{scope}"), fresh_version(), VERSION_TTL).await {
-            // With the cache down, nothing can be read from it either; entries expire before it returns.
-            tracing::warn!(error = %error, scope, "could not invalidate a cache scope");
+        let version = fresh_version();
+        match self.cache.set(&version_key(scope), version.clone(), VERSION_TTL).await {
+            Ok(()) => remember(scope, String::from_utf8(version.to_vec()).ok()),
+            Err(error) => {
+                remember(scope, None);
+                // With the cache down, nothing can be read from it either; entries expire before it returns.
+                tracing::warn!(error = %error, scope, "could not invalidate a cache scope");
+            }
         }
     }
 

@@ -48,3 +48,31 @@ async fn a_metrics_token_keeps_the_page_private() {
     let scraped = app.with_token(Method::GET, "/metrics", "scrape-me-please").send().await.expect("get");
     assert_eq!(scraped.status(), 200);
 }
+
+/// How many calls of each cache operation `/metrics` has counted.
+async fn cache_calls(app: &crate::helpers::TestApp, operation: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("text");
+    let series = format!(r#"coffer_cache_operation_duration_seconds_count{{operation="{operation}"}}"#);
+    text.lines().find_map(|line| line.strip_prefix(series.as_str())?.trim().parse().ok()).unwrap_or(0)
+}
+
+/// A warm read of object metadata needs four scope versions (account, bucket
+/// name, grants, objects): the last two are read together, in one round trip.
+#[tokio::test]
+async fn a_warm_read_fetches_its_versions_in_three_calls() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "vera", "versions").await.access;
+    let stored = put(&app, &owner, "versions", "a.txt", b"small".to_vec()).await;
+    let etag = stored.headers()["etag"].to_str().expect("etag").to_owned();
+    let read = || {
+        app.with_token(Method::GET, "/api/v1/buckets/versions/objects/a.txt", &owner)
+            .header("if-none-match", etag.clone())
+            .send()
+    };
+    assert_eq!(read().await.expect("warm-up").status(), 304);
+    let (gets, batches) = (cache_calls(&app, "get").await, cache_calls(&app, "get_many").await);
+    assert_eq!(read().await.expect("read").status(), 304);
+    let gets = cache_calls(&app, "get").await - gets;
+    let batches = cache_calls(&app, "get_many").await - batches;
+    assert_eq!((gets, batches), (2, 1), "account and bucket-name versions alone, grants and objects together");
+}

@@ -34,6 +34,7 @@ for_each_adapter!({ memory, redis }: [
     values_expire_with_their_ttl,
     set_if_absent_keeps_the_first_value,
     immutable_entries_read_back,
+    many_keys_read_in_order,
     namespaces_do_not_see_each_other,
     admission_allows_the_quota_then_refuses,
 ]);
@@ -73,6 +74,16 @@ async fn immutable_entries_read_back(f: &Fixture) {
     assert_eq!(f.cache.get_immutable("v1:entry").await.expect("get"), Some(Bytes::from_static(b"state")));
     // Stored in the shared store too, not only locally.
     assert_eq!(f.cache.get("v1:entry").await.expect("get"), Some(Bytes::from_static(b"state")));
+}
+
+async fn many_keys_read_in_order(f: &Fixture) {
+    f.cache.set("m1", Bytes::from_static(b"one"), MINUTE).await.expect("set");
+    f.cache.set("m3", Bytes::from_static(b"three"), MINUTE).await.expect("set");
+    let keys = ["m1", "m2", "m3"].map(str::to_owned);
+    let values = f.cache.get_many(&keys).await.expect("get_many");
+    assert_eq!(values, vec![Some(Bytes::from_static(b"one")), None, Some(Bytes::from_static(b"three"))]);
+    assert_eq!(f.cache.get_many(&keys[..1]).await.expect("one key"), vec![Some(Bytes::from_static(b"one"))]);
+    assert!(f.cache.get_many(&[]).await.expect("no keys").is_empty());
 }
 
 async fn namespaces_do_not_see_each_other(f: &Fixture) {
