@@ -20,7 +20,15 @@ macro_rules! routes {
     };
 }
 
+// Paths are matched one route after the other, each with its own regex, and
+// no two templates match the same path: the data path comes first.
 routes! {
+    "/api/v1/buckets/{bucket}/objects/{key:.*}" => {
+        PUT objects::put, GET objects::get, HEAD objects::head, DELETE objects::delete
+    }
+    "/api/v1/buckets/{bucket}/thumbnails/{key:.*}" => { GET thumbnails::get }
+    "/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{n}" => { PUT uploads::put_part }
+    "/s/{token}" => { GET shares::get, HEAD shares::head, POST shares::post }
     "/health/live" => { GET health::live }
     "/health/ready" => { GET health::ready }
     "/metrics" => { GET health::metrics }
@@ -48,14 +56,10 @@ routes! {
     "/api/v1/buckets/{bucket}" => { DELETE buckets::delete }
     "/api/v1/buckets/{bucket}/grants" => { GET buckets::list_grants }
     "/api/v1/buckets/{bucket}/objects" => { GET objects::list, POST objects::post_form }
-    "/api/v1/buckets/{bucket}/objects/{key:.*}" => {
-        PUT objects::put, GET objects::get, HEAD objects::head, DELETE objects::delete
-    }
     "/api/v1/buckets/{bucket}/copy/{key:.*}" => { POST objects::copy }
     "/api/v1/buckets/{bucket}/uploads" => { POST uploads::create }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}" => { DELETE uploads::abort }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}/parts" => { GET uploads::list_parts }
-    "/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{n}" => { PUT uploads::put_part }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}/complete" => { POST uploads::complete }
     "/api/v1/buckets/{bucket}/grants/{username}" => { PUT buckets::set_grant, DELETE buckets::remove_grant }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{n}/presign" => { POST presign::presign_part }
@@ -71,13 +75,11 @@ routes! {
     "/api/v1/buckets/{bucket}/lifecycle" => {
         GET retention::get_lifecycle, PUT retention::put_lifecycle, DELETE retention::delete_lifecycle
     }
-    "/api/v1/buckets/{bucket}/thumbnails/{key:.*}" => { GET thumbnails::get }
     "/api/v1/admin/lifecycle/run" => { POST retention::run_lifecycle }
     "/api/v1/presign" => { POST presign::presign }
     "/api/v1/shares" => { POST shares::create, GET shares::list }
     "/api/v1/shares/{id}" => { DELETE shares::revoke }
     "/s/{token}/thumbnail" => { GET shares::thumbnail }
-    "/s/{token}" => { GET shares::get, HEAD shares::head, POST shares::post }
 }
 
 /// The OpenAPI form of a path template: `{key:.*}` → `{key}`.
