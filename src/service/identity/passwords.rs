@@ -33,7 +33,9 @@ impl PasswordHasher {
             .unwrap_or(Params::DEFAULT);
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let concurrency = if config.password_hash_concurrency == 0 { cores } else { config.password_hash_concurrency };
+        // Half the cores by default: a flood of logins must leave the rest serving requests.
+        let concurrency =
+            if config.password_hash_concurrency == 0 { cores / 2 } else { config.password_hash_concurrency };
         let dummy_hash = argon2
             .hash_password(uuid::Uuid::new_v4().to_string().as_bytes())
             .map(|hash| hash.to_string())
