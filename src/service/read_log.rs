@@ -1,7 +1,7 @@
-//! Object reads are audited without a database write on the read path: the
-//! events queue in memory and a worker appends them in batches (every 250 ms
-//! and on shutdown). Changes never go through here — they are audited in
-//! their own transaction.
+//! Object reads and presigned URLs issued are audited without a database
+//! write on the request path: the events queue in memory and a worker appends
+//! them in batches (every 250 ms and on shutdown; audit queries flush first).
+//! Changes never go through here — they are audited in their own transaction.
 
 use std::sync::Mutex;
 
