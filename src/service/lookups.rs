@@ -83,25 +83,30 @@ fn version_key(scope: &str) -> String {
     format!("ver:{scope}")
 }
 
+/// How long a request trusts a version it has read: a long request (an
+/// upload) that looks something up again later sees changes made meanwhile.
+const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 tokio::task_local! {
-    /// The scope versions the current request has read, by scope.
-    static REQUEST_VERSIONS: RefCell<HashMap<String, String>>;
+    /// The scope versions the current request has read, by scope, with when.
+    static REQUEST_VERSIONS: RefCell<HashMap<String, (String, std::time::Instant)>>;
 }
 
-/// Runs one request with its own memory of scope versions: every lookup of
-/// the request sees the scope as it was when first read (or as the request's
-/// own writes left it), and reads it from the cache once.
+/// Runs one request with its own memory of scope versions: lookups of the
+/// request within `REMEMBER_FOR` see the scope as it was when first read (or
+/// as the request's own writes left it), and read it from the cache once.
 pub async fn with_request_versions<F: Future>(request: F) -> F::Output {
     REQUEST_VERSIONS.scope(RefCell::new(HashMap::new()), request).await
 }
 
 fn remembered(scope: &str) -> Option<String> {
-    REQUEST_VERSIONS.try_with(|versions| versions.borrow().get(scope).cloned()).ok().flatten()
+    let fresh = |(version, at): &(String, std::time::Instant)| (at.elapsed() < REMEMBER_FOR).then(|| version.clone());
+    REQUEST_VERSIONS.try_with(|versions| versions.borrow().get(scope).and_then(fresh)).ok().flatten()
 }
 
 fn remember(scope: &str, version: Option<String>) {
     let _ = REQUEST_VERSIONS.try_with(|versions| match version {
-        Some(version) => versions.borrow_mut().insert(scope.to_owned(), version),
+        Some(version) => versions.borrow_mut().insert(scope.to_owned(), (version, std::time::Instant::now())),
         None => versions.borrow_mut().remove(scope),
     });
 }
@@ -264,5 +269,28 @@ impl Services {
             Ok(stored) => stored == mine,
             Err(_) => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_remembers_versions_briefly_and_only_its_own() {
+        assert_eq!(remembered("user:1"), None, "outside a request nothing is kept");
+        remember("user:1", Some("v1".into()));
+        assert_eq!(remembered("user:1"), None);
+        with_request_versions(async {
+            remember("user:1", Some("v1".into()));
+            assert_eq!(remembered("user:1").as_deref(), Some("v1"));
+            remember("user:1", None);
+            assert_eq!(remembered("user:1"), None, "forgotten after a failed invalidation");
+            remember("bucket:2", Some("v2".into()));
+            tokio::time::sleep(REMEMBER_FOR + Duration::from_millis(50)).await;
+            assert_eq!(remembered("bucket:2"), None, "read again after a while");
+        })
+        .await;
+        with_request_versions(async { assert_eq!(remembered("bucket:2"), None, "each request starts afresh") }).await;
     }
 }
