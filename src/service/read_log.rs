@@ -15,6 +15,10 @@ const MAX_PENDING: usize = 100_000;
 #[derive(Default)]
 pub struct ReadLog {
     pending: Mutex<Vec<AuditEntry>>,
+    /// Held for a whole flush: a flush that finds the queue empty because
+    /// another one took the batch must still wait for that batch to commit
+    /// (an audit query flushes first and must see every earlier event).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl ReadLog {
@@ -31,6 +35,7 @@ impl ReadLog {
 
     /// Appends everything queued; on failure the events stay queued for the next try.
     pub async fn flush(&self, store: &dyn MetadataStore) -> MetaResult<()> {
+        let _one_at_a_time = self.flushing.lock().await;
         let batch = match self.pending.lock() {
             Ok(mut pending) if !pending.is_empty() => std::mem::take(&mut *pending),
             _ => return Ok(()),
