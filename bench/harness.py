@@ -139,18 +139,7 @@ def coffer(s3=None, extra_env=None, data_dir=None):
     """A release Coffer on a free port with a first admin; returns (url, token, process)."""
     port = free_port()
     data_dir = data_dir or tempfile.mkdtemp(prefix="coffer-", dir=WORK)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
-    env.update({"COFFER_BIND": f"127.0.0.1:{port}", "COFFER_DATA_DIR": data_dir, "COFFER_LOG_FILTER": "warn"})
-    # Benchmarks measure the data path from one address; the per-address limits would throttle them.
-    env.update({f"COFFER_RATE_LIMIT_{cls}_PER_MINUTE": "0" for cls in ("AUTH", "UPLOAD", "API")})
-    if s3:
-        env.update({
-            "COFFER_STORAGE": "s3", "COFFER_S3_ENDPOINT": s3["endpoint"], "COFFER_S3_REGION": s3["region"],
-            "COFFER_S3_BUCKET": s3["bucket"], "COFFER_S3_ACCESS_KEY_ID": s3["access_key_id"],
-            "COFFER_S3_SECRET_ACCESS_KEY": s3["secret_access_key"], "COFFER_S3_FORCE_PATH_STYLE": "true",
-            "COFFER_S3_PREFIX": f"bench-{int(time.time())}/",
-        })
-    env.update(extra_env or {})
+    env = coffer_env(port, data_dir, s3=s3, extra_env=extra_env)
     password = "bench-admin-password-" + os.urandom(8).hex()
     subprocess.run([BINARY, "user", "create", "bench", "--role", "admin", "--password-stdin"], input=password + "\n",
                    env=env, check=True, capture_output=True, text=True)
@@ -334,9 +323,10 @@ def busy_cores():
 
 
 def coffer_env(port, data_dir, s3=None, extra_env=None, s3_prefix=None):
-    """The environment harness.coffer() gives a server, for servers started with serve() (replicas)."""
+    """The environment of a benchmark Coffer: coffer() uses it, and so do replicas started with serve()."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
     env.update({"COFFER_BIND": f"127.0.0.1:{port}", "COFFER_DATA_DIR": data_dir, "COFFER_LOG_FILTER": "warn"})
+    # Benchmarks measure the data path from one address; the per-address limits would throttle them.
     env.update({f"COFFER_RATE_LIMIT_{cls}_PER_MINUTE": "0" for cls in ("AUTH", "UPLOAD", "API")})
     if s3:
         env.update({
