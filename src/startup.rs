@@ -85,6 +85,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
         signer,
         bound_url: std::sync::OnceLock::new(),
         instance: uuid::Uuid::new_v4().simple().to_string(),
+        hints: Default::default(),
     }))
 }
 
@@ -127,7 +128,10 @@ impl Application {
             .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
             .client_request_timeout(config.client_request_timeout)
             .client_disconnect_timeout(config.client_disconnect_timeout)
-            .keep_alive(config.keep_alive);
+            .keep_alive(config.keep_alive)
+            // A response written in pieces (headers, then a streamed body) must not
+            // wait for the client's delayed ACK: without this, small GETs took ~40 ms.
+            .tcp_nodelay(true);
         if config.workers > 0 {
             server = server.workers(config.workers);
         }

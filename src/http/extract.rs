@@ -67,6 +67,7 @@ impl FromRequest for Caller {
         let ctx = request_context(request);
         let token = bearer(request);
         let class = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.path());
+        let bucket = request.match_info().get("bucket").map(str::to_owned);
         let signed = match (&token, SignedParams::from_query(request.query_string())) {
             (Some(_), _) | (None, Ok(None)) => Ok(None),
             (None, Ok(Some(params))) => {
@@ -76,6 +77,9 @@ impl FromRequest for Caller {
         };
         Box::pin(async move {
             let services = services.ok_or_else(|| ServiceError::internal(anyhow::anyhow!("services missing")))?;
+            if let Some(bucket) = &bucket {
+                crate::service::name_request_bucket(bucket);
+            }
             let principal = match (token, signed?) {
                 (Some(token), _) => services.authenticate(&ctx, &token).await?,
                 (None, Some((params, method, path))) => {

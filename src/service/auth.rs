@@ -296,6 +296,7 @@ impl Services {
         let invalid = || unauthenticated("invalid or expired access token");
         let claims = self.identity.jwt.verify(token, self.clock.now()).ok_or_else(invalid)?;
         let user_id: i64 = claims.sub.parse().map_err(|_| invalid())?;
+        self.prefetch_for_caller(user_id).await;
         let user = self
             .account_state(user_id)
             .await?

@@ -10,13 +10,16 @@
 //! the cache is unreachable, lookups go to the database.
 //!
 //! Within one request a scope's version is read once and then remembered
-//! (`with_request_versions`), and the versions a request will need are read
-//! together where it can tell (`prefetch_versions`): a warm read costs few
-//! round trips to Redis.
+//! (`with_request_versions`), and the versions a request will need — the
+//! caller's account and the bucket its path names — are read together as soon
+//! as the caller is known (`prefetch_for_caller`): a warm read costs one round
+//! trip to Redis.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,6 +42,16 @@ const LISTING_TTL: Duration = Duration::from_secs(10);
 const KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Longer than any entry, so an entry never outlives the version it hangs on.
 const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Decoded copies kept in process: entries of at most a few hundred bytes.
+const DECODED_ENTRIES: u64 = 10_000;
+const DECODED_TTL: Duration = Duration::from_secs(60);
+
+/// Whether an entry is small enough to keep decoded in process (listing pages are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    Small,
+    Large,
+}
 
 /// What authentication needs to know of an account (never its secrets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,28 +100,70 @@ fn version_key(scope: &str) -> String {
 /// upload) that looks something up again later sees changes made meanwhile.
 const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What one request remembers (see `with_request_versions`).
+#[derive(Default)]
+struct RequestMemory {
+    /// The scope versions the request has read, by scope, with when.
+    versions: HashMap<String, (String, std::time::Instant)>,
+    /// The bucket the request's path names, if any.
+    bucket: Option<BucketName>,
+}
+
 tokio::task_local! {
-    /// The scope versions the current request has read, by scope, with when.
-    static REQUEST_VERSIONS: RefCell<HashMap<String, (String, std::time::Instant)>>;
+    static REQUEST: RefCell<RequestMemory>;
 }
 
 /// Runs one request with its own memory of scope versions: lookups of the
 /// request within `REMEMBER_FOR` see the scope as it was when first read (or
 /// as the request's own writes left it), and read it from the cache once.
 pub async fn with_request_versions<F: Future>(request: F) -> F::Output {
-    REQUEST_VERSIONS.scope(RefCell::new(HashMap::new()), request).await
+    REQUEST.scope(RefCell::new(RequestMemory::default()), request).await
+}
+
+/// Tells the lookups of the current request which bucket its path names, so
+/// that its versions are read together with the caller's (an invalid name is ignored).
+pub fn name_request_bucket(name: &str) {
+    if let Ok(name) = BucketName::parse(name) {
+        let _ = REQUEST.try_with(|memory| memory.borrow_mut().bucket = Some(name));
+    }
 }
 
 fn remembered(scope: &str) -> Option<String> {
     let fresh = |(version, at): &(String, std::time::Instant)| (at.elapsed() < REMEMBER_FOR).then(|| version.clone());
-    REQUEST_VERSIONS.try_with(|versions| versions.borrow().get(scope).and_then(fresh)).ok().flatten()
+    REQUEST.try_with(|memory| memory.borrow().versions.get(scope).and_then(fresh)).ok().flatten()
 }
 
 fn remember(scope: &str, version: Option<String>) {
-    let _ = REQUEST_VERSIONS.try_with(|versions| match version {
-        Some(version) => versions.borrow_mut().insert(scope.to_owned(), (version, std::time::Instant::now())),
-        None => versions.borrow_mut().remove(scope),
+    let _ = REQUEST.try_with(|memory| {
+        let versions = &mut memory.borrow_mut().versions;
+        match version {
+            Some(version) => versions.insert(scope.to_owned(), (version, std::time::Instant::now())),
+            None => versions.remove(scope),
+        }
     });
+}
+
+/// What this process has seen of facts that rarely change, to save round
+/// trips. Only ever a guess or a throttle, never an authorization.
+pub struct LocalHints {
+    /// Bucket ids by name as last seen. A bucket can be recreated under its
+    /// name, so a request checks the id against the bucket record before using it.
+    bucket_ids: moka::future::Cache<BucketName, i64>,
+    /// API keys whose `last_used_at` this process knows was written within the minute.
+    touched_keys: moka::future::Cache<String, ()>,
+    /// Small entries already decoded, by their versioned key: an entry never
+    /// changes under its key, so a warm lookup neither asks the cache nor parses.
+    decoded: moka::future::Cache<String, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Default for LocalHints {
+    fn default() -> Self {
+        Self {
+            decoded: moka::future::Cache::builder().max_capacity(DECODED_ENTRIES).time_to_live(DECODED_TTL).build(),
+            bucket_ids: moka::future::Cache::new(10_000),
+            touched_keys: moka::future::Cache::builder().max_capacity(100_000).time_to_live(KEY_TOUCH_EVERY).build(),
+        }
+    }
 }
 
 impl Services {
@@ -127,10 +182,24 @@ impl Services {
         Some(version)
     }
 
+    /// Reads in one round trip the versions a request by `user_id` will need:
+    /// the caller's account and, when the path names a bucket, the bucket's
+    /// name and (under the id last seen for that name) its grants and objects.
+    pub(crate) async fn prefetch_for_caller(&self, user_id: i64) {
+        let mut scopes = vec![user_scope(user_id)];
+        if let Some(name) = REQUEST.try_with(|memory| memory.borrow().bucket.clone()).ok().flatten() {
+            if let Some(id) = self.hints.bucket_ids.get(&name).await {
+                scopes.extend([bucket_scope(id), objects_scope(id)]);
+            }
+            scopes.push(bucket_name_scope(&name));
+        }
+        self.prefetch_versions(&scopes).await;
+    }
+
     /// Reads the versions of `scopes` in one round trip, for the lookups of
     /// this request that follow (outside a request there is nowhere to keep them).
     pub(crate) async fn prefetch_versions(&self, scopes: &[String]) {
-        let in_request = REQUEST_VERSIONS.try_with(|_| ()).is_ok();
+        let in_request = REQUEST.try_with(|_| ()).is_ok();
         let wanted: Vec<&String> = scopes.iter().filter(|scope| remembered(scope).is_none()).collect();
         if self.config.cache_lookups_disabled || !in_request || wanted.is_empty() {
             return;
@@ -157,9 +226,11 @@ impl Services {
         }
     }
 
-    async fn cached<T, F>(&self, scope: &str, name: &str, ttl: Duration, load: F) -> ServiceResult<T>
+    /// `load`'s value, cached under the current version of `scope`; small
+    /// values are also kept decoded in process.
+    async fn cached<T, F>(&self, scope: &str, name: &str, ttl: Duration, size: Size, load: F) -> ServiceResult<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: Future<Output = ServiceResult<T>>,
     {
         if self.config.cache_lookups_disabled {
@@ -170,23 +241,40 @@ impl Services {
             return load.await;
         };
         let key = format!("{scope}:{version}:{name}");
-        if let Ok(Some(bytes)) = self.cache.get_immutable(&key).await
-            && let Ok(value) = serde_json::from_slice(&bytes)
+        if size == Size::Small
+            && let Some(value) = self.hints.decoded.get(&key).await
+            && let Some(value) = value.downcast_ref::<T>()
         {
             Metrics::count(&self.metrics.cache_lookups, "hit");
-            return Ok(value);
+            return Ok(value.clone());
         }
-        Metrics::count(&self.metrics.cache_lookups, "miss");
-        let value = load.await?;
-        if let Ok(bytes) = serde_json::to_vec(&value) {
-            let _ = self.cache.set_immutable(&key, Bytes::from(bytes), ttl).await;
+        let value = match self.cache.get_immutable(&key).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<T>(&bytes).ok(),
+            _ => None,
+        };
+        let value = match value {
+            Some(value) => {
+                Metrics::count(&self.metrics.cache_lookups, "hit");
+                value
+            }
+            None => {
+                Metrics::count(&self.metrics.cache_lookups, "miss");
+                let value = load.await?;
+                if let Ok(bytes) = serde_json::to_vec(&value) {
+                    let _ = self.cache.set_immutable(&key, Bytes::from(bytes), ttl).await;
+                }
+                value
+            }
+        };
+        if size == Size::Small {
+            self.hints.decoded.insert(key, Arc::new(value.clone())).await;
         }
         Ok(value)
     }
 
     /// An account's state for authentication.
     pub(crate) async fn account_state(&self, user_id: i64) -> ServiceResult<Option<AccountState>> {
-        self.cached(&user_scope(user_id), "state", ENTRY_TTL, async {
+        self.cached(&user_scope(user_id), "state", ENTRY_TTL, Size::Small, async {
             Ok(self.store.user_by_id(user_id).await?.map(|user| AccountState {
                 id: user.id,
                 username: user.username,
@@ -200,7 +288,7 @@ impl Services {
 
     /// A user's own grant on a bucket.
     pub(crate) async fn grant_of(&self, bucket_id: i64, user_id: i64) -> ServiceResult<Option<Permission>> {
-        self.cached(&bucket_scope(bucket_id), &format!("grant:{user_id}"), ENTRY_TTL, async {
+        self.cached(&bucket_scope(bucket_id), &format!("grant:{user_id}"), ENTRY_TTL, Size::Small, async {
             Ok(self.store.grant(bucket_id, user_id).await?)
         })
         .await
@@ -208,8 +296,17 @@ impl Services {
 
     /// A bucket by name; absence is cached too, so creating one must invalidate.
     pub(crate) async fn bucket_named(&self, name: &BucketName) -> ServiceResult<Option<BucketRecord>> {
-        self.cached(&bucket_name_scope(name), "record", ENTRY_TTL, async { Ok(self.store.bucket_by_name(name).await?) })
-            .await
+        let record = self
+            .cached(&bucket_name_scope(name), "record", ENTRY_TTL, Size::Small, async {
+                Ok(self.store.bucket_by_name(name).await?)
+            })
+            .await?;
+        if let Some(record) = &record
+            && self.hints.bucket_ids.get(name).await != Some(record.id)
+        {
+            self.hints.bucket_ids.insert(name.clone(), record.id).await;
+        }
+        Ok(record)
     }
 
     /// The live version of an object, for reads (writes always ask the database).
@@ -219,7 +316,7 @@ impl Services {
         key: &ObjectKey,
     ) -> ServiceResult<Option<ObjectRecord>> {
         let name = format!("o:{}", digest_hex(key.as_str().as_bytes()));
-        self.cached(&objects_scope(bucket_id), &name, OBJECT_TTL, async {
+        self.cached(&objects_scope(bucket_id), &name, OBJECT_TTL, Size::Small, async {
             Ok(self.store.live_object(bucket_id, key).await?)
         })
         .await
@@ -228,7 +325,7 @@ impl Services {
     /// One listing page, cached briefly.
     pub(crate) async fn list_cached(&self, bucket_id: i64, query: &ListQuery) -> ServiceResult<ListResult> {
         let name = format!("l:{}", digest_hex(&serde_json::to_vec(query).unwrap_or_default()));
-        self.cached(&objects_scope(bucket_id), &name, LISTING_TTL, async {
+        self.cached(&objects_scope(bucket_id), &name, LISTING_TTL, Size::Large, async {
             Ok(self.store.list_objects(bucket_id, query).await?)
         })
         .await
@@ -242,19 +339,21 @@ impl Services {
             return Ok(self.store.api_key_by_hash(key_hash).await?);
         }
         let owner_key = format!("apikey-owner:{key_hash}");
-        let owner = match self.cache.get(&owner_key).await {
+        let owner = match self.cache.get_immutable(&owner_key).await {
             Ok(Some(bytes)) => std::str::from_utf8(&bytes).ok().and_then(|id| id.parse::<i64>().ok()),
             _ => None,
         };
         let Some(user_id) = owner else {
             let record = self.store.api_key_by_hash(key_hash).await?;
             if let Some(record) = &record {
-                let _ = self.cache.set(&owner_key, Bytes::from(record.user_id.to_string()), VERSION_TTL).await;
+                let _ =
+                    self.cache.set_immutable(&owner_key, Bytes::from(record.user_id.to_string()), VERSION_TTL).await;
             }
             return Ok(record);
         };
+        self.prefetch_for_caller(user_id).await;
         let record = self
-            .cached(&user_scope(user_id), &format!("apikey:{key_hash}"), ENTRY_TTL, async {
+            .cached(&user_scope(user_id), &format!("apikey:{key_hash}"), ENTRY_TTL, Size::Small, async {
                 Ok(self.store.api_key_by_hash(key_hash).await?)
             })
             .await?;
@@ -262,13 +361,20 @@ impl Services {
     }
 
     /// Whether this request should record that the key was used: at most once
-    /// per minute per key across replicas (the first to claim the minute writes).
+    /// per minute per key across replicas (the first to claim the minute
+    /// writes), and at least once in two minutes while the key is in use.
     pub(crate) async fn claim_key_touch(&self, key_id: &str) -> bool {
-        let mine = fresh_version();
-        match self.cache.set_if_absent(&format!("apikey-touch:{key_id}"), mine.clone(), KEY_TOUCH_EVERY).await {
-            Ok(stored) => stored == mine,
-            Err(_) => true,
+        if self.hints.touched_keys.contains_key(key_id) {
+            return false;
         }
+        let mine = fresh_version();
+        let claimed =
+            match self.cache.set_if_absent(&format!("apikey-touch:{key_id}"), mine.clone(), KEY_TOUCH_EVERY).await {
+                Ok(stored) => stored == mine,
+                Err(_) => true,
+            };
+        self.hints.touched_keys.insert(key_id.to_owned(), ()).await;
+        claimed
     }
 }
 

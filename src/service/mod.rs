@@ -33,7 +33,7 @@ pub use context::{Principal, RequestContext};
 pub use error::ServiceError;
 pub use health::{CheckStatus, Readiness};
 pub use identity::Identity;
-pub use lookups::with_request_versions;
+pub use lookups::{name_request_bucket, with_request_versions};
 
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -60,6 +60,8 @@ pub struct Services {
     pub local_rates: crate::cache::LocalRates,
     /// This process's identity among replicas (lease holder name).
     pub instance: String,
+    /// Rarely changing facts this process has seen, to save cache round trips.
+    pub hints: lookups::LocalHints,
 }
 
 impl Services {
