@@ -130,7 +130,7 @@ impl Application {
             .client_disconnect_timeout(config.client_disconnect_timeout)
             .keep_alive(config.keep_alive)
             // A response written in pieces (headers, then a streamed body) must not
-            // wait for the client's delayed ACK: without this, small GETs took ~40 ms.
+            // wait for the client's delayed ACK (nginx's `tcp_nodelay on`, likewise).
             .tcp_nodelay(true);
         if config.workers > 0 {
             server = server.workers(config.workers);
