@@ -1,6 +1,7 @@
 //! Media derived from objects: thumbnails (rendering, plus the shared state
 //! that bounds and de-duplicates the work).
 
+mod jpeg;
 pub mod thumbnail;
 
 use std::sync::Arc;

@@ -1,14 +1,17 @@
 //! Rendering one thumbnail from image bytes, synchronously (callers run it on
 //! the blocking pool): header check against the limits before any pixel is
 //! decoded, shrink-on-load for JPEG (DCT scaling to 1/2, 1/4 or 1/8 while
-//! the result stays at least twice the target), `fast_image_resize` for the
-//! rest, EXIF orientation, then WebP or JPEG.
+//! the result stays at least twice the target, in `jpeg`), Lanczos3 with
+//! `fast_image_resize` for the rest, EXIF orientation, then WebP or JPEG.
 
 use std::io::Cursor;
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+/// Quality of JPEG thumbnails (libvips' default).
+const JPEG_QUALITY: u8 = 82;
 
 /// Longest sides a thumbnail may have.
 pub const SIZES: [u32; 5] = [64, 128, 256, 512, 1024];
@@ -140,7 +143,7 @@ fn classify(error: image::ImageError, limits: &ImageLimits) -> ThumbError {
 pub fn render(bytes: &[u8], size: u32, format: ThumbFormat, limits: &ImageLimits) -> Result<Vec<u8>, ThumbError> {
     let (image_format, width, height) = probe(bytes, limits)?;
     let (decoded, orientation) = match image_format {
-        ImageFormat::Jpeg => match shrink_on_load(bytes, width, height, size, limits)? {
+        ImageFormat::Jpeg => match super::jpeg::decode_scaled(bytes, width, height, size)? {
             Some(decoded) => decoded,
             None => decode(bytes, limits)?,
         },
@@ -160,56 +163,6 @@ fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<(DynamicImage, Orientati
     Ok((image, orientation))
 }
 
-/// JPEG decoded straight at the smallest DCT scale that keeps at least twice
-/// the target; `None` for what it does not handle (CMYK, 16-bit) so the
-/// general decoder takes over.
-fn shrink_on_load(
-    bytes: &[u8],
-    width: u32,
-    height: u32,
-    size: u32,
-    limits: &ImageLimits,
-) -> Result<Option<(DynamicImage, Orientation)>, ThumbError> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
-    decoder.read_info().map_err(undecodable)?;
-    let (wanted_w, wanted_h) = fit(width, height, size.saturating_mul(2));
-    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    let (scaled_w, scaled_h) = decoder.scale(clamp(wanted_w), clamp(wanted_h)).map_err(undecodable)?;
-    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
-    let pixel_format = decoder.info().map(|info| info.pixel_format);
-    let (w, h) = (u32::from(scaled_w), u32::from(scaled_h));
-    let image = match pixel_format {
-        Some(jpeg_decoder::PixelFormat::RGB24) => {
-            let mut pixels = decoder.decode().map_err(undecodable)?;
-            if w == width.div_ceil(8) {
-                compensate_dc_truncation(&mut pixels);
-            }
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(|| undecodable("short RGB data"))?)
-        }
-        Some(jpeg_decoder::PixelFormat::L8) => {
-            let pixels = decoder.decode().map_err(undecodable)?;
-            DynamicImage::ImageLuma8(
-                image::GrayImage::from_raw(w, h, pixels).ok_or_else(|| undecodable("short grey data"))?,
-            )
-        }
-        _ => return Ok(None),
-    };
-    Ok(Some((image, orientation)))
-}
-
-/// At 1/8 scale `jpeg-decoder` keeps each block's DC term truncated rather
-/// than rounded (`(dc·q + 1024) / 8`), so Y, Cb and Cr all come out half a
-/// level low on average; through the YCbCr → RGB matrix that is about −1.2
-/// on red, ±0 on green and −1.4 on blue — a picture visibly (DSSIM) darker
-/// than libjpeg's. One level back on red and blue cancels most of it.
-fn compensate_dc_truncation(rgb: &mut [u8]) {
-    for pixel in rgb.chunks_exact_mut(3) {
-        pixel[0] = pixel[0].saturating_add(1);
-        pixel[2] = pixel[2].saturating_add(1);
-    }
-}
-
 /// Down to `size` (never up), in 8-bit RGB or RGBA.
 fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
     let image = match image {
@@ -225,28 +178,24 @@ fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
         DynamicImage::ImageRgba8(_) => DynamicImage::new_rgba8(width, height),
         _ => DynamicImage::new_rgb8(width, height),
     };
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     Resizer::new().resize(&image, &mut target, &options).map_err(undecodable)?;
     Ok(target)
 }
 
 fn encode(image: DynamicImage, format: ThumbFormat) -> Result<Vec<u8>, ThumbError> {
-    let mut out = Cursor::new(Vec::new());
     match format {
         ThumbFormat::Webp => {
+            let mut out = Cursor::new(Vec::new());
             image.write_with_encoder(image::codecs::webp::WebPEncoder::new_lossless(&mut out)).map_err(undecodable)?;
+            Ok(out.into_inner())
         }
-        ThumbFormat::Jpeg => {
-            let flat = flatten_on_white(image);
-            flat.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82))
-                .map_err(undecodable)?;
-        }
+        ThumbFormat::Jpeg => super::jpeg::encode(&flatten_on_white(image), JPEG_QUALITY),
     }
-    Ok(out.into_inner())
 }
 
 /// JPEG has no alpha: transparent pixels become white, not black.
-fn flatten_on_white(image: DynamicImage) -> DynamicImage {
+fn flatten_on_white(image: DynamicImage) -> RgbImage {
     match image {
         DynamicImage::ImageRgba8(rgba) => {
             let mut rgb = RgbImage::new(rgba.width(), rgba.height());
@@ -257,9 +206,9 @@ fn flatten_on_white(image: DynamicImage) -> DynamicImage {
                     target[channel] = blended as u8;
                 }
             }
-            DynamicImage::ImageRgb8(rgb)
+            rgb
         }
-        other => other,
+        other => other.into_rgb8(),
     }
 }
 
