@@ -335,6 +335,9 @@ def coffer_env(port, data_dir, s3=None, extra_env=None, s3_prefix=None):
             "COFFER_S3_SECRET_ACCESS_KEY": s3["secret_access_key"], "COFFER_S3_FORCE_PATH_STYLE": "true",
             "COFFER_S3_PREFIX": s3_prefix or f"bench-{int(time.time())}/",
         })
+    # BENCH_COFFER_ENV_<NAME>=value sets <NAME> for Coffer's processes only (e.g. glibc's MALLOC_*).
+    env.update({k.removeprefix("BENCH_COFFER_ENV_"): v for k, v in os.environ.items()
+                if k.startswith("BENCH_COFFER_ENV_")})
     env.update(extra_env or {})
     return env
 

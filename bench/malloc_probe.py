@@ -1,6 +1,6 @@
 """B3 companion: Coffer's peak RSS streaming a 100 MiB and a 3 GiB chunked
 upload to Garage under glibc malloc settings (default, MALLOC_ARENA_MAX=2,
-a fixed MALLOC_MMAP_THRESHOLD_, both), each in a fresh process. Prints
+a fixed MALLOC_MMAP_THRESHOLD_, both; one S3 part in flight), each in a fresh process. Prints
 `label [peak_100MiB, peak_3GiB]` in MiB. Run from bench/."""
 
 import os
@@ -14,6 +14,8 @@ VARIANTS = [
     ("mmap1m", {"MALLOC_MMAP_THRESHOLD_": "1048576"}),
     ("arena2+mmap1m", {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "1048576"}),
     ("arena1+mmap256k", {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "262144"}),
+    ("inflight1", {"COFFER_S3_PARTS_IN_FLIGHT": "1"}),
+    ("inflight1+mmap1m", {"COFFER_S3_PARTS_IN_FLIGHT": "1", "MALLOC_MMAP_THRESHOLD_": "1048576"}),
 ]
 
 
