@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
+use mozjpeg::decompress::DecompressStarted;
 use mozjpeg::{ColorSpace, Compress, Decompress, Marker};
 
 use super::thumbnail::{ThumbError, fit};
@@ -43,17 +44,11 @@ pub fn decode_scaled(
         decoder.scale(numerator);
         let image = match decoder.color_space() {
             ColorSpace::JCS_GRAYSCALE => {
-                let mut started = decoder.grayscale()?;
-                let (w, h) = (started.width() as u32, started.height() as u32);
-                let pixels: Vec<u8> = started.read_scanlines()?;
-                started.finish()?;
+                let (w, h, pixels) = read_all(decoder.grayscale()?)?;
                 GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
             }
             ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB => {
-                let mut started = decoder.rgb()?;
-                let (w, h) = (started.width() as u32, started.height() as u32);
-                let pixels: Vec<u8> = started.read_scanlines()?;
-                started.finish()?;
+                let (w, h, pixels) = read_all(decoder.rgb()?)?;
                 RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
             }
             _ => return Ok(None),
@@ -64,6 +59,14 @@ pub fn decode_scaled(
         let image = image.ok_or_else(|| std::io::Error::other("short pixel data"))?;
         Ok(Some((image, orientation)))
     })
+}
+
+/// Every scanline of a started decompression: width, height and pixels.
+fn read_all<R: BufRead>(mut started: DecompressStarted<R>) -> std::io::Result<(u32, u32, Vec<u8>)> {
+    let (width, height) = (started.width() as u32, started.height() as u32);
+    let pixels = started.read_scanlines()?;
+    started.finish()?;
+    Ok((width, height, pixels))
 }
 
 /// `side` at `numerator`/8, rounded up as libjpeg does.
