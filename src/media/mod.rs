@@ -2,6 +2,7 @@
 //! that bounds and de-duplicates the work).
 
 mod jpeg;
+mod reduce;
 pub mod thumbnail;
 
 use std::sync::Arc;

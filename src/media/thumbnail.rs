@@ -1,8 +1,9 @@
 //! Rendering one thumbnail from image bytes, synchronously (callers run it on
 //! the blocking pool): header check against the limits before any pixel is
 //! decoded, shrink-on-load for JPEG (DCT scaling to 1/2, 1/4 or 1/8 while
-//! the result stays at least twice the target, in `jpeg`), Lanczos3 with
-//! `fast_image_resize` for the rest, EXIF orientation, then WebP or JPEG.
+//! the result stays at least twice the target, in `jpeg`), Lanczos3 for the
+//! rest (`reduce`, libvips' own arithmetic, for RGB shrinking under 4×;
+//! `fast_image_resize` otherwise), EXIF orientation, then WebP or JPEG.
 
 use std::io::Cursor;
 
@@ -174,6 +175,17 @@ fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
     if (width, height) == (image.width(), image.height()) {
         return Ok(image);
     }
+    if let DynamicImage::ImageRgb8(rgb) = &image
+        && within_reduce(rgb.width(), width)
+        && within_reduce(rgb.height(), height)
+    {
+        // libvips hands `reduce` the inverse of the inverse of the shrink: the same double it uses.
+        let shrink = 1.0 / (1.0 / (f64::from(rgb.width().max(rgb.height())) / f64::from(size)));
+        let dimensions = (rgb.width() as usize, rgb.height() as usize);
+        let pixels = super::reduce::reduce(rgb.as_raw(), dimensions, 3, (width as usize, height as usize), shrink);
+        let reduced = RgbImage::from_raw(width, height, pixels).ok_or_else(|| undecodable("reduce: wrong size"))?;
+        return Ok(DynamicImage::ImageRgb8(reduced));
+    }
     let mut target = match &image {
         DynamicImage::ImageRgba8(_) => DynamicImage::new_rgba8(width, height),
         _ => DynamicImage::new_rgb8(width, height),
@@ -181,6 +193,12 @@ fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     Resizer::new().resize(&image, &mut target, &options).map_err(undecodable)?;
     Ok(target)
+}
+
+/// Whether an axis shrinks by less than 4×, where libvips runs `reduce`
+/// alone (beyond, it box-shrinks first); Coffer matches it there.
+fn within_reduce(from: u32, to: u32) -> bool {
+    from < 4 * to
 }
 
 fn encode(image: DynamicImage, format: ThumbFormat) -> Result<Vec<u8>, ThumbError> {
