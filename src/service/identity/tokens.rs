@@ -1,5 +1,7 @@
 //! Access tokens (HS256 JWTs, algorithm pinned) and opaque random tokens stored as digests.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -53,10 +55,19 @@ pub struct AccessClaims {
     pub iss: String,
 }
 
+/// Tokens whose signature and claims have been checked, kept so that a
+/// client's next requests skip the decoding, JSON parsing and HMAC (an eighth
+/// of a warm read's CPU). Keyed by the whole token, so only a byte-identical
+/// token ever hits; expiry is still checked on every use, and revocation
+/// (generation, disabled accounts) is checked by the caller as before.
+const VERIFIED_TOKENS: u64 = 10_000;
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub struct JwtSigner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: moka::sync::Cache<Box<str>, Arc<AccessClaims>>,
 }
 
 impl JwtSigner {
@@ -71,6 +82,7 @@ impl JwtSigner {
             encoding: EncodingKey::from_secret(key.expose_secret()),
             decoding: DecodingKey::from_secret(key.expose_secret()),
             validation,
+            verified: moka::sync::Cache::builder().max_capacity(VERIFIED_TOKENS).time_to_live(VERIFIED_FOR).build(),
         }
     }
 
@@ -80,9 +92,17 @@ impl JwtSigner {
 
     /// The claims of a well-signed, unexpired token; `None` for anything else
     /// (other algorithms, `none`, wrong key, wrong audience, expired).
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<AccessClaims> {
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
-        (data.claims.exp > now.timestamp()).then_some(data.claims)
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<Arc<AccessClaims>> {
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
+                let claims = Arc::new(data.claims);
+                self.verified.insert(token.into(), Arc::clone(&claims));
+                claims
+            }
+        };
+        (claims.exp > now.timestamp()).then_some(claims)
     }
 }
 
@@ -117,6 +137,24 @@ mod tests {
         let mut foreign = claims(now.timestamp() + 60);
         foreign.aud = "elsewhere".into();
         assert!(signer.verify(&signer.sign(&foreign), now).is_none(), "wrong audience");
+    }
+
+    #[test]
+    fn a_remembered_token_vouches_for_no_other() {
+        let signer = JwtSigner::new(&SecretBox::new(Box::new([1u8; 32])));
+        let now = Utc::now();
+        let token = signer.sign(&claims(now.timestamp() + 60));
+        assert!(signer.verify(&token, now).is_some());
+        assert!(signer.verify(&token, now).is_some(), "the remembered verification");
+        let (signed, signature) = token.rsplit_once('.').expect("three parts");
+        let mut forged = claims(now.timestamp() + 60);
+        forged.role = Role::Admin;
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap_or_default());
+        let header = signed.split('.').next().unwrap_or_default();
+        assert!(signer.verify(&format!("{header}.{body}.{signature}"), now).is_none(), "claims swapped");
+        let flipped = if signature.as_bytes()[10] == b'A' { "B" } else { "A" };
+        let tampered = format!("{signed}.{}{flipped}{}", &signature[..10], &signature[11..]);
+        assert!(signer.verify(&tampered, now).is_none(), "signature changed");
     }
 
     #[test]
