@@ -48,6 +48,10 @@ garage_running() {
   garage_cli status >/dev/null 2>&1
 }
 
+garage_layout_live() {
+  garage_cli key list >/dev/null 2>&1
+}
+
 garage_start() {
   garage_install || return 1
   garage_write_config
@@ -60,13 +64,21 @@ garage_start() {
     done
     garage_running || { echo "garage did not start; see $garage_dir/garage.log" >&2; return 1; }
   fi
-  # One-node layout, applied once.
-  if garage_cli layout show 2>/dev/null | grep -q "No nodes currently have a role"; then
-    local node
-    node=$(garage_cli node id -q 2>/dev/null | cut -d@ -f1)
-    garage_cli layout assign -z dc1 -c 1G "$node" >/dev/null
-    garage_cli layout apply --version 1 >/dev/null
-  fi
+  # One-node layout, applied once. A node that has just started may not
+  # answer `layout show` yet, and keys can only be made once a layout is
+  # live, so this retries (~30 s) until the key API answers.
+  local layout node version
+  for _ in $(seq 1 150); do
+    garage_layout_live && break
+    if layout=$(garage_cli layout show 2>/dev/null) && grep -q "No nodes currently have a role" <<<"$layout"; then
+      node=$(garage_cli node id -q 2>/dev/null | cut -d@ -f1)
+      version=$(awk -F': *' '/Current cluster layout version/ {print $2}' <<<"$layout")
+      garage_cli layout assign -z dc1 -c 1G "$node" >/dev/null \
+        && garage_cli layout apply --version "$(( ${version:-0} + 1 ))" >/dev/null
+    fi
+    sleep 0.2
+  done
+  garage_layout_live || { echo "garage's layout did not come up; see $garage_dir/garage.log" >&2; return 1; }
   if ! garage_cli key info "$garage_key_name" >/dev/null 2>&1; then
     garage_cli key create "$garage_key_name" >/dev/null
   fi
