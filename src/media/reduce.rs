@@ -197,7 +197,10 @@ mod tests {
             let out_height = ((height as f64 / shrink).round() as usize).max(1);
             let reduced = reduce(&vec![value; width * height * 3], (width, height), 3, (out_width, out_height), shrink);
             prop_assert_eq!(reduced.len(), out_width * out_height * 3);
-            prop_assert!(reduced.iter().all(|&v| v == value));
+            // The horizontal pass truncates its 12-bit coefficients (as libvips
+            // does), so their sum can fall a few units short of 4096: a flat
+            // 228 may come out 227, never further off.
+            prop_assert!(reduced.iter().all(|&v| v.abs_diff(value) <= 1), "{value} became {reduced:?}");
         }
     }
 }
