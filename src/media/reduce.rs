@@ -102,6 +102,18 @@ impl AxisPlan {
     }
 }
 
+/// Whether libvips runs `reduce` alone for an axis going from `from` to `to`
+/// pixels: under 4× (beyond, it box-shrinks first, which Coffer does not copy).
+pub fn applies(from: u32, to: u32) -> bool {
+    from < 4 * to
+}
+
+/// The shrink factor libvips hands `reduce` for a thumbnail whose longest
+/// side goes from `longest` to `size`: the inverse of the inverse, the same double.
+pub fn shrink_for(longest: u32, size: u32) -> f64 {
+    1.0 / (1.0 / (f64::from(longest) / f64::from(size)))
+}
+
 /// Reduces a packed `width`×`height` image of `channels` 8-bit channels to
 /// `out_width`×`out_height`, where the longest side shrinks by
 /// `shrink` (the same factor is used for both axes, as libvips does).
@@ -117,9 +129,9 @@ pub fn reduce(
     let horizontal = AxisPlan::new(width, out_width, shrink, |w| w.iter().map(|c| (c * 4096.0) as i32).collect());
 
     let stride = width * channels;
-    let mut columns = vec![0u8; stride * out_height];
+    let mut vertically_reduced = vec![0u8; stride * out_height];
     let mut sums = vec![0i32; stride];
-    for (out_y, row) in columns.chunks_exact_mut(stride).enumerate() {
+    for (out_y, row) in vertically_reduced.chunks_exact_mut(stride).enumerate() {
         sums.fill(0);
         let mask = &vertical.masks[vertical.phases[out_y]];
         for (tap, &weight) in mask.iter().enumerate() {
@@ -137,7 +149,7 @@ pub fn reduce(
     let sources: Vec<Vec<usize>> = (0..out_width)
         .map(|out_x| (0..horizontal.taps).map(|tap| horizontal.source(out_x, tap, width) * channels).collect())
         .collect();
-    for (row, out_row) in columns.chunks_exact(stride).zip(out.chunks_exact_mut(out_width * channels)) {
+    for (row, out_row) in vertically_reduced.chunks_exact(stride).zip(out.chunks_exact_mut(out_width * channels)) {
         for (out_x, pixel) in out_row.chunks_exact_mut(channels).enumerate() {
             let mask = &horizontal.masks[horizontal.phases[out_x]];
             for (channel, value) in pixel.iter_mut().enumerate() {
@@ -169,7 +181,7 @@ mod tests {
             let expected = fixture(&format!("{source}-vips-{size}"));
             let (width, height) = (input.width(), input.height());
             assert_eq!(crate::media::thumbnail::fit(width, height, size), expected.dimensions());
-            let shrink = 1.0 / (1.0 / (f64::from(width.max(height)) / f64::from(size)));
+            let shrink = shrink_for(width.max(height), size);
             let reduced = reduce(
                 input.as_raw(),
                 (width as usize, height as usize),

@@ -176,11 +176,10 @@ fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
         return Ok(image);
     }
     if let DynamicImage::ImageRgb8(rgb) = &image
-        && within_reduce(rgb.width(), width)
-        && within_reduce(rgb.height(), height)
+        && super::reduce::applies(rgb.width(), width)
+        && super::reduce::applies(rgb.height(), height)
     {
-        // libvips hands `reduce` the inverse of the inverse of the shrink: the same double it uses.
-        let shrink = 1.0 / (1.0 / (f64::from(rgb.width().max(rgb.height())) / f64::from(size)));
+        let shrink = super::reduce::shrink_for(rgb.width().max(rgb.height()), size);
         let dimensions = (rgb.width() as usize, rgb.height() as usize);
         let pixels = super::reduce::reduce(rgb.as_raw(), dimensions, 3, (width as usize, height as usize), shrink);
         let reduced = RgbImage::from_raw(width, height, pixels).ok_or_else(|| undecodable("reduce: wrong size"))?;
@@ -193,12 +192,6 @@ fn resize(image: DynamicImage, size: u32) -> Result<DynamicImage, ThumbError> {
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     Resizer::new().resize(&image, &mut target, &options).map_err(undecodable)?;
     Ok(target)
-}
-
-/// Whether an axis shrinks by less than 4×, where libvips runs `reduce`
-/// alone (beyond, it box-shrinks first); Coffer matches it there.
-fn within_reduce(from: u32, to: u32) -> bool {
-    from < 4 * to
 }
 
 fn encode(image: DynamicImage, format: ThumbFormat) -> Result<Vec<u8>, ThumbError> {
