@@ -6,6 +6,7 @@
 mod fs;
 mod fs_layout;
 pub mod instrumented;
+mod part_buffers;
 mod s3;
 mod s3_errors;
 mod s3_lock;

@@ -35,8 +35,9 @@ pub struct S3BlobStore {
     pub(super) client: Client,
     pub(super) bucket: String,
     pub(super) prefix: String,
-    pub(super) part_size: usize,
     pub(super) parts_in_flight: usize,
+    /// One upload's worth of part buffers is kept for the next parts.
+    pub(super) part_buffers: std::sync::Arc<super::part_buffers::PartBuffers>,
     /// Known-length bodies up to this size go up as one streamed PutObject.
     pub(super) single_put_max: u64,
     pub(super) connect_timeout: Duration,
@@ -101,8 +102,8 @@ impl S3BlobStore {
             client: Client::from_conf(builder.build()),
             bucket,
             prefix: config.s3_prefix.clone(),
-            part_size,
             parts_in_flight: config.s3_parts_in_flight,
+            part_buffers: super::part_buffers::PartBuffers::new(part_size, config.s3_parts_in_flight + 1),
             single_put_max: config.s3_single_put_max_mib * 1024 * 1024,
             connect_timeout: config.s3_connect_timeout,
             operation_timeout: config.s3_operation_timeout,

@@ -1,16 +1,17 @@
 //! argon2id password hashing on its own threads, so logins can neither stall
 //! the async workers nor use more than `password_hash_concurrency` cores.
 //!
-//! The threads are few and fixed: each hash allocates `argon2_memory_kib`
+//! The threads are few and fixed: each hash needs `argon2_memory_kib`
 //! (19 MiB), and glibc keeps freed blocks in the arena of the thread that
 //! freed them. On tokio's blocking pool, whose threads come and go, a flood
-//! of logins left a 19 MiB block in every arena (630-950 MiB RSS in B8); here
-//! each hashing thread reuses its own.
+//! of logins left a 19 MiB block in every arena (630-950 MiB RSS in B8).
+//! The memory is also reserved so that glibc maps it fresh and unmaps it
+//! after each hash (see `with_working_memory`): an idle server holds none.
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -36,10 +37,7 @@ impl PasswordHasher {
         // Half the cores by default: a flood of logins must leave the rest serving requests.
         let concurrency =
             if config.password_hash_concurrency == 0 { cores / 2 } else { config.password_hash_concurrency };
-        let dummy_hash = argon2
-            .hash_password(uuid::Uuid::new_v4().to_string().as_bytes())
-            .map(|hash| hash.to_string())
-            .unwrap_or_default();
+        let dummy_hash = hash_phc(&argon2, uuid::Uuid::new_v4().to_string().as_bytes()).unwrap_or_default();
         let threads = rayon::ThreadPoolBuilder::new()
             .num_threads(concurrency.max(1))
             .thread_name(|n| format!("argon2-{n}"))
@@ -64,9 +62,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &SecretString) -> Result<String, ServiceError> {
         let password = password.clone();
         self.run(move |argon2| {
-            argon2
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|hash| hash.to_string())
+            hash_phc(&argon2, password.expose_secret().as_bytes())
                 .map_err(|error| ServiceError::internal(anyhow::anyhow!("argon2: {error}")))
         })
         .await?
@@ -77,11 +73,63 @@ impl PasswordHasher {
         let password = password.clone();
         let exists = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
-        let matches = self
-            .run(move |argon2| argon2.verify_password(password.expose_secret().as_bytes(), hash.as_str()).is_ok())
-            .await?;
+        let matches =
+            self.run(move |_| verify_phc(password.expose_secret().as_bytes(), &hash).unwrap_or(false)).await?;
         Ok(exists && matches)
     }
+}
+
+/// More than glibc's largest dynamic mmap threshold (32 MiB on 64-bit).
+const ALWAYS_MAPPED_BYTES: usize = 33 << 20;
+
+/// Runs `hash` with argon2's working memory. The reservation exceeds the
+/// largest mmap threshold glibc ever adopts, so it is always a fresh mapping
+/// and returned to the system when dropped; only the blocks argon2 uses are
+/// touched, so only they become resident. A 19 MiB allocation would instead,
+/// after the first, come from the thread's arena and stay resident there.
+fn with_working_memory<T>(params: &Params, hash: impl FnOnce(&mut [Block]) -> T) -> T {
+    let needed = params.block_count();
+    let mut blocks = Vec::with_capacity(needed.max(ALWAYS_MAPPED_BYTES / Block::SIZE));
+    blocks.resize(needed, Block::default());
+    hash(&mut blocks)
+}
+
+/// Hashes `password` under a fresh salt into a PHC string (`$argon2id$v=19$m=…`).
+fn hash_phc(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, argon2::Error> {
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_working_memory(argon2.params(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt.as_ref(), &mut out, blocks)
+    })?;
+    let output = Output::new(&out).map_err(|_| argon2::Error::OutputTooShort)?;
+    let params = argon2.params().try_into().map_err(|_| argon2::Error::AlgorithmInvalid)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params,
+        salt: Some(salt),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored`, under the algorithm,
+/// version and parameters recorded in it (constant-time comparison); `None`
+/// when `stored` is not an argon2 hash.
+fn verify_phc(password: &[u8], stored: &str) -> Option<bool> {
+    let parsed = PasswordHash::new(stored).ok()?;
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+    let version = parsed.version.map_or(Ok(Version::default()), Version::try_from).ok()?;
+    let expected = parsed.hash?;
+    let salt = parsed.salt?;
+    let params = Params::try_from(&parsed).ok()?;
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    with_working_memory(argon2.params(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt.as_ref(), &mut out, blocks)
+    })
+    .ok()?;
+    Some(Output::new(&out).ok()? == expected)
 }
 
 #[cfg(test)]
@@ -99,6 +147,23 @@ mod tests {
         assert!(!hasher.verify(&wrong, Some(&hash)).await.expect("verify"));
         assert!(!hasher.verify(&secret, None).await.expect("verify"), "no account never matches");
         assert!(!hasher.verify(&secret, Some("not a hash")).await.expect("verify"));
+    }
+
+    /// Hashes stored by the argon2 crate's own hasher (any parameters) still
+    /// verify, and ours verify with it: the PHC strings are the same format.
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let legacy_params = Params::new(8192, 3, 1, None).expect("params");
+        let legacy = Argon2::new(Algorithm::Argon2id, Version::V0x13, legacy_params);
+        let stored = legacy.hash_password(b"old password").expect("hash").to_string();
+        assert_eq!(verify_phc(b"old password", &stored), Some(true));
+        assert_eq!(verify_phc(b"old passwore", &stored), Some(false));
+        let ours = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT);
+        let hash = hash_phc(&ours, b"new password").expect("hash");
+        assert!(ours.verify_password(b"new password", hash.as_str()).is_ok());
+        assert!(ours.verify_password(b"new passwore", hash.as_str()).is_err());
+        assert_eq!(verify_phc(b"x", "$pbkdf2$i=1000$c2FsdA$aGFzaA"), None);
     }
 
     /// Other blocking work (file storage, thumbnails) must not spread hashes
