@@ -45,6 +45,9 @@ pub async fn middleware(
     let (Some(class), Some(services)) = (class, services) else {
         return Ok(next.call(request).await?.map_into_boxed_body());
     };
+    if !services.is_limited(class) {
+        return Ok(next.call(request).await?.map_into_boxed_body());
+    }
     let ip = request_context(request.request()).ip.unwrap_or_else(|| "unknown".into());
     let Some(admission) = services.admit(class, &format!("ip:{ip}")).await else {
         return Ok(next.call(request).await?.map_into_boxed_body());

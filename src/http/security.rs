@@ -103,7 +103,9 @@ pub async fn middleware(
 
 /// Bytes of the request line and headers as received (approximately: name, value, separators).
 fn head_size(request: &ServiceRequest) -> usize {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(uri.path().len(), |target| target.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
     line + request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>()
 }
 

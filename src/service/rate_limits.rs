@@ -62,6 +62,11 @@ impl Services {
         (per_minute > 0).then(|| Quota::per_minute(per_minute))
     }
 
+    /// Whether requests of `class` are limited at all.
+    pub fn is_limited(&self, class: RouteClass) -> bool {
+        self.quota(class).is_some()
+    }
+
     /// Counts one request of `subject` (`ip:…` or `user:…`); `None` when the class is unlimited.
     pub async fn admit(&self, class: RouteClass, subject: &str) -> Option<Admission> {
         let quota = self.quota(class)?;
