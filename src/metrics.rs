@@ -32,12 +32,22 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 17))
 }
 
+/// The `cache_lookups` counters, resolved once: several lookups run per
+/// request, and finding a labelled counter hashes its labels every time.
+#[derive(Clone)]
+pub struct LookupCounters {
+    pub hit: Counter,
+    pub miss: Counter,
+    pub error: Counter,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// `hit`, `miss`, `error` for the versioned lookups.
     pub cache_lookups: Family<KindLabel, Counter>,
+    pub cache_lookup: LookupCounters,
     pub cache_breaker_open: Gauge,
     /// Refusals by route class.
     pub rate_limited: Family<KindLabel, Counter>,
@@ -117,11 +127,15 @@ impl CallTimer {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("coffer");
+        let cache_lookups = Family::<KindLabel, Counter>::default();
+        let resolve = |kind| cache_lookups.get_or_create(&KindLabel { kind }).clone();
+        let cache_lookup = LookupCounters { hit: resolve("hit"), miss: resolve("miss"), error: resolve("error") };
         let metrics = Self {
             registry: Registry::default(),
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(latency_histogram),
-            cache_lookups: Family::default(),
+            cache_lookups,
+            cache_lookup,
             cache_breaker_open: Gauge::default(),
             rate_limited: Family::default(),
             logins: Family::default(),

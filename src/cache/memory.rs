@@ -7,7 +7,7 @@ use bytes::Bytes;
 use moka::Expiry;
 use moka::future::Cache as Moka;
 
-use super::{Cache, CacheError};
+use super::{Cache, CacheError, FastHasher};
 use crate::policy::rate::{Quota, RateDecision};
 
 #[derive(Clone)]
@@ -35,14 +35,17 @@ impl Expiry<String, Entry> for PerEntryTtl {
 }
 
 pub struct MemoryCache {
-    entries: Moka<String, Entry>,
+    entries: Moka<String, Entry, FastHasher>,
     rates: super::LocalRates,
 }
 
 impl MemoryCache {
     pub fn new(max_entries: u64) -> Self {
         Self {
-            entries: Moka::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build(),
+            entries: Moka::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntryTtl)
+                .build_with_hasher(FastHasher::default()),
             rates: super::LocalRates::default(),
         }
     }

@@ -16,6 +16,11 @@ pub use memory::MemoryCache;
 pub use rates::LocalRates;
 pub use redis::RedisCache;
 
+/// The hasher of Coffer's in-process caches: seeded per process, so a client
+/// that names buckets and keys cannot aim collisions, and several times
+/// cheaper than SipHash, which was a tenth of a warm read's instructions.
+pub type FastHasher = foldhash::fast::RandomState;
+
 use crate::config::Config;
 use crate::policy::rate::{Quota, RateDecision};
 

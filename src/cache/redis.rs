@@ -46,7 +46,7 @@ pub struct RedisCache {
     /// Unix milliseconds until which the breaker is open.
     open_until: AtomicI64,
     /// Immutable entries already fetched, so a warm lookup costs one round trip (its version), not two.
-    local: moka::future::Cache<String, Bytes>,
+    local: moka::future::Cache<String, Bytes, super::FastHasher>,
 }
 
 fn unavailable(error: redis::RedisError) -> CacheError {
@@ -70,7 +70,7 @@ impl RedisCache {
                 .max_capacity(LOCAL_BYTES)
                 .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len()).unwrap_or(u32::MAX))
                 .time_to_live(LOCAL_TTL)
-                .build(),
+                .build_with_hasher(super::FastHasher::default()),
         })
     }
 

@@ -23,10 +23,11 @@ impl BucketName {
         if !raw.bytes().next().is_some_and(alnum) || !raw.bytes().last().is_some_and(alnum) {
             return bad("must start and end with a letter or digit");
         }
-        if raw.contains("..") || raw.contains(".-") || raw.contains("-.") {
+        if raw.as_bytes().windows(2).any(|pair| matches!(pair, b".." | b".-" | b"-.")) {
             return bad("must not contain '..', '.-' or '-.'");
         }
-        if raw.split('.').count() == 4 && raw.split('.').all(|part| part.parse::<u8>().is_ok()) {
+        let dotted_digits = raw.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if dotted_digits && raw.split('.').count() == 4 && raw.split('.').all(|part| part.parse::<u8>().is_ok()) {
             return bad("must not look like an IP address");
         }
         if raw.starts_with("xn--") || raw.ends_with("-s3alias") {

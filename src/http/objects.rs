@@ -62,7 +62,11 @@ fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
 fn created(object: &ObjectRecord) -> HttpResponse {
     let mut response = HttpResponse::Created();
     if let Some(etag) = &object.etag {
-        response.insert_header((header::ETAG, format!("\"{etag}\"")));
+        let mut quoted = String::with_capacity(etag.len() + 2);
+        quoted.push('"');
+        quoted.push_str(etag);
+        quoted.push('"');
+        response.insert_header((header::ETAG, quoted));
     }
     response.json(ObjectView::from(object))
 }

@@ -38,14 +38,17 @@ fn behind_tls(config: &Config, request: &actix_web::HttpRequest) -> bool {
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
+const PERMISSIONS_POLICY_HEADER: HeaderName = HeaderName::from_static("permissions-policy");
+const OPENER_POLICY_HEADER: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
+
 /// Adds the headers every response carries; keeps a CSP the handler chose.
 pub fn harden(headers: &mut HeaderMap, hsts_max_age: Option<u64>) {
     let fixed = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (HeaderName::from_static("permissions-policy"), PERMISSIONS_POLICY),
-        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+        (PERMISSIONS_POLICY_HEADER, PERMISSIONS_POLICY),
+        (OPENER_POLICY_HEADER, "same-origin"),
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));

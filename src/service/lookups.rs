@@ -17,7 +17,6 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{ServiceResult, Services};
+use crate::cache::FastHasher;
 use crate::domain::{BucketName, ObjectKey, Permission, Role, Username};
 use crate::metadata::{ApiKeyRecord, BucketRecord, ListQuery, ListResult, ObjectRecord};
-use crate::metrics::Metrics;
 
 const ENTRY_TTL: Duration = Duration::from_secs(300);
 /// Object metadata and listings change often; a shorter life bounds what an
@@ -43,7 +42,7 @@ const KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Longer than any entry, so an entry never outlives the version it hangs on.
 const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Decoded copies kept in process: entries of at most a few hundred bytes.
-const DECODED_ENTRIES: u64 = 10_000;
+const DECODED_ENTRIES: usize = 10_000;
 const DECODED_TTL: Duration = Duration::from_secs(60);
 
 /// Whether an entry is small enough to keep decoded in process (listing pages are not).
@@ -63,25 +62,43 @@ pub struct AccountState {
     pub token_generation: i64,
 }
 
+/// `parts` joined by `:`, the separator of every cache key. Built by hand:
+/// these keys are made several times per request and `format!` was a tenth
+/// of a warm read's instructions.
+fn joined(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|part| part.len() + 1).sum());
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            key.push(':');
+        }
+        key.push_str(part);
+    }
+    key
+}
+
+fn id_key(prefix: &str, id: i64) -> String {
+    joined(&[prefix, itoa::Buffer::new().format(id)])
+}
+
 /// The cache scope of one account's state.
 pub(crate) fn user_scope(user_id: i64) -> String {
-    format!("user:{user_id}")
+    id_key("user", user_id)
 }
 
 /// The cache scope of one bucket's grants.
 pub(crate) fn bucket_scope(bucket_id: i64) -> String {
-    format!("bucket:{bucket_id}")
+    id_key("bucket", bucket_id)
 }
 
 /// The cache scope of a bucket name's record (present or absent).
 pub(crate) fn bucket_name_scope(name: &BucketName) -> String {
-    format!("bucket-name:{name}")
+    joined(&["bucket-name", name.as_str()])
 }
 
 /// The cache scope of one bucket's live objects and listing pages: every
 /// object write in the bucket retires it.
 pub(crate) fn objects_scope(bucket_id: i64) -> String {
-    format!("objects:{bucket_id}")
+    id_key("objects", bucket_id)
 }
 
 fn digest_hex(bytes: &[u8]) -> String {
@@ -93,20 +110,29 @@ fn fresh_version() -> Bytes {
 }
 
 fn version_key(scope: &str) -> String {
-    format!("ver:{scope}")
+    joined(&["ver", scope])
 }
 
 /// How long a request trusts a version it has read: a long request (an
 /// upload) that looks something up again later sees changes made meanwhile.
 const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A scope version a request has read, and when.
+struct RememberedVersion {
+    scope: String,
+    version: String,
+    at: std::time::Instant,
+}
+
 /// What one request remembers (see `with_request_versions`).
 #[derive(Default)]
 struct RequestMemory {
-    /// The scope versions the request has read, by scope, with when.
-    versions: HashMap<String, (String, std::time::Instant)>,
+    /// The scope versions the request has read: a handful, so a list.
+    versions: Vec<RememberedVersion>,
     /// The bucket the request's path names, if any.
     bucket: Option<BucketName>,
+    /// The id this process last saw for that name, as the prefetch found it.
+    hinted_bucket_id: Option<i64>,
 }
 
 tokio::task_local! {
@@ -128,40 +154,74 @@ pub fn name_request_bucket(name: &str) {
     }
 }
 
+/// The id the prefetch found for `name`, if `name` is the bucket the request's path names.
+fn hinted_bucket_id(name: &BucketName) -> Option<i64> {
+    REQUEST
+        .try_with(|memory| {
+            let memory = memory.borrow();
+            memory.hinted_bucket_id.filter(|_| memory.bucket.as_ref() == Some(name))
+        })
+        .ok()
+        .flatten()
+}
+
 fn remembered(scope: &str) -> Option<String> {
-    let fresh = |(version, at): &(String, std::time::Instant)| (at.elapsed() < REMEMBER_FOR).then(|| version.clone());
-    REQUEST.try_with(|memory| memory.borrow().versions.get(scope).and_then(fresh)).ok().flatten()
+    REQUEST
+        .try_with(|memory| {
+            let memory = memory.borrow();
+            let entry = memory.versions.iter().find(|entry| entry.scope == scope)?;
+            (entry.at.elapsed() < REMEMBER_FOR).then(|| entry.version.clone())
+        })
+        .ok()
+        .flatten()
 }
 
 fn remember(scope: &str, version: Option<String>) {
     let _ = REQUEST.try_with(|memory| {
         let versions = &mut memory.borrow_mut().versions;
-        match version {
-            Some(version) => versions.insert(scope.to_owned(), (version, std::time::Instant::now())),
-            None => versions.remove(scope),
+        let existing = versions.iter().position(|entry| entry.scope == scope);
+        match (version, existing) {
+            (Some(version), Some(index)) => {
+                versions[index] = RememberedVersion { scope: scope.to_owned(), version, at: std::time::Instant::now() }
+            }
+            (Some(version), None) => {
+                versions.push(RememberedVersion { scope: scope.to_owned(), version, at: std::time::Instant::now() })
+            }
+            (None, Some(index)) => {
+                versions.swap_remove(index);
+            }
+            (None, None) => {}
         }
     });
 }
+
+/// An entry decoded in process, and when it was.
+type Decoded = (std::time::Instant, Arc<dyn Any + Send + Sync>);
 
 /// What this process has seen of facts that rarely change, to save round
 /// trips. Only ever a guess or a throttle, never an authorization.
 pub struct LocalHints {
     /// Bucket ids by name as last seen. A bucket can be recreated under its
     /// name, so a request checks the id against the bucket record before using it.
-    bucket_ids: moka::future::Cache<BucketName, i64>,
+    bucket_ids: moka::future::Cache<BucketName, i64, FastHasher>,
     /// API keys whose `last_used_at` this process knows was written within the minute.
-    touched_keys: moka::future::Cache<String, ()>,
+    touched_keys: moka::future::Cache<String, (), FastHasher>,
     /// Small entries already decoded, by their versioned key: an entry never
     /// changes under its key, so a warm lookup neither asks the cache nor parses.
-    decoded: moka::future::Cache<String, Arc<dyn Any + Send + Sync>>,
+    /// On quick_cache, not moka: several are read per request, and a moka
+    /// read (its access log, its housekeeping) cost five times as much.
+    decoded: quick_cache::sync::Cache<String, Decoded>,
 }
 
 impl Default for LocalHints {
     fn default() -> Self {
         Self {
-            decoded: moka::future::Cache::builder().max_capacity(DECODED_ENTRIES).time_to_live(DECODED_TTL).build(),
-            bucket_ids: moka::future::Cache::new(10_000),
-            touched_keys: moka::future::Cache::builder().max_capacity(100_000).time_to_live(KEY_TOUCH_EVERY).build(),
+            decoded: quick_cache::sync::Cache::new(DECODED_ENTRIES),
+            bucket_ids: moka::future::Cache::builder().max_capacity(10_000).build_with_hasher(FastHasher::default()),
+            touched_keys: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(KEY_TOUCH_EVERY)
+                .build_with_hasher(FastHasher::default()),
         }
     }
 }
@@ -190,6 +250,7 @@ impl Services {
         if let Some(name) = REQUEST.try_with(|memory| memory.borrow().bucket.clone()).ok().flatten() {
             if let Some(id) = self.hints.bucket_ids.get(&name).await {
                 scopes.extend([bucket_scope(id), objects_scope(id)]);
+                let _ = REQUEST.try_with(|memory| memory.borrow_mut().hinted_bucket_id = Some(id));
             }
             scopes.push(bucket_name_scope(&name));
         }
@@ -237,15 +298,16 @@ impl Services {
             return load.await;
         }
         let Some(version) = self.version(scope).await else {
-            Metrics::count(&self.metrics.cache_lookups, "error");
+            self.metrics.cache_lookup.error.inc();
             return load.await;
         };
-        let key = format!("{scope}:{version}:{name}");
+        let key = joined(&[scope, &version, name]);
         if size == Size::Small
-            && let Some(value) = self.hints.decoded.get(&key).await
+            && let Some((decoded_at, value)) = self.hints.decoded.get(key.as_str())
+            && decoded_at.elapsed() < DECODED_TTL
             && let Some(value) = value.downcast_ref::<T>()
         {
-            Metrics::count(&self.metrics.cache_lookups, "hit");
+            self.metrics.cache_lookup.hit.inc();
             return Ok(value.clone());
         }
         let value = match self.cache.get_immutable(&key).await {
@@ -254,11 +316,11 @@ impl Services {
         };
         let value = match value {
             Some(value) => {
-                Metrics::count(&self.metrics.cache_lookups, "hit");
+                self.metrics.cache_lookup.hit.inc();
                 value
             }
             None => {
-                Metrics::count(&self.metrics.cache_lookups, "miss");
+                self.metrics.cache_lookup.miss.inc();
                 let value = load.await?;
                 if let Ok(bytes) = serde_json::to_vec(&value) {
                     let _ = self.cache.set_immutable(&key, Bytes::from(bytes), ttl).await;
@@ -267,7 +329,7 @@ impl Services {
             }
         };
         if size == Size::Small {
-            self.hints.decoded.insert(key, Arc::new(value.clone())).await;
+            self.hints.decoded.insert(key, (std::time::Instant::now(), Arc::new(value.clone())));
         }
         Ok(value)
     }
@@ -288,7 +350,7 @@ impl Services {
 
     /// A user's own grant on a bucket.
     pub(crate) async fn grant_of(&self, bucket_id: i64, user_id: i64) -> ServiceResult<Option<Permission>> {
-        self.cached(&bucket_scope(bucket_id), &format!("grant:{user_id}"), ENTRY_TTL, Size::Small, async {
+        self.cached(&bucket_scope(bucket_id), &id_key("grant", user_id), ENTRY_TTL, Size::Small, async {
             Ok(self.store.grant(bucket_id, user_id).await?)
         })
         .await
@@ -301,7 +363,9 @@ impl Services {
                 Ok(self.store.bucket_by_name(name).await?)
             })
             .await?;
+        let hinted = hinted_bucket_id(name);
         if let Some(record) = &record
+            && hinted != Some(record.id)
             && self.hints.bucket_ids.get(name).await != Some(record.id)
         {
             self.hints.bucket_ids.insert(name.clone(), record.id).await;
@@ -315,7 +379,9 @@ impl Services {
         bucket_id: i64,
         key: &ObjectKey,
     ) -> ServiceResult<Option<ObjectRecord>> {
-        let name = format!("o:{}", digest_hex(key.as_str().as_bytes()));
+        // The key itself, not a digest of it: keys are bounded (1 KiB) and
+        // hashing every read's key cost more than the rest of the lookup.
+        let name = joined(&["o", key.as_str()]);
         self.cached(&objects_scope(bucket_id), &name, OBJECT_TTL, Size::Small, async {
             Ok(self.store.live_object(bucket_id, key).await?)
         })
@@ -338,7 +404,7 @@ impl Services {
         if self.config.cache_lookups_disabled {
             return Ok(self.store.api_key_by_hash(key_hash).await?);
         }
-        let owner_key = format!("apikey-owner:{key_hash}");
+        let owner_key = joined(&["apikey-owner", key_hash]);
         let owner = match self.cache.get_immutable(&owner_key).await {
             Ok(Some(bytes)) => std::str::from_utf8(&bytes).ok().and_then(|id| id.parse::<i64>().ok()),
             _ => None,
@@ -353,7 +419,7 @@ impl Services {
         };
         self.prefetch_for_caller(user_id).await;
         let record = self
-            .cached(&user_scope(user_id), &format!("apikey:{key_hash}"), ENTRY_TTL, Size::Small, async {
+            .cached(&user_scope(user_id), &joined(&["apikey", key_hash]), ENTRY_TTL, Size::Small, async {
                 Ok(self.store.api_key_by_hash(key_hash).await?)
             })
             .await?;
@@ -381,6 +447,27 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_join_their_parts_with_colons() {
+        assert_eq!(joined(&["ver", "user:7"]), "ver:user:7");
+        assert_eq!(user_scope(-3), "user:-3");
+        assert_eq!(objects_scope(42), "objects:42");
+        assert_eq!(joined(&["o", "a:b/c"]), "o:a:b/c");
+        assert_eq!(joined(&[]), "");
+    }
+
+    #[tokio::test]
+    async fn the_bucket_id_hint_applies_only_to_the_bucket_the_path_names() {
+        with_request_versions(async {
+            name_request_bucket("photos");
+            let _ = REQUEST.try_with(|memory| memory.borrow_mut().hinted_bucket_id = Some(9));
+            let hint_for = |name: &str| hinted_bucket_id(&BucketName::parse(name).unwrap());
+            assert_eq!(hint_for("photos"), Some(9));
+            assert_eq!(hint_for("other"), None);
+        })
+        .await;
+    }
 
     #[tokio::test]
     async fn a_request_remembers_versions_briefly_and_only_its_own() {

@@ -60,14 +60,14 @@ pub struct AccessClaims {
 /// of a warm read's CPU). Keyed by the whole token, so only a byte-identical
 /// token ever hits; expiry is still checked on every use, and revocation
 /// (generation, disabled accounts) is checked by the caller as before.
-const VERIFIED_TOKENS: u64 = 10_000;
-const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+const VERIFIED_TOKENS: usize = 10_000;
 
 pub struct JwtSigner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    verified: moka::sync::Cache<Box<str>, Arc<AccessClaims>>,
+    /// Bounded by count only: expiry is checked on every use.
+    verified: quick_cache::sync::Cache<Box<str>, Arc<AccessClaims>>,
 }
 
 impl JwtSigner {
@@ -82,7 +82,7 @@ impl JwtSigner {
             encoding: EncodingKey::from_secret(key.expose_secret()),
             decoding: DecodingKey::from_secret(key.expose_secret()),
             validation,
-            verified: moka::sync::Cache::builder().max_capacity(VERIFIED_TOKENS).time_to_live(VERIFIED_FOR).build(),
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
         }
     }
 
