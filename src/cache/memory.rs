@@ -1,53 +1,43 @@
-//! In-process cache on moka: bounded by entry count, per-entry TTL.
+//! In-process cache: bounded by entry count, per-entry TTL.
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use moka::Expiry;
-use moka::future::Cache as Moka;
 
-use super::{Cache, CacheError, FastHasher};
+use super::{Cache, CacheError};
 use crate::policy::rate::{Quota, RateDecision};
 
 #[derive(Clone)]
 struct Entry {
     value: Bytes,
-    ttl: Duration,
+    expires_at: Instant,
 }
 
-struct PerEntryTtl;
-
-impl Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &String, entry: &Entry, _now: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+impl Entry {
+    fn new(value: Bytes, ttl: Duration) -> Self {
+        let now = Instant::now();
+        Self { value, expires_at: now.checked_add(ttl).unwrap_or(now + Duration::from_secs(365 * 24 * 3600)) }
     }
 
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        entry: &Entry,
-        _now: Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
+    fn live(self) -> Option<Bytes> {
+        (self.expires_at > Instant::now()).then_some(self.value)
     }
 }
 
+/// Bounded by entry count (S3-FIFO eviction); an expired entry reads as
+/// absent and is replaced by the next write. On quick_cache rather than
+/// moka: every request reads a few versions here, and a moka read with
+/// per-entry expiry cost three times as much.
 pub struct MemoryCache {
-    entries: Moka<String, Entry, FastHasher>,
+    entries: quick_cache::sync::Cache<String, Entry>,
     rates: super::LocalRates,
 }
 
 impl MemoryCache {
     pub fn new(max_entries: u64) -> Self {
-        Self {
-            entries: Moka::builder()
-                .max_capacity(max_entries)
-                .expire_after(PerEntryTtl)
-                .build_with_hasher(FastHasher::default()),
-            rates: super::LocalRates::default(),
-        }
+        let capacity = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
+        Self { entries: quick_cache::sync::Cache::new(capacity), rates: super::LocalRates::default() }
     }
 }
 
@@ -58,21 +48,29 @@ impl Cache for MemoryCache {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        Ok(self.entries.get(key).await.map(|entry| entry.value))
+        Ok(self.entries.get(key).and_then(Entry::live))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        self.entries.insert(key.to_owned(), Entry { value, ttl }).await;
+        self.entries.insert(key.to_owned(), Entry::new(value, ttl));
         Ok(())
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError> {
-        let entry = self.entries.entry(key.to_owned()).or_insert_with(async { Entry { value, ttl } }).await;
-        Ok(entry.into_value().value)
+        let stored =
+            self.entries.get_or_insert_with(key, || Ok::<_, std::convert::Infallible>(Entry::new(value.clone(), ttl)));
+        let Ok(stored) = stored;
+        if let Some(live) = stored.live() {
+            return Ok(live);
+        }
+        // Expired: replace it. Two callers racing here may each see their own
+        // value; for versions that only costs a miss (no one reads the loser's).
+        self.entries.insert(key.to_owned(), Entry::new(value.clone(), ttl));
+        Ok(value)
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.entries.invalidate(key).await;
+        self.entries.remove(key);
         Ok(())
     }
 
@@ -96,5 +94,30 @@ mod tests {
         assert_eq!(cache.get("k").await.expect("get"), Some(Bytes::from_static(b"v")));
         cache.delete("k").await.expect("delete");
         assert_eq!(cache.get("k").await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn expired_entries_read_as_absent_and_are_replaced() {
+        let cache = MemoryCache::new(10);
+        cache.set("k", Bytes::from_static(b"old"), Duration::from_millis(30)).await.expect("set");
+        let kept = cache.set_if_absent("k", Bytes::from_static(b"new"), Duration::from_secs(60)).await.expect("keep");
+        assert_eq!(kept, Bytes::from_static(b"old"), "a live entry stays");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(cache.get("k").await.expect("get"), None);
+        let stored = cache.set_if_absent("k", Bytes::from_static(b"new"), Duration::from_secs(60)).await.expect("set");
+        assert_eq!(stored, Bytes::from_static(b"new"));
+        assert_eq!(cache.get("k").await.expect("get"), Some(Bytes::from_static(b"new")));
+    }
+
+    #[tokio::test]
+    async fn the_first_writer_wins_while_the_entry_lives() {
+        let cache = std::sync::Arc::new(MemoryCache::new(10));
+        let writers = (0..8u8).map(|n| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.set_if_absent("v", Bytes::from(vec![n]), Duration::from_secs(60)).await })
+        });
+        let seen: std::collections::HashSet<Bytes> =
+            futures::future::join_all(writers).await.into_iter().map(|r| r.expect("join").expect("set")).collect();
+        assert_eq!(seen.len(), 1, "every writer sees the same value");
     }
 }

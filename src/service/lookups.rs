@@ -203,7 +203,7 @@ type Decoded = (std::time::Instant, Arc<dyn Any + Send + Sync>);
 pub struct LocalHints {
     /// Bucket ids by name as last seen. A bucket can be recreated under its
     /// name, so a request checks the id against the bucket record before using it.
-    bucket_ids: moka::future::Cache<BucketName, i64, FastHasher>,
+    bucket_ids: quick_cache::sync::Cache<BucketName, i64>,
     /// API keys whose `last_used_at` this process knows was written within the minute.
     touched_keys: moka::future::Cache<String, (), FastHasher>,
     /// Small entries already decoded, by their versioned key: an entry never
@@ -217,7 +217,7 @@ impl Default for LocalHints {
     fn default() -> Self {
         Self {
             decoded: quick_cache::sync::Cache::new(DECODED_ENTRIES),
-            bucket_ids: moka::future::Cache::builder().max_capacity(10_000).build_with_hasher(FastHasher::default()),
+            bucket_ids: quick_cache::sync::Cache::new(10_000),
             touched_keys: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(KEY_TOUCH_EVERY)
@@ -248,7 +248,7 @@ impl Services {
     pub(crate) async fn prefetch_for_caller(&self, user_id: i64) {
         let mut scopes = vec![user_scope(user_id)];
         if let Some(name) = REQUEST.try_with(|memory| memory.borrow().bucket.clone()).ok().flatten() {
-            if let Some(id) = self.hints.bucket_ids.get(&name).await {
+            if let Some(id) = self.hints.bucket_ids.get(&name) {
                 scopes.extend([bucket_scope(id), objects_scope(id)]);
                 let _ = REQUEST.try_with(|memory| memory.borrow_mut().hinted_bucket_id = Some(id));
             }
@@ -366,9 +366,9 @@ impl Services {
         let hinted = hinted_bucket_id(name);
         if let Some(record) = &record
             && hinted != Some(record.id)
-            && self.hints.bucket_ids.get(name).await != Some(record.id)
+            && self.hints.bucket_ids.get(name) != Some(record.id)
         {
-            self.hints.bucket_ids.insert(name.clone(), record.id).await;
+            self.hints.bucket_ids.insert(name.clone(), record.id);
         }
         Ok(record)
     }
