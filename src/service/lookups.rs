@@ -462,7 +462,7 @@ mod tests {
         with_request_versions(async {
             name_request_bucket("photos");
             let _ = REQUEST.try_with(|memory| memory.borrow_mut().hinted_bucket_id = Some(9));
-            let hint_for = |name: &str| hinted_bucket_id(&BucketName::parse(name).unwrap());
+            let hint_for = |name: &str| hinted_bucket_id(&BucketName::parse(name).expect("a valid name"));
             assert_eq!(hint_for("photos"), Some(9));
             assert_eq!(hint_for("other"), None);
         })
