@@ -62,11 +62,7 @@ fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
 fn created(object: &ObjectRecord) -> HttpResponse {
     let mut response = HttpResponse::Created();
     if let Some(etag) = &object.etag {
-        let mut quoted = String::with_capacity(etag.len() + 2);
-        quoted.push('"');
-        quoted.push_str(etag);
-        quoted.push('"');
-        response.insert_header((header::ETAG, quoted));
+        response.insert_header((header::ETAG, format!("\"{etag}\"")));
     }
     response.json(ObjectView::from(object))
 }

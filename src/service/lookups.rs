@@ -131,8 +131,6 @@ struct RequestMemory {
     versions: Vec<RememberedVersion>,
     /// The bucket the request's path names, if any.
     bucket: Option<BucketName>,
-    /// The id this process last saw for that name, as the prefetch found it.
-    hinted_bucket_id: Option<i64>,
 }
 
 tokio::task_local! {
@@ -154,17 +152,6 @@ pub fn name_request_bucket(name: &str) {
     }
 }
 
-/// The id the prefetch found for `name`, if `name` is the bucket the request's path names.
-fn hinted_bucket_id(name: &BucketName) -> Option<i64> {
-    REQUEST
-        .try_with(|memory| {
-            let memory = memory.borrow();
-            memory.hinted_bucket_id.filter(|_| memory.bucket.as_ref() == Some(name))
-        })
-        .ok()
-        .flatten()
-}
-
 fn remembered(scope: &str) -> Option<String> {
     REQUEST
         .try_with(|memory| {
@@ -182,7 +169,9 @@ fn remember(scope: &str, version: Option<String>) {
         let existing = versions.iter().position(|entry| entry.scope == scope);
         match (version, existing) {
             (Some(version), Some(index)) => {
-                versions[index] = RememberedVersion { scope: scope.to_owned(), version, at: std::time::Instant::now() }
+                let entry = &mut versions[index];
+                entry.version = version;
+                entry.at = std::time::Instant::now();
             }
             (Some(version), None) => {
                 versions.push(RememberedVersion { scope: scope.to_owned(), version, at: std::time::Instant::now() })
@@ -250,7 +239,6 @@ impl Services {
         if let Some(name) = REQUEST.try_with(|memory| memory.borrow().bucket.clone()).ok().flatten() {
             if let Some(id) = self.hints.bucket_ids.get(&name) {
                 scopes.extend([bucket_scope(id), objects_scope(id)]);
-                let _ = REQUEST.try_with(|memory| memory.borrow_mut().hinted_bucket_id = Some(id));
             }
             scopes.push(bucket_name_scope(&name));
         }
@@ -363,9 +351,7 @@ impl Services {
                 Ok(self.store.bucket_by_name(name).await?)
             })
             .await?;
-        let hinted = hinted_bucket_id(name);
         if let Some(record) = &record
-            && hinted != Some(record.id)
             && self.hints.bucket_ids.get(name) != Some(record.id)
         {
             self.hints.bucket_ids.insert(name.clone(), record.id);
@@ -455,18 +441,6 @@ mod tests {
         assert_eq!(objects_scope(42), "objects:42");
         assert_eq!(joined(&["o", "a:b/c"]), "o:a:b/c");
         assert_eq!(joined(&[]), "");
-    }
-
-    #[tokio::test]
-    async fn the_bucket_id_hint_applies_only_to_the_bucket_the_path_names() {
-        with_request_versions(async {
-            name_request_bucket("photos");
-            let _ = REQUEST.try_with(|memory| memory.borrow_mut().hinted_bucket_id = Some(9));
-            let hint_for = |name: &str| hinted_bucket_id(&BucketName::parse(name).expect("a valid name"));
-            assert_eq!(hint_for("photos"), Some(9));
-            assert_eq!(hint_for("other"), None);
-        })
-        .await;
     }
 
     #[tokio::test]
