@@ -67,6 +67,8 @@ pub struct Config {
     pub log_filter: String,
     pub max_json_bytes: usize,
     pub workers: usize,
+    /// Pin each HTTP worker to a CPU of its own (`auto`: when the usable CPUs number the workers).
+    pub worker_cpu_pinning: crate::cpu_pinning::CpuPinning,
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -206,6 +208,7 @@ impl Default for Config {
             log_filter: "info".into(),
             max_json_bytes: 1024 * 1024,
             workers: 0,
+            worker_cpu_pinning: crate::cpu_pinning::CpuPinning::Auto,
             shutdown_timeout: Duration::from_secs(30),
             readiness_timeout: Duration::from_secs(2),
             master_key: None,

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cpu_pinning;
 pub mod domain;
 pub mod http;
 pub mod keys;

@@ -10,6 +10,7 @@ use actix_web::{HttpServer, web};
 use crate::cache::{self, CacheError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
+use crate::cpu_pinning::WorkerPinner;
 use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
 use crate::service::signing::UrlSigner;
@@ -124,19 +125,27 @@ impl Application {
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
         let _ = services.bound_url.set(format!("http://{port}"));
         let data = web::Data::from(services.clone());
-        let mut server = HttpServer::new(move || crate::http::app(data.clone()))
-            .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
-            .client_request_timeout(config.client_request_timeout)
-            .client_disconnect_timeout(config.client_disconnect_timeout)
-            .keep_alive(config.keep_alive)
-            // A response written in pieces (headers, then a streamed body) must not
-            // wait for the client's delayed ACK (nginx's `tcp_nodelay on`, likewise).
-            .tcp_nodelay(true);
-        if config.workers > 0 {
-            server = server.workers(config.workers);
-        }
-        let server =
-            server.listen(listener).map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?.run();
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            n => n,
+        };
+        let pinner = Arc::new(WorkerPinner::new(config.worker_cpu_pinning, workers));
+        // actix-web builds the app once per worker, on the worker's own thread.
+        let server = HttpServer::new(move || {
+            pinner.pin_current_thread();
+            crate::http::app(data.clone())
+        })
+        .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+        .client_request_timeout(config.client_request_timeout)
+        .client_disconnect_timeout(config.client_disconnect_timeout)
+        .keep_alive(config.keep_alive)
+        // A response written in pieces (headers, then a streamed body) must not
+        // wait for the client's delayed ACK (nginx's `tcp_nodelay on`, likewise).
+        .tcp_nodelay(true)
+        .workers(workers)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?
+        .run();
         let workers = Supervisor::for_services(&services);
         Ok(Self { port: port.port(), server, services, workers })
     }

@@ -199,6 +199,8 @@ impl Services {
         // The permit goes with the job: a render past its time budget still holds its slot until it ends.
         let job = tokio::task::spawn_blocking(move || {
             let _slot = permit;
+            // Started by a worker that may be pinned to one CPU: renders may use them all.
+            crate::cpu_pinning::release_current_thread();
             thumbnail::render(&source, size, format, &limits)
         });
         let outcome = tokio::time::timeout(thumbs.timeout, job).await;
