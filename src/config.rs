@@ -176,6 +176,14 @@ pub enum TransferMode {
     Direct,
 }
 
+/// `count`, or one per core when it is 0.
+fn or_one_per_core(count: usize) -> usize {
+    match count {
+        0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        n => n,
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -487,10 +495,12 @@ impl Config {
     }
 
     pub fn effective_thumbnail_workers(&self) -> usize {
-        match self.thumbnail_workers {
-            0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            n => n,
-        }
+        or_one_per_core(self.thumbnail_workers)
+    }
+
+    /// HTTP worker threads (actix-web's own default, made explicit for CPU pinning).
+    pub fn effective_workers(&self) -> usize {
+        or_one_per_core(self.workers)
     }
 
     pub fn effective_fs_root(&self) -> PathBuf {

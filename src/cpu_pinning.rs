@@ -61,11 +61,10 @@ pub struct WorkerPinner {
 impl WorkerPinner {
     /// The plan for `workers` threads over the CPUs the calling thread may use.
     pub fn new(mode: CpuPinning, workers: usize) -> Self {
-        let Some(usable) = usable_set() else {
-            return Self { cpus: None, started: AtomicUsize::new(0) };
-        };
-        let _ = USABLE.set(usable);
-        let cpus = plan(mode, &cpus_of(&usable), workers);
+        let cpus = usable_set().and_then(|usable| {
+            let _ = USABLE.set(usable);
+            plan(mode, &cpus_of(&usable), workers)
+        });
         if let Some(cpus) = &cpus {
             tracing::info!(?cpus, "HTTP workers pinned one per CPU");
         }

@@ -125,10 +125,7 @@ impl Application {
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: addr.to_string(), source })?;
         let _ = services.bound_url.set(format!("http://{port}"));
         let data = web::Data::from(services.clone());
-        let workers = match config.workers {
-            0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            n => n,
-        };
+        let workers = config.effective_workers();
         let pinner = Arc::new(WorkerPinner::new(config.worker_cpu_pinning, workers));
         // actix-web builds the app once per worker, on the worker's own thread.
         let server = HttpServer::new(move || {
