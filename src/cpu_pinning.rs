@@ -10,7 +10,7 @@
 //! worker preempts the hashing thread on its own CPU at once (0.19 ms).
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
@@ -43,6 +43,9 @@ pub fn plan(mode: CpuPinning, usable_cpus: &[usize], workers: usize) -> Option<V
 
 /// The CPUs this process may use, as it started (before any pinning).
 static USABLE: OnceLock<CpuSet> = OnceLock::new();
+
+/// Whether some thread of this process has been pinned.
+static PINNED: AtomicBool = AtomicBool::new(false);
 
 fn usable_set() -> Option<CpuSet> {
     USABLE.get().copied().or_else(|| sched_getaffinity(Pid::from_raw(0)).ok())
@@ -79,6 +82,26 @@ impl WorkerPinner {
         let mut only = CpuSet::new();
         if only.set(cpu).and_then(|()| sched_setaffinity(Pid::from_raw(0), &only)).is_err() {
             tracing::warn!(cpu, "could not pin an HTTP worker to its CPU");
+        } else {
+            PINNED.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Lets the threads of this process whose name starts with `prefix` run on
+/// every usable CPU again. For threads a library starts from a pinned worker
+/// without a hook of ours (SQLite's connection threads): inheriting the
+/// worker's CPU, they would preempt its reads instead of the idle-class
+/// hashing threads on the other CPU. Does nothing while no worker is pinned.
+pub fn release_threads_named(prefix: &str) {
+    let Some(usable) = USABLE.get().filter(|_| PINNED.load(Ordering::Relaxed)) else { return };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+    for task in tasks.flatten() {
+        let named = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix));
+        if let Some(tid) = task.file_name().to_str().and_then(|tid| tid.parse::<i32>().ok())
+            && named
+        {
+            let _ = sched_setaffinity(Pid::from_raw(tid), usable);
         }
     }
 }
@@ -147,5 +170,28 @@ mod tests {
         assert_eq!(pinned, usable[0].to_string());
         assert_eq!(inherited, pinned, "threads a worker starts inherit its CPU");
         assert_eq!(released, before, "released, a thread may use every CPU again");
+    }
+
+    #[test]
+    fn named_threads_a_pinned_worker_started_are_released() {
+        let usable = cpus_of(&usable_set().expect("affinity"));
+        let before = std::thread::spawn(allowed_cpus_of_this_thread).join().expect("thread");
+        let pinner = WorkerPinner::new(CpuPinning::On, 1);
+        let (report, reports) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            pinner.pin_current_thread();
+            let library = std::thread::Builder::new().name("coffer-test-lib".into()).spawn(move || {
+                report.send(allowed_cpus_of_this_thread()).expect("send");
+                wait.recv().expect("go");
+                report.send(allowed_cpus_of_this_thread()).expect("send");
+            });
+            library.expect("spawn").join().expect("library thread");
+        });
+        assert_eq!(reports.recv().expect("inherited"), usable[0].to_string(), "started pinned");
+        release_threads_named("coffer-test-lib");
+        go.send(()).expect("go");
+        assert_eq!(reports.recv().expect("released"), before, "released, it may use every CPU");
+        worker.join().expect("worker");
     }
 }

@@ -2,6 +2,10 @@
 //! one process do not mix), rendered as text for `GET /metrics`. Labels are
 //! route templates and small enums, never keys or names.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use actix_web::http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -41,10 +45,23 @@ pub struct LookupCounters {
     pub error: Counter,
 }
 
+/// One route's request counter and latency histogram for a method and status class.
+#[derive(Clone)]
+struct RequestSeries {
+    method: Method,
+    status_class: u16,
+    requests: Counter,
+    seconds: Histogram,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// The series of `http_requests` and `http_seconds` by route, resolved
+    /// once: finding a labelled series clones and hashes its labels, which
+    /// cost a warm read more than the rest of its access log.
+    request_series: RwLock<HashMap<String, Vec<RequestSeries>, crate::cache::FastHasher>>,
     /// `hit`, `miss`, `error` for the versioned lookups.
     pub cache_lookups: Family<KindLabel, Counter>,
     pub cache_lookup: LookupCounters,
@@ -88,6 +105,8 @@ pub struct OperationLabel {
 pub struct CallTimer {
     seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
     errors: Family<OperationLabel, Counter>,
+    /// `seconds` by operation, resolved once (operations are a fixed set of names).
+    resolved: std::sync::Arc<RwLock<HashMap<&'static str, Histogram, crate::cache::FastHasher>>>,
 }
 
 impl CallTimer {
@@ -95,7 +114,7 @@ impl CallTimer {
         seconds: &Family<OperationLabel, Histogram, fn() -> Histogram>,
         errors: &Family<OperationLabel, Counter>,
     ) -> Self {
-        Self { seconds: seconds.clone(), errors: errors.clone() }
+        Self { seconds: seconds.clone(), errors: errors.clone(), resolved: std::sync::Arc::default() }
     }
 
     pub async fn time<T, E>(
@@ -115,12 +134,25 @@ impl CallTimer {
     ) -> Result<T, E> {
         let started = std::time::Instant::now();
         let result = call.await;
-        let label = OperationLabel { operation };
-        self.seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+        self.observe(operation, started.elapsed().as_secs_f64());
         if result.as_ref().is_err_and(is_fault) {
-            self.errors.get_or_create(&label).inc();
+            self.errors.get_or_create(&OperationLabel { operation }).inc();
         }
         result
+    }
+
+    fn observe(&self, operation: &'static str, seconds: f64) {
+        if let Ok(resolved) = self.resolved.read()
+            && let Some(histogram) = resolved.get(operation)
+        {
+            histogram.observe(seconds);
+            return;
+        }
+        let histogram = self.seconds.get_or_create(&OperationLabel { operation }).clone();
+        histogram.observe(seconds);
+        if let Ok(mut resolved) = self.resolved.write() {
+            resolved.insert(operation, histogram);
+        }
     }
 }
 
@@ -134,6 +166,7 @@ impl Metrics {
             registry: Registry::default(),
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(latency_histogram),
+            request_series: RwLock::default(),
             cache_lookups,
             cache_lookup,
             cache_breaker_open: Gauge::default(),
@@ -210,6 +243,44 @@ impl Metrics {
             metrics.database_errors.clone(),
         );
         Self { registry, ..metrics }
+    }
+
+    /// Counts one finished request of `route` (its template) and records its latency.
+    pub fn observe_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let class = status / 100;
+        let known = |series: &RequestSeries| series.method == *method && series.status_class == class;
+        if let Ok(routes) = self.request_series.read()
+            && let Some(series) = routes.get(route).and_then(|all| all.iter().find(|series| known(series)))
+        {
+            series.requests.inc();
+            series.seconds.observe(seconds);
+            return;
+        }
+        let series = RequestSeries {
+            method: method.clone(),
+            status_class: class,
+            requests: self
+                .http_requests
+                .get_or_create(&RequestLabels {
+                    method: method.as_str().to_owned(),
+                    route: route.to_owned(),
+                    status: status_class(status),
+                })
+                .clone(),
+            seconds: self
+                .http_seconds
+                .get_or_create(&RouteLabels { method: method.as_str().to_owned(), route: route.to_owned() })
+                .clone(),
+        };
+        series.requests.inc();
+        series.seconds.observe(seconds);
+        if let Ok(mut routes) = self.request_series.write() {
+            let all = routes.entry(route.to_owned()).or_default();
+            // Methods are the client's to choose; past a few, new ones go uncached.
+            if all.len() < 32 && !all.iter().any(known) {
+                all.push(series);
+            }
+        }
     }
 
     pub fn count(family: &Family<KindLabel, Counter>, kind: &'static str) {

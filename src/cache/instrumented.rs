@@ -40,7 +40,7 @@ impl Cache for Instrumented {
         self.timed("get", self.inner.get(key)).await
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         self.timed("get_many", self.inner.get_many(keys)).await
     }
 

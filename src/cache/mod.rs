@@ -36,7 +36,7 @@ pub trait Cache: Send + Sync {
     fn kind(&self) -> &'static str;
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
     /// Reads several keys at once (one round trip on a shared adapter), in order.
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
             values.push(self.get(key).await?);

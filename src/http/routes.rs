@@ -24,7 +24,7 @@ macro_rules! routes {
 // no two templates match the same path: the data path comes first.
 routes! {
     "/api/v1/buckets/{bucket}/objects/{key:.*}" => {
-        PUT objects::put, GET objects::get, HEAD objects::head, DELETE objects::delete
+        GET objects::get, HEAD objects::head, PUT objects::put, DELETE objects::delete
     }
     "/api/v1/buckets/{bucket}/thumbnails/{key:.*}" => { GET thumbnails::get }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{n}" => { PUT uploads::put_part }

@@ -41,20 +41,24 @@ fn behind_tls(config: &Config, request: &actix_web::HttpRequest) -> bool {
 const PERMISSIONS_POLICY_HEADER: HeaderName = HeaderName::from_static("permissions-policy");
 const OPENER_POLICY_HEADER: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
 
+/// Headers every response carries, built at compile time (no per-response validation).
+const FIXED_HEADERS: [(HeaderName, HeaderValue); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (PERMISSIONS_POLICY_HEADER, HeaderValue::from_static(PERMISSIONS_POLICY)),
+    (OPENER_POLICY_HEADER, HeaderValue::from_static("same-origin")),
+];
+
+const DEFAULT_CSP_VALUE: HeaderValue = HeaderValue::from_static(DEFAULT_CSP);
+
 /// Adds the headers every response carries; keeps a CSP the handler chose.
 pub fn harden(headers: &mut HeaderMap, hsts_max_age: Option<u64>) {
-    let fixed = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (PERMISSIONS_POLICY_HEADER, PERMISSIONS_POLICY),
-        (OPENER_POLICY_HEADER, "same-origin"),
-    ];
-    for (name, value) in fixed {
-        headers.insert(name, HeaderValue::from_static(value));
+    for (name, value) in FIXED_HEADERS {
+        headers.insert(name, value);
     }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
+        headers.insert(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP_VALUE);
     }
     if let Some(max_age) = hsts_max_age
         && let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains"))

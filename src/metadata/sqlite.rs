@@ -34,6 +34,13 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // Each connection has a thread, started by whichever task connects.
+            .after_connect(|_, _| {
+                Box::pin(async {
+                    crate::cpu_pinning::release_threads_named("sqlx-sqlite");
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;

@@ -278,7 +278,9 @@ impl Services {
     /// the same 401; a disabled user or a bumped token generation fails at once.
     pub async fn authenticate(&self, ctx: &RequestContext, bearer: &str) -> ServiceResult<Principal> {
         let result = if bearer.starts_with(API_KEY_PREFIX) {
-            self.authenticate_api_key(bearer).await
+            // Boxed: its future is four times the session path's, which would
+            // otherwise carry it too (and outgrow glibc's per-thread cache).
+            Box::pin(self.authenticate_api_key(bearer)).await
         } else {
             self.authenticate_jwt(bearer).await
         };

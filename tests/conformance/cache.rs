@@ -79,7 +79,7 @@ async fn immutable_entries_read_back(f: &Fixture) {
 async fn many_keys_read_in_order(f: &Fixture) {
     f.cache.set("m1", Bytes::from_static(b"one"), MINUTE).await.expect("set");
     f.cache.set("m3", Bytes::from_static(b"three"), MINUTE).await.expect("set");
-    let keys = ["m1", "m2", "m3"].map(str::to_owned);
+    let keys = ["m1", "m2", "m3"];
     let values = f.cache.get_many(&keys).await.expect("get_many");
     assert_eq!(values, vec![Some(Bytes::from_static(b"one")), None, Some(Bytes::from_static(b"three"))]);
     assert_eq!(f.cache.get_many(&keys[..1]).await.expect("one key"), vec![Some(Bytes::from_static(b"one"))]);

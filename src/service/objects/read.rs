@@ -35,7 +35,8 @@ pub enum ReadOutcome {
 }
 
 pub struct ObjectRead {
-    pub object: ObjectRecord,
+    /// Shared with the lookup cache: a warm read does not copy the record.
+    pub object: std::sync::Arc<ObjectRecord>,
     pub outcome: ReadOutcome,
     /// `None` for HEAD and 304.
     pub body: Option<ByteStream>,
@@ -125,7 +126,9 @@ impl Services {
         key: &str,
         request: &ReadRequest,
     ) -> ServiceResult<ObjectRead> {
-        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.get").await?;
+        // Boxed: with it inline this future outgrew glibc's per-thread cache (see `http::objects`).
+        let authorized = Box::pin(self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.get"));
+        let (bucket, _) = authorized.await?;
         let key = parse_key(key)?;
         let object = self.live_object_cached(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
         self.open_object(ctx, &principal.actor(), object, request, bucket.name.as_str()).await
@@ -137,7 +140,7 @@ impl Services {
         &self,
         ctx: &RequestContext,
         actor: &str,
-        object: ObjectRecord,
+        object: std::sync::Arc<ObjectRecord>,
         request: &ReadRequest,
         bucket_name: &str,
     ) -> ServiceResult<ObjectRead> {
