@@ -273,12 +273,15 @@ def exit_on_signals():
         signal.signal(signum, handler)
 
 
-def wrk_run(url, script=None, threads=1, connections=16, duration=5, env=None):
-    """One wrk run with latency percentiles; fails on non-2xx answers or socket errors.
+def wrk_run(url, script=None, threads=1, connections=16, duration=5, env=None, request_timeout=None):
+    """One wrk run with latency percentiles; fails on non-2xx answers or socket errors
+    (a request slower than `request_timeout` seconds, wrk's 2 s by default, is one).
     Returns {rps, requests, p50_ms, p90_ms, p99_ms, wrk_cpu_seconds}."""
     import re
     import resource
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if request_timeout:
+        args.append(f"--timeout={request_timeout}s")
     if script:
         args += ["-s", script]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
