@@ -97,9 +97,8 @@ pub fn release_threads_named(prefix: &str) {
     let Some(usable) = USABLE.get().filter(|_| PINNED.load(Ordering::Relaxed)) else { return };
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
     for task in tasks.flatten() {
-        let named = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix));
         if let Some(tid) = task.file_name().to_str().and_then(|tid| tid.parse::<i32>().ok())
-            && named
+            && std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix))
         {
             let _ = sched_setaffinity(Pid::from_raw(tid), usable);
         }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use actix_web::http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -48,7 +47,7 @@ pub struct LookupCounters {
 /// One route's request counter and latency histogram for a method and status class.
 #[derive(Clone)]
 struct RequestSeries {
-    method: Method,
+    method: String,
     status_class: u16,
     requests: Counter,
     seconds: Histogram,
@@ -246,9 +245,9 @@ impl Metrics {
     }
 
     /// Counts one finished request of `route` (its template) and records its latency.
-    pub fn observe_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let class = status / 100;
-        let known = |series: &RequestSeries| series.method == *method && series.status_class == class;
+        let known = |series: &RequestSeries| series.method == method && series.status_class == class;
         if let Ok(routes) = self.request_series.read()
             && let Some(series) = routes.get(route).and_then(|all| all.iter().find(|series| known(series)))
         {
@@ -257,19 +256,19 @@ impl Metrics {
             return;
         }
         let series = RequestSeries {
-            method: method.clone(),
+            method: method.to_owned(),
             status_class: class,
             requests: self
                 .http_requests
                 .get_or_create(&RequestLabels {
-                    method: method.as_str().to_owned(),
+                    method: method.to_owned(),
                     route: route.to_owned(),
                     status: status_class(status),
                 })
                 .clone(),
             seconds: self
                 .http_seconds
-                .get_or_create(&RouteLabels { method: method.as_str().to_owned(), route: route.to_owned() })
+                .get_or_create(&RouteLabels { method: method.to_owned(), route: route.to_owned() })
                 .clone(),
         };
         series.requests.inc();

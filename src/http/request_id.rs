@@ -70,7 +70,7 @@ pub async fn middleware(
             services.metrics.bytes_sent.inc_by(size);
         }
         let seconds = started.elapsed().as_secs_f64();
-        services.metrics.observe_request(response.request().method(), &route, status, seconds);
+        services.metrics.observe_request(response.request().method().as_str(), &route, status, seconds);
     }
     span.in_scope(|| {
         tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request completed");
