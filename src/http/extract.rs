@@ -9,6 +9,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use compact_str::CompactString;
 
 use super::request_id::RequestId;
 use crate::service::signing::SignedParams;
@@ -17,20 +18,25 @@ use crate::service::{Principal, RequestContext, ServiceError, Services};
 /// Request facts (client address, user agent, request id) for audit and throttling.
 pub struct Ctx(pub RequestContext);
 
-/// An address as text; IPv4 by hand, as `Display` costs a request's worth of formatting.
-fn ip_text(ip: std::net::IpAddr) -> String {
+/// An address as text; IPv4 by hand (and inline), as `Display` costs a request's worth of formatting.
+fn ip_text(ip: std::net::IpAddr) -> CompactString {
     match ip {
         std::net::IpAddr::V4(v4) => {
-            let mut text = String::with_capacity(15);
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (index, octet) in v4.octets().into_iter().enumerate() {
                 if index > 0 {
-                    text.push('.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                text.push_str(itoa::Buffer::new().format(octet));
+                let mut number = itoa::Buffer::new();
+                let digits = number.format(octet).as_bytes();
+                text[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
             }
-            text
+            CompactString::from_utf8(&text[..len]).unwrap_or_default()
         }
-        std::net::IpAddr::V6(v6) => v6.to_string(),
+        std::net::IpAddr::V6(v6) => compact_str::format_compact!("{v6}"),
     }
 }
 
@@ -38,7 +44,7 @@ pub fn request_context(request: &HttpRequest) -> RequestContext {
     let trust_forwarded =
         request.app_data::<web::Data<Services>>().is_some_and(|services| services.config.trust_forwarded_for);
     let ip = if trust_forwarded {
-        request.connection_info().realip_remote_addr().map(str::to_owned)
+        request.connection_info().realip_remote_addr().map(CompactString::from)
     } else {
         request.peer_addr().map(|addr| ip_text(addr.ip()))
     };

@@ -14,7 +14,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of the current request, stored in request extensions.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub std::sync::Arc<str>);
 
 /// Accept ids a proxy or client might send, but nothing that could forge log lines.
 fn acceptable(id: &str) -> bool {
@@ -23,9 +23,9 @@ fn acceptable(id: &str) -> bool {
 }
 
 /// A fresh id: a UUIDv7 (time-ordered), written without the formatting machinery.
-fn new_request_id() -> String {
+fn new_request_id() -> std::sync::Arc<str> {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text).to_owned()
+    std::sync::Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
 }
 
 pub async fn middleware(
@@ -37,7 +37,7 @@ pub async fn middleware(
         .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|value| acceptable(value))
-        .map_or_else(new_request_id, str::to_owned);
+        .map_or_else(new_request_id, std::sync::Arc::from);
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
@@ -116,7 +116,7 @@ mod tests {
         let id = super::new_request_id();
         let parsed = uuid::Uuid::parse_str(&id).expect("a uuid");
         assert_eq!(parsed.get_version_num(), 7);
-        assert_eq!(id, parsed.hyphenated().to_string());
+        assert_eq!(&*id, parsed.hyphenated().to_string());
         assert!(acceptable(&id));
     }
 }

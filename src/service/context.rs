@@ -7,9 +7,11 @@ use crate::policy::rbac::{Subject, Via};
 /// Facts about the request, for audit records and throttling.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
-    pub ip: Option<String>,
+    /// The client's address as text (an IPv4 address stays inline, off the heap).
+    pub ip: Option<compact_str::CompactString>,
     pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    /// Shared with the request's extensions and its log span.
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
 /// An authenticated caller.
@@ -28,8 +30,8 @@ pub struct Principal {
 
 impl Principal {
     /// The actor written into audit records.
-    pub fn actor(&self) -> String {
-        self.actor_label.clone().unwrap_or_else(|| self.username.to_string())
+    pub fn actor(&self) -> &str {
+        self.actor_label.as_deref().unwrap_or(self.username.as_str())
     }
 
     pub fn subject(&self) -> Subject {
@@ -47,9 +49,9 @@ impl RequestContext {
             bucket: None,
             key: None,
             outcome: Outcome::Success,
-            ip: self.ip.clone(),
+            ip: self.ip.as_deref().map(str::to_owned),
             user_agent: self.user_agent.clone(),
-            request_id: self.request_id.clone(),
+            request_id: self.request_id.as_deref().map(str::to_owned),
             details: serde_json::Value::Object(serde_json::Map::new()),
         }
     }

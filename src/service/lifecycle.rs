@@ -71,7 +71,7 @@ impl Services {
         let (record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Manage, ACTION).await?;
         lifecycle::validate(&rules).map_err(|why| ServiceError::bad_request("invalid-lifecycle", why))?;
         let audit = ctx
-            .event(self.clock.now(), &principal.actor(), ACTION)
+            .event(self.clock.now(), principal.actor(), ACTION)
             .bucket(bucket)
             .details(serde_json::json!({ "old": record.lifecycle, "new": rules }));
         self.store.set_lifecycle(record.id, &rules, &audit).await?;

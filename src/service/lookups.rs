@@ -25,6 +25,7 @@ use bytes::Bytes;
 use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use smallvec::{SmallVec, smallvec};
 
 use sha2::{Digest, Sha256};
 
@@ -101,25 +102,73 @@ fn id_key(prefix: &str, id: i64) -> Key {
     joined(&[prefix, itoa::Buffer::new().format(id)])
 }
 
+/// A cache scope: what entries hang on, and what a write retires. Compared
+/// and hashed as it is; spelled out (`user:7`) only in the keys sent to the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Scope {
+    /// One account's state and API keys.
+    User(i64),
+    /// One bucket's grants.
+    Bucket(i64),
+    /// One bucket's live objects and listing pages: every object write in the bucket retires it.
+    Objects(i64),
+    /// A bucket name's record (present or absent).
+    BucketName(Key),
+}
+
+impl Scope {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::User(_) => "user",
+            Self::Bucket(_) => "bucket",
+            Self::Objects(_) => "objects",
+            Self::BucketName(_) => "bucket-name",
+        }
+    }
+
+    /// The scope's identity as text: an id written into `number`, or a name.
+    fn ident<'a>(&'a self, number: &'a mut itoa::Buffer) -> &'a str {
+        match self {
+            Self::User(id) | Self::Bucket(id) | Self::Objects(id) => number.format(*id),
+            Self::BucketName(name) => name.as_str(),
+        }
+    }
+
+    /// The cache key of the scope's version: `ver:user:7`.
+    fn version_key(&self) -> Key {
+        joined(&["ver", self.kind(), self.ident(&mut itoa::Buffer::new())])
+    }
+
+    /// The cache key of an entry under a version of the scope: `user:7:{version}:state`.
+    fn entry_key(&self, version: &str, name: &str) -> Key {
+        joined(&[self.kind(), self.ident(&mut itoa::Buffer::new()), version, name])
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.ident(&mut itoa::Buffer::new()))
+    }
+}
+
 /// The cache scope of one account's state.
-pub(crate) fn user_scope(user_id: i64) -> Key {
-    id_key("user", user_id)
+pub(crate) fn user_scope(user_id: i64) -> Scope {
+    Scope::User(user_id)
 }
 
 /// The cache scope of one bucket's grants.
-pub(crate) fn bucket_scope(bucket_id: i64) -> Key {
-    id_key("bucket", bucket_id)
+pub(crate) fn bucket_scope(bucket_id: i64) -> Scope {
+    Scope::Bucket(bucket_id)
 }
 
 /// The cache scope of a bucket name's record (present or absent).
-pub(crate) fn bucket_name_scope(name: &BucketName) -> Key {
-    joined(&["bucket-name", name.as_str()])
+pub(crate) fn bucket_name_scope(name: &BucketName) -> Scope {
+    Scope::BucketName(Key::from(name.as_str()))
 }
 
-/// The cache scope of one bucket's live objects and listing pages: every
-/// object write in the bucket retires it.
-pub(crate) fn objects_scope(bucket_id: i64) -> Key {
-    id_key("objects", bucket_id)
+/// The cache scope of one bucket's live objects and listing pages.
+pub(crate) fn objects_scope(bucket_id: i64) -> Scope {
+    Scope::Objects(bucket_id)
 }
 
 fn digest_hex(bytes: &[u8]) -> String {
@@ -130,17 +179,13 @@ fn fresh_version() -> Bytes {
     Bytes::from(uuid::Uuid::new_v4().simple().to_string())
 }
 
-fn version_key(scope: &str) -> Key {
-    joined(&["ver", scope])
-}
-
 /// How long a request trusts a version it has read: a long request (an
 /// upload) that looks something up again later sees changes made meanwhile.
 const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A scope version a request has read, and when.
 struct RememberedVersion {
-    scope: Key,
+    scope: Scope,
     version: Bytes,
     at: std::time::Instant,
 }
@@ -173,32 +218,32 @@ pub fn name_request_bucket(name: &str) {
     }
 }
 
-fn remembered(scope: &str) -> Option<Bytes> {
+fn remembered(scope: &Scope) -> Option<Bytes> {
     REQUEST
         .try_with(|memory| {
             let memory = memory.borrow();
-            let entry = memory.versions.iter().find(|entry| entry.scope == scope)?;
+            let entry = memory.versions.iter().find(|entry| entry.scope == *scope)?;
             (entry.at.elapsed() < REMEMBER_FOR).then(|| entry.version.clone())
         })
         .ok()
         .flatten()
 }
 
-fn remember(scope: &str, version: Option<Bytes>) {
+fn remember(scope: &Scope, version: Option<Bytes>) {
     remember_at(scope, version, std::time::Instant::now());
 }
 
-fn remember_at(scope: &str, version: Option<Bytes>, now: std::time::Instant) {
+fn remember_at(scope: &Scope, version: Option<Bytes>, now: std::time::Instant) {
     let _ = REQUEST.try_with(|memory| {
         let versions = &mut memory.borrow_mut().versions;
-        let existing = versions.iter().position(|entry| entry.scope == scope);
+        let existing = versions.iter().position(|entry| entry.scope == *scope);
         match (version, existing) {
             (Some(version), Some(index)) => {
                 let entry = &mut versions[index];
                 entry.version = version;
                 entry.at = now;
             }
-            (Some(version), None) => versions.push(RememberedVersion { scope: Key::from(scope), version, at: now }),
+            (Some(version), None) => versions.push(RememberedVersion { scope: scope.clone(), version, at: now }),
             (None, Some(index)) => {
                 versions.swap_remove(index);
             }
@@ -214,7 +259,7 @@ type Decoded = (std::time::Instant, Arc<dyn Any + Send + Sync>);
 /// name (the parts of its cache key, not joined, so a lookup allocates nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DecodedKey {
-    scope: Key,
+    scope: Scope,
     version: Bytes,
     name: Key,
 }
@@ -224,7 +269,7 @@ struct DecodedKey {
 pub struct LocalHints {
     /// Bucket ids by name as last seen. A bucket can be recreated under its
     /// name, so a request checks the id against the bucket record before using it.
-    bucket_ids: quick_cache::sync::Cache<BucketName, i64>,
+    pub(crate) bucket_ids: quick_cache::sync::Cache<BucketName, i64>,
     /// API keys whose `last_used_at` this process knows was written within the minute.
     touched_keys: moka::future::Cache<String, (), FastHasher>,
     /// Small entries already decoded, by their versioned key: an entry never
@@ -232,12 +277,15 @@ pub struct LocalHints {
     /// On quick_cache, not moka: several are read per request, and a moka
     /// read (its access log, its housekeeping) cost five times as much.
     decoded: quick_cache::sync::Cache<DecodedKey, Decoded>,
+    /// Reads' lookups, kept together (see `read_memo`).
+    pub(crate) reads: super::read_memo::ReadMemos,
 }
 
 impl Default for LocalHints {
     fn default() -> Self {
         Self {
             decoded: quick_cache::sync::Cache::new(DECODED_ENTRIES),
+            reads: super::read_memo::ReadMemos::default(),
             bucket_ids: quick_cache::sync::Cache::new(10_000),
             touched_keys: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -249,11 +297,11 @@ impl Default for LocalHints {
 
 impl Services {
     /// The current version of `scope`, created if there is none; `None` without a cache.
-    async fn version(&self, scope: &str) -> Option<Bytes> {
+    pub(crate) async fn version(&self, scope: &Scope) -> Option<Bytes> {
         if let Some(version) = remembered(scope) {
             return Some(version);
         }
-        let key = version_key(scope);
+        let key = scope.version_key();
         let version = match self.cache.get(&key).await.ok()? {
             Some(version) => version,
             None => self.cache.set_if_absent(&key, fresh_version(), VERSION_TTL).await.ok()?,
@@ -267,8 +315,7 @@ impl Services {
     /// the caller's account and, when the path names a bucket, the bucket's
     /// name and (under the id last seen for that name) its grants and objects.
     pub(crate) async fn prefetch_for_caller(&self, user_id: i64) {
-        let mut scopes = Vec::with_capacity(4);
-        scopes.push(user_scope(user_id));
+        let mut scopes: SmallVec<[Scope; 4]> = smallvec![user_scope(user_id)];
         let _ = REQUEST.try_with(|memory| {
             if let Some(name) = &memory.borrow().bucket {
                 if let Some(id) = self.hints.bucket_ids.get(name) {
@@ -282,17 +329,18 @@ impl Services {
 
     /// Reads the versions of `scopes` in one round trip, for the lookups of
     /// this request that follow (outside a request there is nowhere to keep them).
-    pub(crate) async fn prefetch_versions(&self, scopes: &[Key]) {
+    pub(crate) async fn prefetch_versions(&self, scopes: &[Scope]) {
         let in_request = REQUEST.try_with(|_| ()).is_ok();
         if self.config.cache_lookups_disabled || !in_request {
             return;
         }
-        let wanted: Vec<&Key> = scopes.iter().filter(|scope| remembered(scope).is_none()).collect();
+        // On the stack: a request prefetches at most four scopes.
+        let wanted: SmallVec<[&Scope; 4]> = scopes.iter().filter(|scope| remembered(scope).is_none()).collect();
         if wanted.is_empty() {
             return;
         }
-        let keys: Vec<Key> = wanted.iter().map(|scope| version_key(scope)).collect();
-        let key_refs: Vec<&str> = keys.iter().map(Key::as_str).collect();
+        let keys: SmallVec<[Key; 4]> = wanted.iter().map(|scope| scope.version_key()).collect();
+        let key_refs: SmallVec<[&str; 4]> = keys.iter().map(Key::as_str).collect();
         let Ok(values) = self.cache.get_many(&key_refs).await else { return };
         let now = std::time::Instant::now();
         for (scope, value) in wanted.into_iter().zip(values) {
@@ -303,21 +351,21 @@ impl Services {
     }
 
     /// Retires every entry of `scope`; call after the write has committed.
-    pub(crate) async fn invalidate(&self, scope: &str) {
+    pub(crate) async fn invalidate(&self, scope: &Scope) {
         let version = fresh_version();
-        match self.cache.set(&version_key(scope), version.clone(), VERSION_TTL).await {
+        match self.cache.set(&scope.version_key(), version.clone(), VERSION_TTL).await {
             Ok(()) => remember(scope, Some(version)),
             Err(error) => {
                 remember(scope, None);
                 // With the cache down, nothing can be read from it either; entries expire before it returns.
-                tracing::warn!(error = %error, scope, "could not invalidate a cache scope");
+                tracing::warn!(error = %error, scope = %scope, "could not invalidate a cache scope");
             }
         }
     }
 
     /// `load`'s value, cached under the current version of `scope`; small
     /// values are also kept decoded in process.
-    async fn cached<T, F>(&self, scope: &str, name: &str, ttl: Duration, size: Size, load: F) -> ServiceResult<T>
+    async fn cached<T, F>(&self, scope: &Scope, name: &str, ttl: Duration, size: Size, load: F) -> ServiceResult<T>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: Future<Output = ServiceResult<T>>,
@@ -330,7 +378,7 @@ impl Services {
             return load.await;
         };
         let decoded_key = (size == Size::Small).then(|| DecodedKey {
-            scope: Key::from(scope),
+            scope: scope.clone(),
             version: version.clone(),
             name: Key::from(name),
         });
@@ -342,7 +390,7 @@ impl Services {
             self.metrics.cache_lookup.hit.inc();
             return Ok(value.clone());
         }
-        let key = joined(&[scope, std::str::from_utf8(&version).unwrap_or_default(), name]);
+        let key = scope.entry_key(std::str::from_utf8(&version).unwrap_or_default(), name);
         let value = match self.cache.get_immutable(&key).await {
             Ok(Some(bytes)) => serde_json::from_slice::<T>(&bytes).ok(),
             _ => None,
@@ -482,8 +530,11 @@ mod tests {
     #[test]
     fn keys_join_their_parts_with_colons() {
         assert_eq!(joined(&["ver", "user:7"]), "ver:user:7");
-        assert_eq!(user_scope(-3), "user:-3");
-        assert_eq!(objects_scope(42), "objects:42");
+        assert_eq!(user_scope(-3).to_string(), "user:-3");
+        assert_eq!(objects_scope(42).version_key(), "ver:objects:42");
+        assert_eq!(bucket_scope(5).entry_key("v1", "grant:7"), "bucket:5:v1:grant:7");
+        let name = BucketName::parse("photos").expect("a bucket name");
+        assert_eq!(bucket_name_scope(&name).entry_key("v2", "record"), "bucket-name:photos:v2:record");
         assert_eq!(joined(&["o", "a:b/c"]), "o:a:b/c");
         assert_eq!(joined(&[]), "");
         let long = "k".repeat(100);
@@ -493,19 +544,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_remembers_versions_briefly_and_only_its_own() {
-        assert_eq!(remembered("user:1"), None, "outside a request nothing is kept");
-        remember("user:1", Some(Bytes::from_static(b"v1")));
-        assert_eq!(remembered("user:1"), None);
+        assert_eq!(remembered(&user_scope(1)), None, "outside a request nothing is kept");
+        remember(&user_scope(1), Some(Bytes::from_static(b"v1")));
+        assert_eq!(remembered(&user_scope(1)), None);
         with_request_versions(async {
-            remember("user:1", Some(Bytes::from_static(b"v1")));
-            assert_eq!(remembered("user:1").as_deref(), Some(&b"v1"[..]));
-            remember("user:1", None);
-            assert_eq!(remembered("user:1"), None, "forgotten after a failed invalidation");
-            remember("bucket:2", Some(Bytes::from_static(b"v2")));
+            remember(&user_scope(1), Some(Bytes::from_static(b"v1")));
+            assert_eq!(remembered(&user_scope(1)).as_deref(), Some(&b"v1"[..]));
+            remember(&user_scope(1), None);
+            assert_eq!(remembered(&user_scope(1)), None, "forgotten after a failed invalidation");
+            remember(&bucket_scope(2), Some(Bytes::from_static(b"v2")));
             tokio::time::sleep(REMEMBER_FOR + Duration::from_millis(50)).await;
-            assert_eq!(remembered("bucket:2"), None, "read again after a while");
+            assert_eq!(remembered(&bucket_scope(2)), None, "read again after a while");
         })
         .await;
-        with_request_versions(async { assert_eq!(remembered("bucket:2"), None, "each request starts afresh") }).await;
+        with_request_versions(async { assert_eq!(remembered(&bucket_scope(2)), None, "each request starts afresh") })
+            .await;
     }
 }

@@ -19,6 +19,7 @@ pub mod objects;
 pub mod presign;
 pub mod rate_limits;
 pub mod read_log;
+mod read_memo;
 pub mod reconcile;
 pub mod retention;
 pub mod shares;

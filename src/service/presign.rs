@@ -115,7 +115,7 @@ impl Services {
             }
         };
         let event = ctx
-            .event(self.clock.now(), &principal.actor(), "presign.create")
+            .event(self.clock.now(), principal.actor(), "presign.create")
             .bucket(bucket)
             .key(key.as_str())
             .details(serde_json::json!({ "method": method, "expires_at": expires_at, "transfer_mode": mode }));

@@ -97,7 +97,7 @@ impl Services {
                 Ok(bypassed) => bypassed,
                 Err(denied) => {
                     let event = ctx
-                        .event(now, &principal.actor(), ACTION)
+                        .event(now, principal.actor(), ACTION)
                         .bucket(bucket)
                         .key(object.key.as_str())
                         .outcome(Outcome::Denied)
@@ -115,7 +115,7 @@ impl Services {
                 "governance_bypassed": bypassed,
             });
             let audit =
-                ctx.event(now, &principal.actor(), ACTION).bucket(bucket).key(object.key.as_str()).details(details);
+                ctx.event(now, principal.actor(), ACTION).bucket(bucket).key(object.key.as_str()).details(details);
             match self.store.set_object_retention(object.id, current, requested, &audit).await {
                 Ok(()) => {
                     self.invalidate(&objects_scope(object.bucket_id)).await;
@@ -150,7 +150,7 @@ impl Services {
             return Err(self.deny(ctx, principal, ACTION, Some(bucket), Some(object.key.as_str()), error).await);
         }
         let audit = ctx
-            .event(now, &principal.actor(), ACTION)
+            .event(now, principal.actor(), ACTION)
             .bucket(bucket)
             .key(object.key.as_str())
             .details(serde_json::json!({ "old": object.legal_hold, "new": on }));
@@ -197,7 +197,7 @@ impl Services {
         let (record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Manage, ACTION).await?;
         check_default_retention(retention)?;
         let audit = ctx
-            .event(self.clock.now(), &principal.actor(), ACTION)
+            .event(self.clock.now(), principal.actor(), ACTION)
             .bucket(bucket)
             .details(serde_json::json!({ "old": record.default_retention, "new": retention }));
         self.store.set_default_retention(record.id, retention, &audit).await?;

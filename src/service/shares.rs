@@ -124,7 +124,7 @@ impl Services {
             locked_until: None,
         };
         let audit = ctx
-            .event(now, &principal.actor(), "share.create")
+            .event(now, principal.actor(), "share.create")
             .bucket(bucket.name.as_str())
             .key(share.key.as_str())
             .details(serde_json::json!({
@@ -168,7 +168,7 @@ impl Services {
             }
         }
         let audit = ctx
-            .event(self.clock.now(), &principal.actor(), "share.revoke")
+            .event(self.clock.now(), principal.actor(), "share.revoke")
             .bucket(bucket)
             .key(share.key.as_str())
             .details(serde_json::json!({ "share": share.id }));

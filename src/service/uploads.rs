@@ -73,7 +73,7 @@ impl Services {
         bucket: &str,
         upload: &UploadRecord,
     ) -> AuditEntry {
-        ctx.event(self.clock.now(), &principal.actor(), action)
+        ctx.event(self.clock.now(), principal.actor(), action)
             .bucket(bucket)
             .key(upload.key.as_str())
             .details(serde_json::json!({ "upload_id": upload.id }))

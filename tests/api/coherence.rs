@@ -16,6 +16,14 @@ async fn get(app: &TestApp, token: &str, key: &str) -> reqwest::Response {
     app.with_token(Method::GET, &object_path("shared", key), token).send().await.expect("get")
 }
 
+/// Reads `key` twice, answered `status` both times: the second read comes
+/// from the replica's read memo (bucket, grant and object kept together).
+async fn warm(app: &TestApp, token: &str, key: &str, status: u16) {
+    for _ in 0..2 {
+        assert_eq!(get(app, token, key).await.status(), status, "warming {key}");
+    }
+}
+
 #[tokio::test]
 async fn a_change_on_one_replica_is_seen_on_the_next_request_to_another() {
     let first = spawn_app().await;
@@ -37,13 +45,14 @@ async fn a_change_on_one_replica_is_seen_on_the_next_request_to_another() {
     put(a, &owner, "shared", "doc.txt", b"version 1".to_vec()).await;
 
     // Warm B, then overwrite on A.
+    warm(b, &reader, "doc.txt", 200).await;
     assert_eq!(get(b, &reader, "doc.txt").await.text().await.expect("body"), "version 1");
     put(a, &owner, "shared", "doc.txt", b"version 2".to_vec()).await;
     assert_eq!(get(b, &reader, "doc.txt").await.text().await.expect("body"), "version 2", "overwrite");
 
     // Delete on A.
     put(a, &owner, "shared", "gone.txt", b"x".to_vec()).await;
-    assert_eq!(get(b, &reader, "gone.txt").await.status(), 200);
+    warm(b, &reader, "gone.txt", 200).await;
     let deleted = a.with_token(Method::DELETE, &object_path("shared", "gone.txt"), &owner).send().await;
     assert_eq!(deleted.expect("delete").status(), 204);
     assert_eq!(get(b, &reader, "gone.txt").await.status(), 404, "delete");
@@ -62,14 +71,14 @@ async fn a_change_on_one_replica_is_seen_on_the_next_request_to_another() {
     assert_eq!(refused.expect("delete").status(), StatusCode::CONFLICT, "retention");
 
     // Grant revoked on A: B denies at once.
-    assert_eq!(get(b, &reader, "doc.txt").await.status(), 200);
+    warm(b, &reader, "doc.txt", 200).await;
     let revoked = a.with_token(Method::DELETE, "/api/v1/buckets/shared/grants/rita", &owner).send().await;
     assert_eq!(revoked.expect("revoke").status(), 204);
     assert_eq!(get(b, &reader, "doc.txt").await.status(), 404, "grant revoke");
 
     // User disabled on A: B refuses the token at once.
     assert_eq!(grant("read").await.expect("grant").status(), 204);
-    assert_eq!(get(b, &reader, "doc.txt").await.status(), 200);
+    warm(b, &reader, "doc.txt", 200).await;
     let admin = a.user_session("ada", Role::Admin).await.access;
     let disabled =
         a.with_token(Method::PATCH, "/api/v1/admin/users/rita", &admin).json(&json!({"disabled": true})).send().await;
@@ -206,4 +215,44 @@ async fn cached_listings_keys_buckets_and_uploads_follow_every_write() {
     assert_eq!(put(b, &owner, "brief", "kept.txt", b"k".to_vec()).await.status(), 201);
     let kept = b.with_token(Method::DELETE, &object_path("brief", "kept.txt"), &owner).send().await;
     assert_eq!(kept.expect("delete").status(), StatusCode::CONFLICT, "default retention");
+}
+
+/// A read memo keeps a bucket, a grant and an object together for repeated
+/// reads by one user; it never decides for the caller (the decision is made
+/// again on every read) and never outlives the bucket it was read from.
+#[tokio::test]
+async fn a_warm_read_memo_is_decided_again_and_retired_with_its_bucket() {
+    let app = spawn_app().await;
+    let owner = app.user_session("olga", Role::User).await.access;
+    let created = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "memo"})).send().await;
+    assert_eq!(created.expect("bucket").status(), 201);
+    put(&app, &owner, "memo", "doc.txt", b"first bucket".to_vec()).await;
+    let read = |token: String| {
+        let app = &app;
+        async move { app.with_token(Method::GET, &object_path("memo", "doc.txt"), &token).send().await.expect("get") }
+    };
+
+    // An admin reads without a grant; demoted, the same token finds nothing.
+    let bert = app.user_session("bert", Role::Admin).await.access;
+    for _ in 0..2 {
+        assert_eq!(read(bert.clone()).await.status(), 200, "an admin reads every bucket");
+    }
+    let admin = app.user_session("ada", Role::Admin).await.access;
+    let demoted =
+        app.with_token(Method::PATCH, "/api/v1/admin/users/bert", &admin).json(&json!({"role": "user"})).send().await;
+    assert_eq!(demoted.expect("demote").status(), 200);
+    assert_eq!(read(bert.clone()).await.status(), 404, "the memo's grant is decided for the demoted role");
+
+    // The bucket deleted and made again under its name: the new object is read, not the memo's.
+    for _ in 0..2 {
+        assert_eq!(read(owner.clone()).await.text().await.expect("body"), "first bucket");
+    }
+    let deleted = app.with_token(Method::DELETE, &object_path("memo", "doc.txt"), &owner).send().await;
+    assert_eq!(deleted.expect("delete").status(), 204);
+    let dropped = app.with_token(Method::DELETE, "/api/v1/buckets/memo", &owner).send().await;
+    assert_eq!(dropped.expect("drop").status(), 204);
+    let again = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "memo"})).send().await;
+    assert_eq!(again.expect("bucket").status(), 201);
+    put(&app, &owner, "memo", "doc.txt", b"second bucket".to_vec()).await;
+    assert_eq!(read(owner.clone()).await.text().await.expect("body"), "second bucket");
 }

@@ -1,12 +1,15 @@
 //! Reading objects: authorization first, then preconditions, ranges, bytes;
 //! and listing from the metadata database.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::parse_key;
 use crate::domain::conditional::etag_matches;
 use crate::domain::{ByteRange, Permission, RangeOutcome};
 use crate::metadata::{ListQuery, ObjectRecord};
+use crate::policy::rbac::{self, Decision};
 use crate::service::context::{Principal, RequestContext};
 use crate::service::{ServiceError, ServiceResult, Services};
 use crate::storage::{BlobRange, ByteStream};
@@ -126,12 +129,34 @@ impl Services {
         key: &str,
         request: &ReadRequest,
     ) -> ServiceResult<ObjectRead> {
+        if let Some(memo) = self.read_memo(principal.user_id, bucket, key).await
+            && rbac::bucket_access(principal.subject(), memo.grant, Permission::Read) == Decision::Allow
+        {
+            let object = Arc::clone(&memo.object);
+            return self.open_object(ctx, principal.actor(), object, request, memo.bucket.name.as_str()).await;
+        }
         // Boxed: with it inline this future outgrew glibc's per-thread cache (see `http::objects`).
-        let authorized = Box::pin(self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.get"));
-        let (bucket, _) = authorized.await?;
-        let key = parse_key(key)?;
-        let object = self.live_object_cached(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
-        self.open_object(ctx, &principal.actor(), object, request, bucket.name.as_str()).await
+        Box::pin(self.read_object_looked_up(ctx, principal, bucket, key, request)).await
+    }
+
+    /// `read_object` without a usable memo: every lookup, then a memo for the next read.
+    async fn read_object_looked_up(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        key: &str,
+        request: &ReadRequest,
+    ) -> ServiceResult<ObjectRead> {
+        let versions = self.read_versions(bucket).await;
+        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.get").await?;
+        let object_key = parse_key(key)?;
+        let object = self.live_object_cached(bucket.id, &object_key).await?.ok_or(ServiceError::NotFound("object"))?;
+        if let Some(versions) = versions {
+            let grant = self.grant_of(bucket.id, principal.user_id).await?;
+            self.remember_read(principal.user_id, key, versions, &bucket, grant, &object);
+        }
+        self.open_object(ctx, principal.actor(), object, request, bucket.name.as_str()).await
     }
 
     /// Preconditions, range and bytes of an object the caller may read. GETs

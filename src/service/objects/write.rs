@@ -177,7 +177,7 @@ impl Services {
             at: self.clock.now(),
         };
         let audit = ctx
-            .event(commit.at, &principal.actor(), "object.put")
+            .event(commit.at, principal.actor(), "object.put")
             .bucket(bucket.name.as_str())
             .key(key.as_str())
             .details(serde_json::json!({ "size": commit.size, "sha256": commit.sha256, "content_type": commit.content_type }));
@@ -266,7 +266,7 @@ impl Services {
             at: self.clock.now(),
         };
         let audit = ctx
-            .event(commit.at, &principal.actor(), "object.copy")
+            .event(commit.at, principal.actor(), "object.copy")
             .bucket(target_bucket.name.as_str())
             .key(target_key.as_str())
             .details(
@@ -299,7 +299,7 @@ impl Services {
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, "object.delete").await?;
         let key = parse_key(key)?;
         let live = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
-        self.remove_live(ctx, &principal.actor(), &bucket, &live, "object.delete", serde_json::json!({})).await?;
+        self.remove_live(ctx, principal.actor(), &bucket, &live, "object.delete", serde_json::json!({})).await?;
         Ok(())
     }
 
