@@ -171,6 +171,11 @@ pub(crate) fn objects_scope(bucket_id: i64) -> Scope {
     Scope::Objects(bucket_id)
 }
 
+/// The scopes a read in a bucket looks up under: its name's record, its grants and its objects.
+pub(crate) fn bucket_read_scopes(name: &BucketName, bucket_id: i64) -> [Scope; 3] {
+    [bucket_name_scope(name), bucket_scope(bucket_id), objects_scope(bucket_id)]
+}
+
 fn digest_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -318,10 +323,10 @@ impl Services {
         let mut scopes: SmallVec<[Scope; 4]> = smallvec![user_scope(user_id)];
         let _ = REQUEST.try_with(|memory| {
             if let Some(name) = &memory.borrow().bucket {
-                if let Some(id) = self.hints.bucket_ids.get(name) {
-                    scopes.extend([bucket_scope(id), objects_scope(id)]);
+                match self.hints.bucket_ids.get(name) {
+                    Some(id) => scopes.extend(bucket_read_scopes(name, id)),
+                    None => scopes.push(bucket_name_scope(name)),
                 }
-                scopes.push(bucket_name_scope(name));
             }
         });
         self.prefetch_versions(&scopes).await;

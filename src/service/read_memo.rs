@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::Services;
-use super::lookups::{Key, Scope, bucket_name_scope, bucket_scope, objects_scope};
+use super::lookups::{Key, bucket_read_scopes};
 use crate::domain::{BucketName, Permission};
 use crate::metadata::{BucketRecord, ObjectRecord};
 
@@ -63,10 +63,6 @@ impl Default for ReadMemos {
     }
 }
 
-fn scopes_of(name: &BucketName, bucket_id: i64) -> [Scope; 3] {
-    [bucket_name_scope(name), bucket_scope(bucket_id), objects_scope(bucket_id)]
-}
-
 /// The versions a read of `bucket` is about to look up under, taken before
 /// the lookups (see the module's note). `None` until the bucket's id has been seen.
 pub(crate) struct ReadVersions {
@@ -85,7 +81,7 @@ impl Services {
         if memo.at.elapsed() >= MEMO_TTL {
             return None;
         }
-        for (scope, version) in scopes_of(&memo.bucket.name, memo.bucket.id).iter().zip(&memo.versions) {
+        for (scope, version) in bucket_read_scopes(&memo.bucket.name, memo.bucket.id).iter().zip(&memo.versions) {
             if self.version(scope).await.as_ref() != Some(version) {
                 return None;
             }
@@ -102,7 +98,7 @@ impl Services {
         }
         let name = BucketName::parse(bucket).ok()?;
         let bucket_id = self.hints.bucket_ids.get(&name)?;
-        let [name_scope, grants_scope, objects_scope] = scopes_of(&name, bucket_id);
+        let [name_scope, grants_scope, objects_scope] = bucket_read_scopes(&name, bucket_id);
         let versions =
             [self.version(&name_scope).await?, self.version(&grants_scope).await?, self.version(&objects_scope).await?];
         Some(ReadVersions { bucket_id, versions })

@@ -119,8 +119,8 @@ fn range_of(object: &ObjectRecord, request: &ReadRequest) -> Result<ReadOutcome,
 }
 
 impl Services {
-    /// GET and HEAD. Authorization comes before any metadata or precondition
-    /// is looked at, so nothing leaks to those who may not read.
+    /// GET and HEAD. Access is decided before any precondition is evaluated
+    /// or metadata answered, so nothing leaks to those who may not read.
     pub async fn read_object(
         &self,
         ctx: &RequestContext,
