@@ -72,6 +72,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let store = metadata::instrumented::Instrumented::wrap(store, &metrics);
     let blobs = storage::instrumented::Instrumented::wrap(blobs, &metrics);
     let cache = cache::instrumented::Instrumented::wrap(cache, &metrics);
+    let scope_versions = crate::service::lookups::ScopeVersions::for_cache(cache.as_ref());
     Ok(Arc::new(Services {
         thumbnails,
         local_rates: crate::cache::LocalRates::default(),
@@ -87,6 +88,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
         bound_url: std::sync::OnceLock::new(),
         instance: uuid::Uuid::new_v4().simple().to_string(),
         hints: Default::default(),
+        scope_versions,
     }))
 }
 

@@ -36,6 +36,10 @@ impl Cache for Instrumented {
         self.inner.kind()
     }
 
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.timed("get", self.inner.get(key)).await
     }

@@ -47,6 +47,10 @@ impl Cache for MemoryCache {
         "memory"
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         Ok(self.entries.get(key).and_then(Entry::live))
     }

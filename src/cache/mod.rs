@@ -34,6 +34,10 @@ pub enum CacheError {
 pub trait Cache: Send + Sync {
     /// `memory` or `redis`.
     fn kind(&self) -> &'static str;
+    /// Whether the cache lives in this process alone (no other replica sees it).
+    fn is_local(&self) -> bool {
+        false
+    }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
     /// Reads several keys at once (one round trip on a shared adapter), in order.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {

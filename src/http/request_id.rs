@@ -62,15 +62,16 @@ pub async fn middleware(
     // `Err` could only come from a middleware below and is passed on as is.
     let handling = next.call(request).instrument(span.clone());
     let mut response = crate::service::with_request_versions(handling).await?.map_into_boxed_body();
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    span.record("route", route.as_str());
+    let route =
+        response.request().app_data::<super::routes::RouteTemplate>().map_or("unmatched", |template| template.0);
+    span.record("route", route);
     let status = response.status().as_u16();
     if let Some(services) = &services {
         if let actix_web::body::BodySize::Sized(size) = response.response().body().size() {
             services.metrics.bytes_sent.inc_by(size);
         }
         let seconds = started.elapsed().as_secs_f64();
-        services.metrics.observe_request(response.request().method().as_str(), &route, status, seconds);
+        services.metrics.observe_request(response.request().method().as_str(), route, status, seconds);
     }
     span.in_scope(|| {
         tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request completed");

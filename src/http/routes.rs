@@ -8,6 +8,11 @@ use super::{
     admin_users, audit, auth, buckets, docs, health, me, objects, presign, retention, shares, thumbnails, uploads,
 };
 
+/// The template of the route a request matched, kept with the route so that
+/// logs and metrics name it without matching the path a second time.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTemplate(pub &'static str);
+
 macro_rules! routes {
     ($( $path:literal => { $( $method:ident $handler:path ),+ $(,)? } )*) => {
         /// Every registered `(method, path template)`, in registration order.
@@ -15,7 +20,10 @@ macro_rules! routes {
 
         /// Registers every route of the table.
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            $( cfg.service(web::resource($path) $( .route(web::method(Method::$method).to($handler)) )+ ); )*
+            $( cfg.service(
+                web::resource($path).app_data(RouteTemplate($path))
+                    $( .route(web::method(Method::$method).to($handler)) )+
+            ); )*
         }
     };
 }

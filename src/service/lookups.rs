@@ -126,6 +126,16 @@ impl Scope {
         }
     }
 
+    /// `ver:` and the kind, spelled out once rather than joined on every read.
+    fn version_prefix(&self) -> &'static str {
+        match self {
+            Self::User(_) => "ver:user",
+            Self::Bucket(_) => "ver:bucket",
+            Self::Objects(_) => "ver:objects",
+            Self::BucketName(_) => "ver:bucket-name",
+        }
+    }
+
     /// The scope's identity as text: an id written into `number`, or a name.
     fn ident<'a>(&'a self, number: &'a mut itoa::Buffer) -> &'a str {
         match self {
@@ -136,7 +146,7 @@ impl Scope {
 
     /// The cache key of the scope's version: `ver:user:7`.
     fn version_key(&self) -> Key {
-        joined(&["ver", self.kind(), self.ident(&mut itoa::Buffer::new())])
+        joined(&[self.version_prefix(), self.ident(&mut itoa::Buffer::new())])
     }
 
     /// The cache key of an entry under a version of the scope: `user:7:{version}:state`.
@@ -223,38 +233,48 @@ pub fn name_request_bucket(name: &str) {
     }
 }
 
-fn remembered(scope: &Scope) -> Option<Bytes> {
-    REQUEST
-        .try_with(|memory| {
-            let memory = memory.borrow();
-            let entry = memory.versions.iter().find(|entry| entry.scope == *scope)?;
-            (entry.at.elapsed() < REMEMBER_FOR).then(|| entry.version.clone())
-        })
-        .ok()
-        .flatten()
-}
+impl RequestMemory {
+    /// The version of `scope` this request read less than `REMEMBER_FOR` before `now`.
+    fn version_at(&self, scope: &Scope, now: std::time::Instant) -> Option<&Bytes> {
+        let entry = self.versions.iter().find(|entry| entry.scope == *scope)?;
+        (now.saturating_duration_since(entry.at) < REMEMBER_FOR).then_some(&entry.version)
+    }
 
-fn remember(scope: &Scope, version: Option<Bytes>) {
-    remember_at(scope, version, std::time::Instant::now());
-}
-
-fn remember_at(scope: &Scope, version: Option<Bytes>, now: std::time::Instant) {
-    let _ = REQUEST.try_with(|memory| {
-        let versions = &mut memory.borrow_mut().versions;
-        let existing = versions.iter().position(|entry| entry.scope == *scope);
+    fn remember_at(&mut self, scope: &Scope, version: Option<Bytes>, now: std::time::Instant) {
+        let existing = self.versions.iter().position(|entry| entry.scope == *scope);
         match (version, existing) {
             (Some(version), Some(index)) => {
-                let entry = &mut versions[index];
+                let entry = &mut self.versions[index];
                 entry.version = version;
                 entry.at = now;
             }
-            (Some(version), None) => versions.push(RememberedVersion { scope: scope.clone(), version, at: now }),
+            (Some(version), None) => self.versions.push(RememberedVersion { scope: scope.clone(), version, at: now }),
             (None, Some(index)) => {
-                versions.swap_remove(index);
+                self.versions.swap_remove(index);
             }
             (None, None) => {}
         }
-    });
+    }
+}
+
+fn remembered(scope: &Scope) -> Option<Bytes> {
+    REQUEST.try_with(|memory| memory.borrow().version_at(scope, std::time::Instant::now()).cloned()).ok().flatten()
+}
+
+/// What `remembered` gives for each of `scopes`, from one look at the request's memory.
+fn remembered_each<const N: usize>(scopes: &[Scope; N]) -> [Option<Bytes>; N] {
+    let now = std::time::Instant::now();
+    REQUEST
+        .try_with(|memory| {
+            let memory = memory.borrow();
+            scopes.each_ref().map(|scope| memory.version_at(scope, now).cloned())
+        })
+        .unwrap_or_else(|_| std::array::from_fn(|_| None))
+}
+
+fn remember(scope: &Scope, version: Option<Bytes>) {
+    let now = std::time::Instant::now();
+    let _ = REQUEST.try_with(|memory| memory.borrow_mut().remember_at(scope, version, now));
 }
 
 /// An entry decoded in process, and when it was.
@@ -300,9 +320,41 @@ impl Default for LocalHints {
     }
 }
 
+/// Scope versions kept in this process: plenty for every account and bucket
+/// in use; one that falls out only retires its scope's entries early.
+const LOCAL_SCOPE_VERSIONS: usize = 100_000;
+
+/// Where scope versions live. With a shared cache, in the cache (`ver:user:7`),
+/// where every replica sees them, read once per request in one round trip.
+/// With the cache in this process every write that retires a scope is made
+/// here too, so they are kept here by scope: no key to spell out, nothing to
+/// batch (a warm read spent a tenth of its instructions on that).
+pub(crate) enum ScopeVersions {
+    Shared,
+    Local(quick_cache::sync::Cache<Scope, Bytes>),
+}
+
+impl ScopeVersions {
+    pub(crate) fn for_cache(cache: &dyn crate::cache::Cache) -> Self {
+        if cache.is_local() { Self::Local(quick_cache::sync::Cache::new(LOCAL_SCOPE_VERSIONS)) } else { Self::Shared }
+    }
+}
+
+/// The version of `scope` in `versions`, created if there is none.
+fn local_version(versions: &quick_cache::sync::Cache<Scope, Bytes>, scope: &Scope) -> Bytes {
+    if let Some(version) = versions.get(scope) {
+        return version;
+    }
+    let Ok(version) = versions.get_or_insert_with(scope, || Ok::<_, std::convert::Infallible>(fresh_version()));
+    version
+}
+
 impl Services {
     /// The current version of `scope`, created if there is none; `None` without a cache.
     pub(crate) async fn version(&self, scope: &Scope) -> Option<Bytes> {
+        if let ScopeVersions::Local(versions) = &self.scope_versions {
+            return Some(local_version(versions, scope));
+        }
         if let Some(version) = remembered(scope) {
             return Some(version);
         }
@@ -314,6 +366,20 @@ impl Services {
         std::str::from_utf8(&version).ok()?;
         remember(scope, Some(version.clone()));
         Some(version)
+    }
+
+    /// `version` of each of `scopes`, taking what the request already read in one look.
+    pub(crate) async fn versions_of<const N: usize>(&self, scopes: &[Scope; N]) -> [Option<Bytes>; N] {
+        if let ScopeVersions::Local(versions) = &self.scope_versions {
+            return scopes.each_ref().map(|scope| Some(local_version(versions, scope)));
+        }
+        let mut found = remembered_each(scopes);
+        for (scope, slot) in scopes.iter().zip(&mut found) {
+            if slot.is_none() {
+                *slot = self.version(scope).await;
+            }
+        }
+        found
     }
 
     /// Reads in one round trip the versions a request by `user_id` will need:
@@ -333,31 +399,44 @@ impl Services {
     }
 
     /// Reads the versions of `scopes` in one round trip, for the lookups of
-    /// this request that follow (outside a request there is nowhere to keep them).
+    /// this request that follow (outside a request there is nowhere to keep
+    /// them). Versions kept in process need no fetching.
     pub(crate) async fn prefetch_versions(&self, scopes: &[Scope]) {
-        let in_request = REQUEST.try_with(|_| ()).is_ok();
-        if self.config.cache_lookups_disabled || !in_request {
+        if self.config.cache_lookups_disabled || matches!(self.scope_versions, ScopeVersions::Local(_)) {
             return;
         }
-        // On the stack: a request prefetches at most four scopes.
-        let wanted: SmallVec<[&Scope; 4]> = scopes.iter().filter(|scope| remembered(scope).is_none()).collect();
+        // One look at the request's memory before and one after (each costs a
+        // task-local access); the lists live on the stack: at most four scopes.
+        let now = std::time::Instant::now();
+        let Ok(wanted) = REQUEST.try_with(|memory| {
+            let memory = memory.borrow();
+            scopes.iter().filter(|scope| memory.version_at(scope, now).is_none()).collect::<SmallVec<[&Scope; 4]>>()
+        }) else {
+            return;
+        };
         if wanted.is_empty() {
             return;
         }
         let keys: SmallVec<[Key; 4]> = wanted.iter().map(|scope| scope.version_key()).collect();
         let key_refs: SmallVec<[&str; 4]> = keys.iter().map(Key::as_str).collect();
         let Ok(values) = self.cache.get_many(&key_refs).await else { return };
-        let now = std::time::Instant::now();
-        for (scope, value) in wanted.into_iter().zip(values) {
-            if let Some(version) = value.filter(|bytes| std::str::from_utf8(bytes).is_ok()) {
-                remember_at(scope, Some(version), now);
+        let _ = REQUEST.try_with(|memory| {
+            let mut memory = memory.borrow_mut();
+            for (scope, value) in wanted.into_iter().zip(values) {
+                if let Some(version) = value.filter(|bytes| std::str::from_utf8(bytes).is_ok()) {
+                    memory.remember_at(scope, Some(version), now);
+                }
             }
-        }
+        });
     }
 
     /// Retires every entry of `scope`; call after the write has committed.
     pub(crate) async fn invalidate(&self, scope: &Scope) {
         let version = fresh_version();
+        if let ScopeVersions::Local(versions) = &self.scope_versions {
+            versions.insert(scope.clone(), version);
+            return;
+        }
         match self.cache.set(&scope.version_key(), version.clone(), VERSION_TTL).await {
             Ok(()) => remember(scope, Some(version)),
             Err(error) => {

@@ -63,6 +63,8 @@ pub struct Services {
     pub instance: String,
     /// Rarely changing facts this process has seen, to save cache round trips.
     pub hints: lookups::LocalHints,
+    /// Where the versions of cache scopes are kept (see `ScopeVersions`).
+    pub(crate) scope_versions: lookups::ScopeVersions,
 }
 
 impl Services {

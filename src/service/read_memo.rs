@@ -1,8 +1,9 @@
 //! One memo per (caller, bucket, object key) for reads: the bucket record,
 //! the caller's grant and the live object together, kept under the versions
 //! of the three scopes they hang on. A warm read compares three versions (read
-//! with the caller's, in the request's one round trip) instead of looking up
-//! three entries; a write that retires any of the scopes retires the memo.
+//! with the caller's, in the request's one round trip to a shared cache, or in
+//! process) instead of looking up three entries; a write that retires any of
+//! the scopes retires the memo.
 //!
 //! The versions are captured *before* the lookups whose results the memo
 //! keeps: data loaded afterwards is at least as new as they are, so a memo
@@ -81,10 +82,9 @@ impl Services {
         if memo.at.elapsed() >= MEMO_TTL {
             return None;
         }
-        for (scope, version) in bucket_read_scopes(&memo.bucket.name, memo.bucket.id).iter().zip(&memo.versions) {
-            if self.version(scope).await.as_ref() != Some(version) {
-                return None;
-            }
+        let current = self.versions_of(&bucket_read_scopes(&memo.bucket.name, memo.bucket.id)).await;
+        if current.iter().zip(&memo.versions).any(|(current, kept)| current.as_ref() != Some(kept)) {
+            return None;
         }
         // The three lookups the memo answers count as the cache hits they replace.
         self.metrics.cache_lookup.hit.inc_by(3);
@@ -98,10 +98,8 @@ impl Services {
         }
         let name = BucketName::parse(bucket).ok()?;
         let bucket_id = self.hints.bucket_ids.get(&name)?;
-        let [name_scope, grants_scope, objects_scope] = bucket_read_scopes(&name, bucket_id);
-        let versions =
-            [self.version(&name_scope).await?, self.version(&grants_scope).await?, self.version(&objects_scope).await?];
-        Some(ReadVersions { bucket_id, versions })
+        let [name, grants, objects] = self.versions_of(&bucket_read_scopes(&name, bucket_id)).await;
+        Some(ReadVersions { bucket_id, versions: [name?, grants?, objects?] })
     }
 
     /// Keeps what a read looked up under the versions taken before it (by `read_versions`).

@@ -56,6 +56,13 @@ async fn cache_calls(app: &crate::helpers::TestApp, operation: &str) -> u64 {
     text.lines().find_map(|line| line.strip_prefix(series.as_str())?.trim().parse().ok()).unwrap_or(0)
 }
 
+/// How many batched reads a warm read makes: the four scope versions it
+/// needs, in one round trip on a shared cache; none in process, where the
+/// versions are kept beside the cache rather than in it.
+fn version_batches(app: &crate::helpers::TestApp) -> u64 {
+    if coffer::cache::Cache::is_local(app.services.cache.as_ref()) { 0 } else { 1 }
+}
+
 /// A warm read of object metadata needs four scope versions (account, bucket
 /// name, grants, objects): all are read together, in one round trip.
 #[tokio::test]
@@ -74,7 +81,7 @@ async fn a_warm_read_fetches_its_versions_in_one_call() {
     assert_eq!(read().await.expect("read").status(), 304);
     let gets = cache_calls(&app, "get").await - gets;
     let batches = cache_calls(&app, "get_many").await - batches;
-    assert_eq!((gets, batches), (0, 1), "account, bucket-name, grant and object versions together");
+    assert_eq!((gets, batches), (0, version_batches(&app)), "account, bucket-name, grant and object versions together");
 }
 
 /// With an API key, the key's owner and the minute's `last_used_at` claim are
@@ -111,5 +118,5 @@ async fn a_warm_read_with_an_api_key_costs_one_call() {
     for (operation, before) in operations.iter().zip(before) {
         calls.push((*operation, cache_calls(&app, operation).await - before));
     }
-    assert_eq!(calls, [("get", 0), ("get_many", 1), ("set_if_absent", 0), ("set", 0)]);
+    assert_eq!(calls, [("get", 0), ("get_many", version_batches(&app)), ("set_if_absent", 0), ("set", 0)]);
 }
