@@ -103,7 +103,7 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
         .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("services missing")))?;
     let ctx = request_context(request);
     if let Some(bucket) = request.match_info().get("bucket") {
-        crate::service::name_request_bucket(bucket);
+        services.name_request_bucket(bucket);
     }
     let principal = match bearer(request) {
         Some(token) => services.authenticate(&ctx, token).await?,

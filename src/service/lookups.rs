@@ -225,14 +225,6 @@ pub async fn with_request_versions<F: Future>(request: F) -> F::Output {
     REQUEST.scope(RefCell::new(RequestMemory::default()), request).await
 }
 
-/// Tells the lookups of the current request which bucket its path names, so
-/// that its versions are read together with the caller's (an invalid name is ignored).
-pub fn name_request_bucket(name: &str) {
-    if let Ok(name) = BucketName::parse(name) {
-        let _ = REQUEST.try_with(|memory| memory.borrow_mut().bucket = Some(name));
-    }
-}
-
 impl RequestMemory {
     /// The version of `scope` this request read less than `REMEMBER_FOR` before `now`.
     fn version_at(&self, scope: &Scope, now: std::time::Instant) -> Option<&Bytes> {
@@ -382,10 +374,30 @@ impl Services {
         found
     }
 
+    /// Whether scope versions are fetched from a shared cache, so that a
+    /// request gains from reading all it needs in one round trip.
+    fn versions_are_fetched(&self) -> bool {
+        !self.config.cache_lookups_disabled && matches!(self.scope_versions, ScopeVersions::Shared)
+    }
+
+    /// Tells the lookups of the current request which bucket its path names, so
+    /// that its versions are read together with the caller's (an invalid name
+    /// is ignored; versions kept in process need no such help).
+    pub fn name_request_bucket(&self, name: &str) {
+        if self.versions_are_fetched()
+            && let Ok(name) = BucketName::parse(name)
+        {
+            let _ = REQUEST.try_with(|memory| memory.borrow_mut().bucket = Some(name));
+        }
+    }
+
     /// Reads in one round trip the versions a request by `user_id` will need:
     /// the caller's account and, when the path names a bucket, the bucket's
     /// name and (under the id last seen for that name) its grants and objects.
     pub(crate) async fn prefetch_for_caller(&self, user_id: i64) {
+        if !self.versions_are_fetched() {
+            return;
+        }
         let mut scopes: SmallVec<[Scope; 4]> = smallvec![user_scope(user_id)];
         let _ = REQUEST.try_with(|memory| {
             if let Some(name) = &memory.borrow().bucket {
@@ -402,7 +414,7 @@ impl Services {
     /// this request that follow (outside a request there is nowhere to keep
     /// them). Versions kept in process need no fetching.
     pub(crate) async fn prefetch_versions(&self, scopes: &[Scope]) {
-        if self.config.cache_lookups_disabled || matches!(self.scope_versions, ScopeVersions::Local(_)) {
+        if !self.versions_are_fetched() {
             return;
         }
         // One look at the request's memory before and one after (each costs a

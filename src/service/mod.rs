@@ -34,7 +34,7 @@ pub use context::{Principal, RequestContext};
 pub use error::ServiceError;
 pub use health::{CheckStatus, Readiness};
 pub use identity::Identity;
-pub use lookups::{name_request_bucket, with_request_versions};
+pub use lookups::with_request_versions;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
