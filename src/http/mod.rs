@@ -8,6 +8,7 @@ mod body;
 mod buckets;
 mod cursor;
 mod docs;
+mod edge;
 pub mod extract;
 mod health;
 mod me;
@@ -26,7 +27,7 @@ mod thumbnails;
 pub mod ui;
 mod uploads;
 
-use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
 use crate::service::Services;
@@ -49,10 +50,7 @@ pub fn app(
         .app_data(web::JsonConfig::default().limit(max_json).error_handler(problem::json_error))
         .app_data(web::PathConfig::default().error_handler(problem::path_error))
         .app_data(web::QueryConfig::default().error_handler(problem::query_error))
-        .wrap(from_fn(rate_limit::middleware))
-        .wrap(ErrorHandlers::new().default_handler(problem::problemize))
-        .wrap(from_fn(security::middleware))
-        .wrap(from_fn(request_id::middleware))
+        .wrap(from_fn(edge::middleware))
         .configure(routes::configure)
         .default_service(web::to(ui::serve))
 }

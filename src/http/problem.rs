@@ -1,10 +1,9 @@
 //! RFC 9457 problem documents: every error leaves the server as `application/problem+json`.
 
-use actix_web::body::MessageBody;
+use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -121,15 +120,13 @@ impl ResponseError for ServiceError {
 
 /// Turns framework-made errors (unknown route, wrong method, extractor failures)
 /// that are not problem documents yet into one, keeping their status and headers.
-pub fn problemize<B: MessageBody + 'static>(
-    response: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub fn problemize(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
-        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        return response;
     }
     let status = response.status();
     let slug = match status {
@@ -151,7 +148,7 @@ pub fn problemize<B: MessageBody + 'static>(
             problem.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, problem).map_into_right_body()))
+    ServiceResponse::new(request, problem)
 }
 
 /// Extractor errors (JSON, path, query) as 400/413/415 problems with the parser's reason.

@@ -2,11 +2,9 @@
 //! applied by the `Caller` extractor once the caller is known), with
 //! `RateLimit-Limit/Remaining/Reset` on responses and 429 + `Retry-After`.
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::web;
 
 use super::extract::request_context;
 use crate::service::rate_limits::{Admission, RouteClass};
@@ -36,31 +34,29 @@ pub fn refusal(admission: &Admission) -> ServiceError {
     }
 }
 
-pub async fn middleware(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let class = RouteClass::of(request.method().as_str(), request.path());
-    let services = request.app_data::<web::Data<Services>>().cloned();
-    let (Some(class), Some(services)) = (class, services) else {
-        return Ok(next.call(request).await?.map_into_boxed_body());
-    };
+/// Counts the request against its address's limit for `class`: `Ok(None)`
+/// when the class is unlimited, `Err` with the refused admission when over.
+pub(super) async fn admit_address(
+    services: &Services,
+    class: RouteClass,
+    request: &ServiceRequest,
+) -> Result<Option<Admission>, Admission> {
     if !services.is_limited(class) {
-        return Ok(next.call(request).await?.map_into_boxed_body());
+        return Ok(None);
     }
     let ip = request_context(request.request()).ip.unwrap_or_else(|| "unknown".into());
-    let Some(admission) = services.admit(class, &format!("ip:{ip}")).await else {
-        return Ok(next.call(request).await?.map_into_boxed_body());
-    };
-    if !admission.decision.allowed {
-        crate::metrics::Metrics::count(&services.metrics.rate_limited, class.as_str());
-        let mut response = request.error_response(refusal(&admission));
-        rate_headers(response.headers_mut(), &admission);
-        return Ok(response.map_into_boxed_body());
+    match services.admit(class, &format!("ip:{ip}")).await {
+        Some(admission) if !admission.decision.allowed => {
+            crate::metrics::Metrics::count(&services.metrics.rate_limited, class.as_str());
+            Err(admission)
+        }
+        admission => Ok(admission),
     }
-    let mut response = next.call(request).await?.map_into_boxed_body();
-    if !response.headers().contains_key("ratelimit-limit") {
-        rate_headers(response.headers_mut(), &admission);
-    }
-    Ok(response)
+}
+
+/// The 429 problem for a refused admission, with its `RateLimit-*` headers.
+pub(super) fn refused(request: ServiceRequest, admission: &Admission) -> ServiceResponse<BoxBody> {
+    let mut response = request.error_response(refusal(admission));
+    rate_headers(response.headers_mut(), admission);
+    response.map_into_boxed_body()
 }

@@ -2,16 +2,13 @@
 //! response (a default CSP only where the handler set none), HSTS behind
 //! TLS, the request-head size limit, and CORS from the configured allow-list.
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::HttpResponse;
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
 
 use super::problem::Problem;
 use crate::config::Config;
-use crate::service::Services;
 
 /// The CSP of responses that did not set their own (JSON, problems, metrics).
 pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
@@ -68,44 +65,48 @@ pub fn harden(headers: &mut HeaderMap, hsts_max_age: Option<u64>) {
     headers.remove(header::SERVER);
 }
 
-/// The outermost middleware: head size limit, CORS, then the security headers.
-pub async fn middleware(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(services) = request.app_data::<web::Data<Services>>().cloned() else {
-        return Ok(next.call(request).await?.map_into_boxed_body());
-    };
-    let config = &services.config;
-    let hsts = (!config.hsts_max_age.is_zero() && behind_tls(config, request.request()))
-        .then(|| config.hsts_max_age.as_secs());
-    let cors = cors_origin(config, &request);
-    if head_size(&request) > config.max_header_bytes {
-        let problem = Problem::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers-too-large",
-            Some(format!("request headers are limited to {} bytes", config.max_header_bytes)),
-        );
-        let mut response = request.into_response(problem.response()).map_into_boxed_body();
-        harden(response.headers_mut(), hsts);
-        return Ok(response);
+/// What a response's headers need to know of its request, read before the
+/// request is handed on: HSTS (behind TLS) and the CORS origin to allow.
+pub(super) struct Hardening {
+    hsts: Option<u64>,
+    cors: Option<String>,
+}
+
+impl Hardening {
+    pub(super) fn of(config: &Config, request: &ServiceRequest) -> Self {
+        let hsts = (!config.hsts_max_age.is_zero() && behind_tls(config, request.request()))
+            .then_some(config.hsts_max_age.as_secs());
+        Self { hsts, cors: cors_origin(config, request) }
     }
-    let preflight =
-        request.method() == Method::OPTIONS && request.headers().contains_key("access-control-request-method");
-    if preflight && let Some(origin) = &cors {
+
+    /// The answer given without calling the app: 431 for an over-long head,
+    /// 204 for an allowed CORS preflight.
+    pub(super) fn answer_early(&self, config: &Config, request: &ServiceRequest) -> Option<HttpResponse> {
+        if head_size(request) > config.max_header_bytes {
+            let problem = Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                Some(format!("request headers are limited to {} bytes", config.max_header_bytes)),
+            );
+            return Some(problem.response());
+        }
+        let preflight =
+            request.method() == Method::OPTIONS && request.headers().contains_key("access-control-request-method");
+        let origin = self.cors.as_deref().filter(|_| preflight)?;
         let mut response = HttpResponse::NoContent().finish();
         allow_preflight(response.headers_mut(), origin);
-        let mut response = request.into_response(response).map_into_boxed_body();
-        harden(response.headers_mut(), hsts);
-        return Ok(response);
+        Some(response)
     }
-    let mut response = next.call(request).await?.map_into_boxed_body();
-    let headers = response.headers_mut();
-    if let Some(origin) = &cors {
-        allow_actual(headers, origin);
+
+    /// The security headers, and CORS's on an actual (not preflight) response.
+    pub(super) fn apply(&self, headers: &mut HeaderMap) {
+        if let Some(origin) = &self.cors
+            && !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        {
+            allow_actual(headers, origin);
+        }
+        harden(headers, self.hsts);
     }
-    harden(headers, hsts);
-    Ok(response)
 }
 
 /// Bytes of the request line and headers as received (approximately: name, value, separators).
