@@ -160,6 +160,10 @@ pub struct Config {
     /// Time to finish closing a connection after the response.
     #[serde(with = "humantime_serde")]
     pub client_disconnect_timeout: Duration,
+    /// An upload whose client sends no body bytes for this long is ended
+    /// (400, nothing stored); the client, not the backend, sets an upload's pace.
+    #[serde(with = "humantime_serde")]
+    pub client_body_timeout: Duration,
     /// Idle keep-alive connections are closed after this.
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
@@ -266,6 +270,7 @@ impl Default for Config {
             cors_links_any_origin: false,
             client_request_timeout: Duration::from_secs(5),
             client_disconnect_timeout: Duration::from_secs(2),
+            client_body_timeout: Duration::from_secs(60),
             keep_alive: Duration::from_secs(5),
             max_header_bytes: 16 * 1024,
         }
@@ -368,6 +373,9 @@ impl Config {
         }
         if self.client_request_timeout.is_zero() {
             return Err(ConfigError::new("client_request_timeout", "must be greater than zero"));
+        }
+        if self.client_body_timeout.is_zero() {
+            return Err(ConfigError::new("client_body_timeout", "must be greater than zero"));
         }
         if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
             return Err(ConfigError::new("max_header_bytes", "must be between 1024 and 1048576"));

@@ -97,7 +97,7 @@ pub async fn put(
 ) -> Result<HttpResponse, ServiceError> {
     let key = key_from_path(&request, "/objects/")?;
     let put = put_request(request.headers())?;
-    let body = byte_stream(payload);
+    let body = byte_stream(payload, services.config.client_body_timeout);
     let object = services.put_object(&caller.ctx, &caller.principal, &bucket.0, &key, body, &put).await?;
     Ok(created(&object))
 }
@@ -145,7 +145,14 @@ pub async fn post_form(
                     field.content_type().map(ToString::to_string).filter(|t| t != "application/octet-stream");
                 let put = PutRequest { content_type, ..PutRequest::default() };
                 let object = services
-                    .put_object(&caller.ctx, &caller.principal, &bucket, key.as_str(), byte_stream(field), &put)
+                    .put_object(
+                        &caller.ctx,
+                        &caller.principal,
+                        &bucket,
+                        key.as_str(),
+                        byte_stream(field, services.config.client_body_timeout),
+                        &put,
+                    )
                     .await?;
                 stored.push(ObjectView::from(&object));
             }

@@ -62,7 +62,15 @@ pub async fn put_part(
         None => None,
     };
     let part = services
-        .upload_part(&caller.ctx, &caller.principal, &bucket, &upload_id, number, byte_stream(payload), length)
+        .upload_part(
+            &caller.ctx,
+            &caller.principal,
+            &bucket,
+            &upload_id,
+            number,
+            byte_stream(payload, services.config.client_body_timeout),
+            length,
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", part.etag)))

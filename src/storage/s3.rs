@@ -7,7 +7,8 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+    retry::RetryConfig,
 };
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
@@ -62,6 +63,16 @@ fn size_of(value: Option<i64>) -> u64 {
     value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
+/// The SDK's stalled-stream protection, off for uploads: an upload's body
+/// comes from Coffer's client, so a pause is either that client's (ended by
+/// `client_body_timeout`, as a client error) or the backend's backpressure
+/// (Garage holding a lock for a few seconds), which the protection took for a
+/// stall and turned into a 503. Downloads keep it: a stalled backend read is
+/// the backend's fault. Timeouts still bound every operation.
+fn uploads_paced_by_the_client() -> StalledStreamProtectionConfig {
+    StalledStreamProtectionConfig::enabled().upload_enabled(false).build()
+}
+
 impl S3BlobStore {
     /// Builds a client with explicit connect, attempt and operation timeouts
     /// (the SDK sets none) and checksums only where S3 requires them.
@@ -89,6 +100,7 @@ impl S3BlobStore {
             .credentials_provider(Credentials::new(access_key, secret, None, None, "coffer-config"))
             .http_client(http_client)
             .timeout_config(timeouts)
+            .stalled_stream_protection(uploads_paced_by_the_client())
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .force_path_style(config.s3_force_path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -472,5 +484,25 @@ impl BlobStore for S3BlobStore {
             method: presigned.method().to_owned(),
             headers: presigned.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_not_cut_off_by_the_sdk_stall_check_but_downloads_are() {
+        let config = Config {
+            s3_bucket: Some("b".into()),
+            s3_access_key_id: Some("key".into()),
+            s3_secret_access_key: Some(secrecy::SecretString::from("secret")),
+            s3_endpoint: Some("http://127.0.0.1:9".into()),
+            ..Config::default()
+        };
+        let store = S3BlobStore::from_config(&config).expect("store");
+        let protection = store.client.config().stalled_stream_protection().expect("configured");
+        assert!(!protection.upload_enabled());
+        assert!(protection.download_enabled());
     }
 }

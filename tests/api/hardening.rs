@@ -210,6 +210,39 @@ async fn a_client_that_never_finishes_its_request_head_is_cut_off() {
     assert!(waited < Duration::from_secs(5), "cut off after the timeout, not the read timeout: {waited:?}");
 }
 
+/// A client that stops sending its upload's body is cut off after
+/// `client_body_timeout`, with a 400, and nothing is stored; the connection
+/// does not stay open until the backend's own timeouts.
+#[tokio::test]
+async fn an_upload_whose_client_stops_sending_is_ended_and_nothing_is_stored() {
+    let app = spawn_app_with(|c| c.client_body_timeout = Duration::from_millis(700)).await;
+    let owner = owner_with_bucket(&app, "stella", "stalled").await.access;
+    let port = app.port;
+    let token = owner.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let head = format!(
+            "PUT /api/v1/buckets/stalled/objects/half.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 1000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("head");
+        stream.write_all(&[7; 100]).expect("first bytes");
+        let started = std::time::Instant::now();
+        let mut answer = [0u8; 4096];
+        let read = stream.read(&mut answer).expect("an answer before the read timeout");
+        (String::from_utf8_lossy(&answer[..read]).into_owned(), started.elapsed())
+    })
+    .await
+    .expect("join");
+    let (answer, waited) = outcome;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("upload-interrupted"), "{answer}");
+    assert!(waited >= Duration::from_millis(600) && waited < Duration::from_secs(10), "answered after {waited:?}");
+    let missing = crate::objects::get(&app, &owner, "stalled", "half.bin").await;
+    assert_eq!(missing.status(), 404);
+}
+
 #[tokio::test]
 async fn metrics_cover_the_listed_families() {
     let app = spawn_app().await;
