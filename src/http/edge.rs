@@ -55,15 +55,9 @@ pub async fn middleware(
     if let actix_web::body::BodySize::Sized(size) = response.response().body().size() {
         services.metrics.bytes_sent.inc_by(size);
     }
-    services.metrics.observe_request(
-        response.request().method().as_str(),
-        route,
-        status,
-        started.elapsed().as_secs_f64(),
-    );
-    span.in_scope(|| {
-        tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request completed");
-    });
+    let seconds = started.elapsed().as_secs_f64();
+    services.metrics.observe_request(response.request().method().as_str(), route, status, seconds);
+    span.in_scope(|| tracing::info!(status, latency_ms = seconds * 1000.0, "request completed"));
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -16,7 +16,6 @@
 //! trip to Redis.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +28,7 @@ use smallvec::{SmallVec, smallvec};
 
 use sha2::{Digest, Sha256};
 
+use super::request_memory::{self, remember, remembered, remembered_each};
 use super::{ServiceResult, Services};
 use crate::cache::FastHasher;
 use crate::domain::{BucketName, ObjectKey, Permission, Role, Username};
@@ -194,81 +194,6 @@ fn fresh_version() -> Bytes {
     Bytes::from(uuid::Uuid::new_v4().simple().to_string())
 }
 
-/// How long a request trusts a version it has read: a long request (an
-/// upload) that looks something up again later sees changes made meanwhile.
-const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A scope version a request has read, and when.
-struct RememberedVersion {
-    scope: Scope,
-    version: Bytes,
-    at: std::time::Instant,
-}
-
-/// What one request remembers (see `with_request_versions`).
-#[derive(Default)]
-struct RequestMemory {
-    /// The scope versions the request has read: a handful, so a list.
-    versions: Vec<RememberedVersion>,
-    /// The bucket the request's path names, if any.
-    bucket: Option<BucketName>,
-}
-
-tokio::task_local! {
-    static REQUEST: RefCell<RequestMemory>;
-}
-
-/// Runs one request with its own memory of scope versions: lookups of the
-/// request within `REMEMBER_FOR` see the scope as it was when first read (or
-/// as the request's own writes left it), and read it from the cache once.
-pub async fn with_request_versions<F: Future>(request: F) -> F::Output {
-    REQUEST.scope(RefCell::new(RequestMemory::default()), request).await
-}
-
-impl RequestMemory {
-    /// The version of `scope` this request read less than `REMEMBER_FOR` before `now`.
-    fn version_at(&self, scope: &Scope, now: std::time::Instant) -> Option<&Bytes> {
-        let entry = self.versions.iter().find(|entry| entry.scope == *scope)?;
-        (now.saturating_duration_since(entry.at) < REMEMBER_FOR).then_some(&entry.version)
-    }
-
-    fn remember_at(&mut self, scope: &Scope, version: Option<Bytes>, now: std::time::Instant) {
-        let existing = self.versions.iter().position(|entry| entry.scope == *scope);
-        match (version, existing) {
-            (Some(version), Some(index)) => {
-                let entry = &mut self.versions[index];
-                entry.version = version;
-                entry.at = now;
-            }
-            (Some(version), None) => self.versions.push(RememberedVersion { scope: scope.clone(), version, at: now }),
-            (None, Some(index)) => {
-                self.versions.swap_remove(index);
-            }
-            (None, None) => {}
-        }
-    }
-}
-
-fn remembered(scope: &Scope) -> Option<Bytes> {
-    REQUEST.try_with(|memory| memory.borrow().version_at(scope, std::time::Instant::now()).cloned()).ok().flatten()
-}
-
-/// What `remembered` gives for each of `scopes`, from one look at the request's memory.
-fn remembered_each<const N: usize>(scopes: &[Scope; N]) -> [Option<Bytes>; N] {
-    let now = std::time::Instant::now();
-    REQUEST
-        .try_with(|memory| {
-            let memory = memory.borrow();
-            scopes.each_ref().map(|scope| memory.version_at(scope, now).cloned())
-        })
-        .unwrap_or_else(|_| std::array::from_fn(|_| None))
-}
-
-fn remember(scope: &Scope, version: Option<Bytes>) {
-    let now = std::time::Instant::now();
-    let _ = REQUEST.try_with(|memory| memory.borrow_mut().remember_at(scope, version, now));
-}
-
 /// An entry decoded in process, and when it was.
 type Decoded = (std::time::Instant, Arc<dyn Any + Send + Sync>);
 
@@ -387,7 +312,7 @@ impl Services {
         if self.versions_are_fetched()
             && let Ok(name) = BucketName::parse(name)
         {
-            let _ = REQUEST.try_with(|memory| memory.borrow_mut().bucket = Some(name));
+            let _ = request_memory::try_with(|memory| memory.borrow_mut().bucket = Some(name));
         }
     }
 
@@ -399,7 +324,7 @@ impl Services {
             return;
         }
         let mut scopes: SmallVec<[Scope; 4]> = smallvec![user_scope(user_id)];
-        let _ = REQUEST.try_with(|memory| {
+        let _ = request_memory::try_with(|memory| {
             if let Some(name) = &memory.borrow().bucket {
                 match self.hints.bucket_ids.get(name) {
                     Some(id) => scopes.extend(bucket_read_scopes(name, id)),
@@ -420,7 +345,7 @@ impl Services {
         // One look at the request's memory before and one after (each costs a
         // task-local access); the lists live on the stack: at most four scopes.
         let now = std::time::Instant::now();
-        let Ok(wanted) = REQUEST.try_with(|memory| {
+        let Some(wanted) = request_memory::try_with(|memory| {
             let memory = memory.borrow();
             scopes.iter().filter(|scope| memory.version_at(scope, now).is_none()).collect::<SmallVec<[&Scope; 4]>>()
         }) else {
@@ -432,7 +357,7 @@ impl Services {
         let keys: SmallVec<[Key; 4]> = wanted.iter().map(|scope| scope.version_key()).collect();
         let key_refs: SmallVec<[&str; 4]> = keys.iter().map(Key::as_str).collect();
         let Ok(values) = self.cache.get_many(&key_refs).await else { return };
-        let _ = REQUEST.try_with(|memory| {
+        let _ = request_memory::try_with(|memory| {
             let mut memory = memory.borrow_mut();
             for (scope, value) in wanted.into_iter().zip(values) {
                 if let Some(version) = value.filter(|bytes| std::str::from_utf8(bytes).is_ok()) {
@@ -636,24 +561,5 @@ mod tests {
         let long = "k".repeat(100);
         assert_eq!(joined(&["o", &long]), format!("o:{long}"), "longer than the stack buffer");
         assert_eq!(joined(&["é", "ü"]), "é:ü");
-    }
-
-    #[tokio::test]
-    async fn a_request_remembers_versions_briefly_and_only_its_own() {
-        assert_eq!(remembered(&user_scope(1)), None, "outside a request nothing is kept");
-        remember(&user_scope(1), Some(Bytes::from_static(b"v1")));
-        assert_eq!(remembered(&user_scope(1)), None);
-        with_request_versions(async {
-            remember(&user_scope(1), Some(Bytes::from_static(b"v1")));
-            assert_eq!(remembered(&user_scope(1)).as_deref(), Some(&b"v1"[..]));
-            remember(&user_scope(1), None);
-            assert_eq!(remembered(&user_scope(1)), None, "forgotten after a failed invalidation");
-            remember(&bucket_scope(2), Some(Bytes::from_static(b"v2")));
-            tokio::time::sleep(REMEMBER_FOR + Duration::from_millis(50)).await;
-            assert_eq!(remembered(&bucket_scope(2)), None, "read again after a while");
-        })
-        .await;
-        with_request_versions(async { assert_eq!(remembered(&bucket_scope(2)), None, "each request starts afresh") })
-            .await;
     }
 }

@@ -21,6 +21,7 @@ pub mod rate_limits;
 pub mod read_log;
 mod read_memo;
 pub mod reconcile;
+mod request_memory;
 pub mod retention;
 pub mod shares;
 pub mod signing;
@@ -34,7 +35,7 @@ pub use context::{Principal, RequestContext};
 pub use error::ServiceError;
 pub use health::{CheckStatus, Readiness};
 pub use identity::Identity;
-pub use lookups::with_request_versions;
+pub use request_memory::with_request_versions;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
