@@ -9,6 +9,7 @@ pub mod instrumented;
 mod part_buffers;
 mod s3;
 mod s3_errors;
+mod s3_http;
 mod s3_lock;
 mod s3_routed;
 mod s3_upload;

@@ -13,6 +13,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
 use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::ExposeSecret;
@@ -86,9 +87,16 @@ impl S3BlobStore {
             .ok_or_else(|| missing("s3_secret_access_key"))?
             .expose_secret()
             .to_owned();
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-            .build_https();
+        // Plain-HTTP endpoints (Garage, MinIO on a private network) get sockets
+        // that acknowledge at once; see `s3_http`.
+        let plain_http = config.s3_endpoint.as_deref().is_some_and(|url| url.starts_with("http://"));
+        let http_client = if plain_http {
+            SharedHttpClient::new(super::s3_http::QuickAckHttpClient::new(config.s3_connect_timeout))
+        } else {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+                .build_https()
+        };
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.s3_connect_timeout)
             .operation_attempt_timeout(config.s3_attempt_timeout)

@@ -130,3 +130,24 @@ async fn bodies_of_unknown_length_larger_than_a_part_stream_through() {
     let body = get(&app, &owner.access, "hana-files", "chunked.bin").await.bytes().await.expect("body");
     assert_eq!(sha256(&body), sha256(&data));
 }
+
+/// Garage sends without `TCP_NODELAY`: on a kept-alive backend connection
+/// each small response waited ~40 ms for Coffer's delayed ACK until the S3
+/// client's sockets asked for immediate ACKs (`storage::s3_http`). On the
+/// filesystem backend this is simply fast.
+#[tokio::test]
+async fn small_reads_do_not_wait_for_delayed_acks() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "hal", "hal-files").await;
+    put(&app, &owner.access, "hal-files", "small.bin", vec![5u8; 4096]).await;
+    let mut took = Vec::new();
+    for _ in 0..12 {
+        let started = std::time::Instant::now();
+        let response = get(&app, &owner.access, "hal-files", "small.bin").await;
+        assert_eq!(response.bytes().await.expect("body").len(), 4096);
+        took.push(started.elapsed());
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    assert!(median < Duration::from_millis(30), "median of 12 small GETs {median:?}: {took:?}");
+}
