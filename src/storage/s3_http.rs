@@ -6,7 +6,6 @@
 //! ~45 ms through Coffer. `TCP_QUICKACK` before each read sends that ACK
 //! at once. HTTPS endpoints keep the SDK's own client.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -79,7 +78,7 @@ impl Connection for QuickAckStream {
 }
 
 /// Opens [`QuickAckStream`]s (hyper's TCP connector, `TCP_NODELAY` on).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct QuickAckConnector(TcpConnector);
 
 impl tower_service::Service<Uri> for QuickAckConnector {
@@ -98,15 +97,9 @@ impl tower_service::Service<Uri> for QuickAckConnector {
 }
 
 /// The SDK's `HttpClient` over [`QuickAckConnector`], one pool for all requests.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct QuickAckHttpClient {
     client: Client<QuickAckConnector, SdkBody>,
-}
-
-impl fmt::Debug for QuickAckHttpClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("QuickAckHttpClient")
-    }
 }
 
 impl QuickAckHttpClient {
