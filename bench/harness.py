@@ -47,9 +47,17 @@ def wait_for(url, timeout=30, expect=200):
     raise RuntimeError(f"{url} did not answer {expect} within {timeout}s")
 
 
-def spawn(args, env=None, log_name=None):
+def spawn(args, env=None, log_name=None, own_session=True):
+    """Starts a server in a process group of its own (stopped as a group at exit).
+
+    `own_session` also gives it a session of its own, hence, on a kernel with
+    autogroup scheduling, a scheduling group of its own: the kernel then
+    shares the CPUs between it and the load generator as two groups, whatever
+    the priorities of the threads inside.
+    """
     out = open(os.path.join(WORK, log_name or "proc.log"), "wb")
-    process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    placement = {"start_new_session": True} if own_session else {"process_group": 0}
+    process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, **placement)
     _children.append(process)
     return process
 
@@ -135,7 +143,7 @@ http {{
     raise RuntimeError("nginx did not start")
 
 
-def coffer(s3=None, extra_env=None, data_dir=None):
+def coffer(s3=None, extra_env=None, data_dir=None, own_session=True):
     """A release Coffer on a free port with a first admin; returns (url, token, process)."""
     port = free_port()
     data_dir = data_dir or tempfile.mkdtemp(prefix="coffer-", dir=WORK)
@@ -143,7 +151,7 @@ def coffer(s3=None, extra_env=None, data_dir=None):
     password = "bench-admin-password-" + os.urandom(8).hex()
     subprocess.run([BINARY, "user", "create", "bench", "--role", "admin", "--password-stdin"], input=password + "\n",
                    env=env, check=True, capture_output=True, text=True)
-    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log")
+    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log", own_session=own_session)
     url = f"http://127.0.0.1:{port}"
     wait_for(url + "/health/ready")
     token = json_request(url + "/api/v1/auth/login", {"username": "bench", "password": password})["access_token"]
@@ -348,7 +356,7 @@ def coffer_env(port, data_dir, s3=None, extra_env=None, s3_prefix=None):
 def serve(env, timeout=60):
     """`coffer serve` with this environment; returns (url, process) once it is ready."""
     port = env["COFFER_BIND"].rsplit(":", 1)[1]
-    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log")
+    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log", own_session=own_session)
     url = f"http://127.0.0.1:{port}"
     wait_for(url + "/health/ready", timeout=timeout)
     return url, process
