@@ -356,7 +356,7 @@ def coffer_env(port, data_dir, s3=None, extra_env=None, s3_prefix=None):
 def serve(env, timeout=60):
     """`coffer serve` with this environment; returns (url, process) once it is ready."""
     port = env["COFFER_BIND"].rsplit(":", 1)[1]
-    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log", own_session=own_session)
+    process = spawn([BINARY, "serve"], env=env, log_name=f"coffer-{port}.log")
     url = f"http://127.0.0.1:{port}"
     wait_for(url + "/health/ready", timeout=timeout)
     return url, process
