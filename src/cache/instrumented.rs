@@ -61,6 +61,14 @@ impl Cache for Instrumented {
         self.timed("set_immutable", self.inner.set_immutable(key, value, ttl)).await
     }
 
+    async fn get_coherent(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        self.timed("get_coherent", self.inner.get_coherent(keys)).await
+    }
+
+    async fn set_coherent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        self.timed("set_coherent", self.inner.set_coherent(key, value, ttl)).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.timed("delete", self.inner.delete(key)).await
     }

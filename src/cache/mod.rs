@@ -1,7 +1,9 @@
 //! The `Cache` port: namespaced byte values with TTLs, in process (moka) or in Redis.
 
+mod coherent;
 pub mod instrumented;
 mod memory;
+mod near;
 mod rates;
 mod redis;
 
@@ -54,6 +56,17 @@ pub trait Cache: Send + Sync {
     }
     /// Stores a value for `get_immutable`.
     async fn set_immutable(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        self.set(key, value, ttl).await
+    }
+    /// Reads keys written only by `set_coherent` (scope versions), in order.
+    /// A shared adapter may answer from copies in this process, kept only
+    /// while every writer waits for them to go (see `coherent`).
+    async fn get_coherent(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        self.get_many(keys).await
+    }
+    /// Stores a key read by `get_coherent`; returns once no replica can
+    /// answer the value it replaces.
+    async fn set_coherent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         self.set(key, value, ttl).await
     }
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError>;

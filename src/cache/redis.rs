@@ -1,4 +1,5 @@
-//! Redis cache adapter: one multiplexed, auto-reconnecting connection with short timeouts.
+//! Redis cache adapter: one multiplexed, auto-reconnecting connection with
+//! short timeouts, and coherent local copies of scope versions (`coherent`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::coherent::Coherence;
 use super::{Cache, CacheError};
 use crate::policy::rate::{self, Quota, RateDecision};
 
@@ -47,6 +49,7 @@ pub struct RedisCache {
     open_until: AtomicI64,
     /// Immutable entries already fetched, so a warm lookup costs one round trip (its version), not two.
     local: moka::future::Cache<String, Bytes, super::FastHasher>,
+    coherence: Coherence,
 }
 
 fn unavailable(error: redis::RedisError) -> CacheError {
@@ -60,8 +63,9 @@ impl RedisCache {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+        let connection = ConnectionManager::new_with_config(client.clone(), config).await.map_err(unavailable)?;
         Ok(Self {
+            coherence: Coherence::start(client, connection.clone(), namespace),
             connection,
             namespace: namespace.to_owned(),
             gcra: redis::Script::new(GCRA),
@@ -118,6 +122,35 @@ impl Cache for RedisCache {
         let values: Vec<Option<Vec<u8>>> =
             self.guarded(redis::cmd("MGET").arg(&names).query_async(&mut connection)).await?;
         Ok(values.into_iter().map(|value| value.map(Bytes::from)).collect())
+    }
+
+    async fn get_coherent(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let now = std::time::Instant::now();
+        let near = &self.coherence.near;
+        let mut values: Vec<Option<Bytes>> = keys.iter().map(|key| near.get(key, now)).collect();
+        let missing: smallvec::SmallVec<[usize; 4]> = (0..keys.len()).filter(|&at| values[at].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(values);
+        }
+        let ticket = near.ticket();
+        let wanted: smallvec::SmallVec<[&str; 4]> = missing.iter().map(|&at| keys[at]).collect();
+        let fetched = self.get_many(&wanted).await?;
+        near.fill(ticket, wanted.iter().zip(&fetched).filter_map(|(key, value)| Some((*key, value.clone()?))), now);
+        for (at, value) in missing.into_iter().zip(fetched) {
+            values[at] = value;
+        }
+        Ok(values)
+    }
+
+    async fn set_coherent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let full_key = self.key(key);
+        let invocation = self.coherence.publish(&full_key, key, value.as_ref(), millis);
+        let seq: u64 = self.guarded(invocation.invoke_async(&mut connection)).await?;
+        self.coherence.near.invalidate([key]);
+        self.coherence.await_acknowledgements(seq).await;
+        Ok(())
     }
 
     async fn get_immutable(&self, key: &str) -> Result<Option<Bytes>, CacheError> {

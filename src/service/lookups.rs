@@ -276,7 +276,7 @@ impl Services {
             return Some(version);
         }
         let key = scope.version_key();
-        let version = match self.cache.get(&key).await.ok()? {
+        let version = match self.cache.get_coherent(&[&key]).await.ok()?.pop().flatten() {
             Some(version) => version,
             None => self.cache.set_if_absent(&key, fresh_version(), VERSION_TTL).await.ok()?,
         };
@@ -356,7 +356,7 @@ impl Services {
         }
         let keys: SmallVec<[Key; 4]> = wanted.iter().map(|scope| scope.version_key()).collect();
         let key_refs: SmallVec<[&str; 4]> = keys.iter().map(Key::as_str).collect();
-        let Ok(values) = self.cache.get_many(&key_refs).await else { return };
+        let Ok(values) = self.cache.get_coherent(&key_refs).await else { return };
         let _ = request_memory::try_with(|memory| {
             let mut memory = memory.borrow_mut();
             for (scope, value) in wanted.into_iter().zip(values) {
@@ -374,7 +374,7 @@ impl Services {
             versions.insert(scope.clone(), version);
             return;
         }
-        match self.cache.set(&scope.version_key(), version.clone(), VERSION_TTL).await {
+        match self.cache.set_coherent(&scope.version_key(), version.clone(), VERSION_TTL).await {
             Ok(()) => remember(scope, Some(version)),
             Err(error) => {
                 remember(scope, None);

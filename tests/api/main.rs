@@ -19,6 +19,7 @@ mod helpers;
 mod identity;
 mod lifecycle;
 mod metrics;
+mod near_copies;
 mod object_streams;
 mod objects;
 mod presign;

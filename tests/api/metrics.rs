@@ -57,7 +57,8 @@ async fn cache_calls(app: &crate::helpers::TestApp, operation: &str) -> u64 {
 }
 
 /// How many batched reads a warm read makes: the four scope versions it
-/// needs, in one round trip on a shared cache; none in process, where the
+/// needs, in one call on a shared cache (answered from this replica's
+/// coherent copies once warm: `near_copies`); none in process, where the
 /// versions are kept beside the cache rather than in it.
 fn version_batches(app: &crate::helpers::TestApp) -> u64 {
     if coffer::cache::Cache::is_local(app.services.cache.as_ref()) { 0 } else { 1 }
@@ -77,15 +78,15 @@ async fn a_warm_read_fetches_its_versions_in_one_call() {
             .send()
     };
     assert_eq!(read().await.expect("warm-up").status(), 304);
-    let (gets, batches) = (cache_calls(&app, "get").await, cache_calls(&app, "get_many").await);
+    let (gets, batches) = (cache_calls(&app, "get").await, cache_calls(&app, "get_coherent").await);
     assert_eq!(read().await.expect("read").status(), 304);
     let gets = cache_calls(&app, "get").await - gets;
-    let batches = cache_calls(&app, "get_many").await - batches;
+    let batches = cache_calls(&app, "get_coherent").await - batches;
     assert_eq!((gets, batches), (0, version_batches(&app)), "account, bucket-name, grant and object versions together");
 }
 
 /// With an API key, the key's owner and the minute's `last_used_at` claim are
-/// remembered in process: a warm read still costs one round trip.
+/// remembered in process: a warm read still costs one call to the cache.
 #[tokio::test]
 async fn a_warm_read_with_an_api_key_costs_one_call() {
     let app = spawn_app().await;
@@ -108,7 +109,7 @@ async fn a_warm_read_with_an_api_key_costs_one_call() {
             .send()
     };
     assert_eq!(read().await.expect("warm-up").status(), 304);
-    let operations = ["get", "get_many", "set_if_absent", "set"];
+    let operations = ["get", "get_many", "get_coherent", "set_if_absent", "set"];
     let mut before = Vec::new();
     for operation in operations {
         before.push(cache_calls(&app, operation).await);
@@ -118,5 +119,7 @@ async fn a_warm_read_with_an_api_key_costs_one_call() {
     for (operation, before) in operations.iter().zip(before) {
         calls.push((*operation, cache_calls(&app, operation).await - before));
     }
-    assert_eq!(calls, [("get", 0), ("get_many", version_batches(&app)), ("set_if_absent", 0), ("set", 0)]);
+    let expected =
+        [("get", 0), ("get_many", 0), ("get_coherent", version_batches(&app)), ("set_if_absent", 0), ("set", 0)];
+    assert_eq!(calls, expected);
 }

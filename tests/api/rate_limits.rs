@@ -3,14 +3,13 @@
 //! serving, limits still enforced, while its Redis is down, recovering
 //! without a restart.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coffer::domain::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem, spawn_app_with};
+use crate::helpers::{PrivateRedis, TestApp, free_port, problem, spawn_app_with};
 
 async fn login_attempt(app: &TestApp, from: &str) -> reqwest::Response {
     app.client
@@ -84,42 +83,6 @@ async fn users_are_limited_wherever_they_come_from_and_replicas_share_the_count(
         let response = other.with_token(Method::GET, "/api/v1/me", &bob).header("x-forwarded-for", "192.0.2.99").send();
         assert_eq!(response.await.expect("me").status(), StatusCode::TOO_MANY_REQUESTS, "shared through Redis");
     }
-}
-
-/// A Redis of this test's own, on a free port, which the test may stop.
-struct PrivateRedis {
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (installed with the test services)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "private redis did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
 }
 
 async fn cache_check(app: &TestApp) -> (u16, String) {

@@ -1,0 +1,115 @@
+//! Coherent local copies of scope versions over Redis (`cache::coherent`): a
+//! warm read on a replica asks Redis nothing, a change made on another
+//! replica still shows on the next request, and a writer waits for every
+//! leaseholder to acknowledge its change, or for that lease to end. Each
+//! test runs its own Redis, so Redis' command counts are its own.
+
+use std::time::{Duration, Instant};
+
+use coffer::domain::Role;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{PrivateRedis, TestApp, free_port, spawn_app_with};
+use crate::objects::{get, owner_with_bucket, put};
+
+/// Rate limits off: their scripts would read and write Redis on every request.
+async fn app_on_redis(port: u16) -> TestApp {
+    spawn_app_with(|c| {
+        c.redis_url = Some(SecretString::from(format!("redis://127.0.0.1:{port}")));
+        c.rate_limit_api_per_minute = 0;
+    })
+    .await
+}
+
+async fn redis_on(port: u16) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("redis url");
+    client.get_multiplexed_async_connection().await.expect("redis connection")
+}
+
+/// How many `GET` and `MGET` commands Redis has answered: the reads of cached lookups.
+async fn lookups_answered(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await.expect("INFO");
+    stats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_get:") || line.starts_with("cmdstat_mget:"))
+        .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn body(app: &TestApp, token: &str, key: &str) -> String {
+    let response = get(app, token, "near", key).await;
+    assert_eq!(response.status(), StatusCode::OK, "{key}");
+    response.text().await.expect("body")
+}
+
+#[tokio::test]
+async fn warm_reads_on_a_replica_ask_redis_nothing_yet_see_a_change_made_elsewhere_at_once() {
+    let port = free_port();
+    let _redis = PrivateRedis::start(port);
+    let mut redis = redis_on(port).await;
+    let a = app_on_redis(port).await;
+    let b = a.replica().await;
+    let token = owner_with_bucket(&a, "nina", "near").await.access;
+    assert_eq!(put(&a, &token, "near", "doc.txt", b"version 1".to_vec()).await.status(), StatusCode::CREATED);
+    for _ in 0..5 {
+        body(&b, &token, "doc.txt").await;
+    }
+
+    let before = lookups_answered(&mut redis).await;
+    for _ in 0..20 {
+        assert_eq!(body(&b, &token, "doc.txt").await, "version 1");
+    }
+    assert_eq!(lookups_answered(&mut redis).await, before, "B answered its warm reads from its own copies");
+
+    assert_eq!(put(&a, &token, "near", "doc.txt", b"version 2".to_vec()).await.status(), StatusCode::CREATED);
+    assert_eq!(body(&b, &token, "doc.txt").await, "version 2", "overwritten on A, read on B");
+    let deleted = a.with_token(Method::DELETE, &crate::objects::object_path("near", "doc.txt"), &token).send().await;
+    assert_eq!(deleted.expect("delete").status(), StatusCode::NO_CONTENT);
+    assert_eq!(get(&b, &token, "near", "doc.txt").await.status(), StatusCode::NOT_FOUND, "deleted on A");
+
+    // B warm again, then the caller is disabled on A: B refuses the token on its next request.
+    assert_eq!(put(&a, &token, "near", "kept.txt", b"kept".to_vec()).await.status(), StatusCode::CREATED);
+    for _ in 0..3 {
+        body(&b, &token, "kept.txt").await;
+    }
+    let admin = a.user_session("ada", Role::Admin).await.access;
+    let disabled =
+        a.with_token(Method::PATCH, "/api/v1/admin/users/nina", &admin).json(&json!({"disabled": true})).send().await;
+    assert_eq!(disabled.expect("disable").status(), StatusCode::OK);
+    assert_eq!(get(&b, &token, "near", "kept.txt").await.status(), StatusCode::UNAUTHORIZED, "disabled on A");
+}
+
+#[tokio::test]
+async fn a_leaseholder_that_never_acknowledges_holds_writes_only_until_its_lease_ends() {
+    let port = free_port();
+    let _redis = PrivateRedis::start(port);
+    let mut redis = redis_on(port).await;
+    let a = app_on_redis(port).await;
+    let token = a.user_session("gina", Role::User).await.access;
+    let create = |name: &'static str| {
+        a.with_token(Method::POST, "/api/v1/buckets", &token).json(&json!({ "name": name })).send()
+    };
+    let started = Instant::now();
+    assert_eq!(create("quick").await.expect("bucket").status(), StatusCode::CREATED);
+    assert!(started.elapsed() < Duration::from_secs(1), "no other leaseholder: {:?}", started.elapsed());
+
+    // A replica that Redis counts as leased for 1.5 s more and that never acknowledges anything.
+    let _: i64 = redis::cmd("EVAL")
+        .arg("local t = redis.call('TIME') return redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + 1500, 'ghost')")
+        .arg(1)
+        .arg(format!("{}:near:leases", a.config.cache_namespace))
+        .query_async(&mut redis)
+        .await
+        .expect("ghost lease");
+    let started = Instant::now();
+    assert_eq!(create("held").await.expect("bucket").status(), StatusCode::CREATED);
+    let held = started.elapsed();
+    assert!(held >= Duration::from_millis(1200), "the write waited for the ghost's lease: {held:?}");
+    assert!(held < Duration::from_secs(4), "but no longer: {held:?}");
+
+    let started = Instant::now();
+    assert_eq!(create("free").await.expect("bucket").status(), StatusCode::CREATED);
+    assert!(started.elapsed() < Duration::from_secs(1), "the ghost's lease has ended: {:?}", started.elapsed());
+}
