@@ -62,14 +62,24 @@ return pending
 
 /// Registers ARGV[1]'s lease until Redis' now + ARGV[2] ms, raises its
 /// acknowledgement to at least ARGV[3], and answers the latest change number.
+/// Answers -1 and registers nothing when Redis has lost what the replica
+/// relies on (flushed, evicted, failed over): change numbers behind what it
+/// applied, or, when it holds a lease (ARGV[5] = 1), its lease entry. The
+/// replica then drops its copies and starts over.
 const RENEW: &str = r"
+local latest = tonumber(redis.call('GET', KEYS[3])) or 0
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if tonumber(ARGV[3]) > latest or (ARGV[5] == '1' and not held) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return -1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
 local acked = tonumber(redis.call('GET', KEYS[2])) or 0
 redis.call('SET', KEYS[2], math.max(acked, tonumber(ARGV[3])), 'PX', ARGV[4])
-return tonumber(redis.call('GET', KEYS[3])) or 0
+return latest
 ";
 
 /// The Redis names one namespace's coherence uses.
@@ -252,6 +262,13 @@ async fn listen(client: &redis::Client, mut connection: ConnectionManager, share
     }
 }
 
+/// Drops every copy and the lease, and has the subscriber subscribe afresh
+/// (reading the change number again).
+fn start_over(shared: &Shared) {
+    shared.near.stop_listening();
+    shared.resubscribe.notify_one();
+}
+
 /// Renews the lease every `RENEW_EVERY` while the subscriber keeps up.
 async fn keep_lease(mut connection: ConnectionManager, shared: Arc<Shared>) {
     let renew = redis::Script::new(RENEW);
@@ -267,12 +284,12 @@ async fn keep_lease(mut connection: ConnectionManager, shared: Arc<Shared>) {
         let applied = shared.applied.load(Ordering::SeqCst);
         if due.is_some_and(|due| applied < due) {
             tracing::warn!("cache change subscription stalled; resubscribing");
-            shared.near.stop_listening();
-            shared.resubscribe.notify_one();
+            start_over(&shared);
             due = None;
             continue;
         }
         let requested_at = Instant::now();
+        let holding = shared.near.leased(requested_at);
         let mut invocation = renew.key(&shared.names.leases);
         invocation
             .key(&ack)
@@ -280,11 +297,19 @@ async fn keep_lease(mut connection: ConnectionManager, shared: Arc<Shared>) {
             .arg(&shared.replica)
             .arg(lease_ms)
             .arg(applied)
-            .arg(ACK_TTL_MS);
-        match invocation.invoke_async::<u64>(&mut connection).await {
-            Ok(latest) => {
+            .arg(ACK_TTL_MS)
+            .arg(u8::from(holding));
+        match invocation.invoke_async::<i64>(&mut connection).await {
+            Ok(latest) if latest >= 0 => {
                 shared.near.renew(requested_at, LEASE);
-                due = Some(latest);
+                due = u64::try_from(latest).ok();
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "redis lost cache change numbers or this replica's lease (flushed or evicted); starting over"
+                );
+                start_over(&shared);
+                due = None;
             }
             // The lease runs out by itself.
             Err(_) => due = None,

@@ -113,3 +113,26 @@ async fn a_leaseholder_that_never_acknowledges_holds_writes_only_until_its_lease
     assert_eq!(create("free").await.expect("bucket").status(), StatusCode::CREATED);
     assert!(started.elapsed() < Duration::from_secs(1), "the ghost's lease has ended: {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn copies_go_when_redis_loses_the_state_they_rely_on() {
+    let port = free_port();
+    let _redis = PrivateRedis::start(port);
+    let mut redis = redis_on(port).await;
+    let a = app_on_redis(port).await;
+    let token = owner_with_bucket(&a, "fay", "near").await.access;
+    assert_eq!(put(&a, &token, "near", "doc.txt", b"kept".to_vec()).await.status(), StatusCode::CREATED);
+    for _ in 0..5 {
+        body(&a, &token, "doc.txt").await;
+    }
+    let before = lookups_answered(&mut redis).await;
+    body(&a, &token, "doc.txt").await;
+    assert_eq!(lookups_answered(&mut redis).await, before, "warm: answered from copies");
+
+    // Flushed (or evicted, or failed over): the next lease renewal notices and the copies go.
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await.expect("FLUSHALL");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = lookups_answered(&mut redis).await;
+    assert_eq!(body(&a, &token, "doc.txt").await, "kept");
+    assert!(lookups_answered(&mut redis).await > before, "versions read from Redis again");
+}
