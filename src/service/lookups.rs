@@ -12,8 +12,9 @@
 //! Within one request a scope's version is read once and then remembered
 //! (`with_request_versions`), and the versions a request will need — the
 //! caller's account and the bucket its path names — are read together as soon
-//! as the caller is known (`prefetch_for_caller`): a warm read costs one round
-//! trip to Redis.
+//! as the caller is known (`prefetch_for_caller`): at most one round trip to
+//! Redis, and none once this replica holds coherent copies of them
+//! (`cache::coherent`).
 
 use std::any::Any;
 use std::future::Future;
@@ -242,7 +243,8 @@ impl Default for LocalHints {
 const LOCAL_SCOPE_VERSIONS: usize = 100_000;
 
 /// Where scope versions live. With a shared cache, in the cache (`ver:user:7`),
-/// where every replica sees them, read once per request in one round trip.
+/// where every replica sees them, read once per request through the cache's
+/// coherent copies (a round trip only for those this replica lacks).
 /// With the cache in this process every write that retires a scope is made
 /// here too, so they are kept here by scope: no key to spell out, nothing to
 /// batch (a warm read spent a tenth of its instructions on that).

@@ -1,7 +1,7 @@
 //! One memo per (caller, bucket, object key) for reads: the bucket record,
 //! the caller's grant and the live object together, kept under the versions
 //! of the three scopes they hang on. A warm read compares three versions (read
-//! with the caller's, in the request's one round trip to a shared cache, or in
+//! with the caller's, together from a shared cache's coherent copies, or in
 //! process) instead of looking up three entries; a write that retires any of
 //! the scopes retires the memo.
 //!
