@@ -65,6 +65,7 @@ pub struct Metrics {
     pub cache_lookups: Family<KindLabel, Counter>,
     pub cache_lookup: LookupCounters,
     pub cache_breaker_open: Gauge,
+    pub cache_copies_leased: Gauge,
     /// Refusals by route class.
     pub rate_limited: Family<KindLabel, Counter>,
     /// `success`, `failure`.
@@ -169,6 +170,7 @@ impl Metrics {
             cache_lookups,
             cache_lookup,
             cache_breaker_open: Gauge::default(),
+            cache_copies_leased: Gauge::default(),
             rate_limited: Family::default(),
             logins: Family::default(),
             thumbnails_rendered: Counter::default(),
@@ -200,6 +202,11 @@ impl Metrics {
             "cache_breaker_open",
             "1 while Redis is bypassed after a failure",
             metrics.cache_breaker_open.clone(),
+        );
+        registry.register(
+            "cache_copies_leased",
+            "1 while this replica answers scope versions from its coherent copies of Redis' (lease held)",
+            metrics.cache_copies_leased.clone(),
         );
         registry.register("rate_limited", "Requests refused with 429, by route class", metrics.rate_limited.clone());
         registry.register("logins", "Password logins by outcome", metrics.logins.clone());

@@ -85,6 +85,10 @@ impl Cache for Instrumented {
         self.inner.breaker_open()
     }
 
+    fn copies_leased(&self) -> bool {
+        self.inner.copies_leased()
+    }
+
     async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError> {
         self.timed("admit", self.inner.admit(key, quota)).await
     }

@@ -78,6 +78,11 @@ pub trait Cache: Send + Sync {
     fn breaker_open(&self) -> bool {
         false
     }
+    /// Whether `get_coherent` may answer from copies in this process now (a
+    /// shared adapter holding its lease).
+    fn copies_leased(&self) -> bool {
+        false
+    }
     /// Counts one request of `key` against `quota`, atomically across every
     /// replica that shares this cache (GCRA, see `policy::rate`).
     async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError>;

@@ -106,6 +106,10 @@ impl Cache for RedisCache {
         self.open_until.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
     }
 
+    fn copies_leased(&self) -> bool {
+        self.coherence.near.leased(std::time::Instant::now())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         let mut connection = self.connection.clone();
         let value: Option<Vec<u8>> = self.guarded(connection.get(self.key(key))).await?;

@@ -30,6 +30,7 @@ pub async fn metrics(services: web::Data<Services>, request: actix_web::HttpRequ
         }
     }
     services.metrics.cache_breaker_open.set(i64::from(services.cache.breaker_open()));
+    services.metrics.cache_copies_leased.set(i64::from(services.cache.copies_leased()));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(services.metrics.render())
 }
 

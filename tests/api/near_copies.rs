@@ -57,6 +57,8 @@ async fn warm_reads_on_a_replica_ask_redis_nothing_yet_see_a_change_made_elsewhe
         body(&b, &token, "doc.txt").await;
     }
 
+    let metrics = b.get("/metrics").await.text().await.expect("metrics");
+    assert!(metrics.lines().any(|line| line == "coffer_cache_copies_leased 1"), "B holds its lease");
     let before = lookups_answered(&mut redis).await;
     for _ in 0..20 {
         assert_eq!(body(&b, &token, "doc.txt").await, "version 1");
