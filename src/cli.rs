@@ -332,6 +332,7 @@ async fn reconcile(config: Config) -> Result<(), CliError> {
     init_logs(&config);
     let services = crate::startup::build_services(config, std::sync::Arc::new(SystemClock)).await?;
     let result = services.reconcile(None, None).await;
+    services.cache.release().await;
     services.store.close().await;
     let (report, _) = result.map_err(|error| CliError::Refused(error.to_string()))?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -347,6 +348,7 @@ async fn run_lifecycle(
     let services = crate::startup::build_services(config, std::sync::Arc::new(SystemClock)).await?;
     let ctx = crate::service::RequestContext { user_agent: Some("coffer lifecycle run".into()), ..Default::default() };
     let result = services.run_lifecycle(&ctx, dry_run, as_of).await;
+    services.cache.release().await;
     services.store.close().await;
     let report = result.map_err(|error| CliError::Refused(error.to_string()))?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());

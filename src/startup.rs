@@ -166,6 +166,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.workers.stop(self.services.config.shutdown_timeout).await;
+        self.services.cache.release().await;
         self.services.store.close().await;
         result
     }

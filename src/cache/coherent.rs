@@ -186,20 +186,28 @@ impl Coherence {
     }
 }
 
-impl Drop for Coherence {
-    fn drop(&mut self) {
+impl Coherence {
+    /// Stops hearing changes and leaves the lease set, so writers stop
+    /// waiting for this replica at once (else they would until its lease ends).
+    pub async fn release(&self) {
+        self.stop_tasks();
+        let mut connection = self.connection.clone();
+        let mut leave = redis::cmd("ZREM");
+        leave.arg(&self.names.leases).arg(&self.replica);
+        let _ = tokio::time::timeout(CONNECT_TIMEOUT, leave.query_async::<()>(&mut connection)).await;
+    }
+
+    fn stop_tasks(&self) {
+        self.near.stop_listening();
         for task in &self.tasks {
             task.abort();
         }
-        // Leave the lease set at once, so writers stop waiting for this replica.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (mut connection, leases, replica) =
-                (self.connection.clone(), self.names.leases.clone(), self.replica.clone());
-            runtime.spawn(async move {
-                let _: redis::RedisResult<()> =
-                    redis::cmd("ZREM").arg(leases).arg(replica).query_async(&mut connection).await;
-            });
-        }
+    }
+}
+
+impl Drop for Coherence {
+    fn drop(&mut self) {
+        self.stop_tasks();
     }
 }
 

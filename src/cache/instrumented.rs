@@ -89,6 +89,10 @@ impl Cache for Instrumented {
         self.inner.copies_leased()
     }
 
+    async fn release(&self) {
+        self.inner.release().await;
+    }
+
     async fn admit(&self, key: &str, quota: Quota) -> Result<RateDecision, CacheError> {
         self.timed("admit", self.inner.admit(key, quota)).await
     }

@@ -74,6 +74,9 @@ pub trait Cache: Send + Sync {
     /// Stores `value` unless the key holds one; returns what the key holds afterwards.
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError>;
     async fn ping(&self) -> Result<(), CacheError>;
+    /// Gives up what this process holds in a shared cache (a lease other
+    /// replicas' writes would wait on) before it exits.
+    async fn release(&self) {}
     /// Whether calls are being short-circuited after a recent failure.
     fn breaker_open(&self) -> bool {
         false

@@ -106,6 +106,10 @@ impl Cache for RedisCache {
         self.open_until.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
     }
 
+    async fn release(&self) {
+        self.coherence.release().await;
+    }
+
     fn copies_leased(&self) -> bool {
         self.coherence.near.leased(std::time::Instant::now())
     }

@@ -138,3 +138,29 @@ async fn copies_go_when_redis_loses_the_state_they_rely_on() {
     assert_eq!(body(&a, &token, "doc.txt").await, "kept");
     assert!(lookups_answered(&mut redis).await > before, "versions read from Redis again");
 }
+
+async fn leaseholders(redis: &mut redis::aio::MultiplexedConnection, app: &TestApp) -> usize {
+    let key = format!("{}:near:leases", app.config.cache_namespace);
+    redis::cmd("ZCARD").arg(key).query_async(redis).await.expect("ZCARD")
+}
+
+#[tokio::test]
+async fn a_replica_that_stops_gracefully_leaves_the_lease_set_at_once() {
+    let port = free_port();
+    let _redis = PrivateRedis::start(port);
+    let mut redis = redis_on(port).await;
+    let a = app_on_redis(port).await;
+    let b = a.replica().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leaseholders(&mut redis, &a).await < 2 {
+        assert!(Instant::now() < deadline, "both replicas lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.stop_gracefully().await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while leaseholders(&mut redis, &a).await > 1 {
+        // Well before its 2 s lease would have run out.
+        assert!(Instant::now() < deadline, "B left the lease set on shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
