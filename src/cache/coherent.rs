@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use super::near::NearCopies;
 
-pub const LEASE: Duration = Duration::from_secs(2);
+const LEASE: Duration = Duration::from_secs(2);
 const RENEW_EVERY: Duration = Duration::from_millis(500);
 /// With Redis unreachable, a writer waits this long: past it, every lease
 /// granted before its change has run out.
@@ -184,9 +184,7 @@ impl Coherence {
             }
         }
     }
-}
 
-impl Coherence {
     /// Stops hearing changes and leaves the lease set, so writers stop
     /// waiting for this replica at once (else they would until its lease ends).
     pub async fn release(&self) {
