@@ -91,9 +91,7 @@ struct Names {
 }
 
 pub struct Coherence {
-    pub near: Arc<NearCopies>,
-    replica: String,
-    names: Arc<Names>,
+    shared: Arc<Shared>,
     publish: redis::Script,
     pending: redis::Script,
     connection: ConnectionManager,
@@ -102,9 +100,9 @@ pub struct Coherence {
 
 /// What the subscriber and the lease keeper share.
 struct Shared {
-    near: Arc<NearCopies>,
+    near: NearCopies,
     replica: String,
-    names: Arc<Names>,
+    names: Names,
     /// The latest change number applied to the copies.
     applied: AtomicU64,
     /// Asks the subscriber to start over (the lease keeper saw it stall).
@@ -117,42 +115,37 @@ impl Coherence {
     /// Starts the subscriber and the lease keeper for `namespace`; copies are
     /// read only once both are up.
     pub fn start(client: redis::Client, connection: ConnectionManager, namespace: &str) -> Self {
-        let names = Arc::new(Names {
+        let names = Names {
             channel: format!("{namespace}:near:changes"),
             sequence: format!("{namespace}:near:seq"),
             leases: format!("{namespace}:near:leases"),
             ack_prefix: format!("{namespace}:near:ack:"),
-        });
-        let near = Arc::new(NearCopies::default());
-        let replica = uuid::Uuid::new_v4().simple().to_string();
+        };
         let shared = Arc::new(Shared {
-            near: near.clone(),
-            replica: replica.clone(),
-            names: names.clone(),
+            near: NearCopies::default(),
+            replica: uuid::Uuid::new_v4().simple().to_string(),
+            names,
             applied: AtomicU64::new(0),
             resubscribe: Notify::new(),
             renew_now: Notify::new(),
         });
         let tasks = vec![
             tokio::spawn(subscribe(client, connection.clone(), shared.clone())).abort_handle(),
-            tokio::spawn(keep_lease(connection.clone(), shared)).abort_handle(),
+            tokio::spawn(keep_lease(connection.clone(), shared.clone())).abort_handle(),
         ];
-        Self {
-            near,
-            replica,
-            names,
-            publish: redis::Script::new(PUBLISH),
-            pending: redis::Script::new(PENDING),
-            connection,
-            tasks,
-        }
+        Self { shared, publish: redis::Script::new(PUBLISH), pending: redis::Script::new(PENDING), connection, tasks }
+    }
+
+    /// This replica's copies.
+    pub fn near(&self) -> &NearCopies {
+        &self.shared.near
     }
 
     /// The invocation that stores `value` under `full_key` (TTL in ms) and
     /// publishes the change of `key`; answers the change's number.
     pub fn publish(&self, full_key: &str, key: &str, value: &[u8], ttl_ms: u64) -> redis::ScriptInvocation<'_> {
         let mut invocation = self.publish.key(full_key);
-        invocation.key(&self.names.sequence).arg(value).arg(ttl_ms).arg(&self.names.channel).arg(key);
+        invocation.key(&self.shared.names.sequence).arg(value).arg(ttl_ms).arg(&self.shared.names.channel).arg(key);
         invocation
     }
 
@@ -164,8 +157,8 @@ impl Coherence {
         let started = Instant::now();
         let mut connection = self.connection.clone();
         for attempt in 0u32.. {
-            let mut invocation = self.pending.key(&self.names.leases);
-            invocation.arg(seq).arg(&self.replica).arg(&self.names.ack_prefix);
+            let mut invocation = self.pending.key(&self.shared.names.leases);
+            invocation.arg(seq).arg(&self.shared.replica).arg(&self.shared.names.ack_prefix);
             let pending: redis::RedisResult<u64> = invocation.invoke_async(&mut connection).await;
             let waited = started.elapsed();
             match pending {
@@ -191,12 +184,12 @@ impl Coherence {
         self.stop_tasks();
         let mut connection = self.connection.clone();
         let mut leave = redis::cmd("ZREM");
-        leave.arg(&self.names.leases).arg(&self.replica);
+        leave.arg(&self.shared.names.leases).arg(&self.shared.replica);
         let _ = tokio::time::timeout(CONNECT_TIMEOUT, leave.query_async::<()>(&mut connection)).await;
     }
 
     fn stop_tasks(&self) {
-        self.near.stop_listening();
+        self.shared.near.stop_listening();
         for task in &self.tasks {
             task.abort();
         }
@@ -260,7 +253,7 @@ async fn listen(client: &redis::Client, mut connection: ConnectionManager, share
         };
         let Some(message) = message else { return Listened::Heard };
         let Some((seq, key)) = parse_change(message.get_payload_bytes()) else { continue };
-        shared.near.invalidate([key]);
+        shared.near.invalidate(key);
         shared.applied.fetch_max(seq, Ordering::SeqCst);
         let ack = format!("{}{}", shared.names.ack_prefix, shared.replica);
         let _: redis::RedisResult<()> =

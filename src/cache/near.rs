@@ -95,12 +95,10 @@ impl NearCopies {
         }
     }
 
-    /// Retires the copies of `keys` (a writer's own change, or one heard from another replica).
-    pub fn invalidate<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+    /// Retires the copy of `key` (a writer's own change, or one heard from another replica).
+    pub fn invalidate(&self, key: &str) {
         self.applied.fetch_add(1, Ordering::SeqCst);
-        for key in keys {
-            self.copies.remove(key);
-        }
+        self.copies.remove(key);
     }
 
     fn clear(&self) {
@@ -182,7 +180,7 @@ mod tests {
         let near = leased();
         let now = Instant::now();
         let ticket = near.ticket();
-        near.invalidate(["ver:user:1"]);
+        near.invalidate("ver:user:1");
         near.fill(ticket, [("ver:user:1", Bytes::from_static(b"old"))], now);
         assert_eq!(near.get("ver:user:1", now), None);
         near.fill(near.ticket(), [("ver:user:1", Bytes::from_static(b"new"))], now);
@@ -198,7 +196,7 @@ mod tests {
             [("ver:user:1", Bytes::from_static(b"a")), ("ver:bucket:2", Bytes::from_static(b"b"))],
             now,
         );
-        near.invalidate(["ver:user:1"]);
+        near.invalidate("ver:user:1");
         assert_eq!(near.get("ver:user:1", now), None);
         assert_eq!(near.get("ver:bucket:2", now).as_deref(), Some(&b"b"[..]));
         near.renew(now + COPY_TTL, LEASE);
@@ -230,7 +228,7 @@ mod tests {
                     near.fill(ticket, [("ver:objects:9", Bytes::from_static(b"old"))], Instant::now())
                 })
             };
-            near.invalidate(["ver:objects:9"]);
+            near.invalidate("ver:objects:9");
             filler.join().expect("filler");
             assert_eq!(near.get("ver:objects:9", Instant::now()), None);
         }

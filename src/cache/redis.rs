@@ -52,6 +52,11 @@ pub struct RedisCache {
     coherence: Coherence,
 }
 
+/// A TTL as Redis' `PX` takes it: whole milliseconds, at least one.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 fn unavailable(error: redis::RedisError) -> CacheError {
     CacheError::Unavailable(error.to_string())
 }
@@ -111,7 +116,7 @@ impl Cache for RedisCache {
     }
 
     fn copies_leased(&self) -> bool {
-        self.coherence.near.leased(std::time::Instant::now())
+        self.coherence.near().leased(std::time::Instant::now())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
@@ -134,7 +139,7 @@ impl Cache for RedisCache {
 
     async fn get_coherent(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         let now = std::time::Instant::now();
-        let near = &self.coherence.near;
+        let near = self.coherence.near();
         let mut values: Vec<Option<Bytes>> = keys.iter().map(|key| near.get(key, now)).collect();
         let missing: smallvec::SmallVec<[usize; 4]> = (0..keys.len()).filter(|&at| values[at].is_none()).collect();
         if missing.is_empty() {
@@ -152,11 +157,11 @@ impl Cache for RedisCache {
 
     async fn set_coherent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let millis = ttl_millis(ttl);
         let full_key = self.key(key);
         let invocation = self.coherence.publish(&full_key, key, value.as_ref(), millis);
         let seq: u64 = self.guarded(invocation.invoke_async(&mut connection)).await?;
-        self.coherence.near.invalidate([key]);
+        self.coherence.near().invalidate(key);
         self.coherence.await_acknowledgements(seq).await;
         Ok(())
     }
@@ -179,14 +184,14 @@ impl Cache for RedisCache {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let millis = ttl_millis(ttl);
         let _: () = self.guarded(connection.pset_ex(self.key(key), value.as_ref(), millis)).await?;
         Ok(())
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<Bytes, CacheError> {
         let mut connection = self.connection.clone();
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let millis = ttl_millis(ttl);
         let key = self.key(key);
         // SET NX GET answers the value already there (Redis 7), or nil when ours was stored.
         let mut command = redis::cmd("SET");

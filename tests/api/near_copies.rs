@@ -14,18 +14,19 @@ use serde_json::json;
 use crate::helpers::{PrivateRedis, TestApp, free_port, spawn_app_with};
 use crate::objects::{get, owner_with_bucket, put};
 
-/// Rate limits off: their scripts would read and write Redis on every request.
-async fn app_on_redis(port: u16) -> TestApp {
-    spawn_app_with(|c| {
+/// A Redis of the test's own, a connection to it, and an app using it with
+/// rate limits off (their scripts would read and write Redis on every request).
+async fn app_on_private_redis() -> (PrivateRedis, redis::aio::MultiplexedConnection, TestApp) {
+    let port = free_port();
+    let server = PrivateRedis::start(port);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("redis url");
+    let connection = client.get_multiplexed_async_connection().await.expect("redis connection");
+    let app = spawn_app_with(|c| {
         c.redis_url = Some(SecretString::from(format!("redis://127.0.0.1:{port}")));
         c.rate_limit_api_per_minute = 0;
     })
-    .await
-}
-
-async fn redis_on(port: u16) -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("redis url");
-    client.get_multiplexed_async_connection().await.expect("redis connection")
+    .await;
+    (server, connection, app)
 }
 
 /// How many `GET` and `MGET` commands Redis has answered: the reads of cached lookups.
@@ -46,10 +47,7 @@ async fn body(app: &TestApp, token: &str, key: &str) -> String {
 
 #[tokio::test]
 async fn warm_reads_on_a_replica_ask_redis_nothing_yet_see_a_change_made_elsewhere_at_once() {
-    let port = free_port();
-    let _redis = PrivateRedis::start(port);
-    let mut redis = redis_on(port).await;
-    let a = app_on_redis(port).await;
+    let (_redis, mut redis, a) = app_on_private_redis().await;
     let b = a.replica().await;
     let token = owner_with_bucket(&a, "nina", "near").await.access;
     assert_eq!(put(&a, &token, "near", "doc.txt", b"version 1".to_vec()).await.status(), StatusCode::CREATED);
@@ -85,10 +83,7 @@ async fn warm_reads_on_a_replica_ask_redis_nothing_yet_see_a_change_made_elsewhe
 
 #[tokio::test]
 async fn a_leaseholder_that_never_acknowledges_holds_writes_only_until_its_lease_ends() {
-    let port = free_port();
-    let _redis = PrivateRedis::start(port);
-    let mut redis = redis_on(port).await;
-    let a = app_on_redis(port).await;
+    let (_redis, mut redis, a) = app_on_private_redis().await;
     let token = a.user_session("gina", Role::User).await.access;
     let create = |name: &'static str| {
         a.with_token(Method::POST, "/api/v1/buckets", &token).json(&json!({ "name": name })).send()
@@ -118,10 +113,7 @@ async fn a_leaseholder_that_never_acknowledges_holds_writes_only_until_its_lease
 
 #[tokio::test]
 async fn copies_go_when_redis_loses_the_state_they_rely_on() {
-    let port = free_port();
-    let _redis = PrivateRedis::start(port);
-    let mut redis = redis_on(port).await;
-    let a = app_on_redis(port).await;
+    let (_redis, mut redis, a) = app_on_private_redis().await;
     let token = owner_with_bucket(&a, "fay", "near").await.access;
     assert_eq!(put(&a, &token, "near", "doc.txt", b"kept".to_vec()).await.status(), StatusCode::CREATED);
     for _ in 0..5 {
@@ -146,10 +138,7 @@ async fn leaseholders(redis: &mut redis::aio::MultiplexedConnection, app: &TestA
 
 #[tokio::test]
 async fn a_replica_that_stops_gracefully_leaves_the_lease_set_at_once() {
-    let port = free_port();
-    let _redis = PrivateRedis::start(port);
-    let mut redis = redis_on(port).await;
-    let a = app_on_redis(port).await;
+    let (_redis, mut redis, a) = app_on_private_redis().await;
     let b = a.replica().await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while leaseholders(&mut redis, &a).await < 2 {
