@@ -61,6 +61,7 @@ fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
 
 const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, no-cache");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const OBJECT_CSP_VALUE: HeaderValue = HeaderValue::from_static(OBJECT_CSP);
 
 /// An ETag as its header value (quoted). Joined by hand: `format!` and the
 /// builder's conversions were a tenth of a warm read's header work.
@@ -198,9 +199,12 @@ pub fn object_response(read: ObjectRead, force_download: bool) -> HttpResponse {
     if let Some(last_modified) = http_date_header(object.created_at) {
         response.insert_header((header::LAST_MODIFIED, last_modified));
     }
+    // A 304's headers replace a cache's stored ones (RFC 9111 §4.3.4): it
+    // repeats the sandboxing CSP, or a revalidated copy would lose it.
     response
         .insert_header((header::CACHE_CONTROL, PRIVATE_NO_CACHE))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, NOSNIFF));
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, NOSNIFF))
+        .insert_header((header::CONTENT_SECURITY_POLICY, OBJECT_CSP_VALUE));
     if read.outcome == ReadOutcome::NotModified {
         return response.finish();
     }
@@ -216,7 +220,6 @@ pub fn object_response(read: ObjectRead, force_download: bool) -> HttpResponse {
     response
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, OBJECT_CSP))
         .insert_header((
             header::CONTENT_DISPOSITION,
             content_disposition(&object.content_type, object.key.file_name(), force_download),

@@ -232,7 +232,13 @@ async fn conditional_requests_and_authorization_comes_first() {
     let conditional = |token: &str, header: &'static str, value: String| {
         app.with_token(Method::GET, &object_path("tess-files", "doc"), token).header(header, value).send()
     };
-    assert_eq!(conditional(&owner.access, "if-none-match", etag.clone()).await.expect("get").status(), 304);
+    let not_modified = conditional(&owner.access, "if-none-match", etag.clone()).await.expect("get");
+    assert_eq!(not_modified.status(), 304);
+    // A cache replaces its stored headers with a 304's (RFC 9111 §4.3.4), so
+    // the 304 repeats the object's own CSP: a revalidated copy stays sandboxed.
+    let csp = not_modified.headers()["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("sandbox"), "{csp}");
+    assert_eq!(not_modified.headers()["etag"].to_str().expect("ascii"), etag);
     assert_eq!(conditional(&owner.access, "if-none-match", "\"other\"".into()).await.expect("get").status(), 200);
     assert_eq!(conditional(&owner.access, "if-match", "\"other\"".into()).await.expect("get").status(), 412);
     assert_eq!(conditional(&owner.access, "if-match", etag.clone()).await.expect("get").status(), 200);
