@@ -40,6 +40,9 @@ fn ip_text(ip: std::net::IpAddr) -> CompactString {
     }
 }
 
+/// Bytes of the `User-Agent` kept for audit records.
+const MAX_USER_AGENT: usize = 256;
+
 pub fn request_context(request: &HttpRequest) -> RequestContext {
     let trust_forwarded =
         request.app_data::<web::Data<Services>>().is_some_and(|services| services.config.trust_forwarded_for);
@@ -54,7 +57,7 @@ pub fn request_context(request: &HttpRequest) -> RequestContext {
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
+            .map(|v| v[..v.floor_char_boundary(MAX_USER_AGENT)].to_owned()),
         request_id: request.extensions().get::<RequestId>().map(|id| id.0.clone()),
     }
 }
@@ -151,6 +154,20 @@ mod tests {
         assert_eq!(bearer_of(b"Bearer \xff\xfe"), None, "not UTF-8");
         let request = actix_web::test::TestRequest::default().to_http_request();
         assert_eq!(bearer(&request), None);
+    }
+
+    #[test]
+    fn user_agents_are_kept_up_to_a_limit() {
+        let context = |agent: &str| {
+            let request =
+                actix_web::test::TestRequest::default().insert_header(("user-agent", agent)).to_http_request();
+            super::request_context(&request).user_agent
+        };
+        assert_eq!(context("curl/8.5.0").as_deref(), Some("curl/8.5.0"));
+        let long = "M".repeat(300);
+        assert_eq!(context(&long).as_deref(), Some(&long[..super::MAX_USER_AGENT]));
+        let request = actix_web::test::TestRequest::default().to_http_request();
+        assert_eq!(super::request_context(&request).user_agent, None);
     }
 
     proptest! {

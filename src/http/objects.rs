@@ -235,10 +235,11 @@ async fn read(
     services: web::Data<Services>,
     caller: Caller,
     request: HttpRequest,
-    bucket: &str,
     query: &DownloadQuery,
     head_only: bool,
 ) -> Result<HttpResponse, ServiceError> {
+    // The route's segments borrowed, not deserialized into two strings.
+    let bucket = request.match_info().get("bucket").unwrap_or_default();
     let key = key_from_path(&request, "/objects/")?;
     let read_request = read_request_of(request.headers(), head_only);
     // Boxed apart from the handler's future: each stays under the size glibc
@@ -253,22 +254,20 @@ pub async fn get(
     services: web::Data<Services>,
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
     query: web::Query<DownloadQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     // Boxed apart from the extractors' future, for the reason given in `read`.
-    Box::pin(read(services, caller, request, &path.0, &query, false)).await
+    Box::pin(read(services, caller, request, &query, false)).await
 }
 
 pub async fn head(
     services: web::Data<Services>,
     caller: Caller,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
     query: web::Query<DownloadQuery>,
 ) -> Result<HttpResponse, ServiceError> {
     // Boxed apart from the extractors' future, for the reason given in `read`.
-    Box::pin(read(services, caller, request, &path.0, &query, true)).await
+    Box::pin(read(services, caller, request, &query, true)).await
 }
 
 pub async fn delete(

@@ -16,10 +16,18 @@ fn acceptable(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
 }
 
+thread_local! {
+    /// Each worker thread orders its own ids: `Uuid::now_v7` shares one
+    /// context behind a mutex that every request of every worker would take.
+    static ID_CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
+}
+
 /// A fresh id: a UUIDv7 (time-ordered), written without the formatting machinery.
 fn new_request_id() -> std::sync::Arc<str> {
+    let context = uuid::timestamp::context::ThreadLocalContext::new(&ID_CONTEXT);
+    let id = uuid::Uuid::new_v7(uuid::Timestamp::now(context));
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    std::sync::Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
+    std::sync::Arc::from(&*id.hyphenated().encode_lower(&mut text))
 }
 
 /// The request's id: a valid incoming `X-Request-Id`, or a fresh one.
@@ -79,5 +87,7 @@ mod tests {
         assert_eq!(parsed.get_version_num(), 7);
         assert_eq!(&*id, parsed.hyphenated().to_string());
         assert!(acceptable(&id));
+        let ids: Vec<_> = (0..1000).map(|_| super::new_request_id()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "one worker's ids sort in the order they were made");
     }
 }

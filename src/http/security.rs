@@ -13,8 +13,9 @@ use crate::config::Config;
 /// The CSP of responses that did not set their own (JSON, problems, metrics).
 pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
+// No `interest-cohort`: FLoC is gone, and Chromium logs the unknown feature as an error.
 const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), \
-     microphone=(), payment=(), usb=(), interest-cohort=()";
+     microphone=(), payment=(), usb=()";
 
 const ALLOW_METHODS: &str = "GET, HEAD, PUT, POST, PATCH, DELETE";
 const ALLOW_HEADERS: &str = "authorization, content-type, content-md5, x-checksum-sha256, if-none-match, \
