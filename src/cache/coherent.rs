@@ -102,6 +102,8 @@ pub struct Coherence {
 struct Shared {
     near: NearCopies,
     replica: String,
+    /// This replica's acknowledgement key (`ack_prefix` + `replica`).
+    ack_key: String,
     names: Names,
     /// The latest change number applied to the copies.
     applied: AtomicU64,
@@ -121,9 +123,11 @@ impl Coherence {
             leases: format!("{namespace}:near:leases"),
             ack_prefix: format!("{namespace}:near:ack:"),
         };
+        let replica = uuid::Uuid::new_v4().simple().to_string();
         let shared = Arc::new(Shared {
             near: NearCopies::default(),
-            replica: uuid::Uuid::new_v4().simple().to_string(),
+            ack_key: format!("{}{replica}", names.ack_prefix),
+            replica,
             names,
             applied: AtomicU64::new(0),
             resubscribe: Notify::new(),
@@ -255,9 +259,13 @@ async fn listen(client: &redis::Client, mut connection: ConnectionManager, share
         let Some((seq, key)) = parse_change(message.get_payload_bytes()) else { continue };
         shared.near.invalidate(key);
         shared.applied.fetch_max(seq, Ordering::SeqCst);
-        let ack = format!("{}{}", shared.names.ack_prefix, shared.replica);
-        let _: redis::RedisResult<()> =
-            redis::cmd("SET").arg(ack).arg(seq).arg("PX").arg(ACK_TTL_MS).query_async(&mut connection).await;
+        let _: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(&shared.ack_key)
+            .arg(seq)
+            .arg("PX")
+            .arg(ACK_TTL_MS)
+            .query_async(&mut connection)
+            .await;
     }
 }
 
@@ -271,7 +279,6 @@ fn start_over(shared: &Shared) {
 /// Renews the lease every `RENEW_EVERY` while the subscriber keeps up.
 async fn keep_lease(mut connection: ConnectionManager, shared: Arc<Shared>) {
     let renew = redis::Script::new(RENEW);
-    let ack = format!("{}{}", shared.names.ack_prefix, shared.replica);
     let lease_ms = u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX);
     // The latest change number at the previous renewal: by the next one the subscriber must have applied it.
     let mut due: Option<u64> = None;
@@ -291,7 +298,7 @@ async fn keep_lease(mut connection: ConnectionManager, shared: Arc<Shared>) {
         let holding = shared.near.leased(requested_at);
         let mut invocation = renew.key(&shared.names.leases);
         invocation
-            .key(&ack)
+            .key(&shared.ack_key)
             .key(&shared.names.sequence)
             .arg(&shared.replica)
             .arg(lease_ms)
