@@ -74,6 +74,22 @@ def small_object(url, token, bucket):
     return object_url, etag
 
 
+def header_names(url, token, etag):
+    """The names of the headers of the conditional GET's answer."""
+    head = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "-H", f"Authorization: Bearer {token}",
+                           "-H", f"If-None-Match: {etag}", url], check=True, capture_output=True, text=True).stdout
+    return {line.split(":", 1)[0].strip().lower() for line in head.splitlines()[1:] if ":" in line}
+
+
+def check_same_headers(ours, reference):
+    """The reference must answer what Coffer answers, or the ratio compares different work."""
+    ours, reference = header_names(*ours), header_names(*reference)
+    only_ours, only_reference = ours - reference, reference - ours
+    if only_ours or only_reference:
+        raise RuntimeError(f"bare_head's answer differs from Coffer's: only Coffer sends {sorted(only_ours)}, "
+                           f"only the reference sends {sorted(only_reference)}")
+
+
 def build_reference():
     if not (os.environ.get("BENCH_NO_BUILD") and os.path.exists(os.path.join(h.TARGET, "release", "examples",
                                                                                "bare_head"))):
@@ -101,6 +117,7 @@ def main():
         object_url, etag = small_object(url, token, "bench-b5")
         targets[name] = (object_url, token, etag)
     targets["bare actix"] = (build_reference(), "unused", ETAG)
+    check_same_headers(targets["memory"], targets["bare actix"])
     results = {name: [] for name in targets}
     light = {"memory": [], "redis": []}
     for round_number in range(ROUNDS):
