@@ -66,6 +66,8 @@ pub struct Metrics {
     pub cache_lookup: LookupCounters,
     pub cache_breaker_open: Gauge,
     pub cache_copies_leased: Gauge,
+    /// Sets of scope versions answered from this replica's coherent copies, without a round trip.
+    pub cache_copies_used: Counter,
     /// Refusals by route class.
     pub rate_limited: Family<KindLabel, Counter>,
     /// `success`, `failure`.
@@ -171,6 +173,7 @@ impl Metrics {
             cache_lookup,
             cache_breaker_open: Gauge::default(),
             cache_copies_leased: Gauge::default(),
+            cache_copies_used: Counter::default(),
             rate_limited: Family::default(),
             logins: Family::default(),
             thumbnails_rendered: Counter::default(),
@@ -207,6 +210,11 @@ impl Metrics {
             "cache_copies_leased",
             "1 while this replica answers scope versions from its coherent copies of Redis' (lease held)",
             metrics.cache_copies_leased.clone(),
+        );
+        registry.register(
+            "cache_copies_used",
+            "Sets of scope versions answered from this replica's coherent copies, without a round trip",
+            metrics.cache_copies_used.clone(),
         );
         registry.register("rate_limited", "Requests refused with 429, by route class", metrics.rate_limited.clone());
         registry.register("logins", "Password logins by outcome", metrics.logins.clone());

@@ -26,6 +26,10 @@ pub type FastHasher = foldhash::fast::RandomState;
 use crate::config::Config;
 use crate::policy::rate::{Quota, RateDecision};
 
+/// Values read from local copies, in the order of their keys (a request
+/// reads at most four scope versions, kept on the stack).
+pub type Copies = smallvec::SmallVec<[Bytes; 4]>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cache unavailable: {0}")]
@@ -63,6 +67,12 @@ pub trait Cache: Send + Sync {
     /// while every writer waits for them to go (see `coherent`).
     async fn get_coherent(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         self.get_many(keys).await
+    }
+    /// What `get_coherent` would answer for `keys` from this process's copies
+    /// alone, when it holds a copy of every one: no round trip, nothing to
+    /// await. `None` sends the caller to `get_coherent`.
+    fn coherent_copies(&self, _keys: &[&str]) -> Option<Copies> {
+        None
     }
     /// Stores a key read by `get_coherent`; returns once no replica can
     /// answer the value it replaces.

@@ -137,6 +137,12 @@ impl Cache for RedisCache {
         Ok(values.into_iter().map(|value| value.map(Bytes::from)).collect())
     }
 
+    fn coherent_copies(&self, keys: &[&str]) -> Option<super::Copies> {
+        let now = std::time::Instant::now();
+        let near = self.coherence.near();
+        keys.iter().map(|key| near.get(key, now)).collect()
+    }
+
     async fn get_coherent(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         let now = std::time::Instant::now();
         let near = self.coherence.near();

@@ -39,10 +39,6 @@ fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<S
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-fn header_date(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<DateTime<Utc>> {
-    header_text(headers, name).and_then(|v| httpdate::parse_http_date(&v).ok()).map(DateTime::<Utc>::from)
-}
-
 fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
     let content_length = match header_text(headers, header::CONTENT_LENGTH) {
         Some(value) => {
@@ -171,16 +167,22 @@ pub struct DownloadQuery {
     download: Option<String>,
 }
 
-pub fn read_request_of(headers: &HeaderMap, head_only: bool) -> ReadRequest {
+/// The conditional and range headers of a read, borrowed from `headers`.
+pub fn read_request_of(headers: &HeaderMap, head_only: bool) -> ReadRequest<'_> {
+    let text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
     ReadRequest {
         head_only,
-        range: header_text(headers, header::RANGE),
-        if_match: header_text(headers, header::IF_MATCH),
-        if_none_match: header_text(headers, header::IF_NONE_MATCH),
-        if_modified_since: header_date(headers, header::IF_MODIFIED_SINCE),
-        if_unmodified_since: header_date(headers, header::IF_UNMODIFIED_SINCE),
-        if_range: header_text(headers, header::IF_RANGE),
+        range: text(header::RANGE),
+        if_match: text(header::IF_MATCH),
+        if_none_match: text(header::IF_NONE_MATCH),
+        if_modified_since: text(header::IF_MODIFIED_SINCE).and_then(http_date),
+        if_unmodified_since: text(header::IF_UNMODIFIED_SINCE).and_then(http_date),
+        if_range: text(header::IF_RANGE),
     }
+}
+
+fn http_date(text: &str) -> Option<DateTime<Utc>> {
+    httpdate::parse_http_date(text).ok().map(DateTime::<Utc>::from)
 }
 
 /// Status, validators and safety headers of an object read; the body streams.
@@ -337,4 +339,42 @@ pub async fn copy(
         .copy_object(&caller.ctx, &caller.principal, &path.0, &key, body.to_bucket.as_deref(), &body.to_key)
         .await?;
     Ok(created(&object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(header::HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn read_requests_borrow_their_headers() {
+        let map = headers(&[
+            ("if-none-match", "\"a\""),
+            ("if-none-match", "\"b\""),
+            ("if-match", "\"c\""),
+            ("range", "bytes=0-9"),
+            ("if-range", "\"d\""),
+            ("if-modified-since", "Tue, 01 Dec 2026 00:00:00 GMT"),
+            ("if-unmodified-since", "not a date"),
+            ("user-agent", "curl/8"),
+        ]);
+        let read = read_request_of(&map, true);
+        assert!(read.head_only);
+        assert_eq!(read.if_none_match, Some("\"a\""), "the first of a repeated header counts");
+        assert_eq!(read.if_match, Some("\"c\""));
+        assert_eq!(read.range, Some("bytes=0-9"));
+        assert_eq!(read.if_range, Some("\"d\""));
+        assert_eq!(read.if_modified_since.map(|at| at.timestamp()), Some(1_796_083_200));
+        assert_eq!(read.if_unmodified_since, None, "an unparsable date is ignored");
+        let plain = headers(&[("accept", "*/*")]);
+        let none = read_request_of(&plain, false);
+        assert!(!none.head_only && none.if_none_match.is_none() && none.range.is_none());
+    }
 }

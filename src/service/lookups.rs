@@ -278,7 +278,14 @@ impl Services {
             return Some(version);
         }
         let key = scope.version_key();
-        let version = match self.cache.get_coherent(&[&key]).await.ok()?.pop().flatten() {
+        // `if let`, not `match`: its scrutinee is dropped before `else`, so
+        // the copies are not kept in this future across the await.
+        let found = if let Some(mut copies) = self.cache.coherent_copies(&[&key]) {
+            copies.pop()
+        } else {
+            self.cache.get_coherent(&[&key]).await.ok()?.pop().flatten()
+        };
+        let version = match found {
             Some(version) => version,
             None => self.cache.set_if_absent(&key, fresh_version(), VERSION_TTL).await.ok()?,
         };
@@ -358,7 +365,15 @@ impl Services {
         }
         let keys: SmallVec<[Key; 4]> = wanted.iter().map(|scope| scope.version_key()).collect();
         let key_refs: SmallVec<[&str; 4]> = keys.iter().map(Key::as_str).collect();
-        let Ok(values) = self.cache.get_coherent(&key_refs).await else { return };
+        // Answered from this process's copies when it holds them all (the
+        // warm path: nothing awaited, nothing timed), else by the cache.
+        // (`if let` for the reason given in `version`.)
+        let values: SmallVec<[Option<Bytes>; 4]> = if let Some(copies) = self.cache.coherent_copies(&key_refs) {
+            copies.into_iter().map(Some).collect()
+        } else {
+            let Ok(values) = self.cache.get_coherent(&key_refs).await else { return };
+            SmallVec::from_vec(values)
+        };
         let _ = request_memory::try_with(|memory| {
             let mut memory = memory.borrow_mut();
             for (scope, value) in wanted.into_iter().zip(values) {

@@ -249,7 +249,7 @@ impl Services {
         ctx: &RequestContext,
         token: &str,
         password: Option<&SecretString>,
-        request: &ReadRequest,
+        request: &ReadRequest<'_>,
     ) -> ServiceResult<ShareOpen> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
         let (object, bucket) = self.shared_object(ctx, &share).await?;

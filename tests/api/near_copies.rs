@@ -39,6 +39,12 @@ async fn lookups_answered(redis: &mut redis::aio::MultiplexedConnection) -> u64 
         .sum()
 }
 
+/// How many times `/metrics` says the app answered scope versions from its copies alone.
+async fn copies_used(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines().find_map(|line| line.strip_prefix("coffer_cache_copies_used_total ")?.parse().ok()).unwrap_or(0)
+}
+
 async fn body(app: &TestApp, token: &str, key: &str) -> String {
     let response = get(app, token, "near", key).await;
     assert_eq!(response.status(), StatusCode::OK, "{key}");
@@ -57,11 +63,12 @@ async fn warm_reads_on_a_replica_ask_redis_nothing_yet_see_a_change_made_elsewhe
 
     let metrics = b.get("/metrics").await.text().await.expect("metrics");
     assert!(metrics.lines().any(|line| line == "coffer_cache_copies_leased 1"), "B holds its lease");
-    let before = lookups_answered(&mut redis).await;
+    let (before, copies_before) = (lookups_answered(&mut redis).await, copies_used(&b).await);
     for _ in 0..20 {
         assert_eq!(body(&b, &token, "doc.txt").await, "version 1");
     }
     assert_eq!(lookups_answered(&mut redis).await, before, "B answered its warm reads from its own copies");
+    assert!(copies_used(&b).await >= copies_before + 20, "each warm read took the path that awaits nothing");
 
     assert_eq!(put(&a, &token, "near", "doc.txt", b"version 2".to_vec()).await.status(), StatusCode::CREATED);
     assert_eq!(body(&b, &token, "doc.txt").await, "version 2", "overwritten on A, read on B");

@@ -17,17 +17,17 @@ use crate::storage::{BlobRange, ByteStream};
 pub const MAX_LIST: usize = 1000;
 const DEFAULT_LIST: usize = 100;
 
-/// The conditional and range headers of a read.
+/// The conditional and range headers of a read, borrowed from the request.
 #[derive(Debug, Clone, Default)]
-pub struct ReadRequest {
+pub struct ReadRequest<'a> {
     /// HEAD: metadata only, the storage backend is not touched.
     pub head_only: bool,
-    pub range: Option<String>,
-    pub if_match: Option<String>,
-    pub if_none_match: Option<String>,
+    pub range: Option<&'a str>,
+    pub if_match: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
     pub if_modified_since: Option<DateTime<Utc>>,
     pub if_unmodified_since: Option<DateTime<Utc>>,
-    pub if_range: Option<String>,
+    pub if_range: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +68,10 @@ fn seconds(at: DateTime<Utc>) -> i64 {
 }
 
 /// RFC 9110 §13.2.2 order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since.
-fn preconditions(object: &ObjectRecord, request: &ReadRequest) -> Result<Option<ReadOutcome>, ServiceError> {
+fn preconditions(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<Option<ReadOutcome>, ServiceError> {
     let etag = object.etag.as_deref().unwrap_or_default();
     let modified = seconds(object.created_at);
-    if let Some(header) = &request.if_match {
+    if let Some(header) = request.if_match {
         if !etag_matches(header, etag, false) {
             return Err(ServiceError::PreconditionFailed);
         }
@@ -80,7 +80,7 @@ fn preconditions(object: &ObjectRecord, request: &ReadRequest) -> Result<Option<
     {
         return Err(ServiceError::PreconditionFailed);
     }
-    if let Some(header) = &request.if_none_match {
+    if let Some(header) = request.if_none_match {
         if etag_matches(header, etag, true) {
             return Ok(Some(ReadOutcome::NotModified));
         }
@@ -93,11 +93,11 @@ fn preconditions(object: &ObjectRecord, request: &ReadRequest) -> Result<Option<
 }
 
 /// The range to serve, honouring `If-Range` (a stale validator means the whole body).
-fn range_of(object: &ObjectRecord, request: &ReadRequest) -> Result<ReadOutcome, ServiceError> {
-    let Some(header) = &request.range else {
+fn range_of(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<ReadOutcome, ServiceError> {
+    let Some(header) = request.range else {
         return Ok(ReadOutcome::Full);
     };
-    if let Some(validator) = &request.if_range {
+    if let Some(validator) = request.if_range {
         let etag = object.etag.as_deref().unwrap_or_default();
         let current = if validator.trim_start().starts_with('"') {
             etag_matches(validator, etag, false)
@@ -127,7 +127,7 @@ impl Services {
         principal: &Principal,
         bucket: &str,
         key: &str,
-        request: &ReadRequest,
+        request: &ReadRequest<'_>,
     ) -> ServiceResult<ObjectRead> {
         if let Some(memo) = self.read_memo(principal.user_id, bucket, key).await
             && rbac::bucket_access(principal.subject(), memo.grant, Permission::Read) == Decision::Allow
@@ -146,7 +146,7 @@ impl Services {
         principal: &Principal,
         bucket: &str,
         key: &str,
-        request: &ReadRequest,
+        request: &ReadRequest<'_>,
     ) -> ServiceResult<ObjectRead> {
         let versions = self.read_versions(bucket).await;
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.get").await?;
@@ -166,7 +166,7 @@ impl Services {
         ctx: &RequestContext,
         actor: &str,
         object: std::sync::Arc<ObjectRecord>,
-        request: &ReadRequest,
+        request: &ReadRequest<'_>,
         bucket_name: &str,
     ) -> ServiceResult<ObjectRead> {
         if let Some(outcome) = preconditions(&object, request)? {
@@ -257,16 +257,16 @@ mod tests {
     #[test]
     fn precondition_order_follows_rfc_9110() {
         let o = object();
-        let req = |f: fn(&mut ReadRequest)| {
+        let req = |f: fn(&mut ReadRequest<'static>)| {
             let mut r = ReadRequest::default();
             f(&mut r);
             r
         };
         assert!(matches!(
-            preconditions(&o, &req(|r| r.if_match = Some("\"nope\"".into()))),
+            preconditions(&o, &req(|r| r.if_match = Some("\"nope\""))),
             Err(ServiceError::PreconditionFailed)
         ));
-        assert!(matches!(preconditions(&o, &req(|r| r.if_match = Some("\"abc\"".into()))), Ok(None)));
+        assert!(matches!(preconditions(&o, &req(|r| r.if_match = Some("\"abc\""))), Ok(None)));
         assert!(matches!(
             preconditions(&o, &req(|r| r.if_unmodified_since = at(1_699_999_999))),
             Err(ServiceError::PreconditionFailed)
@@ -276,7 +276,7 @@ mod tests {
             "same second"
         );
         assert!(matches!(
-            preconditions(&o, &req(|r| r.if_none_match = Some("W/\"abc\"".into()))),
+            preconditions(&o, &req(|r| r.if_none_match = Some("W/\"abc\""))),
             Ok(Some(ReadOutcome::NotModified))
         ));
         assert!(matches!(
@@ -286,7 +286,7 @@ mod tests {
         assert!(matches!(preconditions(&o, &req(|r| r.if_modified_since = at(1_699_999_999))), Ok(None)));
         // If-None-Match wins over If-Modified-Since.
         let both = req(|r| {
-            r.if_none_match = Some("\"other\"".into());
+            r.if_none_match = Some("\"other\"");
             r.if_modified_since = at(1_800_000_000);
         });
         assert!(matches!(preconditions(&o, &both), Ok(None)));
@@ -295,13 +295,13 @@ mod tests {
     #[test]
     fn ranges_and_if_range() {
         let o = object();
-        let mut r = ReadRequest { range: Some("bytes=10-19".into()), ..ReadRequest::default() };
+        let mut r = ReadRequest { range: Some("bytes=10-19"), ..ReadRequest::default() };
         assert_eq!(range_of(&o, &r).ok(), Some(ReadOutcome::Partial { start: 10, end_inclusive: 19 }));
-        r.if_range = Some("\"stale\"".into());
+        r.if_range = Some("\"stale\"");
         assert_eq!(range_of(&o, &r).ok(), Some(ReadOutcome::Full));
-        r.if_range = Some("\"abc\"".into());
+        r.if_range = Some("\"abc\"");
         assert_eq!(range_of(&o, &r).ok(), Some(ReadOutcome::Partial { start: 10, end_inclusive: 19 }));
-        let unsatisfiable = ReadRequest { range: Some("bytes=100-".into()), ..ReadRequest::default() };
+        let unsatisfiable = ReadRequest { range: Some("bytes=100-"), ..ReadRequest::default() };
         assert!(matches!(range_of(&o, &unsatisfiable), Err(ServiceError::RangeNotSatisfiable { size: 100 })));
     }
 }
