@@ -1,15 +1,15 @@
 //! A `Cache` decorator that times every cache call by operation and counts
-//! failures, for `/metrics`.
+//! failures, for `/metrics`; answers from local coherent copies are counted,
+//! not timed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-
-use super::{Cache, CacheError};
 use prometheus_client::metrics::counter::Counter;
 
+use super::{Cache, CacheError};
 use crate::metrics::{CallTimer, Metrics};
 use crate::policy::rate::{Quota, RateDecision};
 
