@@ -72,6 +72,10 @@ impl Cache for Instrumented {
         self.timed("get_coherent", self.inner.get_coherent(keys)).await
     }
 
+    fn coherent_epoch(&self) -> Option<u64> {
+        self.inner.coherent_epoch()
+    }
+
     /// Counted, not timed: answered from memory, a timing would only add
     /// to the work it measures (~700 instructions per warm read).
     fn coherent_copies(&self, keys: &[&str]) -> Option<super::Copies> {

@@ -74,6 +74,13 @@ pub trait Cache: Send + Sync {
     fn coherent_copies(&self, _keys: &[&str]) -> Option<Copies> {
         None
     }
+    /// While `coherent_copies` may answer, a number that stays the same
+    /// only as long as no copy it could answer from has been removed or
+    /// changed: a value it gave after this returned `n` may be reused while
+    /// this still returns `n` (read it before the copies). `None` otherwise.
+    fn coherent_epoch(&self) -> Option<u64> {
+        None
+    }
     /// Stores a key read by `get_coherent`; returns once no replica can
     /// answer the value it replaces.
     async fn set_coherent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {

@@ -25,6 +25,9 @@ pub struct NearCopies {
     /// Invalidations applied and copies cleared: a fetch that began before
     /// one of them may not leave its value behind.
     applied: AtomicU64,
+    /// Removals completed (invalidations, clears, rolled-back fills), each
+    /// counted after its copies are gone: see `epoch`.
+    settled: AtomicU64,
     /// Nanoseconds after `base` until which the lease lets copies be read; 0 without one.
     lease_until: AtomicU64,
     base: Instant,
@@ -44,6 +47,7 @@ impl Default for NearCopies {
                 Default::default(),
             ),
             applied: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             lease_until: AtomicU64::new(0),
             base: Instant::now(),
             listening: Mutex::new(false),
@@ -70,6 +74,15 @@ impl NearCopies {
         (now.saturating_duration_since(stored_at) < COPY_TTL).then_some(value)
     }
 
+    /// While leased, a number that changes whenever a copy is removed, read
+    /// before the copies: a value read from them after `epoch` gave `n` is
+    /// still theirs while `epoch` gives `n` (copies change only by removal,
+    /// counted once the removal is done), so a reader may keep it that long
+    /// instead of asking again. `None` without a lease.
+    pub fn epoch(&self, now: Instant) -> Option<u64> {
+        self.leased(now).then(|| self.settled.load(Ordering::SeqCst))
+    }
+
     /// Taken before fetching the values to `fill` with.
     pub fn ticket(&self) -> FillTicket {
         FillTicket(self.applied.load(Ordering::SeqCst))
@@ -92,6 +105,7 @@ impl NearCopies {
             for key in stored {
                 self.copies.remove(key);
             }
+            self.settled.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -99,11 +113,13 @@ impl NearCopies {
     pub fn invalidate(&self, key: &str) {
         self.applied.fetch_add(1, Ordering::SeqCst);
         self.copies.remove(key);
+        self.settled.fetch_add(1, Ordering::SeqCst);
     }
 
     fn clear(&self) {
         self.applied.fetch_add(1, Ordering::SeqCst);
         self.copies.clear();
+        self.settled.fetch_add(1, Ordering::SeqCst);
     }
 
     fn listening(&self) -> std::sync::MutexGuard<'_, bool> {
@@ -213,6 +229,28 @@ mod tests {
         let late = now + Duration::from_millis(500) + LEASE + Duration::from_millis(1);
         near.renew(late, LEASE);
         assert_eq!(near.get("ver:user:1", late), None, "writers may have stopped waiting meanwhile");
+    }
+
+    #[test]
+    fn the_epoch_moves_with_every_removal_and_only_under_a_lease() {
+        let near = leased();
+        let now = Instant::now();
+        let start = near.epoch(now).expect("leased");
+        near.fill(near.ticket(), [("ver:user:1", Bytes::from_static(b"a"))], now);
+        assert_eq!(near.epoch(now), Some(start), "storing a copy changes no value read before");
+        near.invalidate("ver:user:1");
+        let invalidated = near.epoch(now).expect("leased");
+        assert_ne!(invalidated, start, "an invalidation");
+        let ticket = near.ticket();
+        near.invalidate("ver:user:2");
+        let before_rollback = near.epoch(now).expect("leased");
+        near.fill(ticket, [("ver:user:2", Bytes::from_static(b"old"))], now);
+        assert_ne!(near.epoch(now), Some(before_rollback), "a fill rolled back had its value readable meanwhile");
+        let before_lapse = near.epoch(now).expect("leased");
+        let late = now + LEASE + Duration::from_millis(1);
+        assert_eq!(near.epoch(late), None, "no lease, no epoch");
+        near.renew(late, LEASE);
+        assert_ne!(near.epoch(late), Some(before_lapse), "renewed after a lapse: copies cleared");
     }
 
     #[test]

@@ -137,6 +137,10 @@ impl Cache for RedisCache {
         Ok(values.into_iter().map(|value| value.map(Bytes::from)).collect())
     }
 
+    fn coherent_epoch(&self) -> Option<u64> {
+        self.coherence.near().epoch(std::time::Instant::now())
+    }
+
     fn coherent_copies(&self, keys: &[&str]) -> Option<super::Copies> {
         let now = std::time::Instant::now();
         let near = self.coherence.near();
