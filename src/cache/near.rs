@@ -76,9 +76,11 @@ impl NearCopies {
 
     /// While leased, a number that changes whenever a copy is removed, read
     /// before the copies: a value read from them after `epoch` gave `n` is
-    /// still theirs while `epoch` gives `n` (copies change only by removal,
-    /// counted once the removal is done), so a reader may keep it that long
-    /// instead of asking again. `None` without a lease.
+    /// as current as they are while `epoch` gives `n`, so a reader may keep
+    /// it that long instead of asking again. A copy changes by a removal,
+    /// counted once done, or by a fill that raced a change whose removal is
+    /// still to come (and whose writer is still waiting for this replica).
+    /// `None` without a lease.
     pub fn epoch(&self, now: Instant) -> Option<u64> {
         self.leased(now).then(|| self.settled.load(Ordering::SeqCst))
     }
