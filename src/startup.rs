@@ -72,7 +72,7 @@ pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc
     let store = metadata::instrumented::Instrumented::wrap(store, &metrics);
     let blobs = storage::instrumented::Instrumented::wrap(blobs, &metrics);
     let cache = cache::instrumented::Instrumented::wrap(cache, &metrics);
-    let scope_versions = crate::service::lookups::ScopeVersions::for_cache(cache.as_ref());
+    let scope_versions = crate::service::scopes::ScopeVersions::for_cache(cache.as_ref());
     Ok(Arc::new(Services {
         thumbnails,
         local_rates: crate::cache::LocalRates::default(),

@@ -8,7 +8,7 @@ use totp_rs::Secret;
 use super::auth::API_KEY_PREFIX;
 use super::context::{Principal, RequestContext};
 use super::identity::{authenticator, digest, random_bytes, random_token, verify_code};
-use super::lookups::user_scope;
+use super::scopes::user_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::Outcome;
 use crate::domain::{Scope, Scopes};

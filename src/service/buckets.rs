@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
-use super::lookups::{bucket_name_scope, bucket_scope, objects_scope};
+use super::scopes::{bucket_name_scope, bucket_scope, objects_scope};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{BucketName, Permission, Username};
 use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};

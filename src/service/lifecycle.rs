@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
-use super::lookups::bucket_name_scope;
+use super::scopes::bucket_name_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{Permission, Role};
 use crate::metadata::{BucketRecord, ListQuery};

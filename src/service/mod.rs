@@ -23,6 +23,7 @@ mod read_memo;
 pub mod reconcile;
 mod request_memory;
 pub mod retention;
+pub(crate) mod scopes;
 pub mod shares;
 pub mod signing;
 pub mod thumbnails;
@@ -65,7 +66,7 @@ pub struct Services {
     /// Rarely changing facts this process has seen, to save cache round trips.
     pub hints: lookups::LocalHints,
     /// Where the versions of cache scopes are kept (see `ScopeVersions`).
-    pub(crate) scope_versions: lookups::ScopeVersions,
+    pub(crate) scope_versions: scopes::ScopeVersions,
 }
 
 impl Services {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::Services;
-use super::lookups::{Key, bucket_read_scopes};
+use super::scopes::{Key, bucket_read_scopes};
 use crate::domain::{BucketName, Permission};
 use crate::metadata::{BucketRecord, ObjectRecord};
 

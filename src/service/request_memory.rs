@@ -7,7 +7,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-use super::lookups::Scope;
+use super::scopes::Scope;
 use crate::domain::BucketName;
 
 /// How long a request trusts a version it has read: a long request (an
@@ -95,7 +95,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::service::lookups::{bucket_scope, user_scope};
+    use crate::service::scopes::{bucket_scope, user_scope};
 
     #[tokio::test]
     async fn a_request_remembers_versions_briefly_and_only_its_own() {

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::buckets::check_default_retention;
 use super::context::{Principal, RequestContext};
-use super::lookups::{bucket_name_scope, objects_scope};
 use super::objects::parse_key;
+use super::scopes::{bucket_name_scope, objects_scope};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::Permission;
 use crate::domain::audit::Outcome;

@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use super::context::{Principal, RequestContext};
 use super::digest::digesting;
-use super::lookups::objects_scope;
 use super::objects::{locked, new_blob_key, parse_key, write_error};
+use super::scopes::objects_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{Permission, Role};

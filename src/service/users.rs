@@ -5,7 +5,7 @@ use secrecy::SecretString;
 
 use super::context::{Principal, RequestContext};
 use super::identity::PasswordHasher;
-use super::lookups::user_scope;
+use super::scopes::user_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEntry, Outcome};

@@ -12,7 +12,7 @@ use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_typ
 use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
 use crate::service::digest::digesting;
-use crate::service::lookups::objects_scope;
+use crate::service::scopes::objects_scope;
 use crate::service::{ServiceError, ServiceResult, Services};
 use crate::storage::{ByteStream, StorageError};
 
