@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderValue;
@@ -13,7 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use tracing::Instrument;
 
-use super::request_id::{REQUEST_ID, RequestId, UploadGuard};
+use super::request_id::{REQUEST_ID, UploadGuard};
 use super::security::Hardening;
 use super::{problem, rate_limit, routes};
 use crate::service::Services;
@@ -27,7 +26,6 @@ pub async fn middleware(
         return Ok(next.call(request).await?.map_into_boxed_body());
     };
     let id = super::request_id::incoming_or_new(&request);
-    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -44,7 +42,7 @@ pub async fn middleware(
         Some(early) => request.into_response(early).map_into_boxed_body(),
         None => {
             let handling = handle(&services, class, request, next).instrument(span.clone());
-            crate::service::with_request_versions(handling).await?
+            crate::service::within_request(id.clone(), handling).await?
         }
     };
     hardening.apply(response.headers_mut());

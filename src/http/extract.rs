@@ -8,10 +8,9 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, web};
 use compact_str::CompactString;
 
-use super::request_id::RequestId;
 use crate::service::signing::SignedParams;
 use crate::service::{Principal, RequestContext, ServiceError, Services};
 
@@ -58,7 +57,7 @@ pub fn request_context(request: &HttpRequest) -> RequestContext {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v[..v.floor_char_boundary(MAX_USER_AGENT)].to_owned()),
-        request_id: request.extensions().get::<RequestId>().map(|id| id.0.clone()),
+        request_id: crate::service::current_request_id(),
     }
 }
 

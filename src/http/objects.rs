@@ -1,5 +1,7 @@
 //! `/api/v1/buckets/{bucket}/objects…` and `/copy/{key}`: object I/O.
 
+use std::borrow::Cow;
+
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
@@ -21,8 +23,9 @@ pub const OBJECT_CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none
 const MAX_FORM_FILES: usize = 1000;
 const MAX_FORM_TEXT: usize = 4096;
 
-/// The object key: the raw path after `marker`, percent-decoded exactly once.
-pub fn key_from_path(request: &HttpRequest, marker: &str) -> Result<String, ServiceError> {
+/// The object key: the raw path after `marker`, percent-decoded exactly once
+/// (borrowed from the path when it has nothing to decode).
+pub fn key_from_path<'a>(request: &'a HttpRequest, marker: &str) -> Result<Cow<'a, str>, ServiceError> {
     let path = request.uri().path();
     let missing = || ServiceError::bad_request("invalid-key", "missing object key");
     // `/api/v1/buckets/{bucket}{marker}{key}`: skip the bucket, whose name may equal the marker.
@@ -31,7 +34,6 @@ pub fn key_from_path(request: &HttpRequest, marker: &str) -> Result<String, Serv
     let raw = after_bucket.strip_prefix(marker).ok_or_else(missing)?;
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
-        .map(|key| key.into_owned())
         .map_err(|_| ServiceError::bad_request("invalid-key", "the object key is not valid UTF-8"))
 }
 

@@ -1,14 +1,11 @@
 //! Request ids (a valid incoming `X-Request-Id` is echoed, else a fresh
-//! UUIDv7) and the active-upload gauge; `edge` puts them on every request.
+//! UUIDv7) and the active-upload gauge; `edge` puts them on every request
+//! (the id travels with the request's task: `service::within_request`).
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderName;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the current request, stored in request extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub std::sync::Arc<str>);
 
 /// Accept ids a proxy or client might send, but nothing that could forge log lines.
 fn acceptable(id: &str) -> bool {

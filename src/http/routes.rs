@@ -1,8 +1,9 @@
 //! The route table: one list of `path => { METHOD handler, … }` that both
 //! registers the handlers and names every route for the OpenAPI test.
 
-use actix_web::http::Method;
-use actix_web::web;
+use actix_web::guard::{Guard, GuardContext};
+use actix_web::http::{Method, header};
+use actix_web::{HttpResponse, web};
 
 use super::{
     admin_users, audit, auth, buckets, docs, health, me, objects, presign, retention, shares, thumbnails, uploads,
@@ -13,16 +14,38 @@ use super::{
 #[derive(Debug, Clone, Copy)]
 pub struct RouteTemplate(pub &'static str);
 
+/// Matches one method. actix's own method guard also records, on every
+/// check, the methods tried so far in the request's extensions (a map
+/// allocated per request) for its 405 answer; here each resource knows its
+/// methods from the table and answers 405 itself (`method_not_allowed`).
+struct OnlyMethod(Method);
+
+impl Guard for OnlyMethod {
+    fn check(&self, ctx: &GuardContext<'_>) -> bool {
+        ctx.head().method == self.0
+    }
+}
+
+/// The answer of a resource to a method it has no route for; `edge` turns it into problem+json.
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, allow)).finish()
+}
+
 macro_rules! routes {
-    ($( $path:literal => { $( $method:ident $handler:path ),+ $(,)? } )*) => {
+    ($( $path:literal => { $first:ident $first_handler:path $(, $method:ident $handler:path )* $(,)? } )*) => {
         /// Every registered `(method, path template)`, in registration order.
-        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )* ];
+        pub const ROUTES: &[(&str, &str)] =
+            &[ $( (stringify!($first), $path), $( (stringify!($method), $path), )* )* ];
 
         /// Registers every route of the table.
         pub fn configure(cfg: &mut web::ServiceConfig) {
             $( cfg.service(
                 web::resource($path).app_data(RouteTemplate($path))
-                    $( .route(web::method(Method::$method).to($handler)) )+
+                    .route(web::route().guard(OnlyMethod(Method::$first)).to($first_handler))
+                    $( .route(web::route().guard(OnlyMethod(Method::$method)).to($handler)) )*
+                    .default_service(web::to(|| async {
+                        method_not_allowed(concat!(stringify!($first) $(, ", ", stringify!($method))*))
+                    }))
             ); )*
         }
     };

@@ -36,7 +36,7 @@ pub use context::{Principal, RequestContext};
 pub use error::ServiceError;
 pub use health::{CheckStatus, Readiness};
 pub use identity::Identity;
-pub use request_memory::with_request_versions;
+pub use request_memory::{current_request_id, within_request};
 
 use crate::cache::Cache;
 use crate::clock::Clock;

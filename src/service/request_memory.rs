@@ -1,9 +1,10 @@
-//! What one request remembers while it runs: the scope versions it has read
-//! (so a request reads each scope's version once, and sees its own writes)
-//! and the bucket its path names (so the caller's prefetch can batch it).
+//! What one request carries while it runs: its id, the scope versions it has
+//! read (so a request reads each scope's version once, and sees its own
+//! writes) and the bucket its path names (so the caller's prefetch can batch it).
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -21,9 +22,12 @@ struct RememberedVersion {
     at: std::time::Instant,
 }
 
-/// What one request remembers (see `with_request_versions`).
+/// What one request carries (see `within_request`).
 #[derive(Default)]
 pub(super) struct RequestMemory {
+    /// Kept here rather than in the HTTP request's extensions, a map each
+    /// request would allocate and clear (~1,000 instructions of a warm read).
+    request_id: Option<Arc<str>>,
     /// The scope versions the request has read: a handful, so a list.
     versions: Vec<RememberedVersion>,
     /// The bucket the request's path names, if any.
@@ -34,11 +38,18 @@ tokio::task_local! {
     static REQUEST: RefCell<RequestMemory>;
 }
 
-/// Runs one request with its own memory of scope versions: lookups of the
-/// request within `REMEMBER_FOR` see the scope as it was when first read (or
-/// as the request's own writes left it), and read it from the cache once.
-pub async fn with_request_versions<F: Future>(request: F) -> F::Output {
-    REQUEST.scope(RefCell::new(RequestMemory::default()), request).await
+/// Runs one request, known by `request_id`, with its own memory of scope
+/// versions: lookups of the request within `REMEMBER_FOR` see the scope as it
+/// was when first read (or as the request's own writes left it), and read it
+/// from the cache once.
+pub async fn within_request<F: Future>(request_id: Arc<str>, request: F) -> F::Output {
+    let memory = RequestMemory { request_id: Some(request_id), ..RequestMemory::default() };
+    REQUEST.scope(RefCell::new(memory), request).await
+}
+
+/// The id of the request running on this task (`None` outside `within_request`).
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST.try_with(|memory| memory.borrow().request_id.clone()).ok().flatten()
 }
 
 impl RequestMemory {
@@ -102,7 +113,8 @@ mod tests {
         assert_eq!(remembered(&user_scope(1)), None, "outside a request nothing is kept");
         remember(&user_scope(1), Some(Bytes::from_static(b"v1")));
         assert_eq!(remembered(&user_scope(1)), None);
-        with_request_versions(async {
+        within_request(Arc::from("r1"), async {
+            assert_eq!(current_request_id().as_deref(), Some("r1"));
             remember(&user_scope(1), Some(Bytes::from_static(b"v1")));
             assert_eq!(remembered(&user_scope(1)).as_deref(), Some(&b"v1"[..]));
             remember(&user_scope(1), None);
@@ -112,7 +124,11 @@ mod tests {
             assert_eq!(remembered(&bucket_scope(2)), None, "read again after a while");
         })
         .await;
-        with_request_versions(async { assert_eq!(remembered(&bucket_scope(2)), None, "each request starts afresh") })
-            .await;
+        within_request(Arc::from("r2"), async {
+            assert_eq!(remembered(&bucket_scope(2)), None, "each request starts afresh");
+            assert_eq!(current_request_id().as_deref(), Some("r2"));
+        })
+        .await;
+        assert_eq!(current_request_id(), None, "outside a request there is no id");
     }
 }

@@ -336,3 +336,38 @@ async fn the_cli_verifies_and_purges_with_a_minimum_age() {
     let report: Value = serde_json::from_slice(&broken.stdout).expect("json report");
     assert_eq!(report["ok"], false);
 }
+
+#[tokio::test]
+async fn events_carry_the_id_of_the_request_that_caused_them() {
+    let app = spawn_app().await;
+    let admin = app.user_session("root", Role::Admin).await;
+    let created = app
+        .with_token(Method::POST, "/api/v1/buckets", &admin.access)
+        .header("X-Request-Id", "trace-bucket-1")
+        .json(&json!({ "name": "traced" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let deleted = app.with_token(Method::DELETE, "/api/v1/buckets/traced", &admin.access).send().await.expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let generated = deleted.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+
+    let auditor = auditor(&app).await;
+    let page: Value = app
+        .with_token(Method::GET, "/api/v1/admin/audit?bucket=traced", &auditor.access)
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<(&str, &str)> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["action"].as_str().expect("action"), e["request_id"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(ids.contains(&("bucket.create", "trace-bucket-1")), "the client's id: {ids:?}");
+    assert!(ids.contains(&("bucket.delete", generated.as_str())), "the id Coffer answered with: {ids:?}");
+}

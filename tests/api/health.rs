@@ -45,6 +45,12 @@ async fn wrong_methods_are_405_problems() {
     let app = spawn_app().await;
     let response = app.client.post(app.url("/health/live")).send().await.expect("send");
     assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET", "the methods the route has");
     let body = problem(response).await;
     assert_eq!(body["type"], "/problems/method-not-allowed");
+
+    let objects = app.client.patch(app.url("/api/v1/buckets/b1/objects/a/b.txt")).send().await.expect("send");
+    assert_eq!(objects.status(), 405);
+    assert_eq!(objects.headers()["allow"], "GET, HEAD, PUT, DELETE");
+    assert_eq!(problem(objects).await["detail"], "PATCH is not allowed here");
 }
