@@ -1,4 +1,26 @@
-//! HTTP entity-tag lists (`If-Match`, `If-None-Match`, `If-Range`) per RFC 9110 §13.
+//! HTTP entity-tag lists (`If-Match`, `If-None-Match`, `If-Range`) per RFC
+//! 9110 §13, and the validators an answer carries (§8.8).
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+/// An object's validators as the text of its `ETag` (the strong tag, quoted)
+/// and `Last-Modified` (an IMF-fixdate, whole seconds). A warm read keeps
+/// them with what it remembers, so they are written once, not per answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorText {
+    pub etag: Option<Bytes>,
+    pub last_modified: Bytes,
+}
+
+impl ValidatorText {
+    pub fn new(etag: Option<&str>, modified: DateTime<Utc>) -> Self {
+        Self {
+            etag: etag.map(|etag| Bytes::from(format!("\"{etag}\""))),
+            last_modified: Bytes::from(httpdate::fmt_http_date(std::time::SystemTime::from(modified))),
+        }
+    }
+}
 
 /// Whether `header` (`*`, or a comma-separated list of entity tags) matches `etag`.
 /// `weak` allows weak comparison (`W/"x"` matches `"x"`), as `If-None-Match` does.
@@ -21,7 +43,18 @@ pub fn etag_matches(header: &str, etag: &str, weak: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::etag_matches;
+    use chrono::DateTime;
+
+    use super::{ValidatorText, etag_matches};
+
+    #[test]
+    fn validators_are_a_quoted_tag_and_an_imf_fixdate() {
+        let modified = DateTime::parse_from_rfc3339("2026-12-01T08:09:10.750Z").expect("date").to_utc();
+        let text = ValidatorText::new(Some("abc"), modified);
+        assert_eq!(text.etag.as_deref(), Some(&b"\"abc\""[..]));
+        assert_eq!(&text.last_modified[..], b"Tue, 01 Dec 2026 08:09:10 GMT");
+        assert_eq!(ValidatorText::new(None, modified).etag, None);
+    }
 
     #[test]
     fn lists_wildcards_and_weakness() {

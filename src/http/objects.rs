@@ -71,14 +71,6 @@ fn etag_header(etag: &str) -> Option<HeaderValue> {
     HeaderValue::try_from(quoted).ok()
 }
 
-/// An IMF-fixdate (`Tue, 01 Dec 2026 00:00:00 GMT`), written into a string of its size.
-fn http_date_header(at: DateTime<Utc>) -> Option<HeaderValue> {
-    use std::fmt::Write;
-    let mut text = String::with_capacity(29);
-    write!(text, "{}", httpdate::HttpDate::from(std::time::SystemTime::from(at))).ok()?;
-    HeaderValue::try_from(text).ok()
-}
-
 fn created(object: &ObjectRecord) -> HttpResponse {
     let mut response = HttpResponse::Created();
     if let Some(etag) = object.etag.as_deref().and_then(etag_header) {
@@ -197,10 +189,11 @@ pub fn object_response(read: ObjectRead, force_download: bool) -> HttpResponse {
         ReadOutcome::NotModified => StatusCode::NOT_MODIFIED,
     };
     let mut response = HttpResponse::build(status);
-    if let Some(etag) = object.etag.as_deref().and_then(etag_header) {
+    let validators = &read.validators;
+    if let Some(etag) = validators.etag.clone().and_then(|etag| HeaderValue::from_maybe_shared(etag).ok()) {
         response.insert_header((header::ETAG, etag));
     }
-    if let Some(last_modified) = http_date_header(object.created_at) {
+    if let Ok(last_modified) = HeaderValue::from_maybe_shared(validators.last_modified.clone()) {
         response.insert_header((header::LAST_MODIFIED, last_modified));
     }
     // A 304's headers replace a cache's stored ones (RFC 9111 §4.3.4): it

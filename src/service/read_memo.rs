@@ -29,6 +29,7 @@ pub(crate) struct ReadMemo {
     pub bucket: BucketRecord,
     pub grant: Option<Permission>,
     pub object: Arc<ObjectRecord>,
+    pub validators: crate::domain::conditional::ValidatorText,
     /// The versions of the bucket's name, grants and objects scopes, in that order.
     versions: [Bytes; 3],
     at: Instant,
@@ -119,6 +120,7 @@ impl Services {
             bucket: bucket.clone(),
             grant,
             object: Arc::clone(object),
+            validators: super::objects::validator_text(object),
             versions: taken.versions,
             at: Instant::now(),
         };

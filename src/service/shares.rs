@@ -282,7 +282,8 @@ impl Services {
             self.store.share_password_ok(&share.id).await?;
         }
         let actor = format!("share:{}", share.id);
-        let read = self.open_object(ctx, &actor, std::sync::Arc::new(object), request, &bucket).await?;
+        let validators = super::objects::validator_text(&object);
+        let read = self.open_object(ctx, &actor, std::sync::Arc::new(object), validators, request, &bucket).await?;
         if read.body.is_some() && !self.store.count_share_download(&share.id, now).await? {
             let error = ServiceError::Gone("this link has been used up".into());
             return Err(self.share_denied(ctx, &share, "exhausted", error).await);

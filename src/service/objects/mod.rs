@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub(crate) use read::validator_text;
 pub use read::{ListPage, ListRequest, ObjectRead, ReadOutcome, ReadRequest};
 pub use write::PutRequest;
 

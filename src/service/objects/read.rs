@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::parse_key;
-use crate::domain::conditional::etag_matches;
+use crate::domain::conditional::{ValidatorText, etag_matches};
 use crate::domain::{ByteRange, Permission, RangeOutcome};
 use crate::metadata::{ListQuery, ObjectRecord};
 use crate::policy::rbac::{self, Decision};
@@ -40,6 +40,8 @@ pub enum ReadOutcome {
 pub struct ObjectRead {
     /// Shared with the lookup cache: a warm read does not copy the record.
     pub object: std::sync::Arc<ObjectRecord>,
+    /// The object's `ETag` and `Last-Modified`, kept by a warm read's memo.
+    pub validators: ValidatorText,
     pub outcome: ReadOutcome,
     /// `None` for HEAD and 304.
     pub body: Option<ByteStream>,
@@ -60,6 +62,11 @@ pub struct ListPage {
     pub objects: Vec<ObjectRecord>,
     pub prefixes: Vec<String>,
     pub next_after: Option<String>,
+}
+
+/// The validators an answer about `object` carries.
+pub(crate) fn validator_text(object: &ObjectRecord) -> ValidatorText {
+    ValidatorText::new(object.etag.as_deref(), object.created_at)
 }
 
 /// HTTP dates have whole seconds; compare at that resolution.
@@ -132,8 +139,10 @@ impl Services {
         if let Some(memo) = self.read_memo(principal.user_id, bucket, key).await
             && rbac::bucket_access(principal.subject(), memo.grant, Permission::Read) == Decision::Allow
         {
-            let object = Arc::clone(&memo.object);
-            return self.open_object(ctx, principal.actor(), object, request, memo.bucket.name.as_str()).await;
+            let (object, validators) = (Arc::clone(&memo.object), memo.validators.clone());
+            return self
+                .open_object(ctx, principal.actor(), object, validators, request, memo.bucket.name.as_str())
+                .await;
         }
         // Boxed: with it inline this future outgrew glibc's per-thread cache (see `http::objects`).
         Box::pin(self.read_object_looked_up(ctx, principal, bucket, key, request)).await
@@ -156,7 +165,8 @@ impl Services {
             let grant = self.grant_of(bucket.id, principal.user_id).await?;
             self.remember_read(principal.user_id, key, versions, &bucket, grant, &object);
         }
-        self.open_object(ctx, principal.actor(), object, request, bucket.name.as_str()).await
+        let validators = validator_text(&object);
+        self.open_object(ctx, principal.actor(), object, validators, request, bucket.name.as_str()).await
     }
 
     /// Preconditions, range and bytes of an object the caller may read. GETs
@@ -166,15 +176,16 @@ impl Services {
         ctx: &RequestContext,
         actor: &str,
         object: std::sync::Arc<ObjectRecord>,
+        validators: ValidatorText,
         request: &ReadRequest<'_>,
         bucket_name: &str,
     ) -> ServiceResult<ObjectRead> {
         if let Some(outcome) = preconditions(&object, request)? {
-            return Ok(ObjectRead { object, outcome, body: None });
+            return Ok(ObjectRead { object, validators, outcome, body: None });
         }
         let outcome = range_of(&object, request)?;
         if request.head_only {
-            return Ok(ObjectRead { object, outcome, body: None });
+            return Ok(ObjectRead { object, validators, outcome, body: None });
         }
         let range = match outcome {
             ReadOutcome::Partial { start, end_inclusive } => Some(BlobRange { start, end_inclusive }),
@@ -190,7 +201,7 @@ impl Services {
             .key(object.key.as_str())
             .details(serde_json::json!({ "bytes": read.content_length, "range": request.range.is_some() }));
         self.reads.record(event);
-        Ok(ObjectRead { object, outcome, body: Some(read.body) })
+        Ok(ObjectRead { object, validators, outcome, body: Some(read.body) })
     }
 
     pub async fn list_objects(
