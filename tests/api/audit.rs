@@ -28,6 +28,14 @@ async fn auditor(app: &TestApp) -> Tokens {
     app.user_session(&format!("auditor-{}", uuid::Uuid::new_v4().simple()), Role::Auditor).await
 }
 
+/// The events of one page of the trail, each as `(action, field)`.
+async fn events_with(app: &TestApp, token: &str, query: &str, field: &str) -> Vec<(String, String)> {
+    let response = app.with_token(Method::GET, &format!("/api/v1/admin/audit?{query}"), token).send().await;
+    let page: Value = response.expect("read").json().await.expect("json");
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    page["events"].as_array().expect("events").iter().map(|e| (text(&e["action"]), text(&e[field]))).collect()
+}
+
 async fn verify(app: &TestApp, token: &str) -> Value {
     let response = app.with_token(Method::GET, "/api/v1/admin/audit/verify", token).send().await.expect("verify");
     assert_eq!(response.status(), 200);
@@ -190,24 +198,12 @@ async fn auditors_read_the_trail_and_nothing_else() {
         assert_eq!(request.send().await.expect("request").status(), 403, "{path}");
     }
     // The reads and the refusals are themselves in the trail.
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?limit=1000", &auditor.access)
-        .send()
-        .await
-        .expect("read")
-        .json()
-        .await
-        .expect("json");
-    let actions: Vec<(&str, &str)> = page["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| (e["action"].as_str().expect("action"), e["outcome"].as_str().expect("outcome")))
-        .collect();
-    assert!(actions.contains(&("audit.read", "success")));
-    assert!(actions.contains(&("audit.read", "denied")), "a user's refused read is recorded: {actions:?}");
-    assert!(actions.contains(&("bucket.create", "denied")));
-    assert!(actions.contains(&("user.create", "denied")));
+    let actions = events_with(&app, &auditor.access, "limit=1000", "outcome").await;
+    let has = |action: &str, outcome: &str| actions.contains(&(action.to_owned(), outcome.to_owned()));
+    assert!(has("audit.read", "success"));
+    assert!(has("audit.read", "denied"), "a user's refused read is recorded: {actions:?}");
+    assert!(has("bucket.create", "denied"));
+    assert!(has("user.create", "denied"));
 }
 
 #[tokio::test]
@@ -354,20 +350,7 @@ async fn events_carry_the_id_of_the_request_that_caused_them() {
     let generated = deleted.headers()["x-request-id"].to_str().expect("ascii").to_owned();
 
     let auditor = auditor(&app).await;
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?bucket=traced", &auditor.access)
-        .send()
-        .await
-        .expect("read")
-        .json()
-        .await
-        .expect("json");
-    let ids: Vec<(&str, &str)> = page["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| (e["action"].as_str().expect("action"), e["request_id"].as_str().unwrap_or_default()))
-        .collect();
-    assert!(ids.contains(&("bucket.create", "trace-bucket-1")), "the client's id: {ids:?}");
-    assert!(ids.contains(&("bucket.delete", generated.as_str())), "the id Coffer answered with: {ids:?}");
+    let ids = events_with(&app, &auditor.access, "bucket=traced", "request_id").await;
+    assert!(ids.contains(&("bucket.create".into(), "trace-bucket-1".into())), "the client's id: {ids:?}");
+    assert!(ids.contains(&("bucket.delete".into(), generated)), "the id Coffer answered with: {ids:?}");
 }
