@@ -16,9 +16,14 @@ pub struct ValidatorText {
 impl ValidatorText {
     pub fn new(etag: Option<&str>, modified: DateTime<Utc>) -> Self {
         Self {
-            etag: etag.map(|etag| Bytes::from(format!("\"{etag}\""))),
+            etag: etag.map(Self::quoted_etag),
             last_modified: Bytes::from(httpdate::fmt_http_date(std::time::SystemTime::from(modified))),
         }
+    }
+
+    /// A stored (unquoted) entity tag as an `ETag` value: `"…"`.
+    pub fn quoted_etag(etag: &str) -> Bytes {
+        Bytes::from(format!("\"{etag}\""))
     }
 }
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::body::byte_stream;
 use super::cursor;
 use super::extract::Caller;
+use crate::domain::conditional::ValidatorText;
 use crate::metadata::ObjectRecord;
 use crate::policy::content::content_disposition;
 use crate::service::objects::{ListRequest, ObjectRead, ObjectView, PutRequest, ReadOutcome, ReadRequest};
@@ -61,19 +62,10 @@ const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, no-cach
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const OBJECT_CSP_VALUE: HeaderValue = HeaderValue::from_static(OBJECT_CSP);
 
-/// An ETag as its header value (quoted). Joined by hand: `format!` and the
-/// builder's conversions were a tenth of a warm read's header work.
-fn etag_header(etag: &str) -> Option<HeaderValue> {
-    let mut quoted = String::with_capacity(etag.len() + 2);
-    quoted.push('"');
-    quoted.push_str(etag);
-    quoted.push('"');
-    HeaderValue::try_from(quoted).ok()
-}
-
 fn created(object: &ObjectRecord) -> HttpResponse {
     let mut response = HttpResponse::Created();
-    if let Some(etag) = object.etag.as_deref().and_then(etag_header) {
+    let etag = object.etag.as_deref().map(ValidatorText::quoted_etag);
+    if let Some(etag) = etag.and_then(|etag| HeaderValue::from_maybe_shared(etag).ok()) {
         response.insert_header((header::ETAG, etag));
     }
     response.json(ObjectView::from(object))
