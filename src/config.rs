@@ -42,6 +42,8 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     pub cache_namespace: String,
     pub cache_max_entries: u64,
+    /// Bytes (in MiB) the in-process cache may hold, keys and values counted.
+    pub cache_max_mib: u64,
     pub storage: StorageKind,
     pub fs_root: Option<PathBuf>,
     pub s3_endpoint: Option<String>,
@@ -200,6 +202,7 @@ impl Default for Config {
             redis_url: None,
             cache_namespace: "coffer".into(),
             cache_max_entries: 100_000,
+            cache_max_mib: 128,
             storage: StorageKind::Fs,
             fs_root: None,
             s3_endpoint: None,
@@ -333,6 +336,12 @@ impl Config {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return Err(ConfigError::new("redis_url", "must start with redis:// or rediss://"));
             }
+        }
+        if self.cache_max_entries == 0 || self.cache_max_mib == 0 {
+            return Err(ConfigError::new(
+                "cache_max_entries",
+                "cache_max_entries and cache_max_mib must be at least 1",
+            ));
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::new("database_max_connections", "must be at least 1"));

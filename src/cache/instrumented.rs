@@ -167,7 +167,8 @@ mod tests {
 
     #[tokio::test]
     async fn immutable_entries_reach_the_adapter() {
-        let counting = Arc::new(Counting { inner: MemoryCache::new(10), immutable_calls: AtomicUsize::new(0) });
+        let counting =
+            Arc::new(Counting { inner: MemoryCache::new(10, 1 << 20), immutable_calls: AtomicUsize::new(0) });
         let metrics = Metrics::new();
         let cache = Instrumented::wrap(counting.clone(), &metrics);
         cache.set_immutable("v:e", Bytes::from_static(b"x"), Duration::from_secs(60)).await.expect("set");

@@ -1,4 +1,4 @@
-//! In-process cache: bounded by entry count, per-entry TTL.
+//! In-process cache: bounded by entry count and by bytes, per-entry TTL.
 
 use std::time::{Duration, Instant};
 
@@ -25,19 +25,48 @@ impl Entry {
     }
 }
 
-/// Bounded by entry count (S3-FIFO eviction); an expired entry reads as
-/// absent and is replaced by the next write. On quick_cache rather than
-/// moka: every request reads a few versions here, and a moka read with
-/// per-entry expiry cost three times as much.
+/// Bounded by entry count and by bytes (S3-FIFO eviction); an expired
+/// entry reads as absent and is replaced by the next write. On quick_cache
+/// rather than moka: every request reads a few versions here, and a moka
+/// read with per-entry expiry cost three times as much.
 pub struct MemoryCache {
-    entries: quick_cache::sync::Cache<String, Entry>,
+    entries: quick_cache::sync::Cache<String, Entry, EntryWeight>,
     rates: super::LocalRates,
 }
 
+/// What an entry holds besides its key's and value's bytes (the entry, the
+/// key's header, its slot), so that tiny entries are not counted as free.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// An entry's bytes, but never less than the budget's share of one entry,
+/// so the byte budget bounds the entry count too: small entries (versions)
+/// are bounded by count, large ones (listing pages) by bytes.
+#[derive(Clone)]
+struct EntryWeight {
+    floor: u64,
+}
+
+impl quick_cache::Weighter<String, Entry> for EntryWeight {
+    fn weight(&self, key: &String, entry: &Entry) -> u64 {
+        (key.len() as u64 + entry.value.len() as u64 + ENTRY_OVERHEAD).max(self.floor)
+    }
+}
+
 impl MemoryCache {
-    pub fn new(max_entries: u64) -> Self {
-        let capacity = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
-        Self { entries: quick_cache::sync::Cache::new(capacity), rates: super::LocalRates::default() }
+    /// At most `max_entries` entries and `max_bytes` of keys and values;
+    /// an entry too large for its shard's share of the bytes is not kept.
+    pub fn new(max_entries: u64, max_bytes: u64) -> Self {
+        let (max_entries, max_bytes) = (max_entries.max(1), max_bytes.max(1));
+        let weigher = EntryWeight { floor: (max_bytes / max_entries).max(1) };
+        let estimated = usize::try_from(max_entries).unwrap_or(usize::MAX);
+        let entries = quick_cache::sync::Cache::with(
+            estimated,
+            max_bytes,
+            weigher,
+            quick_cache::DefaultHashBuilder::default(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        );
+        Self { entries, rates: super::LocalRates::default() }
     }
 }
 
@@ -102,7 +131,7 @@ mod tests {
 
     #[tokio::test]
     async fn stores_and_forgets() {
-        let cache = MemoryCache::new(10);
+        let cache = MemoryCache::new(10, 1 << 20);
         cache.set("k", Bytes::from_static(b"v"), Duration::from_secs(60)).await.expect("set");
         assert_eq!(cache.get("k").await.expect("get"), Some(Bytes::from_static(b"v")));
         cache.delete("k").await.expect("delete");
@@ -110,8 +139,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bytes_and_entries_are_both_bounded() {
+        let pages = MemoryCache::new(1_000, 64 * 1024);
+        let page = Bytes::from(vec![b'x'; 4096]);
+        for n in 0..200 {
+            pages.set(&format!("page-{n}"), page.clone(), Duration::from_secs(60)).await.expect("set");
+        }
+        assert!(pages.entries.weight() <= 64 * 1024, "held {} bytes", pages.entries.weight());
+        assert!((1..=16).contains(&pages.entries.len()), "held {} pages of 4 KiB", pages.entries.len());
+
+        let versions = MemoryCache::new(10, 1 << 20);
+        for n in 0..200 {
+            versions
+                .set(&format!("version-{n}"), Bytes::from_static(b"1"), Duration::from_secs(60))
+                .await
+                .expect("set");
+        }
+        assert!((1..=10).contains(&versions.entries.len()), "held {} entries", versions.entries.len());
+    }
+
+    #[tokio::test]
     async fn expired_entries_read_as_absent_and_are_replaced() {
-        let cache = MemoryCache::new(10);
+        let cache = MemoryCache::new(10, 1 << 20);
         cache.set("k", Bytes::from_static(b"old"), Duration::from_millis(30)).await.expect("set");
         let kept = cache.set_if_absent("k", Bytes::from_static(b"new"), Duration::from_secs(60)).await.expect("keep");
         assert_eq!(kept, Bytes::from_static(b"old"), "a live entry stays");
@@ -124,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_writer_wins_while_the_entry_lives() {
-        let cache = std::sync::Arc::new(MemoryCache::new(10));
+        let cache = std::sync::Arc::new(MemoryCache::new(10, 1 << 20));
         let writers = (0..8u8).map(|n| {
             let cache = cache.clone();
             tokio::spawn(async move { cache.set_if_absent("v", Bytes::from(vec![n]), Duration::from_secs(60)).await })

@@ -112,6 +112,6 @@ pub trait Cache: Send + Sync {
 pub async fn from_config(config: &Config) -> Result<Arc<dyn Cache>, CacheError> {
     Ok(match &config.redis_url {
         Some(url) => Arc::new(RedisCache::connect(url.expose_secret(), &config.cache_namespace).await?),
-        None => Arc::new(MemoryCache::new(config.cache_max_entries)),
+        None => Arc::new(MemoryCache::new(config.cache_max_entries, config.cache_max_mib.saturating_mul(1 << 20))),
     })
 }

@@ -19,7 +19,7 @@ pub struct Fixture {
 }
 
 async fn memory() -> Option<Fixture> {
-    Some(Fixture { cache: Arc::new(MemoryCache::new(1000)), neighbour: None })
+    Some(Fixture { cache: Arc::new(MemoryCache::new(1000, 16 << 20)), neighbour: None })
 }
 
 async fn redis() -> Option<Fixture> {
