@@ -25,8 +25,21 @@ pub struct Filters {
     format: Option<ExportFormat>,
 }
 
+/// Characters in a text filter; longer values match nothing that is stored.
+const MAX_FILTER_CHARS: usize = 256;
+
 impl Filters {
     fn query(&self) -> Result<AuditQuery, ServiceError> {
+        for (name, value) in [("actor", &self.actor), ("action", &self.action), ("bucket", &self.bucket)] {
+            if let Some(value) = value
+                && (value.chars().count() > MAX_FILTER_CHARS || value.chars().any(char::is_control))
+            {
+                return Err(ServiceError::bad_request(
+                    "invalid-filter",
+                    format!("{name} must be at most {MAX_FILTER_CHARS} characters, none of them control characters"),
+                ));
+            }
+        }
         let before_id = match &self.cursor {
             Some(cursor) => Some(cursor::decode(cursor)?.parse().map_err(|_| {
                 ServiceError::bad_request("invalid-cursor", "the cursor is not one this server issued")

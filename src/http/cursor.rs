@@ -12,7 +12,8 @@ pub fn encode(last: &str) -> String {
 pub fn decode(cursor: &str) -> Result<String, ServiceError> {
     let invalid = || ServiceError::bad_request("invalid-cursor", "the cursor is not one this server issued");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    String::from_utf8(bytes).map_err(|_| invalid())
+    // No sort key this server issues holds a control character (keys, names and ids cannot).
+    String::from_utf8(bytes).ok().filter(|text| !text.chars().any(char::is_control)).ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -23,5 +24,6 @@ mod tests {
     fn roundtrip_and_garbage() {
         assert_eq!(decode(&encode("photos/é")).ok().as_deref(), Some("photos/é"));
         assert!(decode("!!!").is_err());
+        assert!(decode(&encode("a\0b")).is_err(), "no issued cursor holds a control character");
     }
 }

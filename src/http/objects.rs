@@ -38,8 +38,11 @@ pub fn key_from_path<'a>(request: &'a HttpRequest, marker: &str) -> Result<Cow<'
         .map_err(|_| ServiceError::bad_request("invalid-key", "the object key is not valid UTF-8"))
 }
 
+/// A header's text. Bytes beyond visible ASCII are kept (lossily), so that a
+/// malformed value is refused by its parser (400) instead of read as absent:
+/// a garbled `Content-MD5` must not store an unchecked object.
 fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
 fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
@@ -90,10 +93,48 @@ pub async fn post_form(
     services: web::Data<Services>,
     caller: Caller,
     bucket: web::Path<String>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<HttpResponse, ServiceError> {
-    let mut prefix = String::new();
     let mut stored = Vec::new();
+    store_form_files(&services, &caller, &bucket, form, &mut stored).await.map_err(|e| naming_stored(e, &stored))?;
+    if stored.is_empty() {
+        return Err(ServiceError::bad_request("invalid-form", "no file part in the form"));
+    }
+    Ok(HttpResponse::Created().json(serde_json::json!({ "objects": stored })))
+}
+
+/// Keys a problem names of the files a form stored before it failed.
+const NAMED_STORED_FILES: usize = 20;
+
+/// An error after some files of a form were stored. They are kept (each is a
+/// whole object, and one may have replaced an older one, which cannot be
+/// undone), so the problem names them and the client resends only the rest.
+fn naming_stored(error: ServiceError, stored: &[ObjectView]) -> ServiceError {
+    if stored.is_empty() {
+        return error;
+    }
+    let mut keys = stored.iter().take(NAMED_STORED_FILES).map(|o| o.key.as_str()).collect::<Vec<_>>().join(", ");
+    if stored.len() > NAMED_STORED_FILES {
+        keys.push_str(&format!(" and {} more", stored.len() - NAMED_STORED_FILES));
+    }
+    let note = format!("; the {} file(s) before it were stored: {keys}", stored.len());
+    match error {
+        ServiceError::BadRequest { slug, detail } => ServiceError::BadRequest { slug, detail: detail + &note },
+        ServiceError::Conflict { slug, detail } => ServiceError::Conflict { slug, detail: detail + &note },
+        ServiceError::TooLarge { slug, detail } => ServiceError::TooLarge { slug, detail: detail + &note },
+        other => other,
+    }
+}
+
+/// Stores each `file` part of `form` as it arrives, under the `prefix` field's value.
+async fn store_form_files(
+    services: &Services,
+    caller: &Caller,
+    bucket: &str,
+    mut form: Multipart,
+    stored: &mut Vec<ObjectView>,
+) -> Result<(), ServiceError> {
+    let mut prefix = String::new();
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| ServiceError::bad_request("invalid-form", e.to_string()))?;
         let name = field.name().unwrap_or_default().to_owned();
@@ -131,7 +172,7 @@ pub async fn post_form(
                     .put_object(
                         &caller.ctx,
                         &caller.principal,
-                        &bucket,
+                        bucket,
                         key.as_str(),
                         byte_stream(field, services.config.client_body_timeout),
                         &put,
@@ -142,10 +183,7 @@ pub async fn post_form(
             other => return Err(ServiceError::bad_request("invalid-form", format!("unexpected form field {other:?}"))),
         }
     }
-    if stored.is_empty() {
-        return Err(ServiceError::bad_request("invalid-form", "no file part in the form"));
-    }
-    Ok(HttpResponse::Created().json(serde_json::json!({ "objects": stored })))
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -156,16 +194,25 @@ pub struct DownloadQuery {
 /// The conditional and range headers of a read, borrowed from `headers`.
 pub fn read_request_of(headers: &HeaderMap, head_only: bool) -> ReadRequest<'_> {
     let text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
+    // Entity tags may hold bytes beyond ASCII (obs-text). Such a tag matches
+    // none of ours, but it must still count: an If-Match that vanished would
+    // let the request through instead of failing it with 412.
+    let tags = |name| {
+        headers.get(name).map(|value: &HeaderValue| std::str::from_utf8(value.as_bytes()).unwrap_or(UNREADABLE_TAG))
+    };
     ReadRequest {
         head_only,
         range: text(header::RANGE),
-        if_match: text(header::IF_MATCH),
-        if_none_match: text(header::IF_NONE_MATCH),
+        if_match: tags(header::IF_MATCH),
+        if_none_match: tags(header::IF_NONE_MATCH),
         if_modified_since: text(header::IF_MODIFIED_SINCE).and_then(http_date),
         if_unmodified_since: text(header::IF_UNMODIFIED_SINCE).and_then(http_date),
-        if_range: text(header::IF_RANGE),
+        if_range: tags(header::IF_RANGE),
     }
 }
+
+/// Stands for an entity tag that is not UTF-8; no stored tag (a hex digest) equals it.
+const UNREADABLE_TAG: &str = "\"not-utf-8\"";
 
 fn http_date(text: &str) -> Option<DateTime<Utc>> {
     httpdate::parse_http_date(text).ok().map(DateTime::<Utc>::from)

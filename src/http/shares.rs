@@ -145,8 +145,11 @@ async fn open(
     }
 }
 
+/// The password of `X-Share-Password`, read as UTF-8: passwords may be any
+/// Unicode, which `HeaderValue::to_str` (visible ASCII only) would drop.
 fn header_password(request: &HttpRequest) -> Option<SecretString> {
-    request.headers().get("x-share-password").and_then(|v| v.to_str().ok()).map(|v| SecretString::from(v.to_owned()))
+    let value = request.headers().get("x-share-password")?;
+    Some(SecretString::from(String::from_utf8_lossy(value.as_bytes()).into_owned()))
 }
 
 pub async fn get(

@@ -8,6 +8,10 @@ pub enum MetaError {
     #[error("{0} already exists")]
     Conflict(&'static str),
     /// The database cannot be reached (pool timeout, connection refused, locked too long).
+    /// Text the database cannot store (PostgreSQL refuses NUL characters):
+    /// the client's input, not a fault of ours.
+    #[error("{0} contains a character that cannot be stored")]
+    InvalidText(&'static str),
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
@@ -26,6 +30,10 @@ impl MetaError {
                 Self::Unavailable(error)
             }
             sqlx::Error::Database(db) if is_busy(db.as_ref()) => Self::Unavailable(error),
+            // character_not_in_repertoire (a NUL in text), untranslatable_character.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                Self::InvalidText(what)
+            }
             _ => Self::Other(error),
         }
     }

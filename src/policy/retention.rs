@@ -44,6 +44,10 @@ pub fn locked(retention: Option<Retention>, legal_hold: bool, now: DateTime<Utc>
     legal_hold || retention.is_some_and(|r| r.is_active(now))
 }
 
+/// The longest retention, per object or by a bucket's default: a century.
+/// Beyond it a typo (year 9999) would lock an object in COMPLIANCE forever.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// Why a retention change is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetentionDenied {
@@ -51,6 +55,8 @@ pub enum RetentionDenied {
     NeedsManage,
     /// A new retention must end in the future.
     NotInFuture,
+    /// A new retention must end within `MAX_RETENTION_DAYS`.
+    TooFar,
     /// Active COMPLIANCE retention can only be extended.
     Compliance,
     /// Active GOVERNANCE retention can only be extended without the bypass header.
@@ -62,6 +68,7 @@ impl RetentionDenied {
         match self {
             Self::NeedsManage => "changing retention or legal hold needs manage permission on the bucket",
             Self::NotInFuture => "retain_until must be in the future",
+            Self::TooFar => "retain_until must be at most 36500 days (a century) from now",
             Self::Compliance => {
                 "COMPLIANCE retention cannot be shortened, removed or changed to another mode until it ends"
             }
@@ -90,6 +97,10 @@ pub fn decide_retention(change: &RetentionChange) -> Result<bool, RetentionDenie
     }
     if change.requested.is_some_and(|r| !r.is_active(change.now)) {
         return Err(RetentionDenied::NotInFuture);
+    }
+    let latest = change.now + chrono::Duration::days(i64::from(MAX_RETENTION_DAYS));
+    if change.requested.is_some_and(|r| r.retain_until > latest) {
+        return Err(RetentionDenied::TooFar);
     }
     let Some(current) = change.current.filter(|c| c.is_active(change.now)) else {
         return Ok(false);
@@ -172,6 +183,19 @@ mod tests {
         assert_eq!(decide_retention(&change(retention(Compliance, -1), None, false)), Ok(false));
         assert_eq!(decide_retention(&change(retention(Compliance, 0), retention(Governance, 5), false)), Ok(false));
         assert_eq!(decide_retention(&change(None, retention(Governance, 0), false)), Err(RetentionDenied::NotInFuture));
+    }
+
+    #[test]
+    fn retention_ends_within_a_century() {
+        let century = i64::from(MAX_RETENTION_DAYS) * 86_400;
+        assert_eq!(decide_retention(&change(None, retention(Compliance, century), false)), Ok(false));
+        let too_far = retention(Compliance, century + 1);
+        assert_eq!(decide_retention(&change(None, too_far, false)), Err(RetentionDenied::TooFar));
+        assert_eq!(
+            decide_retention(&change(retention(Compliance, 100), too_far, false)),
+            Err(RetentionDenied::TooFar),
+            "not even as an extension"
+        );
     }
 
     fn any_retention() -> impl Strategy<Value = Option<Retention>> {

@@ -19,6 +19,8 @@ pub const RECOVERY_CODES: usize = 10;
 const TOTP_SECRET_BYTES: usize = 20;
 const MAX_KEY_NAME: usize = 100;
 const MAX_KEY_DAYS: u32 = 3650;
+/// Live (unrevoked) API keys one user may hold; the list is answered whole.
+pub const MAX_LIVE_KEYS: usize = 100;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Me {
@@ -222,6 +224,12 @@ impl Services {
             }
             None => Scopes::ALL,
         };
+        if self.store.list_api_keys(principal.user_id).await?.len() >= MAX_LIVE_KEYS {
+            return Err(ServiceError::conflict(
+                "too-many-api-keys",
+                format!("at most {MAX_LIVE_KEYS} live API keys per user; revoke one first"),
+            ));
+        }
         let key = random_token(API_KEY_PREFIX);
         let record = ApiKeyRecord {
             id: uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),

@@ -92,7 +92,8 @@ impl Services {
         password: &SecretString,
     ) -> ServiceResult<LoginOutcome> {
         // Throttle by what was typed (bounded), so unknown names lock like real ones.
-        let account: String = username.trim().to_lowercase().chars().take(128).collect();
+        // Control characters dropped: no name has them, and PostgreSQL cannot store a NUL.
+        let account: String = username.trim().to_lowercase().chars().filter(|c| !c.is_control()).take(128).collect();
         if let Some(throttled) = self.throttled(ctx, &account).await? {
             let event = ctx
                 .event(self.clock.now(), &account, "auth.login_failed")

@@ -11,7 +11,7 @@ use crate::domain::{BucketName, Permission, Username};
 use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};
 use crate::policy::rbac::{self, Decision};
 
-pub const MAX_RETENTION_DAYS: u32 = 36_500;
+pub use crate::policy::retention::MAX_RETENTION_DAYS;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BucketView {

@@ -77,6 +77,10 @@ impl From<MetaError> for ServiceError {
         match error {
             MetaError::NotFound(what) => Self::NotFound(what),
             MetaError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
+            MetaError::InvalidText(what) => Self::bad_request(
+                "invalid-text",
+                format!("the {what} asked for contains a character that cannot be stored (NUL)"),
+            ),
             MetaError::Unavailable(source) => Self::Unavailable("database", source.into()),
             MetaError::Other(source) => Self::Internal(source.into()),
         }

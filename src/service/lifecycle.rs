@@ -30,21 +30,50 @@ pub struct ObjectRef {
     pub key: String,
 }
 
+/// References a report lists of each kind; its counts go on past them, so a
+/// run over millions of objects answers (and holds) a bounded report.
+pub const MAX_LISTED: usize = 1_000;
+
 /// What a run did, or with `dry_run`, would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LifecycleReport {
     pub dry_run: bool,
     pub as_of: Option<DateTime<Utc>>,
+    /// The first `MAX_LISTED` objects expired; `expired_count` counts them all.
     pub expired: Vec<ObjectRef>,
+    pub expired_count: u64,
     pub aborted_uploads: u64,
+    /// The first `MAX_LISTED` objects kept by retention or a legal hold.
     pub skipped_locked: Vec<ObjectRef>,
+    pub skipped_locked_count: u64,
+    /// Whether a list holds fewer references than its count.
+    pub truncated: bool,
     pub bytes_freed: i64,
 }
 
 impl LifecycleReport {
     fn did_something(&self) -> bool {
-        !self.expired.is_empty() || self.aborted_uploads > 0 || !self.skipped_locked.is_empty()
+        self.expired_count > 0 || self.aborted_uploads > 0 || self.skipped_locked_count > 0
     }
+
+    fn note_expired(&mut self, object: ObjectRef) {
+        self.expired_count += 1;
+        self.truncated |= !list_bounded(&mut self.expired, object);
+    }
+
+    fn note_skipped_locked(&mut self, object: ObjectRef) {
+        self.skipped_locked_count += 1;
+        self.truncated |= !list_bounded(&mut self.skipped_locked, object);
+    }
+}
+
+/// Adds `object` unless the list is full; whether it did.
+fn list_bounded(list: &mut Vec<ObjectRef>, object: ObjectRef) -> bool {
+    let room = list.len() < MAX_LISTED;
+    if room {
+        list.push(object);
+    }
+    room
 }
 
 impl Services {
@@ -182,7 +211,7 @@ impl Services {
                     if !report.dry_run {
                         Metrics::count(&self.metrics.lifecycle_actions, "skipped_locked");
                     }
-                    report.skipped_locked.push(reference);
+                    report.note_skipped_locked(reference);
                     continue;
                 }
                 if !report.dry_run {
@@ -193,7 +222,7 @@ impl Services {
                             self.metrics.lifecycle_bytes_freed.inc_by(u64::try_from(object.size).unwrap_or(0));
                         }
                         Err(ServiceError::Conflict { slug: "object-locked", .. }) => {
-                            report.skipped_locked.push(reference);
+                            report.note_skipped_locked(reference);
                             continue;
                         }
                         // Deleted or replaced since the page was read: nothing to expire.
@@ -202,7 +231,7 @@ impl Services {
                     }
                 }
                 report.bytes_freed += object.size;
-                report.expired.push(reference);
+                report.note_expired(reference);
             }
             match page.next_after {
                 Some(next) => after = Some(next),
@@ -257,20 +286,43 @@ impl Services {
 
     async fn record_run(&self, ctx: &RequestContext, report: &LifecycleReport) {
         let audit = ctx.event(self.clock.now(), ACTOR, "lifecycle.run").details(serde_json::json!({
-            "expired": report.expired.len(),
+            "expired": report.expired_count,
             "aborted_uploads": report.aborted_uploads,
-            "skipped_locked": report.skipped_locked.len(),
+            "skipped_locked": report.skipped_locked_count,
             "bytes_freed": report.bytes_freed,
         }));
         if let Err(error) = self.store.append_audit(&audit).await {
             tracing::warn!(error = %error, "could not record a lifecycle run");
         }
         tracing::info!(
-            expired = report.expired.len(),
+            expired = report.expired_count,
             aborted_uploads = report.aborted_uploads,
-            skipped_locked = report.skipped_locked.len(),
+            skipped_locked = report.skipped_locked_count,
             bytes_freed = report.bytes_freed,
             "lifecycle run"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_lists_a_bounded_number_of_objects_and_counts_them_all() {
+        let mut report = LifecycleReport::default();
+        let object = |n: usize| ObjectRef { bucket: "logs".into(), key: format!("app/{n}.log") };
+        for n in 0..MAX_LISTED {
+            report.note_expired(object(n));
+        }
+        report.note_skipped_locked(object(0));
+        assert!(!report.truncated, "everything fits");
+        for n in MAX_LISTED..MAX_LISTED + 5 {
+            report.note_expired(object(n));
+        }
+        assert_eq!((report.expired.len(), report.expired_count), (MAX_LISTED, MAX_LISTED as u64 + 5));
+        assert_eq!(report.expired.last(), Some(&object(MAX_LISTED - 1)), "the first ones are listed");
+        assert_eq!((report.skipped_locked.len(), report.skipped_locked_count), (1, 1));
+        assert!(report.truncated && report.did_something());
     }
 }

@@ -37,7 +37,9 @@ fn view(object: &ObjectRecord, now: DateTime<Utc>) -> RetentionView {
 
 fn refusal(denied: RetentionDenied) -> ServiceError {
     match denied {
-        RetentionDenied::NotInFuture => ServiceError::bad_request("invalid-retention", denied.explain()),
+        RetentionDenied::NotInFuture | RetentionDenied::TooFar => {
+            ServiceError::bad_request("invalid-retention", denied.explain())
+        }
         _ => ServiceError::Forbidden(denied.explain().into()),
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod backend_buckets;
 mod backup;
 mod cli;
+mod client_mistakes;
 mod coherence;
 mod faults;
 mod first_admin;

@@ -485,4 +485,22 @@ async fn form_uploads_store_every_file_under_a_prefix() {
         .await
         .expect("post");
     assert_eq!(empty.status(), 400);
+
+    let broken = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(b"kept".to_vec()).file_name("kept.txt"))
+        .part("file", reqwest::multipart::Part::bytes(b"lost".to_vec()));
+    let refused = app
+        .with_token(Method::POST, "/api/v1/buckets/dora-files/objects", &owner.access)
+        .multipart(broken)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 400);
+    let detail = problem(refused).await["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("no filename") && detail.contains("stored: kept.txt"), "{detail}");
+    assert_eq!(
+        get(&app, &owner.access, "dora-files", "kept.txt").await.status(),
+        200,
+        "what the problem names is there"
+    );
 }
