@@ -83,8 +83,20 @@ pub fn with_database(admin_url: &str, database: &str) -> String {
 
 static STALE_DROPPED: OnceLock<()> = OnceLock::new();
 
+/// The test process that made a database named `{family}{pid}_{uuid}`.
+fn maker_pid(name: &str, family: &str) -> Option<u32> {
+    name.strip_prefix(family)?.split_once('_')?.0.parse().ok()
+}
+
+/// A database of `family` whose maker is gone. Another run's databases stay,
+/// even of the same binary: a developer's run beside CI's once dropped CI's
+/// in mid-test. (PostgreSQL is local to the tests, so `/proc` tells.)
+fn is_leftover(name: &str, family: &str) -> bool {
+    maker_pid(name, family).is_none_or(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// Creates a fresh PostgreSQL database for one test; leftovers of earlier
-/// runs of this binary (same `family`) are dropped first, once.
+/// runs of this binary (same `family`, their process gone) are dropped first, once.
 pub async fn create_database(admin_url: &str, family: &str) -> String {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
@@ -95,13 +107,13 @@ pub async fn create_database(admin_url: &str, family: &str) -> String {
             .await
             .expect("list databases");
         let _ = STALE_DROPPED.set(());
-        for (name,) in stale {
+        for (name,) in stale.into_iter().filter(|(name,)| is_leftover(name, family)) {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
                 .execute(&mut admin)
                 .await;
         }
     }
-    let name = unique(family);
+    let name = format!("{family}{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut admin)
         .await
@@ -165,6 +177,15 @@ mod tests {
         assert_eq!(with_database("postgres://root@127.0.0.1:5432/test", "x"), "postgres://root@127.0.0.1:5432/x");
         assert_eq!(with_database("postgres://root@h/test?sslmode=disable", "x"), "postgres://root@h/x?sslmode=disable");
         assert_eq!(with_database("postgres://root@h", "x"), "postgres://root@h/x");
+    }
+
+    #[test]
+    fn only_databases_whose_maker_is_gone_are_leftovers() {
+        let family = "coffer_api_";
+        let live = format!("{family}{}_0123abcd", std::process::id());
+        assert!(!super::is_leftover(&live, family), "a running process's database stays");
+        assert!(super::is_leftover(&format!("{family}{}_0123abcd", u32::MAX), family), "no such process");
+        assert!(super::is_leftover("coffer_api_3979fcaa8f194a769f06b1daa3c52a9c", family), "the older naming");
     }
 }
 pub mod proxy;
