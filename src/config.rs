@@ -337,11 +337,11 @@ impl Config {
                 return Err(ConfigError::new("redis_url", "must start with redis:// or rediss://"));
             }
         }
-        if self.cache_max_entries == 0 || self.cache_max_mib == 0 {
-            return Err(ConfigError::new(
-                "cache_max_entries",
-                "cache_max_entries and cache_max_mib must be at least 1",
-            ));
+        if self.cache_max_entries == 0 {
+            return Err(ConfigError::new("cache_max_entries", "must be at least 1"));
+        }
+        if self.cache_max_mib == 0 {
+            return Err(ConfigError::new("cache_max_mib", "must be at least 1"));
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::new("database_max_connections", "must be at least 1"));

@@ -27,6 +27,16 @@ fn bad_bind_names_the_key() {
 }
 
 #[test]
+fn cache_bounds_must_admit_something() {
+    for (config, key) in [
+        (Config { cache_max_entries: 0, ..Config::default() }, "cache_max_entries"),
+        (Config { cache_max_mib: 0, ..Config::default() }, "cache_max_mib"),
+    ] {
+        assert_eq!(config.validate().expect_err("must fail").key, key);
+    }
+}
+
+#[test]
 fn redacted_toml_hides_secrets() {
     let config = Config {
         database_url: Some("postgres://app:hunter2secret@db/coffer".to_owned().into()),
