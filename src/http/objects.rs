@@ -126,6 +126,17 @@ fn naming_stored(error: ServiceError, stored: &[ObjectView]) -> ServiceError {
     }
 }
 
+/// A body that is not a form at all is of the wrong media type (415); a broken form is a 400.
+fn form_error(error: actix_multipart::MultipartError) -> ServiceError {
+    use actix_multipart::MultipartError as E;
+    match error {
+        E::ContentTypeMissing | E::ContentTypeParse | E::ContentTypeIncompatible => {
+            ServiceError::UnsupportedMediaType("the body must be multipart/form-data".into())
+        }
+        other => ServiceError::bad_request("invalid-form", other.to_string()),
+    }
+}
+
 /// Stores each `file` part of `form` as it arrives, under the `prefix` field's value.
 async fn store_form_files(
     services: &Services,
@@ -136,7 +147,7 @@ async fn store_form_files(
 ) -> Result<(), ServiceError> {
     let mut prefix = String::new();
     while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| ServiceError::bad_request("invalid-form", e.to_string()))?;
+        let mut field = field.map_err(form_error)?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "prefix" => {

@@ -152,3 +152,18 @@ async fn api_keys_per_user_are_bounded_and_revoking_one_makes_room() {
     assert_eq!(revoked.send().await.expect("revoke").status(), 204);
     assert_eq!(create("in its place".into()).await.expect("create").status(), 201);
 }
+
+/// A form upload whose body is not a form is of the wrong media type.
+#[tokio::test]
+async fn a_form_upload_that_is_not_a_form_is_415() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "fern", "fern-files").await;
+    let sent = app
+        .with_token(Method::POST, "/api/v1/buckets/fern-files/objects", &owner.access)
+        .json(&json!({"file": "not a form"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(sent.status(), 415);
+    problem(sent).await;
+}
