@@ -47,13 +47,22 @@ pub fn credential_ceiling(via: Via) -> Option<Permission> {
     }
 }
 
+/// What `subject` may do on a bucket: the role and grant, capped by the credential.
+pub fn effective_permission(subject: Subject, grant: Option<Permission>) -> Option<Permission> {
+    let granted = bucket_permission(subject.role, grant)?;
+    credential_ceiling(subject.via).map(|ceiling| granted.min(ceiling))
+}
+
 /// May `subject`, holding `grant` on a bucket, do something that needs `required`?
 pub fn bucket_access(subject: Subject, grant: Option<Permission>, required: Permission) -> Decision {
-    let Some(granted) = bucket_permission(subject.role, grant) else {
+    if bucket_permission(subject.role, grant).is_none() {
         return Decision::Hidden;
-    };
-    let effective = credential_ceiling(subject.via).map(|ceiling| granted.min(ceiling));
-    if effective.is_some_and(|p| p >= required) { Decision::Allow } else { Decision::Forbidden }
+    }
+    if effective_permission(subject, grant).is_some_and(|p| p >= required) {
+        Decision::Allow
+    } else {
+        Decision::Forbidden
+    }
 }
 
 /// Creating buckets: users and admins, with a credential that may write.
@@ -91,10 +100,21 @@ pub fn may_manage_own_credentials(subject: Subject) -> bool {
     matches!(subject.via, Via::Session { .. })
 }
 
-/// Granting on a bucket: needs `manage` there; nobody changes their own grant.
-pub fn grant_change(subject: Subject, caller_grant: Option<Permission>, target_is_caller: bool) -> Decision {
+/// Whose grant a grant change touches, relative to the caller and the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantTarget {
+    pub is_caller: bool,
+    /// The user who created the bucket (who "manages the buckets it creates").
+    pub is_creator: bool,
+}
+
+/// Granting on a bucket: needs `manage` there; outside admins, nobody changes
+/// their own grant or the bucket creator's.
+pub fn grant_change(subject: Subject, caller_grant: Option<Permission>, target: GrantTarget) -> Decision {
     match bucket_access(subject, caller_grant, Permission::Manage) {
-        Decision::Allow if target_is_caller && subject.role != Role::Admin => Decision::Forbidden,
+        Decision::Allow if (target.is_caller || target.is_creator) && subject.role != Role::Admin => {
+            Decision::Forbidden
+        }
         other => other,
     }
 }
@@ -151,10 +171,20 @@ mod tests {
         }
 
         #[test]
+        fn the_permission_handed_out_is_what_access_checks_allow(s in subject(), grant in proptest::option::of(permission()), need in permission()) {
+            // Callers branch on the permission `effective_permission` returns (retention, legal
+            // hold): it must never claim more than `bucket_access` would allow.
+            let allowed = bucket_access(s, grant, need) == Decision::Allow;
+            prop_assert_eq!(effective_permission(s, grant).is_some_and(|p| p >= need), allowed);
+            prop_assert!(effective_permission(s, grant) <= credential_ceiling(s.via));
+        }
+
+        #[test]
         fn read_only_keys_never_write(role in role(), grant in proptest::option::of(permission())) {
             let s = Subject { role, via: Via::ApiKey(Scopes { read: true, write: false }) };
             prop_assert_ne!(bucket_access(s, grant, Permission::Write), Decision::Allow);
             prop_assert_ne!(bucket_access(s, grant, Permission::Manage), Decision::Allow);
+            prop_assert!(effective_permission(s, grant) <= Some(Permission::Read));
             prop_assert!(!may_create_bucket(s));
             prop_assert!(!may_administer(s, false));
         }
@@ -176,9 +206,18 @@ mod tests {
         }
 
         #[test]
-        fn nobody_but_admins_changes_their_own_grant(s in subject(), grant in proptest::option::of(permission())) {
-            if s.role != Role::Admin {
-                prop_assert_ne!(grant_change(s, grant, true), Decision::Allow);
+        fn nobody_but_admins_changes_their_own_grant_or_the_creators(
+            s in subject(),
+            grant in proptest::option::of(permission()),
+            is_caller in any::<bool>(),
+            is_creator in any::<bool>(),
+        ) {
+            let decision = grant_change(s, grant, GrantTarget { is_caller, is_creator });
+            if s.role != Role::Admin && (is_caller || is_creator) {
+                prop_assert_ne!(decision, Decision::Allow);
+            }
+            if s.role == Role::Admin && s.via == (Via::Session { mfa: true }) {
+                prop_assert_eq!(decision, Decision::Allow, "admins manage every grant");
             }
         }
 

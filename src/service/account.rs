@@ -254,7 +254,12 @@ impl Services {
         Ok(self.store.list_api_keys(principal.user_id).await?)
     }
 
+    /// From a session, any of one's keys; with an API key, only that key itself
+    /// (a leaked key must not be able to revoke the owner's other keys).
     pub async fn revoke_api_key(&self, ctx: &RequestContext, principal: &Principal, id: &str) -> ServiceResult<()> {
+        if principal.api_key_id.as_deref() != Some(id) {
+            self.require_session(principal)?;
+        }
         let event = ctx
             .event(self.clock.now(), principal.username.as_str(), "apikey.revoke")
             .details(serde_json::json!({ "id": id }));

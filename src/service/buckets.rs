@@ -9,7 +9,7 @@ use super::scopes::{bucket_name_scope, bucket_scope, objects_scope};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{BucketName, Permission, Username};
 use crate::metadata::{BucketRecord, DefaultRetention, GrantRecord, MetaError, NewBucket};
-use crate::policy::rbac::{self, Decision};
+use crate::policy::rbac::{self, Decision, GrantTarget};
 
 pub use crate::policy::retention::MAX_RETENTION_DAYS;
 
@@ -65,7 +65,8 @@ impl Services {
         let grant = self.grant_of(bucket.id, principal.user_id).await?;
         match rbac::bucket_access(principal.subject(), grant, required) {
             Decision::Allow => {
-                let permission = rbac::bucket_permission(principal.role, grant).unwrap_or(Permission::Read);
+                // Capped by the credential: a read-only key holds `read` even on a bucket its owner manages.
+                let permission = rbac::effective_permission(principal.subject(), grant).unwrap_or(Permission::Read);
                 Ok((bucket, permission))
             }
             Decision::Hidden => {
@@ -85,7 +86,8 @@ impl Services {
         Ok(buckets
             .into_iter()
             .filter_map(|visible| {
-                let permission = rbac::bucket_permission(principal.role, visible.grant)?;
+                rbac::bucket_permission(principal.role, visible.grant)?;
+                let permission = rbac::effective_permission(principal.subject(), visible.grant)?;
                 Some(view(visible.bucket, permission, enforcement))
             })
             .collect())
@@ -168,18 +170,23 @@ impl Services {
         let caller_grant = self.grant_of(bucket_record.id, principal.user_id).await?;
         let target =
             Username::parse(username).map_err(|e| ServiceError::bad_request("invalid-username", e.to_string()))?;
-        let is_self = target == principal.username;
-        match rbac::grant_change(principal.subject(), caller_grant, is_self) {
-            Decision::Allow => {}
-            _ => {
-                let reason =
-                    if is_self { "you cannot change your own grant" } else { "granting needs manage permission" };
-                return Err(self
-                    .deny(ctx, principal, action, Some(bucket), None, ServiceError::Forbidden(reason.into()))
-                    .await);
-            }
+        let user = self.store.user_by_name(&target).await?;
+        let is_caller = target == principal.username;
+        let is_creator = user.as_ref().is_some_and(|u| bucket_record.owner_id == Some(u.id));
+        let change = rbac::grant_change(principal.subject(), caller_grant, GrantTarget { is_caller, is_creator });
+        if change != Decision::Allow {
+            let reason = if is_caller {
+                "you cannot change your own grant"
+            } else if is_creator && change == Decision::Forbidden && caller_grant == Some(Permission::Manage) {
+                "only an admin can change the grant of the bucket's creator"
+            } else {
+                "granting needs manage permission"
+            };
+            return Err(self
+                .deny(ctx, principal, action, Some(bucket), None, ServiceError::Forbidden(reason.into()))
+                .await);
         }
-        let user = self.store.user_by_name(&target).await?.ok_or(ServiceError::NotFound("user"))?;
+        let user = user.ok_or(ServiceError::NotFound("user"))?;
         Ok((bucket_record, user.id, target))
     }
 

@@ -108,7 +108,7 @@ impl Services {
         Ok(rules)
     }
 
-    /// `POST /admin/lifecycle/run`: admins only; `as_of` only with a dry run.
+    /// `POST /admin/lifecycle/run`: admins only (a real run as administration); `as_of` only with a dry run.
     pub async fn run_lifecycle_for(
         &self,
         ctx: &RequestContext,
@@ -116,7 +116,11 @@ impl Services {
         dry_run: bool,
         as_of: Option<DateTime<Utc>>,
     ) -> ServiceResult<LifecycleReport> {
-        if principal.role != Role::Admin {
+        if !dry_run {
+            // Expiring deletes objects: administration proper (write-scoped key or, when
+            // required, a session that passed MFA). A dry run only reads.
+            self.require_admin(ctx, principal, "lifecycle.run").await?;
+        } else if principal.role != Role::Admin {
             let error = ServiceError::Forbidden("running lifecycle rules needs the admin role".into());
             return Err(self.deny(ctx, principal, "lifecycle.run", None, None, error).await);
         }

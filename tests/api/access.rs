@@ -79,6 +79,11 @@ async fn buckets_are_invisible_without_a_grant_and_grants_need_manage() {
     assert_eq!(grant(&other.access, "olga", "read").await.expect("grant").status(), 403);
     assert_eq!(grant(&owner.access, "nobody", "read").await.expect("grant").status(), 404);
     assert_eq!(grant(&owner.access, "mona", "read").await.expect("grant").status(), 403, "no self-demotion either");
+    // A manager by grant manages others, but not the bucket's creator.
+    assert_eq!(grant(&owner.access, "ned", "manage").await.expect("grant").status(), 204);
+    assert_eq!(grant(&other.access, "mona", "read").await.expect("grant").status(), 403, "the creator keeps manage");
+    let unseat = app.with_token(Method::DELETE, "/api/v1/buckets/mona-photos/grants/mona", &other.access);
+    assert_eq!(unseat.send().await.expect("revoke").status(), 403);
     let grants: Value = app
         .with_token(Method::GET, "/api/v1/buckets/mona-photos/grants", &owner.access)
         .send()

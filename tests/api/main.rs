@@ -18,6 +18,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod identity;
+mod key_scopes;
 mod lifecycle;
 mod metrics;
 mod near_copies;

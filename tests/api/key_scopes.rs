@@ -1,0 +1,93 @@
+//! What an API key's scopes allow beyond plain reads and writes: a read key of
+//! a bucket's manager cannot lock objects, revoke its owner's other keys or
+//! run lifecycle expiry.
+
+use coffer::domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::objects::{owner_with_bucket, put};
+
+/// A new key of the session's user: (id, secret).
+async fn key(app: &TestApp, session: &str, scopes: &[&str]) -> (String, String) {
+    let created: Value = app
+        .with_token(Method::POST, "/api/v1/me/api-keys", session)
+        .json(&json!({ "name": scopes.join("+"), "scopes": scopes }))
+        .send()
+        .await
+        .expect("key")
+        .json()
+        .await
+        .expect("json");
+    (created["id"].as_str().expect("id").to_owned(), created["key"].as_str().expect("key").to_owned())
+}
+
+async fn status(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> u16 {
+    let request = app.with_token(method, path, token);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    request.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test]
+async fn a_read_key_of_a_manager_stays_a_reader() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "quinn", "quinn-vault").await;
+    assert_eq!(put(&app, &owner.access, "quinn-vault", "deed.txt", b"deed".to_vec()).await.status(), 201);
+    let (_, read_key) = key(&app, &owner.access, &["read"]).await;
+    let (_, write_key) = key(&app, &owner.access, &["read", "write"]).await;
+    let until = (chrono::Utc::now() + chrono::Duration::days(3650)).to_rfc3339();
+    let lock = json!({ "mode": "COMPLIANCE", "retain_until": until });
+    let retention = "/api/v1/buckets/quinn-vault/retention/deed.txt";
+    let hold = "/api/v1/buckets/quinn-vault/legal-hold/deed.txt";
+
+    assert_eq!(status(&app, Method::PUT, retention, &read_key, Some(lock.clone())).await, 403);
+    assert_eq!(status(&app, Method::PUT, hold, &read_key, Some(json!({"status": "ON"}))).await, 403);
+    assert_eq!(status(&app, Method::GET, retention, &read_key, None).await, 200, "reading retention is a read");
+    let listed: Value = app
+        .with_token(Method::GET, "/api/v1/buckets", &read_key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["buckets"][0]["permission"], "read", "the key's scope caps the listed permission");
+    let nothing_locked: Value =
+        app.with_token(Method::GET, retention, &owner.access).send().await.expect("get").json().await.expect("json");
+    assert_eq!(nothing_locked["active"], false);
+    assert_eq!(nothing_locked["legal_hold"], false);
+
+    assert_eq!(status(&app, Method::PUT, hold, &write_key, Some(json!({"status": "ON"}))).await, 200);
+    assert_eq!(status(&app, Method::PUT, hold, &read_key, Some(json!({"status": "OFF"}))).await, 403);
+}
+
+#[tokio::test]
+async fn a_key_revokes_only_itself() {
+    let app = spawn_app().await;
+    let owner = app.user_session("rhea", Role::User).await;
+    let (read_id, read_key) = key(&app, &owner.access, &["read"]).await;
+    let (write_id, write_key) = key(&app, &owner.access, &["read", "write"]).await;
+    let other = format!("/api/v1/me/api-keys/{write_id}");
+    assert_eq!(status(&app, Method::DELETE, &other, &read_key, None).await, 403);
+    assert_eq!(status(&app, Method::GET, "/api/v1/me", &write_key, None).await, 200, "the other key still works");
+    let own = format!("/api/v1/me/api-keys/{read_id}");
+    assert_eq!(status(&app, Method::DELETE, &own, &read_key, None).await, 204);
+    assert_eq!(status(&app, Method::GET, "/api/v1/me", &read_key, None).await, 401, "revoked");
+    assert_eq!(status(&app, Method::DELETE, &other, &owner.access, None).await, 204, "a session revokes any");
+}
+
+#[tokio::test]
+async fn expiring_objects_needs_more_than_an_admins_read_key() {
+    let app = spawn_app().await;
+    let admin = app.user_session("sage", Role::Admin).await;
+    let (_, read_key) = key(&app, &admin.access, &["read"]).await;
+    let (_, write_key) = key(&app, &admin.access, &["read", "write"]).await;
+    let run = "/api/v1/admin/lifecycle/run";
+    assert_eq!(status(&app, Method::POST, run, &read_key, Some(json!({"dry_run": false}))).await, 403);
+    assert_eq!(status(&app, Method::POST, run, &read_key, Some(json!({"dry_run": true}))).await, 200);
+    assert_eq!(status(&app, Method::POST, run, &write_key, Some(json!({"dry_run": false}))).await, 200);
+}
