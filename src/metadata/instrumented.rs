@@ -119,8 +119,7 @@ instrument! { IdentityStore {
     fn delete_totp(&self, user_id: i64, audit: &AuditEntry) -> ();
     fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> bool;
     fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> ();
-    fn mfa_challenge(&self, token_hash: &str) -> Option<MfaChallenge>;
-    fn fail_mfa_challenge(&self, token_hash: &str) -> i64;
+    fn claim_mfa_attempt(&self, token_hash: &str, now: DateTime<Utc>, max_attempts: i64) -> Option<MfaChallenge>;
     fn delete_mfa_challenge(&self, token_hash: &str) -> ();
     fn login_locked_until(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
     fn record_login_failure(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>, rule: ThrottleRule) -> Option<DateTime<Utc>>;

@@ -193,9 +193,16 @@ pub trait IdentityStore: Send + Sync {
     async fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> MetaResult<bool>;
 
     async fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> MetaResult<()>;
-    async fn mfa_challenge(&self, token_hash: &str) -> MetaResult<Option<MfaChallenge>>;
-    /// Counts a wrong code; returns the failures so far.
-    async fn fail_mfa_challenge(&self, token_hash: &str) -> MetaResult<i64>;
+    /// Uses up one attempt of a live challenge with fewer than `max_attempts`
+    /// spent, atomically, before its code is checked (so parallel guesses
+    /// cannot exceed the limit); the challenge with the attempt counted, or
+    /// `None` when it is unknown, expired or spent.
+    async fn claim_mfa_attempt(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> MetaResult<Option<MfaChallenge>>;
     async fn delete_mfa_challenge(&self, token_hash: &str) -> MetaResult<()>;
 
     /// When the subject is locked out at `now`, until when.

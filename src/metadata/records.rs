@@ -276,6 +276,8 @@ pub struct MfaChallenge {
 pub enum ThrottleScope {
     Account,
     Ip,
+    /// Wrong second-factor codes of one account (subject: the user id).
+    SecondFactor,
 }
 
 impl ThrottleScope {
@@ -283,6 +285,7 @@ impl ThrottleScope {
         match self {
             Self::Account => "account",
             Self::Ip => "ip",
+            Self::SecondFactor => "second_factor",
         }
     }
 }

@@ -141,8 +141,29 @@ impl Services {
         Ok(LoginOutcome::Tokens(tokens))
     }
 
-    /// Checks a TOTP code (each time step accepted once) or an unused recovery code.
+    /// Checks a second-factor code. Wrong codes are counted per account across
+    /// MFA challenges and MFA changes; past the lockout threshold every code is
+    /// refused (429) until the lock ends, so guessing does not scale with logins.
     pub(crate) async fn second_factor(&self, user: &UserRecord, code: &str) -> ServiceResult<Option<&'static str>> {
+        let subject = user.id.to_string();
+        let now = self.clock.now();
+        if let Some(until) = self.store.login_locked_until(ThrottleScope::SecondFactor, &subject, now).await? {
+            return Err(ServiceError::TooManyRequests {
+                detail: "too many wrong codes; try again later".into(),
+                retry_after: (until - now).to_std().unwrap_or_default(),
+            });
+        }
+        let method = self.check_second_factor(user, code).await?;
+        if method.is_some() {
+            self.store.clear_login_failures(ThrottleScope::SecondFactor, &subject).await?;
+        } else {
+            self.store.record_login_failure(ThrottleScope::SecondFactor, &subject, now, self.account_rule()).await?;
+        }
+        Ok(method)
+    }
+
+    /// Checks a TOTP code (each time step accepted once) or an unused recovery code.
+    async fn check_second_factor(&self, user: &UserRecord, code: &str) -> ServiceResult<Option<&'static str>> {
         let Some(totp) = self.store.totp(user.id).await?.filter(|t| t.confirmed) else {
             return Ok(None);
         };
@@ -165,11 +186,11 @@ impl Services {
     pub async fn complete_mfa(&self, ctx: &RequestContext, mfa_token: &str, code: &str) -> ServiceResult<TokenPair> {
         let hash = digest(mfa_token);
         let now = self.clock.now();
+        // The attempt is counted before the code is checked; a right code then deletes the challenge.
         let challenge = self
             .store
-            .mfa_challenge(&hash)
+            .claim_mfa_attempt(&hash, now, MFA_MAX_FAILURES)
             .await?
-            .filter(|c| c.expires_at > now && c.failures < MFA_MAX_FAILURES)
             .ok_or_else(|| unauthenticated("the MFA step expired or failed too often; log in again"))?;
         let user = self
             .store
@@ -178,7 +199,7 @@ impl Services {
             .filter(|u| !u.disabled)
             .ok_or_else(|| unauthenticated("the MFA step expired or failed too often; log in again"))?;
         let Some(method) = self.second_factor(&user, code).await? else {
-            let failures = self.store.fail_mfa_challenge(&hash).await?;
+            let failures = challenge.failures;
             if failures >= MFA_MAX_FAILURES {
                 self.store.delete_mfa_challenge(&hash).await?;
             }

@@ -329,6 +329,65 @@ async fn an_mfa_token_dies_after_five_wrong_codes_or_five_minutes() {
     assert_eq!(expired.status(), 401);
 }
 
+/// Guesses sent all at once get no more tries than guesses sent one by one:
+/// each attempt is used up before its code is checked.
+#[tokio::test]
+async fn parallel_guesses_get_five_tries_in_all() {
+    let app = spawn_app().await;
+    let password = app.create_user("jill", Role::User).await;
+    let session = app.login("jill", &password).await;
+    let (secret, _) = enable_mfa(&app, &session.access).await;
+    app.clock.advance(Span::seconds(30));
+    let (_, body) = login_body(&app, "jill", &password).await;
+    let mfa_token = body["mfa_token"].as_str().expect("mfa token").to_owned();
+    let guesses = (0..20).map(|_| app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": "zzzzzz"})));
+    for answer in futures::future::join_all(guesses).await {
+        assert_eq!(answer.status(), 401);
+    }
+    let query = coffer::metadata::AuditQuery {
+        actor: Some("jill".into()),
+        action: Some("auth.mfa_failed".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let checked = app.services.store.audit_query(&query).await.expect("audit").len();
+    assert_eq!(checked, 5, "only five of the twenty codes were checked");
+    let code = totp_code(&secret, app.clock_now());
+    let dead = app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": code})).await;
+    assert_eq!(dead.status(), 401, "the challenge is spent");
+}
+
+/// Wrong codes count per account, whichever step they came through: a fresh
+/// login does not buy more guesses, and neither does `DELETE /me/mfa/totp`.
+#[tokio::test]
+async fn wrong_codes_lock_the_second_factor_across_challenges() {
+    let app = spawn_app().await;
+    let password = app.create_user("kira", Role::User).await;
+    let session = app.login("kira", &password).await;
+    let (secret, _) = enable_mfa(&app, &session.access).await;
+    for _ in 0..4 {
+        let wrong = app.with_token(Method::DELETE, "/api/v1/me/mfa/totp", &session.access);
+        assert_eq!(wrong.json(&json!({"code": "zzzzzz"})).send().await.expect("disable").status(), 400);
+    }
+    app.clock.advance(Span::seconds(30));
+    let (_, body) = login_body(&app, "kira", &password).await;
+    let mfa_token = body["mfa_token"].as_str().expect("mfa token").to_owned();
+    let fifth = app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": "zzzzzz"})).await;
+    assert_eq!(fifth.status(), 401);
+    let (_, body) = login_body(&app, "kira", &password).await;
+    let mfa_token = body["mfa_token"].as_str().expect("mfa token").to_owned();
+    let code = totp_code(&secret, app.clock_now());
+    let locked = app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": code})).await;
+    assert_eq!(locked.status(), 429, "even the right code waits for the lock to end");
+    assert!(locked.headers().contains_key("retry-after"));
+    app.clock.advance(Span::minutes(16));
+    let (_, body) = login_body(&app, "kira", &password).await;
+    let mfa_token = body["mfa_token"].as_str().expect("mfa token").to_owned();
+    let code = totp_code(&secret, app.clock_now());
+    let ok = app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": code})).await;
+    assert_eq!(ok.status(), 200, "the lock ends");
+}
+
 #[tokio::test]
 async fn api_keys_are_scoped_hashed_and_revocable() {
     let app = spawn_app().await;

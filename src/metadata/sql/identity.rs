@@ -299,29 +299,28 @@ impl IdentityStore for Store {
         Ok(())
     }
 
-    async fn mfa_challenge(&self, token_hash: &str) -> MetaResult<Option<MfaChallenge>> {
-        let row: Option<(i64, i64, i64)> =
-            sqlx::query_as("SELECT user_id, failures, expires_at FROM mfa_challenges WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(sql_err("mfa challenge"))?;
+    async fn claim_mfa_attempt(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> MetaResult<Option<MfaChallenge>> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE mfa_challenges SET failures = failures + 1 \
+             WHERE token_hash = $1 AND expires_at > $2 AND failures < $3 \
+             RETURNING user_id, failures, expires_at",
+        )
+        .bind(token_hash)
+        .bind(to_micros(now))
+        .bind(max_attempts)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(sql_err("mfa challenge"))?;
         Ok(row.map(|(user_id, failures, expires_at)| MfaChallenge {
             user_id,
             failures,
             expires_at: from_micros(expires_at),
         }))
-    }
-
-    async fn fail_mfa_challenge(&self, token_hash: &str) -> MetaResult<i64> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1 RETURNING failures",
-        )
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(sql_err("mfa challenge"))?;
-        Ok(row.map_or(i64::MAX, |(failures,)| failures))
     }
 
     async fn delete_mfa_challenge(&self, token_hash: &str) -> MetaResult<()> {
