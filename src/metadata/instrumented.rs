@@ -146,7 +146,7 @@ instrument! { ShareStore {
     fn create_share(&self, share: &ShareRecord, audit: &AuditEntry) -> ();
     fn share_by_token(&self, token_hash: &str) -> Option<ShareRecord>;
     fn share(&self, id: &str) -> Option<ShareRecord>;
-    fn shares_by(&self, user_id: i64, limit: usize) -> Vec<ShareRecord>;
+    fn shares_by(&self, user_id: i64, before: Option<(DateTime<Utc>, &str)>, limit: usize) -> Vec<ShareRecord>;
     fn revoke_share(&self, id: &str, audit: &AuditEntry) -> ();
     fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> bool;
     fn share_password_failed(&self, id: &str, now: DateTime<Utc>, rule: ThrottleRule) -> Option<DateTime<Utc>>;

@@ -271,8 +271,14 @@ pub trait ShareStore: Send + Sync {
     async fn create_share(&self, share: &ShareRecord, audit: &AuditEntry) -> MetaResult<()>;
     async fn share_by_token(&self, token_hash: &str) -> MetaResult<Option<ShareRecord>>;
     async fn share(&self, id: &str) -> MetaResult<Option<ShareRecord>>;
-    /// Shares created by a user, newest first.
-    async fn shares_by(&self, user_id: i64, limit: usize) -> MetaResult<Vec<ShareRecord>>;
+    /// Shares created by a user, newest first (ties by id, descending), starting
+    /// after the `(created_at, id)` of the previous page's last share.
+    async fn shares_by(
+        &self,
+        user_id: i64,
+        before: Option<(DateTime<Utc>, &str)>,
+        limit: usize,
+    ) -> MetaResult<Vec<ShareRecord>>;
     async fn revoke_share(&self, id: &str, audit: &AuditEntry) -> MetaResult<()>;
     /// Counts one download if the link is still live and under its limit, atomically:
     /// concurrent requests on a one-download link get exactly one `true`.

@@ -1,6 +1,8 @@
 //! Share links for people: a secret URL to one object, optionally with a
 //! password, an expiry and a download limit; revocable; every access audited.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -51,6 +53,20 @@ pub struct ShareView {
 pub enum ShareOpen {
     NeedsPassword { file_name: String, size: i64, content_type: String },
     Object(ObjectRead),
+}
+
+/// The most shares one page lists.
+pub const MAX_SHARES_PAGE: usize = 1000;
+
+/// The `created_at` (micros) and id of a page's last share, as `list_shares` hands it out.
+fn parse_share_position(text: &str) -> ServiceResult<(DateTime<Utc>, String)> {
+    let invalid = || ServiceError::bad_request("invalid-cursor", "the cursor is not one this server issued");
+    let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
+    let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(invalid());
+    }
+    Ok((at, id.to_owned()))
 }
 
 /// The longest lifetime a share link can have when `share_max_expiry` is unset (100 years).
@@ -135,11 +151,34 @@ impl Services {
         Ok(CreatedShare { url: self.share_url(&token), id: share.id, expires_at: share.expires_at })
     }
 
-    pub async fn list_shares(&self, principal: &Principal) -> ServiceResult<Vec<ShareView>> {
-        let shares = self.store.shares_by(principal.user_id, 1000).await?;
+    /// One page of the caller's shares, newest first, and the sort key to pass
+    /// as `after` for the next page (`None` on the last page).
+    pub async fn list_shares(
+        &self,
+        principal: &Principal,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<(Vec<ShareView>, Option<String>)> {
+        let limit = limit.clamp(1, MAX_SHARES_PAGE);
+        let before = after.map(parse_share_position).transpose()?;
+        let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
+        let mut shares = self.store.shares_by(principal.user_id, before, limit + 1).await?;
+        let next = (shares.len() > limit).then(|| {
+            shares.truncate(limit);
+            shares.last().map(|last| format!("{}:{}", last.created_at.timestamp_micros(), last.id))
+        });
+        // A user's shares point into few buckets: look each one up once per page.
+        let mut bucket_names: HashMap<i64, String> = HashMap::new();
         let mut views = Vec::with_capacity(shares.len());
         for share in shares {
-            let bucket = self.bucket_name(share.bucket_id).await?;
+            let bucket = match bucket_names.get(&share.bucket_id) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = self.bucket_name(share.bucket_id).await?;
+                    bucket_names.insert(share.bucket_id, name.clone());
+                    name
+                }
+            };
             views.push(ShareView {
                 id: share.id,
                 bucket,
@@ -152,7 +191,7 @@ impl Services {
                 revoked: share.revoked_at.is_some(),
             });
         }
-        Ok(views)
+        Ok((views, next.flatten()))
     }
 
     /// The creator, a manager of the bucket or an admin may revoke.

@@ -259,3 +259,71 @@ async fn the_password_page_previews_images_and_only_images() {
     assert_eq!(revoked.expect("revoke").status(), 204);
     assert_eq!(client.get(format!("{image_url}/thumbnail")).send().await.expect("preview").status(), 410);
 }
+
+#[tokio::test]
+async fn the_share_list_pages_newest_first_with_a_cursor() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let owner = setup(&app, "gwen").await;
+    // Made at three instants, two of them shared: ties are ordered by id.
+    let mut created = Vec::new();
+    for n in 0..5 {
+        if n % 2 == 0 {
+            app.clock.advance(Span::seconds(1));
+        }
+        let body = json!({"bucket": "gwen-files", "key": "<img src=x onerror=alert(1)>.png"});
+        let (id, _) = share_url(&app, &owner.access, body).await;
+        created.push((n / 2, id));
+    }
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+        let page: Value = app
+            .with_token(Method::GET, &format!("/api/v1/shares?limit=2{query}"), &owner.access)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        pages += 1;
+        let shares = page["shares"].as_array().expect("shares");
+        assert!(shares.len() <= 2, "a page holds at most `limit` shares");
+        assert!(shares.iter().all(|s| s["bucket"] == "gwen-files"));
+        listed.extend(shares.iter().map(|s| s["id"].as_str().expect("id").to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "the pages end");
+    }
+    assert_eq!(pages, 3);
+    created.sort_by(|a, b| b.cmp(a));
+    let newest_first: Vec<String> = created.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(listed, newest_first, "every share once, newest first");
+    let all: Value = app
+        .with_token(Method::GET, "/api/v1/shares", &owner.access)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let in_one_page: Vec<&str> =
+        all["shares"].as_array().expect("shares").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(in_one_page, listed, "pages join up to the same order as one page");
+    assert!(all["next_cursor"].is_null());
+
+    let forged = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    for bad in ["!!!".to_owned(), forged("no-colon"), forged("soon:abc"), forged("1:")] {
+        let response = app
+            .with_token(Method::GET, &format!("/api/v1/shares?cursor={bad}"), &owner.access)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(response.status(), 400, "cursor {bad}");
+        assert!(problem(response).await["type"].as_str().unwrap_or_default().ends_with("/invalid-cursor"));
+    }
+}

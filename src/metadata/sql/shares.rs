@@ -55,13 +55,23 @@ impl ShareStore for Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    async fn shares_by(&self, user_id: i64, limit: usize) -> MetaResult<Vec<ShareRecord>> {
+    async fn shares_by(
+        &self,
+        user_id: i64,
+        before: Option<(DateTime<Utc>, &str)>,
+        limit: usize,
+    ) -> MetaResult<Vec<ShareRecord>> {
+        // Without a cursor, the bound sits above every share (no share is created at i64::MAX micros).
+        let (before_micros, before_id) = before.map_or((i64::MAX, ""), |(at, id)| (to_micros(at), id));
         let rows: Vec<ShareRow> = sqlx::query_as(concat!(
             "SELECT ",
             share_columns!(),
-            " FROM shares WHERE created_by = $1 ORDER BY created_at DESC, id LIMIT $2"
+            " FROM shares WHERE created_by = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))",
+            " ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
         .bind(user_id)
+        .bind(before_micros)
+        .bind(before_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await

@@ -5,8 +5,16 @@ import { formatDate } from '../format'
 import { errorText, useLoad } from '../hooks'
 import { useState } from 'react'
 
+const PAGE_SIZE = 100
+
 export function Shares() {
-  const shares = useLoad(() => api.getJson<{ shares: Share[] }>('/api/v1/shares'), [])
+  const [cursors, setCursors] = useState<(string | null)[]>([null])
+  const cursor = cursors[cursors.length - 1] ?? null
+  const shares = useLoad(() => {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) })
+    if (cursor) query.set('cursor', cursor)
+    return api.getJson<{ shares: Share[]; next_cursor: string | null }>(`/api/v1/shares?${query}`)
+  }, [cursor])
   const [error, setError] = useState<string>()
 
   async function revoke(id: string) {
@@ -66,6 +74,21 @@ export function Shares() {
             </tbody>
           </table>
         </div>
+      )}
+      {(cursors.length > 1 || shares.data?.next_cursor) && (
+        <nav className="pager" aria-label="Pages">
+          <button type="button" disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
+            Previous page
+          </button>
+          <span>Page {cursors.length}</span>
+          <button
+            type="button"
+            disabled={!shares.data?.next_cursor}
+            onClick={() => setCursors((c) => [...c, shares.data?.next_cursor ?? null])}
+          >
+            Next page
+          </button>
+        </nav>
       )}
     </section>
   )
