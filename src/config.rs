@@ -221,7 +221,8 @@ impl Default for Config {
             s3_attempt_timeout: Duration::from_secs(120),
             log_format: LogFormat::Pretty,
             log_filter: "info".into(),
-            max_json_bytes: 1024 * 1024,
+            // A completion listing all 10,000 parts as `GET …/parts` returns them is about 1.2 MB.
+            max_json_bytes: 2 * 1024 * 1024,
             workers: 0,
             worker_cpu_pinning: crate::cpu_pinning::CpuPinning::Auto,
             shutdown_timeout: Duration::from_secs(30),

@@ -183,6 +183,9 @@ pub fn operations() -> Vec<Op> {
             .json("Copy")
             .ok(&[(201, "ref:Object")])
             .errors(RW),
+        op("GET", "/api/v1/buckets/{bucket}/uploads", "uploads", "Open uploads: the caller's, or all for managers")
+            .query(PAGE)
+            .errors(READ),
         op("POST", "/api/v1/buckets/{bucket}/uploads", "uploads", "Start a multipart upload")
             .json("NewUpload")
             .ok(&[(201, "json")])
@@ -243,7 +246,7 @@ pub fn operations() -> Vec<Op> {
             .errors(RW),
         op("POST", "/api/v1/presign", "presign", "Presign a GET or PUT").json("Presign").errors(RW),
         op("POST", "/api/v1/shares", "shares", "Create a share link").json("NewShare").ok(&[(201, "json")]).errors(RW),
-        op("GET", "/api/v1/shares", "shares", "The caller's share links").errors(READ),
+        op("GET", "/api/v1/shares", "shares", "The caller's share links, newest first").query(PAGE).errors(READ),
         op("DELETE", "/api/v1/shares/{id}", "shares", "Revoke a share link").ok(&[(204, "")]).errors(READ),
         op("GET", "/s/{token}/thumbnail", "shares", "Preview of a shared image")
             .public()

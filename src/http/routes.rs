@@ -88,7 +88,7 @@ routes! {
     "/api/v1/buckets/{bucket}/grants" => { GET buckets::list_grants }
     "/api/v1/buckets/{bucket}/objects" => { GET objects::list, POST objects::post_form }
     "/api/v1/buckets/{bucket}/copy/{key:.*}" => { POST objects::copy }
-    "/api/v1/buckets/{bucket}/uploads" => { POST uploads::create }
+    "/api/v1/buckets/{bucket}/uploads" => { GET uploads::list, POST uploads::create }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}" => { DELETE uploads::abort }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}/parts" => { GET uploads::list_parts }
     "/api/v1/buckets/{bucket}/uploads/{upload_id}/complete" => { POST uploads::complete }

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::body::byte_stream;
+use super::cursor;
 use super::extract::Caller;
 use crate::metadata::UploadPartRecord;
 use crate::service::objects::ObjectView;
@@ -30,6 +31,37 @@ pub struct Completion {
 
 fn part_view(part: &UploadPartRecord) -> serde_json::Value {
     serde_json::json!({ "part_number": part.part_number, "size": part.size, "etag": part.etag })
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+const DEFAULT_PAGE: usize = 100;
+
+pub async fn list(
+    services: web::Data<Services>,
+    caller: Caller,
+    bucket: web::Path<String>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ServiceError> {
+    let after = page.cursor.as_deref().map(cursor::decode).transpose()?;
+    let (uploads, next) = services
+        .list_uploads(&caller.ctx, &caller.principal, &bucket, after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))
+        .await?;
+    let uploads: Vec<serde_json::Value> = uploads
+        .iter()
+        .map(|u| {
+            serde_json::json!({
+                "upload_id": u.id, "key": u.key, "part_size": u.part_size, "size": u.declared_size,
+                "created_at": u.created_at, "mine": u.owner_id == Some(caller.principal.user_id),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "uploads": uploads, "next_cursor": next.as_deref().map(cursor::encode) })))
 }
 
 pub async fn create(

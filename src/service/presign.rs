@@ -154,6 +154,16 @@ impl Services {
                 self.blobs.presign(&upload.blob_key, target, ttl).await?.url
             }
         };
+        // A direct part URL's use never reaches Coffer: its issue is the only record.
+        let event = ctx
+            .event(self.clock.now(), principal.actor(), "presign.create")
+            .bucket(bucket)
+            .key(upload.key.as_str())
+            .details(serde_json::json!({
+                "method": "PUT", "upload_id": upload.id, "part_number": part_number,
+                "expires_at": expires_at, "transfer_mode": mode,
+            }));
+        self.reads.record(event);
         Ok(Presigned { url, method: "PUT", headers: BTreeMap::new(), expires_at, transfer_mode: mode })
     }
 

@@ -2,6 +2,8 @@
 //! them to resume, complete into one object, abort. Quota is charged per part
 //! as it arrives, so concurrent uploads overshoot by at most one part each.
 
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 
 use super::context::{Principal, RequestContext};
@@ -12,13 +14,15 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{Permission, Role};
 use crate::metadata::{
-    BucketRecord, FinishUpload, MetaError, ObjectRecord, UploadPartRecord, UploadRecord, UploadState,
+    BucketRecord, Committed, FinishUpload, MetaError, ObjectRecord, UploadPartRecord, UploadRecord, UploadState,
 };
 use crate::policy::content::{infer_content_type, valid_content_type};
 use crate::policy::retention::is_locked;
 use crate::storage::{BlobRange, ByteStream, CompletedPart, StorageError};
 
 pub const MAX_PARTS: i64 = 10_000;
+/// The most uploads one page of `GET …/uploads` lists.
+pub const MAX_UPLOADS_PAGE: usize = 1000;
 pub const MIN_PART: i64 = 5 * 1024 * 1024;
 pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 const MIB: i64 = 1024 * 1024;
@@ -45,7 +49,9 @@ fn unquote(etag: &str) -> &str {
 }
 
 impl Services {
-    /// An upload of this bucket that the caller started (admins see all); others are 404.
+    /// An upload of this bucket that the caller started (admins see all;
+    /// the bucket's managers may abort any, so open uploads never keep them
+    /// from deleting their bucket); others are 404.
     pub(crate) async fn own_upload(
         &self,
         ctx: &RequestContext,
@@ -54,15 +60,50 @@ impl Services {
         upload_id: &str,
         action: &str,
     ) -> ServiceResult<(BucketRecord, UploadRecord)> {
-        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, action).await?;
+        let (bucket, permission) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, action).await?;
+        let for_others =
+            principal.role == Role::Admin || (action == "upload.abort" && permission == Permission::Manage);
         let upload = self
             .store
             .upload(upload_id)
             .await?
             .filter(|u| u.bucket_id == bucket.id)
-            .filter(|u| u.owner_id == Some(principal.user_id) || principal.role == Role::Admin)
+            .filter(|u| u.owner_id == Some(principal.user_id) || for_others)
             .ok_or(ServiceError::NotFound("upload"))?;
         Ok((bucket, upload))
+    }
+
+    /// One page of a bucket's open uploads in key order: the caller's own, or
+    /// all of them for the bucket's managers. With the sort key of the page's
+    /// last upload scanned, to pass as `after` (a writer's page may hold fewer
+    /// than `limit`: others' uploads are skipped, not counted).
+    pub async fn list_uploads(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        bucket: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<(Vec<UploadRecord>, Option<String>)> {
+        let (bucket, permission) =
+            self.authorize_bucket(ctx, principal, bucket, Permission::Write, "upload.list").await?;
+        let limit = limit.clamp(1, MAX_UPLOADS_PAGE);
+        let after = after
+            .map(|text| {
+                text.split_once(':').filter(|(id, key)| !id.is_empty() && !key.is_empty()).ok_or_else(|| {
+                    ServiceError::bad_request("invalid-cursor", "the cursor is not one this server issued")
+                })
+            })
+            .transpose()?;
+        let mut uploads =
+            self.store.uploads_in_bucket(bucket.id, "", after.map(|(id, key)| (key, id)), limit + 1).await?;
+        let next = (uploads.len() > limit).then(|| {
+            uploads.truncate(limit);
+            uploads.last().map(|last| format!("{}:{}", last.id, last.key.as_str()))
+        });
+        let sees_all = permission == Permission::Manage;
+        uploads.retain(|u| sees_all || u.owner_id == Some(principal.user_id));
+        Ok((uploads, next.flatten()))
     }
 
     fn upload_event(
@@ -159,6 +200,12 @@ impl Services {
         if length > MAX_PART {
             return Err(ServiceError::TooLarge { slug: "part-too-large", detail: "parts are limited to 5 GiB".into() });
         }
+        if length > self.config.max_object_bytes {
+            return Err(ServiceError::TooLarge {
+                slug: "payload-too-large",
+                detail: format!("objects are limited to {} bytes", self.config.max_object_bytes),
+            });
+        }
         if upload.state != UploadState::Open {
             return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
         }
@@ -230,20 +277,36 @@ impl Services {
 
     /// Checks the client's part list against what arrived: present, in order,
     /// matching ETags, and every part but the last at least 5 MiB.
+    /// Commits the assembled object, retrying a few times when a concurrent write
+    /// to the same key or a briefly unreachable database got in the way: the
+    /// bytes are already assembled, and giving up discards the whole upload.
+    async fn finish_with_retries(&self, finish: &FinishUpload, audit: &AuditEntry) -> Result<Committed, MetaError> {
+        const ATTEMPTS: u32 = 4;
+        let mut attempt = 1;
+        loop {
+            match self.store.finish_upload(finish, audit).await {
+                Err(MetaError::Conflict("changed") | MetaError::Unavailable(_)) if attempt < ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     fn chosen_parts(stored: &[UploadPartRecord], requested: &[(i64, String)]) -> ServiceResult<Vec<UploadPartRecord>> {
         let invalid = |detail: String| ServiceError::bad_request("invalid-part-list", detail);
         if requested.is_empty() || requested.len() > usize::try_from(MAX_PARTS).unwrap_or(usize::MAX) {
             return Err(invalid("list between 1 and 10,000 parts".into()));
         }
+        let by_number: HashMap<i64, &UploadPartRecord> = stored.iter().map(|p| (p.part_number, p)).collect();
         let mut chosen = Vec::with_capacity(requested.len());
         for (index, (number, etag)) in requested.iter().enumerate() {
             if index > 0 && *number <= requested[index - 1].0 {
                 return Err(invalid("part numbers must be in ascending order without repeats".into()));
             }
-            let part = stored
-                .iter()
-                .find(|p| p.part_number == *number)
-                .ok_or_else(|| invalid(format!("part {number} was never uploaded")))?;
+            let part =
+                by_number.get(number).copied().ok_or_else(|| invalid(format!("part {number} was never uploaded")))?;
             if part.etag != unquote(etag) {
                 return Err(invalid(format!("part {number} has a different ETag")));
             }
@@ -270,6 +333,13 @@ impl Services {
         let stored = self.all_parts(&upload).await?;
         let chosen = Self::chosen_parts(&stored, requested)?;
         let size: i64 = chosen.iter().map(|p| p.size).sum();
+        let max = i64::try_from(self.config.max_object_bytes).unwrap_or(i64::MAX);
+        if size > max {
+            return Err(ServiceError::TooLarge {
+                slug: "payload-too-large",
+                detail: format!("objects are limited to {max} bytes"),
+            });
+        }
         if upload.declared_size.is_some_and(|declared| declared != size) {
             return Err(ServiceError::bad_request("size-mismatch", "the parts do not add up to the declared size"));
         }
@@ -311,7 +381,7 @@ impl Services {
         let audit = self
             .upload_event(ctx, principal, "upload.complete", bucket.name.as_str(), &upload)
             .details(serde_json::json!({ "upload_id": upload.id, "size": size, "parts": chosen.len() }));
-        let committed = match self.store.finish_upload(&finish, &audit).await {
+        let committed = match self.finish_with_retries(&finish, &audit).await {
             Ok(committed) => committed,
             Err(error) => {
                 // The bytes were assembled but cannot become the object (locked meanwhile, quota): undo it all.

@@ -69,17 +69,23 @@ pub(super) async fn put(
     put_in_parts(store, full, body).await
 }
 
-/// One PutObject with a known length: the body streams straight through, no
-/// copy, no buffer. The client sets the pace, so the operation may take as
-/// long as the configured timeout plus a second per MiB.
-async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: u64) -> Result<u64, StorageError> {
-    let fault = BodyFault::default();
+/// Timeouts for a request whose body the client sends at its own pace: the
+/// configured operation timeout plus a second per MiB, per attempt and in all.
+fn paced_by_the_client(store: &S3BlobStore, size: u64) -> aws_sdk_s3::config::Builder {
     let allowance = store.operation_timeout + std::time::Duration::from_secs(size >> 20);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(store.connect_timeout)
         .operation_timeout(allowance)
         .operation_attempt_timeout(allowance)
         .build();
+    aws_sdk_s3::config::Builder::default().timeout_config(timeouts)
+}
+
+/// One PutObject with a known length: the body streams straight through, no
+/// copy, no buffer. The client sets the pace, so the operation may take as
+/// long as the configured timeout plus a second per MiB.
+async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: u64) -> Result<u64, StorageError> {
+    let fault = BodyFault::default();
     store
         .client
         .put_object()
@@ -89,7 +95,7 @@ async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: 
         .body(streaming_body(fault.watch(body)))
         .customize()
         .disable_payload_signing()
-        .config_override(aws_sdk_s3::config::Builder::default().timeout_config(timeouts))
+        .config_override(paced_by_the_client(store, size))
         .send()
         .await
         .map_err(|error| fault.blame(classify(error)))?;
@@ -291,6 +297,7 @@ pub(super) async fn upload_part(
         .body(sdk_body)
         .customize()
         .disable_payload_signing()
+        .config_override(paced_by_the_client(store, length))
         .send()
         .await
         .map_err(|error| fault.blame(classify(error)))?;

@@ -290,6 +290,20 @@ async fn parts_can_be_uploaded_to_presigned_urls() {
         .await
         .expect("complete");
     assert_eq!(done.status(), 201);
+    let auditor = app.user_session("tove", Role::Auditor).await;
+    let page: Value = app
+        .with_token(Method::GET, "/api/v1/admin/audit?bucket=yuki-files&action=presign.create", &auditor.access)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let issued = page["events"].as_array().expect("events");
+    assert!(
+        issued.iter().any(|e| e["details"]["upload_id"] == upload.as_str() && e["details"]["part_number"] == 1),
+        "issuing a part URL is audited: {issued:?}"
+    );
 }
 
 #[tokio::test]

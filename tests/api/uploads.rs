@@ -319,3 +319,84 @@ async fn a_backend_failing_mid_upload_commits_nothing() {
         app.with_token(Method::GET, &object_path("olaf-files", "doomed"), &owner.access).send().await.expect("get");
     assert_eq!(missing.status(), 404, "nothing was committed");
 }
+
+/// Parts may not add up to more than `max_object_bytes`, one by one or together.
+#[tokio::test]
+async fn uploads_obey_the_object_size_limit() {
+    let app = spawn_app_with(|c| c.max_object_bytes = 6 * MIB as u64).await;
+    let owner = owner_with_bucket(&app, "ursa", "capped").await.access;
+    let created: Value = create(&app, &owner, "capped", json!({"key": "big.bin"})).await.json().await.expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let too_big = put_part(&app, &owner, "capped", &upload, 1, pattern(7 * MIB, 1)).await;
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(problem(too_big).await["type"], "/problems/payload-too-large");
+    let mut parts = Vec::new();
+    for (n, len) in [(1, 5 * MIB), (2, 2 * MIB)] {
+        let part = put_part(&app, &owner, "capped", &upload, n, pattern(len, 2)).await;
+        assert_eq!(part.status(), 200);
+        let etag: Value = part.json().await.expect("json");
+        parts.push(json!({"part_number": n, "etag": etag["etag"]}));
+    }
+    let refused = complete(&app, &owner, "capped", &upload, json!(parts)).await;
+    assert_eq!(refused.status(), 413);
+    assert_eq!(problem(refused).await["type"], "/problems/payload-too-large");
+    let missing = app.with_token(Method::HEAD, &object_path("capped", "big.bin"), &owner).send().await.expect("head");
+    assert_eq!(missing.status(), 404, "nothing was stored");
+    let just_one = complete(&app, &owner, "capped", &upload, json!([parts[0].clone()])).await;
+    assert_eq!(just_one.status(), 201, "the upload stays usable: 5 MiB fits");
+}
+
+/// A bucket's managers see every open upload in it and may abort any, so a
+/// writer's forgotten upload never keeps them from deleting the bucket.
+#[tokio::test]
+async fn managers_list_and_abort_every_upload_in_their_bucket() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "vera", "team").await.access;
+    let writer = app.user_session("walt", Role::User).await.access;
+    let granted = app
+        .with_token(Method::PUT, "/api/v1/buckets/team/grants/walt", &owner)
+        .json(&json!({"permission": "write"}))
+        .send()
+        .await
+        .expect("grant");
+    assert_eq!(granted.status(), 204);
+    let mut ids = Vec::new();
+    for (token, key) in [(&writer, "b/walt-1.bin"), (&writer, "c/walt-2.bin"), (&owner, "a/vera.bin")] {
+        let created: Value = create(&app, token, "team", json!({"key": key})).await.json().await.expect("json");
+        ids.push(created["upload_id"].as_str().expect("id").to_owned());
+    }
+    let list = |token: String, query: String| {
+        let request = app.with_token(Method::GET, &format!("/api/v1/buckets/team/uploads{query}"), &token);
+        async move { request.send().await.expect("list").json::<Value>().await.expect("json") }
+    };
+    let keys = |page: &Value| -> Vec<String> {
+        page["uploads"]
+            .as_array()
+            .expect("uploads")
+            .iter()
+            .map(|u| u["key"].as_str().expect("key").to_owned())
+            .collect()
+    };
+    let first = list(owner.clone(), "?limit=2".into()).await;
+    assert_eq!(keys(&first), ["a/vera.bin", "b/walt-1.bin"]);
+    assert_eq!(first["uploads"][1]["mine"], false);
+    let cursor = first["next_cursor"].as_str().expect("more");
+    let second = list(owner.clone(), format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(keys(&second), ["c/walt-2.bin"]);
+    assert!(second["next_cursor"].is_null());
+    assert_eq!(
+        keys(&list(writer.clone(), String::new()).await),
+        ["b/walt-1.bin", "c/walt-2.bin"],
+        "writers see their own"
+    );
+
+    let delete_bucket = || app.with_token(Method::DELETE, "/api/v1/buckets/team", &owner).send();
+    assert_eq!(delete_bucket().await.expect("delete").status(), 409);
+    let strangers_abort = app.with_token(Method::DELETE, &format!("/api/v1/buckets/team/uploads/{}", ids[2]), &writer);
+    assert_eq!(strangers_abort.send().await.expect("abort").status(), 404, "a writer aborts only their own");
+    for id in &ids {
+        let abort = app.with_token(Method::DELETE, &format!("/api/v1/buckets/team/uploads/{id}"), &owner);
+        assert_eq!(abort.send().await.expect("abort").status(), 204);
+    }
+    assert_eq!(delete_bucket().await.expect("delete").status(), 204);
+}
