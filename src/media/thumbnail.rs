@@ -100,11 +100,17 @@ pub fn fit(width: u32, height: u32, size: u32) -> (u32, u32) {
     (scale(width).max(1), scale(height).max(1))
 }
 
+/// Bytes enough to recognize every supported format by its signature.
+pub const SIGNATURE_BYTES: u64 = 64;
+
+/// Refuses, from its first bytes alone, a source that is no image format
+/// thumbnails are made from (so its whole body is never read for nothing).
+pub fn sniff(head: &[u8]) -> Result<ImageFormat, ThumbError> {
+    image::guess_format(head).ok().filter(|format| FORMATS.contains(format)).ok_or(ThumbError::Unsupported)
+}
+
 fn reader<'a>(bytes: &'a [u8], limits: &ImageLimits) -> Result<(BytesReader<'a>, ImageFormat), ThumbError> {
-    let format = image::guess_format(bytes).map_err(|_| ThumbError::Unsupported)?;
-    if !FORMATS.contains(&format) {
-        return Err(ThumbError::Unsupported);
-    }
+    let format = sniff(bytes)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decode_limits = Limits::default();
     decode_limits.max_alloc = Some(limits.max_alloc);
@@ -234,6 +240,17 @@ mod tests {
         let mut out = Cursor::new(Vec::new());
         image.write_to(&mut out, format).expect("encode");
         out.into_inner()
+    }
+
+    #[test]
+    fn signatures_are_recognized_from_the_first_bytes() {
+        let png = encoded(&DynamicImage::new_rgb8(3, 2), ImageFormat::Png);
+        let head = &png[..SIGNATURE_BYTES as usize];
+        assert_eq!(sniff(head).ok(), Some(ImageFormat::Png));
+        let jpeg = encoded(&DynamicImage::new_rgb8(3, 2), ImageFormat::Jpeg);
+        assert_eq!(sniff(&jpeg[..SIGNATURE_BYTES as usize]).ok(), Some(ImageFormat::Jpeg));
+        assert!(matches!(sniff(&[b'x'; 64]), Err(ThumbError::Unsupported)));
+        assert!(matches!(sniff(b"<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>"), Err(ThumbError::Unsupported)));
     }
 
     #[test]

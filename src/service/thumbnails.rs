@@ -4,7 +4,7 @@
 //! replicas, small ones only), then in the object store under `t/`, else
 //! rendered once on the bounded pool however many ask at once.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
 
 use super::context::{Principal, RequestContext};
@@ -14,7 +14,7 @@ use crate::domain::Permission;
 use crate::media::ThumbFailure;
 use crate::media::thumbnail::{self, SIZES, ThumbError, ThumbFormat};
 use crate::metadata::ObjectRecord;
-use crate::storage::StorageError;
+use crate::storage::{BlobRange, StorageError};
 
 /// A rendered thumbnail and the validator that names it.
 #[derive(Debug, Clone)]
@@ -160,7 +160,7 @@ impl Services {
                 }
             }
         };
-        match self.read_whole(&key).await {
+        match self.read_whole(&key, None, 0).await {
             Ok(stored) => {
                 share(&stored).await;
                 return Ok(stored);
@@ -177,11 +177,15 @@ impl Services {
         Ok(rendered)
     }
 
-    /// A small blob (a thumbnail, or a source under the size limit) read into memory.
-    async fn read_whole(&self, key: &str) -> Result<Bytes, StorageError> {
-        let body = self.blobs.get(key, None).await?.body;
-        let chunks: Vec<Bytes> = body.try_collect().await.map_err(|e| StorageError::Backend(e.into()))?;
-        Ok(chunks.concat().into())
+    /// A small blob (a thumbnail, or a source under the size limit), or the
+    /// given range of one, read into one buffer of `expected` bytes (one copy).
+    async fn read_whole(&self, key: &str, range: Option<BlobRange>, expected: u64) -> Result<Bytes, StorageError> {
+        let mut body = self.blobs.get(key, range).await?.body;
+        let mut whole = BytesMut::with_capacity(usize::try_from(expected).unwrap_or_default());
+        while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::Backend(e.into()))? {
+            whole.extend_from_slice(&chunk);
+        }
+        Ok(whole.freeze())
     }
 
     async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
@@ -192,8 +196,17 @@ impl Services {
                 thumbs.max_source_bytes
             )));
         }
-        let source = self.read_whole(&object.blob_key).await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+        // The slot is taken before the source is read: at most one source per render slot is in memory.
         let permit = thumbs.pool.clone().acquire_owned().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+        let storage = |e: StorageError| ThumbFailure::Storage(e.to_string());
+        let size_bytes = u64::try_from(object.size).unwrap_or_default();
+        if size_bytes > thumbnail::SIGNATURE_BYTES {
+            let head = BlobRange { start: 0, end_inclusive: thumbnail::SIGNATURE_BYTES - 1 };
+            let head =
+                self.read_whole(&object.blob_key, Some(head), thumbnail::SIGNATURE_BYTES).await.map_err(storage)?;
+            thumbnail::sniff(&head).map_err(|e| ThumbFailure::Unsupported(e.to_string()))?;
+        }
+        let source = self.read_whole(&object.blob_key, None, size_bytes).await.map_err(storage)?;
         let limits = thumbs.limits;
         let started = std::time::Instant::now();
         // The permit goes with the job: a render past its time budget still holds its slot until it ends.

@@ -138,6 +138,7 @@ async fn unsafe_or_broken_images_are_refused_clearly() {
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "pia", "pics").await.access;
     upload(&app, &owner, "notes.txt", b"hello, not an image".to_vec(), "text/plain").await;
+    upload(&app, &owner, "big.png", vec![b'x'; 1 << 20], "image/png").await;
     let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>"#;
     upload(&app, &owner, "logo.svg", svg.to_vec(), "image/svg+xml").await;
     // A PNG header declaring 100,000 × 100,000 pixels and nothing else.
@@ -148,7 +149,8 @@ async fn unsafe_or_broken_images_are_refused_clearly() {
     upload(&app, &owner, "bomb.png", bomb, "image/png").await;
     let jpeg = encoded(&marked(900, 600), ImageFormat::Jpeg);
     upload(&app, &owner, "cut.jpg", jpeg[..jpeg.len() / 2].to_vec(), "image/jpeg").await;
-    for (key, status) in [("notes.txt", 415), ("logo.svg", 415), ("bomb.png", 422), ("cut.jpg", 422)] {
+    for (key, status) in [("notes.txt", 415), ("big.png", 415), ("logo.svg", 415), ("bomb.png", 422), ("cut.jpg", 422)]
+    {
         let response = thumb(&app, &owner, key, "size=64").await;
         assert_eq!(response.status(), status, "{key}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{key}");
