@@ -90,7 +90,7 @@ instrument! { JobStore {
     fn finish_job(&self, id: i64) -> ();
     fn retry_job(&self, id: i64, error: &str, run_after: DateTime<Utc>) -> ();
     fn pending_jobs(&self) -> i64;
-    fn content_in_use(&self, sha256: &str) -> bool;
+    fn content_in_use(&self, digest: &str) -> bool;
 } }
 
 instrument! { GovernanceStore {

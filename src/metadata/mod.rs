@@ -122,8 +122,9 @@ pub trait JobStore: Send + Sync {
     /// Releases a failed job to run again after `run_after`.
     async fn retry_job(&self, id: i64, error: &str, run_after: DateTime<Utc>) -> MetaResult<()>;
     async fn pending_jobs(&self) -> MetaResult<i64>;
-    /// Whether any object not being deleted has this content (derived data may stay).
-    async fn content_in_use(&self, sha256: &str) -> MetaResult<bool>;
+    /// Whether any object not being deleted has this content, named by its
+    /// sha256 or (objects assembled from parts have none) its multipart ETag.
+    async fn content_in_use(&self, digest: &str) -> MetaResult<bool>;
 }
 
 /// Retention, legal hold and lifecycle settings, and leases for singleton jobs.

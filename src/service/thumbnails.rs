@@ -112,13 +112,12 @@ impl Services {
         (result, digest)
     }
 
-    /// Drops the stored thumbnails of a removed version once no object has its content.
+    /// Drops the stored thumbnails of a removed version once no object has its
+    /// content. Whatever its declared type: thumbnails go by the bytes, so a PNG
+    /// stored as `application/octet-stream` may have some too.
     pub(crate) async fn forget_thumbnails(&self, object: &ObjectRecord) {
-        let Some(sha256) = &object.sha256 else { return };
-        if !object.content_type.starts_with("image/") {
-            return;
-        }
-        match self.store.content_in_use(sha256).await {
+        let digest = content_digest(object);
+        match self.store.content_in_use(&digest).await {
             Ok(false) => {}
             Ok(true) => return,
             Err(error) => {
@@ -128,11 +127,21 @@ impl Services {
         }
         for size in SIZES {
             for format in [ThumbFormat::Webp, ThumbFormat::Jpeg] {
-                self.thumbnails.cache.invalidate(&format!("{sha256}/{size}.{}", format.as_str())).await;
-                match self.blobs.delete(&blob_key(sha256, size, format)).await {
-                    Ok(()) | Err(StorageError::NotFound) => {}
-                    Err(error) => tracing::warn!(error = %error, "could not remove a stored thumbnail"),
-                }
+                self.thumbnails.cache.invalidate(&format!("{digest}/{size}.{}", format.as_str())).await;
+            }
+        }
+        // One listing finds what was rendered (most content never is), rather than a delete per size and format.
+        let stored = match self.blobs.list(&format!("t/{digest}/"), None, SIZES.len() * 2).await {
+            Ok(page) => page.blobs,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not list stored thumbnails");
+                return;
+            }
+        };
+        for thumbnail in stored {
+            match self.blobs.delete(&thumbnail.key).await {
+                Ok(()) | Err(StorageError::NotFound) => {}
+                Err(error) => tracing::warn!(error = %error, "could not remove a stored thumbnail"),
             }
         }
     }

@@ -235,3 +235,26 @@ async fn queued_thumbnails_survive_a_restart_and_go_with_their_source() {
     assert_eq!(deleted.expect("delete").status(), 204);
     assert!(!stored_thumbnail(&second, &sha256).await, "thumbnails go with the last copy of their source");
 }
+
+/// Thumbnails go by the bytes, not the declared type: a PNG stored as
+/// `application/octet-stream` gets them, and they go with it.
+#[tokio::test]
+async fn thumbnails_of_content_declared_otherwise_go_with_it() {
+    let app = spawn_app_with(|config| config.run_workers = false).await;
+    let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    let response = app
+        .with_token(Method::PUT, "/api/v1/buckets/pics/objects/raw.bin", &owner)
+        .header("content-type", "application/octet-stream")
+        .body(encoded(&marked(600, 400), ImageFormat::Png))
+        .send()
+        .await
+        .expect("put");
+    let sha256 = response.json::<serde_json::Value>().await.expect("json")["sha256"].as_str().expect("sha").to_owned();
+    assert_eq!(decoded(thumb(&app, &owner, "raw.bin", "size=256").await).await.width(), 256);
+    assert!(stored_thumbnail(&app, &sha256).await);
+    let deleted = app.with_token(Method::DELETE, "/api/v1/buckets/pics/objects/raw.bin", &owner).send().await;
+    assert_eq!(deleted.expect("delete").status(), 204);
+    assert!(!stored_thumbnail(&app, &sha256).await, "no thumbnail outlives its only source");
+    let left = app.services.blobs.list(&format!("t/{sha256}/"), None, 100).await.expect("list").blobs;
+    assert!(left.is_empty(), "{left:?}");
+}

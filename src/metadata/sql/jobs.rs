@@ -77,13 +77,15 @@ impl JobStore for Store {
         Ok(count)
     }
 
-    async fn content_in_use(&self, sha256: &str) -> MetaResult<bool> {
-        let (found,): (bool,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM objects WHERE sha256 = $1 AND state <> 'deleting')")
-                .bind(sha256)
-                .fetch_one(self.pool())
-                .await
-                .map_err(sql_err("object"))?;
+    async fn content_in_use(&self, digest: &str) -> MetaResult<bool> {
+        let (found,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM objects WHERE sha256 = $1 AND state <> 'deleting') \
+             OR EXISTS (SELECT 1 FROM objects WHERE sha256 IS NULL AND etag = $1 AND state <> 'deleting')",
+        )
+        .bind(digest)
+        .fetch_one(self.pool())
+        .await
+        .map_err(sql_err("object"))?;
         Ok(found)
     }
 }
