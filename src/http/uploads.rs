@@ -130,7 +130,14 @@ pub async fn complete(
 ) -> Result<HttpResponse, ServiceError> {
     let (bucket, upload_id) = path.into_inner();
     let parts: Vec<(i64, String)> = body.parts.iter().map(|p| (p.part_number, p.etag.clone())).collect();
-    let object = services.complete_upload(&caller.ctx, &caller.principal, &bucket, &upload_id, &parts).await?;
+    // Assembling may take minutes; a client that gives up waiting must not
+    // cancel it halfway (leaving the upload stuck `completing`): it runs as
+    // its own task, which the request only awaits.
+    let services = services.into_inner();
+    let completion = tokio::spawn(async move {
+        services.complete_upload(&caller.ctx, &caller.principal, &bucket, &upload_id, &parts).await
+    });
+    let object = completion.await.map_err(|error| ServiceError::internal(anyhow::anyhow!(error)))??;
     Ok(HttpResponse::Created().json(ObjectView::from(&object)))
 }
 
