@@ -167,3 +167,56 @@ async fn a_form_upload_that_is_not_a_form_is_415() {
     assert_eq!(sent.status(), 415);
     problem(sent).await;
 }
+
+/// U+10FFFF, the highest code point, is a valid key character and delimiter;
+/// a prefix ending in it has no successor to skip to. Listings still end and
+/// never list a key twice or one outside the prefix.
+#[tokio::test]
+async fn listings_end_at_the_highest_code_point() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "maxi", "maxi-files").await;
+    let top = '\u{10FFFF}';
+    for key in [format!("p{top}a"), format!("p{top}b"), format!("p{top}c{top}d"), "q".to_owned()] {
+        assert_eq!(put(&app, &owner.access, "maxi-files", &key, b"x".to_vec()).await.status(), 201);
+    }
+    let encoded_top = "%F4%8F%BF%BF";
+    let pages = async {
+        let mut seen = Vec::new();
+        for query in [format!("delimiter={encoded_top}"), format!("prefix=p{encoded_top}")] {
+            let mut cursor: Option<String> = None;
+            let mut listed = Vec::new();
+            loop {
+                let more = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+                let path = format!("/api/v1/buckets/maxi-files/objects?limit=1&{query}{more}");
+                let page: serde_json::Value = app
+                    .with_token(Method::GET, &path, &owner.access)
+                    .send()
+                    .await
+                    .expect("list")
+                    .json()
+                    .await
+                    .expect("json");
+                for prefix in page["prefixes"].as_array().expect("prefixes") {
+                    listed.push(format!("prefix:{}", prefix.as_str().expect("prefix")));
+                }
+                for object in page["objects"].as_array().expect("objects") {
+                    listed.push(object["key"].as_str().expect("key").to_owned());
+                }
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+                assert!(listed.len() < 20, "the listing makes progress: {listed:?}");
+            }
+            seen.push(listed);
+        }
+        seen
+    };
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(20), pages).await.expect("listings end");
+    assert_eq!(seen[0], [format!("prefix:p{top}"), "q".to_owned()]);
+    assert_eq!(
+        seen[1],
+        [format!("p{top}a"), format!("p{top}b"), format!("p{top}c{top}d")],
+        "nothing outside the prefix"
+    );
+}

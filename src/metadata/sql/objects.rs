@@ -8,7 +8,7 @@ use sqlx::{Pool, Transaction};
 use crate::domain::ObjectKey;
 use crate::domain::audit::AuditEntry;
 use crate::metadata::error::sql_err;
-use crate::metadata::listing::{LowerBound, past, rollup, start, successor};
+use crate::metadata::listing::{LowerBound, rollup, start, successor};
 use crate::metadata::rows::{ObjectRow, records};
 use crate::metadata::time::to_micros;
 use crate::metadata::{
@@ -247,13 +247,22 @@ impl ObjectStore for Store {
         let batch = i64::try_from(query.limit.clamp(1, 1000) + 1).unwrap_or(1001);
         let mut result = ListResult::default();
         let mut items = 0usize;
-        let mut last_item: Option<(String, bool)> = None;
+        // Resuming after a rolled-up prefix: the rest of it is skipped, not listed again.
+        let mut last_item: Option<(String, bool)> = query
+            .after
+            .as_deref()
+            .filter(|after| rollup(after, &query.prefix, delimiter).as_deref() == Some(*after))
+            .map(|after| (after.to_owned(), true));
         'fetch: loop {
             let rows = fetch_page(self.pool(), bucket_id, lower.as_ref(), upper.as_deref(), batch).await?;
             let exhausted = rows.len() < usize::try_from(batch).unwrap_or(usize::MAX);
             let mut last_row_key = None;
             for row in rows {
                 let key = row.key.as_str().to_owned();
+                if !key.starts_with(query.prefix.as_str()) {
+                    // Past the prefix (it has no upper bound when it ends in U+10FFFF).
+                    break 'fetch;
+                }
                 last_row_key = Some(key.clone());
                 if let Some((item, true)) = &last_item
                     && key.starts_with(item.as_str())
@@ -279,9 +288,12 @@ impl ObjectStore for Store {
             if exhausted {
                 break;
             }
-            // Continue after the last row seen, or past the whole prefix it rolled into.
+            // Continue past the whole prefix the last row rolled into, or else after that row:
+            // either way the bound moves forward (a prefix ending in U+10FFFF has no successor).
             lower = match (&last_item, last_row_key) {
-                (Some((item, true)), Some(row_key)) if row_key.starts_with(item.as_str()) => Some(past(item, true)),
+                (Some((item, true)), Some(row_key)) if row_key.starts_with(item.as_str()) => {
+                    Some(successor(item).map_or(LowerBound::After(row_key), LowerBound::AtOrAfter))
+                }
                 (_, Some(row_key)) => Some(LowerBound::After(row_key)),
                 (_, None) => break,
             };
