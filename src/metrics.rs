@@ -261,6 +261,7 @@ impl Metrics {
 
     /// Counts one finished request of `route` (its template) and records its latency.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         let class = status / 100;
         let known = |series: &RequestSeries| series.method == method && series.status_class == class;
         if let Ok(routes) = self.request_series.read()
@@ -290,8 +291,7 @@ impl Metrics {
         series.seconds.observe(seconds);
         if let Ok(mut routes) = self.request_series.write() {
             let all = routes.entry(route.to_owned()).or_default();
-            // Methods are the client's to choose; past a few, new ones go uncached.
-            if all.len() < 32 && !all.iter().any(known) {
+            if !all.iter().any(known) {
                 all.push(series);
             }
         }
@@ -320,4 +320,30 @@ impl Default for Metrics {
 /// `2xx`, `4xx`, ...
 pub fn status_class(status: u16) -> String {
     format!("{}xx", status / 100)
+}
+
+/// The `method` label: the standard methods by name, any other as `other`.
+/// Clients choose the method token (any length), and each label value is a
+/// series kept for good: an open set would grow memory without bound.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|known| *known == method).unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_chosen_methods_share_one_label() {
+        let metrics = Metrics::new();
+        for n in 0..200 {
+            metrics.observe_request(&format!("M{n}{}", "X".repeat(100)), "unmatched", 404, 0.001);
+        }
+        metrics.observe_request("GET", "unmatched", 404, 0.001);
+        let text = metrics.render();
+        let series = text.lines().filter(|line| line.starts_with("coffer_http_requests_total{")).count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains(r#"method="other""#));
+    }
 }

@@ -33,7 +33,8 @@ pub async fn middleware(
         route = tracing::field::Empty,
     );
     let started = Instant::now();
-    let class = RouteClass::of(request.method().as_str(), request.path());
+    // The decoded path the router matches on: `/%61pi/…` is `/api/…` and must be limited as such.
+    let class = RouteClass::of(request.method().as_str(), request.match_info().as_str());
     let _upload = (class == Some(RouteClass::Upload)).then(|| UploadGuard::start(services.clone()));
     services.metrics.bytes_received.inc_by(super::request_id::declared_length(&request));
 

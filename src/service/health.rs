@@ -46,10 +46,19 @@ impl Readiness {
     }
 }
 
-async fn probe<E: std::fmt::Display>(limit: Duration, check: impl Future<Output = Result<(), E>>) -> CheckStatus {
+/// One check's state. The answer is public: the reason (paths, bucket names,
+/// driver messages) goes to the log, the caller learns only that it failed.
+async fn probe<E: std::fmt::Display>(
+    name: &'static str,
+    limit: Duration,
+    check: impl Future<Output = Result<(), E>>,
+) -> CheckStatus {
     match tokio::time::timeout(limit, check).await {
         Ok(Ok(())) => CheckStatus::Ok("ok"),
-        Ok(Err(error)) => CheckStatus::Failed(error.to_string()),
+        Ok(Err(error)) => {
+            tracing::warn!(check = name, error = %error, "readiness check failed");
+            CheckStatus::Failed("unavailable".into())
+        }
         Err(_) => CheckStatus::Failed(format!("no answer within {} ms", limit.as_millis())),
     }
 }
@@ -58,9 +67,9 @@ impl Services {
     pub async fn readiness(&self) -> Readiness {
         let limit = self.config.readiness_timeout;
         let (database, storage, cache, retention_enforcement) = tokio::join!(
-            probe(limit, self.store.ping()),
-            probe(limit, self.blobs.check()),
-            probe(limit, self.cache.ping()),
+            probe("database", limit, self.store.ping()),
+            probe("storage", limit, self.blobs.check()),
+            probe("cache", limit, self.cache.ping()),
             self.retention_enforcement(),
         );
         // Without its cache Coffer still serves (bypassing it), so by default that is degraded, not down.

@@ -56,6 +56,8 @@ async fn wrong_s3_credentials_fail_readiness() {
     assert_eq!(response.status(), 503);
     let body = problem(response).await;
     assert!(body["detail"].as_str().unwrap_or_default().contains("storage"), "{body}");
+    assert_eq!(body["checks"]["storage"], "unavailable", "the reason is logged, not published");
+    assert!(!body.to_string().contains(&env.bucket), "no backend names in a public answer: {body}");
 }
 
 #[tokio::test]

@@ -44,6 +44,16 @@ async fn addresses_get_429_with_headers_once_over_the_limit() {
     assert!((1..=20).contains(&retry_after), "{retry_after}");
     assert_eq!(header(&refused, "ratelimit-remaining").as_deref(), Some("0"));
     assert_eq!(problem(refused).await["status"], 429);
+    // The router decodes `%61` to `a`: an encoded path reaches login and is counted as login.
+    let encoded = app
+        .client
+        .post(app.url("/%61pi/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"username": "nobody", "password": "wrong password here"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(encoded.status(), StatusCode::TOO_MANY_REQUESTS, "an encoded path is no way around the limit");
     assert_eq!(login_attempt(&app, "198.51.100.1").await.status(), StatusCode::UNAUTHORIZED, "other addresses go on");
     assert_eq!(app.get("/health/ready").await.status(), 200, "health is never limited");
 }
