@@ -88,6 +88,13 @@ impl RedisCache {
         if self.breaker_open() {
             return Err(CacheError::Unavailable("circuit open after a recent failure".into()));
         }
+        self.attempted(call).await
+    }
+
+    /// Runs one Redis call even with the breaker open (invalidations: skipping
+    /// one leaves other replicas serving what a write just changed); a failure
+    /// (re)opens it.
+    async fn attempted<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, CacheError> {
         call.await.map_err(|error| {
             let until = chrono::Utc::now().timestamp_millis() + BREAKER_OPEN.as_millis() as i64;
             self.open_until.store(until, Ordering::Relaxed);
@@ -170,7 +177,7 @@ impl Cache for RedisCache {
         let millis = ttl_millis(ttl);
         let full_key = self.key(key);
         let invocation = self.coherence.publish(&full_key, key, value.as_ref(), millis);
-        let seq: u64 = self.guarded(invocation.invoke_async(&mut connection)).await?;
+        let seq: u64 = self.attempted(invocation.invoke_async(&mut connection)).await?;
         self.coherence.near().invalidate(key);
         self.coherence.await_acknowledgements(seq).await;
         Ok(())

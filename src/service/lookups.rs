@@ -31,7 +31,10 @@ use crate::cache::FastHasher;
 use crate::domain::{BucketName, ObjectKey, Permission, Role, Username};
 use crate::metadata::{ApiKeyRecord, BucketRecord, ListQuery, ListResult, ObjectRecord};
 
-const ENTRY_TTL: Duration = Duration::from_secs(300);
+/// Account state, API keys, grants and buckets: what authorization reads. An
+/// invalidation that failed even when retried (the cache unreachable from the
+/// writing replica but not from others) is bounded by this lifetime.
+const ENTRY_TTL: Duration = Duration::from_secs(60);
 /// Object metadata and listings change often; a shorter life bounds what an
 /// invalidation lost while the cache was unreachable could leave behind.
 const OBJECT_TTL: Duration = Duration::from_secs(60);

@@ -376,12 +376,14 @@ impl Services {
             versions.insert(scope.clone(), version);
             return;
         }
+        // Another replica with a working link to the cache would go on reading the
+        // old version: invalidations are tried even with the breaker open, and
+        // one that fails is bounded by the entries' lifetime (`ENTRY_TTL`).
         match self.cache.set_coherent(&scope.version_key(), version.clone(), VERSION_TTL).await {
             Ok(()) => remember(scope, Some(version)),
             Err(error) => {
                 remember(scope, None);
-                // With the cache down, nothing can be read from it either; entries expire before it returns.
-                tracing::warn!(error = %error, scope = %scope, "could not invalidate a cache scope");
+                tracing::error!(error = %error, scope = %scope, "could not invalidate a cache scope; its entries expire on their own");
             }
         }
     }
