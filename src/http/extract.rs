@@ -39,17 +39,23 @@ fn ip_text(ip: std::net::IpAddr) -> CompactString {
     }
 }
 
+/// The client address the trusted proxy in front of us saw: the last entry of
+/// the last `X-Forwarded-For` line, which that proxy appended. Entries before it
+/// (and `Forwarded`, which proxies often pass through untouched) are whatever
+/// the client sent, so they are never believed. Not an address: none.
+fn forwarded_client(headers: &header::HeaderMap) -> Option<std::net::IpAddr> {
+    let last_line = headers.get_all("x-forwarded-for").last()?.to_str().ok()?;
+    last_line.rsplit(',').next()?.trim().parse().ok()
+}
+
 /// Bytes of the `User-Agent` kept for audit records.
 const MAX_USER_AGENT: usize = 256;
 
 pub fn request_context(request: &HttpRequest) -> RequestContext {
     let trust_forwarded =
         request.app_data::<web::Data<Services>>().is_some_and(|services| services.config.trust_forwarded_for);
-    let ip = if trust_forwarded {
-        request.connection_info().realip_remote_addr().map(CompactString::from)
-    } else {
-        request.peer_addr().map(|addr| ip_text(addr.ip()))
-    };
+    let peer = || request.peer_addr().map(|addr| ip_text(addr.ip()));
+    let ip = if trust_forwarded { forwarded_client(request.headers()).map(ip_text).or_else(peer) } else { peer() };
     RequestContext {
         ip,
         user_agent: request
@@ -133,8 +139,29 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
 
 #[cfg(test)]
 mod tests {
-    use super::{bearer, ip_text};
+    use super::{bearer, forwarded_client, ip_text};
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
     use proptest::prelude::*;
+
+    #[test]
+    fn only_the_address_the_proxy_appended_is_believed() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+            }
+            map
+        };
+        let client = |pairs| forwarded_client(&headers(pairs)).map(|ip| ip.to_string());
+        assert_eq!(client(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9")]).as_deref(), Some("203.0.113.9"));
+        assert_eq!(
+            client(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "2001:db8::1")]).as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(client(&[("forwarded", "for=1.2.3.4")]), None, "Forwarded is not believed");
+        assert_eq!(client(&[("x-forwarded-for", "203.0.113.9, not-an-address")]), None);
+        assert_eq!(client(&[]), None);
+    }
 
     fn bearer_of(value: &[u8]) -> Option<String> {
         let header = actix_web::http::header::HeaderValue::from_bytes(value).expect("header");
