@@ -113,11 +113,14 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
     if let Some(bucket) = request.match_info().get("bucket") {
         services.name_request_bucket(bucket);
     }
+    let mut counted_as = "user";
     let principal = match bearer(request) {
         Some(token) => services.authenticate(&ctx, token).await?,
         // Boxed: the rarer path keeps its large future out of every request's.
         None => match SignedParams::from_query(request.query_string()) {
             Ok(Some(params)) => {
+                // Whoever holds a signed URL acts as its signer, but must not spend the signer's own quota.
+                counted_as = "signed";
                 let (method, path) = (request.method().as_str(), request.uri().path());
                 Box::pin(services.authenticate_signed(&ctx, method, path, &params)).await?
             }
@@ -128,7 +131,7 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
     let class = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.match_info().as_str())
         .filter(|class| services.is_limited(*class));
     if let Some(class) = class
-        && let Some(admission) = services.admit(class, &format!("user:{}", principal.user_id)).await
+        && let Some(admission) = services.admit(class, &format!("{counted_as}:{}", principal.user_id)).await
         && !admission.decision.allowed
     {
         crate::metrics::Metrics::count(&services.metrics.rate_limited, "user");

@@ -144,3 +144,35 @@ async fn coffer_serves_and_limits_while_redis_is_down_and_recovers() {
     let me = app.with_token(Method::GET, "/api/v1/me", &token).send().await.expect("me");
     assert_eq!(me.status(), 200);
 }
+
+/// Whoever holds a signed URL acts as its signer, but is counted apart: a
+/// published link fetched flat out never locks the signer out of the API.
+#[tokio::test]
+async fn signed_url_traffic_does_not_spend_the_signers_quota() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_api_per_minute = 6;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let alice = crate::objects::owner_with_bucket(&app, "alice", "alice-files").await.access;
+    let put = crate::objects::put(&app, &alice, "alice-files", "pub.txt", b"public".to_vec()).await;
+    assert_eq!(put.status(), 201);
+    let presigned: Value = app
+        .with_token(Method::POST, "/api/v1/presign", &alice)
+        .header("x-forwarded-for", "192.0.2.1")
+        .json(&json!({"bucket": "alice-files", "key": "pub.txt", "method": "GET", "expires_in_seconds": 600}))
+        .send()
+        .await
+        .expect("presign")
+        .json()
+        .await
+        .expect("json");
+    let url = presigned["url"].as_str().expect("url").to_owned();
+    let fetch = |n: u32| app.client.get(&url).header("x-forwarded-for", format!("198.51.100.{n}")).send();
+    for n in 0..6 {
+        assert_eq!(fetch(n).await.expect("fetch").status(), 200, "fetch {n}");
+    }
+    assert_eq!(fetch(99).await.expect("fetch").status(), StatusCode::TOO_MANY_REQUESTS, "the link has its own limit");
+    let me = app.with_token(Method::GET, "/api/v1/me", &alice).header("x-forwarded-for", "192.0.2.2").send();
+    assert_eq!(me.await.expect("me").status(), 200, "alice herself is not locked out");
+}
