@@ -366,7 +366,7 @@ impl Services {
         }
         let content_type = match &upload.content_type {
             Some(content_type) => content_type.clone(),
-            None => self.sniff(&upload).await,
+            None => self.sniff(&upload, size).await,
         };
         let (retention_mode, retain_until) = self.default_retention(&bucket);
         let finish = FinishUpload {
@@ -401,8 +401,14 @@ impl Services {
     }
 
     /// The content type of an assembled upload from its name and first bytes.
-    async fn sniff(&self, upload: &UploadRecord) -> String {
-        let head = match self.blobs.get(&upload.blob_key, Some(BlobRange { start: 0, end_inclusive: 511 })).await {
+    /// The content type from the name and the first bytes (at most 512) of an
+    /// assembled object of `size` bytes.
+    async fn sniff(&self, upload: &UploadRecord, size: i64) -> String {
+        let Some(last) = u64::try_from(size).ok().and_then(|size| size.checked_sub(1)) else {
+            return infer_content_type(upload.key.file_name(), &[]);
+        };
+        let range = BlobRange { start: 0, end_inclusive: last.min(511) };
+        let head = match self.blobs.get(&upload.blob_key, Some(range)).await {
             Ok(read) => {
                 use futures::TryStreamExt;
                 read.body
