@@ -27,6 +27,34 @@ impl ValidatorText {
     }
 }
 
+/// The preconditions a write (PUT, DELETE) was sent with, RFC 9110 §13.1.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_unmodified_since: Option<DateTime<Utc>>,
+}
+
+impl WriteConditions {
+    /// Whether the write may replace `current`, the live version's entity tag
+    /// and time of writing (`None`: the key has none), in §13.2.2's order.
+    pub fn allow(&self, current: Option<(&str, DateTime<Utc>)>) -> bool {
+        if let Some(header) = &self.if_match {
+            if !current.is_some_and(|(etag, _)| etag_matches(header, etag, false)) {
+                return false;
+            }
+        } else if let (Some(since), Some((_, written))) = (self.if_unmodified_since, current)
+            && written.timestamp() > since.timestamp()
+        {
+            return false;
+        }
+        match (&self.if_none_match, current) {
+            (Some(header), Some((etag, _))) => !etag_matches(header, etag, true),
+            _ => true,
+        }
+    }
+}
+
 /// Whether `header` (`*`, or a comma-separated list of entity tags) matches `etag`.
 /// `weak` allows weak comparison (`W/"x"` matches `"x"`), as `If-None-Match` does.
 pub fn etag_matches(header: &str, etag: &str, weak: bool) -> bool {
@@ -50,7 +78,32 @@ pub fn etag_matches(header: &str, etag: &str, weak: bool) -> bool {
 mod tests {
     use chrono::DateTime;
 
-    use super::{ValidatorText, etag_matches};
+    use super::{ValidatorText, WriteConditions, etag_matches};
+
+    #[test]
+    fn writes_go_ahead_only_over_the_version_they_name() {
+        let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).expect("time");
+        let live = Some(("abc", at(0)));
+        let none = WriteConditions::default();
+        assert!(none.allow(live) && none.allow(None));
+        let create_only = WriteConditions { if_none_match: Some("*".into()), ..WriteConditions::default() };
+        assert!(!create_only.allow(live) && create_only.allow(None));
+        let if_match = |h: &str| WriteConditions { if_match: Some(h.into()), ..WriteConditions::default() };
+        assert!(if_match("\"abc\"").allow(live));
+        assert!(!if_match("\"old\"").allow(live), "someone else wrote since");
+        assert!(!if_match("*").allow(None), "If-Match needs a live version");
+        assert!(!if_match("W/\"abc\"").allow(live), "If-Match compares strongly");
+        let if_none = WriteConditions { if_none_match: Some("W/\"abc\"".into()), ..WriteConditions::default() };
+        assert!(!if_none.allow(live) && if_none.allow(Some(("def", at(0)))));
+        let unmodified = |s| WriteConditions { if_unmodified_since: Some(at(s)), ..WriteConditions::default() };
+        assert!(unmodified(0).allow(live) && !unmodified(-1).allow(live) && unmodified(-1).allow(None));
+        let both = WriteConditions {
+            if_match: Some("\"abc\"".into()),
+            if_unmodified_since: Some(at(-1)),
+            ..WriteConditions::default()
+        };
+        assert!(both.allow(live), "If-Unmodified-Since is ignored when If-Match is sent");
+    }
 
     #[test]
     fn validators_are_a_quoted_tag_and_an_imf_fixdate() {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::body::byte_stream;
 use super::cursor;
 use super::extract::Caller;
-use crate::domain::conditional::ValidatorText;
+use crate::domain::conditional::{ValidatorText, WriteConditions};
 use crate::metadata::ObjectRecord;
 use crate::policy::content::content_disposition;
 use crate::service::objects::{ListRequest, ObjectRead, ObjectView, PutRequest, ReadOutcome, ReadRequest};
@@ -57,8 +57,22 @@ fn put_request(headers: &HeaderMap) -> Result<PutRequest, ServiceError> {
         content_type: header_text(headers, header::CONTENT_TYPE),
         content_md5: header_text(headers, "content-md5"),
         checksum_sha256: header_text(headers, "x-checksum-sha256"),
-        create_only: header_text(headers, header::IF_NONE_MATCH).is_some_and(|v| v.trim() == "*"),
+        conditions: write_conditions(headers),
     })
+}
+
+/// `If-Match`, `If-None-Match` and `If-Unmodified-Since` of a write. Repeated
+/// lines of a list header are one list (RFC 9110 §5.3); a tag that is not
+/// UTF-8 stays present and matches nothing, so it fails rather than vanishes.
+fn write_conditions(headers: &HeaderMap) -> WriteConditions {
+    WriteConditions {
+        if_match: tag_list(headers, header::IF_MATCH).map(Cow::into_owned),
+        if_none_match: tag_list(headers, header::IF_NONE_MATCH).map(Cow::into_owned),
+        if_unmodified_since: headers
+            .get(header::IF_UNMODIFIED_SINCE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(http_date),
+    }
 }
 
 const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, no-cache");
@@ -214,11 +228,32 @@ pub fn read_request_of(headers: &HeaderMap, head_only: bool) -> ReadRequest<'_> 
     ReadRequest {
         head_only,
         range: text(header::RANGE),
-        if_match: tags(header::IF_MATCH),
-        if_none_match: tags(header::IF_NONE_MATCH),
+        if_match: tag_list(headers, header::IF_MATCH),
+        if_none_match: tag_list(headers, header::IF_NONE_MATCH),
         if_modified_since: text(header::IF_MODIFIED_SINCE).and_then(http_date),
         if_unmodified_since: text(header::IF_UNMODIFIED_SINCE).and_then(http_date),
         if_range: tags(header::IF_RANGE),
+    }
+}
+
+/// An entity-tag list header: its one line as is (no copy), repeated lines
+/// joined into one list (RFC 9110 §5.3), so no line is ignored.
+fn tag_list(headers: &HeaderMap, name: header::HeaderName) -> Option<Cow<'_, str>> {
+    fn text(value: &HeaderValue) -> &str {
+        std::str::from_utf8(value.as_bytes()).unwrap_or(UNREADABLE_TAG)
+    }
+    let mut lines = headers.get_all(name);
+    let first = text(lines.next()?);
+    match lines.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first}, {}", text(second));
+            for line in lines {
+                joined.push_str(", ");
+                joined.push_str(text(line));
+            }
+            Some(Cow::Owned(joined))
+        }
     }
 }
 
@@ -324,7 +359,8 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ServiceError> {
     let key = key_from_path(&request, "/objects/")?;
-    services.delete_object(&caller.ctx, &caller.principal, &path.0, &key).await?;
+    let conditions = write_conditions(request.headers());
+    services.delete_object(&caller.ctx, &caller.principal, &path.0, &key, &conditions).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -412,8 +448,8 @@ mod tests {
         ]);
         let read = read_request_of(&map, true);
         assert!(read.head_only);
-        assert_eq!(read.if_none_match, Some("\"a\""), "the first of a repeated header counts");
-        assert_eq!(read.if_match, Some("\"c\""));
+        assert_eq!(read.if_none_match.as_deref(), Some("\"a\", \"b\""), "repeated lines are one list");
+        assert_eq!(read.if_match.as_deref(), Some("\"c\""));
         assert_eq!(read.range, Some("bytes=0-9"));
         assert_eq!(read.if_range, Some("\"d\""));
         assert_eq!(read.if_modified_since.map(|at| at.timestamp()), Some(1_796_083_200));

@@ -183,8 +183,9 @@ pub struct NewObject {
 #[derive(Debug, Clone)]
 pub struct CommitObject {
     pub id: i64,
-    /// `If-None-Match: *`: fail with `Conflict("object exists")` if a live version exists.
-    pub create_only: bool,
+    /// The request's preconditions, checked against the live version at commit:
+    /// `Conflict("precondition")` when they fail.
+    pub conditions: crate::domain::conditional::WriteConditions,
     pub size: i64,
     pub etag: String,
     pub sha256: Option<String>,

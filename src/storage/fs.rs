@@ -148,6 +148,10 @@ impl BlobStore for FsBlobStore {
         "fs"
     }
 
+    fn max_put_bytes(&self) -> u64 {
+        u64::MAX
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         let probe = self.tmp.join(format!("probe-{}", new_id()));
         fs::write(&probe, b"ok")

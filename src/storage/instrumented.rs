@@ -37,6 +37,10 @@ impl BlobStore for Instrumented {
         self.inner.kind()
     }
 
+    fn max_put_bytes(&self) -> u64 {
+        self.inner.max_put_bytes()
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.timed("check", self.inner.check()).await
     }

@@ -142,6 +142,11 @@ pub trait BlobStore: Send + Sync {
     /// Cheap reachability probe used by `/health/ready`.
     async fn check(&self) -> Result<(), StorageError>;
 
+    /// The largest body one `put` can store (an S3 backend cuts a streamed
+    /// body into at most 10,000 parts of its configured part size). No
+    /// default: a wrapper must pass it through.
+    fn max_put_bytes(&self) -> u64;
+
     /// Stores `body` under `key`, atomically: on any error nothing is visible.
     /// `size` is the declared length when known; the stream is authoritative.
     async fn put(&self, key: &str, body: ByteStream, size: Option<u64>) -> Result<u64, StorageError>;

@@ -244,6 +244,10 @@ impl BlobStore for S3BlobStore {
         "s3"
     }
 
+    fn max_put_bytes(&self) -> u64 {
+        self.part_buffers.capacity() as u64 * 10_000
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|error| match classify(error) {
             StorageError::NotFound => {

@@ -99,6 +99,10 @@ impl BlobStore for RoutedS3 {
         "s3"
     }
 
+    fn max_put_bytes(&self) -> u64 {
+        self.main.max_put_bytes()
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.main.check().await
     }

@@ -327,3 +327,31 @@ async fn a_non_ascii_query_name_is_an_ordinary_refusal() {
     assert!(status_line.starts_with("HTTP/1.1 4"), "{status_line:?}");
     assert_eq!(app.get("/health/live").await.status(), 200);
 }
+
+/// An S3 backend stores a streamed body in at most 10,000 parts: a body that
+/// could never fit is refused from its declared length, before it is read,
+/// not with a 502 after tens of GiB.
+#[tokio::test]
+async fn a_put_larger_than_the_backend_takes_in_one_request_is_refused_up_front() {
+    let Some(env) = crate::support::s3_env() else { return };
+    let app = spawn_app_with(|config| crate::support::use_s3(config, &env, "x/")).await;
+    let owner = owner_with_bucket(&app, "huge", "huge-files").await.access;
+    let too_big = app.services.blobs.max_put_bytes() + 1;
+    assert!(too_big < app.config.max_object_bytes, "the backend, not max_object_bytes, is the bound here");
+    let port = app.port;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let head = format!(
+            "PUT /api/v1/buckets/huge-files/objects/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\n\
+             Content-Length: {too_big}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).expect("status line");
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("join");
+    assert_eq!(answer, "HTTP/1.1 413");
+}

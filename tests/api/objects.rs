@@ -194,6 +194,43 @@ async fn create_only_puts_fail_when_the_key_exists() {
     assert_eq!(get(&app, &owner.access, "rosa-files", "once").await.text().await.expect("body"), "v1");
 }
 
+/// A writer that names the version it read (`If-Match`, `If-Unmodified-Since`)
+/// never replaces or deletes one written since: no lost updates.
+#[tokio::test]
+async fn conditional_writes_never_lose_an_update() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "ruth", "ruth-files").await;
+    let write = |method: Method, headers: &[(&'static str, String)], body: &'static str| {
+        let mut request = app.with_token(method, &object_path("ruth-files", "doc"), &owner.access).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value.clone());
+        }
+        async move { request.send().await.expect("write") }
+    };
+    let etag = |response: &reqwest::Response| response.headers()["etag"].to_str().expect("etag").to_owned();
+    let missing = write(Method::PUT, &[("if-match", "*".into())], "v0").await;
+    assert_eq!(missing.status(), 412, "If-Match needs a live version");
+    let first = write(Method::PUT, &[], "v1").await;
+    let v1 = etag(&first);
+    let second = write(Method::PUT, &[("if-match", v1.clone())], "v2").await;
+    assert_eq!(second.status(), 201, "the version it read is still live");
+    let v2 = etag(&second);
+    let lost = write(Method::PUT, &[("if-match", v1.clone())], "v3").await;
+    assert_eq!(lost.status(), 412, "v2 was written since v1 was read");
+    let repeated = write(Method::PUT, &[("if-match", "\"nope\"".into()), ("if-match", v2.clone())], "v3").await;
+    assert_eq!(repeated.status(), 201, "repeated If-Match lines are one list");
+    let v3 = etag(&repeated);
+    let stale_date = write(Method::PUT, &[("if-unmodified-since", "Sat, 01 Jan 2000 00:00:00 GMT".into())], "v4").await;
+    assert_eq!(stale_date.status(), 412);
+    let not_that = write(Method::PUT, &[("if-none-match", v3.clone())], "v4").await;
+    assert_eq!(not_that.status(), 412, "If-None-Match naming the live version");
+    assert_eq!(get(&app, &owner.access, "ruth-files", "doc").await.text().await.expect("body"), "v3");
+    let stale_delete = write(Method::DELETE, &[("if-match", v2)], "").await;
+    assert_eq!(stale_delete.status(), 412);
+    assert_eq!(write(Method::DELETE, &[("if-match", v3)], "").await.status(), 204);
+    assert_eq!(get(&app, &owner.access, "ruth-files", "doc").await.status(), 404);
+}
+
 #[tokio::test]
 async fn ranges_follow_rfc_9110() {
     let app = spawn_app().await;

@@ -192,7 +192,7 @@ async fn step(world: &World, rng: &mut Rng, key: &str, model: &mut Model, trace:
             ("put", expected, outcome(&result))
         }
         2 => {
-            let result = services.delete_object(&world.ctx, principal, bucket, key).await;
+            let result = services.delete_object(&world.ctx, principal, bucket, key, &Default::default()).await;
             let expected = match model.version {
                 None => Expect::Missing,
                 Some(_) if model.locked(now) => Expect::Locked,

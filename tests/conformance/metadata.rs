@@ -239,7 +239,7 @@ async fn put(store: &dyn MetadataStore, bucket: i64, owner: i64, key: &str, size
         .expect("pending");
     let commit = CommitObject {
         id: pending.id,
-        create_only: false,
+        conditions: Default::default(),
         size,
         etag: format!("etag-{key}"),
         sha256: Some("00".repeat(32)),
@@ -277,7 +277,7 @@ async fn object_lifecycle_and_quota(f: &Fixture) {
     assert!(matches!(store.insert_pending(&over).await, Err(MetaError::Conflict("quota"))));
     let commit = CommitObject {
         id: pending.id,
-        create_only: false,
+        conditions: Default::default(),
         size: 400,
         etag: "e1".into(),
         sha256: Some("ab".repeat(32)),

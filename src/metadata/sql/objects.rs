@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Pool, Transaction};
 
 use crate::domain::ObjectKey;
+use crate::domain::conditional::WriteConditions;
 use crate::domain::audit::AuditEntry;
 use crate::metadata::error::sql_err;
 use crate::metadata::listing::{LowerBound, rollup, start, successor};
@@ -47,15 +48,23 @@ pub(in crate::metadata) async fn charge(tx: &mut Transaction<'static, Db>, owner
     Ok(true)
 }
 
+/// Which live version a write may retire.
+pub(in crate::metadata) enum Retiring<'a> {
+    /// Whatever is live, if the request's preconditions hold for it
+    /// (`Conflict("precondition")` otherwise).
+    Live(&'a WriteConditions),
+    /// Exactly this version (`NotFound` if another is live by now).
+    Version(i64),
+}
+
 /// Moves the live version of a key to `deleting` and credits its owner; refuses
-/// (`Conflict("object-locked")`) while it is retained or held, and
-/// (`Conflict("object exists")`) when `create_only`.
+/// (`Conflict("object-locked")`) while it is retained or held.
 pub(in crate::metadata) async fn retire_live(
     tx: &mut Transaction<'static, Db>,
     bucket_id: i64,
     key: &str,
     now: DateTime<Utc>,
-    create_only: bool,
+    retiring: Retiring<'_>,
 ) -> MetaResult<Option<ObjectRecord>> {
     let live: Option<ObjectRow> = sqlx::query_as(concat!(
         "SELECT ",
@@ -67,13 +76,22 @@ pub(in crate::metadata) async fn retire_live(
     .fetch_optional(&mut **tx)
     .await
     .map_err(sql_err("object"))?;
+    let live: Option<ObjectRecord> = live.map(TryInto::try_into).transpose()?;
+    match retiring {
+        Retiring::Live(conditions) => {
+            let current = live.as_ref().map(|l| (l.etag.as_deref().unwrap_or_default(), l.created_at));
+            if !conditions.allow(current) {
+                return Err(MetaError::Conflict("precondition"));
+            }
+        }
+        Retiring::Version(id) if live.as_ref().is_none_or(|l| l.id != id) => {
+            return Err(MetaError::NotFound("object"));
+        }
+        Retiring::Version(_) => {}
+    }
     let Some(live) = live else {
         return Ok(None);
     };
-    let live: ObjectRecord = live.try_into()?;
-    if create_only {
-        return Err(MetaError::Conflict("object exists"));
-    }
     if crate::policy::retention::is_locked(&live, now) {
         return Err(MetaError::Conflict("object-locked"));
     }
@@ -175,7 +193,8 @@ impl ObjectStore for Store {
         .map_err(sql_err("object"))?;
         let pending: ObjectRecord = pending.ok_or(MetaError::NotFound("pending object"))?.try_into()?;
         let replaced =
-            retire_live(&mut tx, pending.bucket_id, pending.key.as_str(), commit.at, commit.create_only).await?;
+            retire_live(&mut tx, pending.bucket_id, pending.key.as_str(), commit.at, Retiring::Live(&commit.conditions))
+                .await?;
         if !charge(&mut tx, pending.owner_id, commit.size - pending.size).await? {
             return Err(MetaError::Conflict("quota"));
         }
@@ -313,7 +332,9 @@ impl ObjectStore for Store {
         .await
         .map_err(sql_err("object"))?;
         let record: ObjectRecord = row.ok_or(MetaError::NotFound("object"))?.try_into()?;
-        let retired = retire_live(&mut tx, record.bucket_id, record.key.as_str(), audit.at, false).await?;
+        // Exactly this version: a PUT committed since it was looked up must not be retired instead.
+        let retiring = Retiring::Version(record.id);
+        let retired = retire_live(&mut tx, record.bucket_id, record.key.as_str(), audit.at, retiring).await?;
         let retired = retired.ok_or(MetaError::NotFound("object"))?;
         commit_audited(tx, audit).await?;
         Ok(retired)

@@ -13,7 +13,8 @@ use crate::metadata::{
 };
 
 use super::audit::commit_audited;
-use super::objects::{charge, retire_live};
+use super::objects::{Retiring, charge, retire_live};
+use crate::domain::conditional::WriteConditions;
 
 async fn locked_upload(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<UploadRecord> {
     let row: Option<UploadRow> = sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1"))
@@ -165,7 +166,10 @@ impl UploadStore for Store {
     async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload(&mut tx, &finish.upload_id).await?;
-        let replaced = retire_live(&mut tx, upload.bucket_id, upload.key.as_str(), finish.at, false).await?;
+        let unconditional = WriteConditions::default();
+        let replaced =
+            retire_live(&mut tx, upload.bucket_id, upload.key.as_str(), finish.at, Retiring::Live(&unconditional))
+                .await?;
         // Parts uploaded but left out of the completed object are credited back.
         charge_upload(&mut tx, &upload, finish.size - upload.charged_bytes).await?;
         let row: ObjectRow = sqlx::query_as(concat!(

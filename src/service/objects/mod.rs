@@ -81,7 +81,7 @@ pub(crate) fn write_error(error: MetaError) -> ServiceError {
             ServiceError::TooLarge { slug: "quota-exceeded", detail: "this would exceed your storage quota".into() }
         }
         MetaError::Conflict("object-locked") => locked(),
-        MetaError::Conflict("object exists") => ServiceError::PreconditionFailed,
+        MetaError::Conflict("precondition") => ServiceError::PreconditionFailed,
         MetaError::Conflict("changed") => {
             ServiceError::conflict("concurrent-change", "the object changed concurrently; try again")
         }

@@ -1,6 +1,7 @@
 //! Reading objects: authorization first, then preconditions, ranges, bytes;
 //! and listing from the metadata database.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +24,9 @@ pub struct ReadRequest<'a> {
     /// HEAD: metadata only, the storage backend is not touched.
     pub head_only: bool,
     pub range: Option<&'a str>,
-    pub if_match: Option<&'a str>,
-    pub if_none_match: Option<&'a str>,
+    /// Entity-tag lists: one header line borrowed, repeated lines joined.
+    pub if_match: Option<Cow<'a, str>>,
+    pub if_none_match: Option<Cow<'a, str>>,
     pub if_modified_since: Option<DateTime<Utc>>,
     pub if_unmodified_since: Option<DateTime<Utc>>,
     pub if_range: Option<&'a str>,
@@ -78,7 +80,7 @@ fn seconds(at: DateTime<Utc>) -> i64 {
 fn preconditions(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<Option<ReadOutcome>, ServiceError> {
     let etag = object.etag.as_deref().unwrap_or_default();
     let modified = seconds(object.created_at);
-    if let Some(header) = request.if_match {
+    if let Some(header) = request.if_match.as_deref() {
         if !etag_matches(header, etag, false) {
             return Err(ServiceError::PreconditionFailed);
         }
@@ -87,7 +89,7 @@ fn preconditions(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<Opt
     {
         return Err(ServiceError::PreconditionFailed);
     }
-    if let Some(header) = request.if_none_match {
+    if let Some(header) = request.if_none_match.as_deref() {
         if etag_matches(header, etag, true) {
             return Ok(Some(ReadOutcome::NotModified));
         }
@@ -274,10 +276,10 @@ mod tests {
             r
         };
         assert!(matches!(
-            preconditions(&o, &req(|r| r.if_match = Some("\"nope\""))),
+            preconditions(&o, &req(|r| r.if_match = Some("\"nope\"".into()))),
             Err(ServiceError::PreconditionFailed)
         ));
-        assert!(matches!(preconditions(&o, &req(|r| r.if_match = Some("\"abc\""))), Ok(None)));
+        assert!(matches!(preconditions(&o, &req(|r| r.if_match = Some("\"abc\"".into()))), Ok(None)));
         assert!(matches!(
             preconditions(&o, &req(|r| r.if_unmodified_since = at(1_699_999_999))),
             Err(ServiceError::PreconditionFailed)
@@ -287,7 +289,7 @@ mod tests {
             "same second"
         );
         assert!(matches!(
-            preconditions(&o, &req(|r| r.if_none_match = Some("W/\"abc\""))),
+            preconditions(&o, &req(|r| r.if_none_match = Some("W/\"abc\"".into()))),
             Ok(Some(ReadOutcome::NotModified))
         ));
         assert!(matches!(
@@ -297,7 +299,7 @@ mod tests {
         assert!(matches!(preconditions(&o, &req(|r| r.if_modified_since = at(1_699_999_999))), Ok(None)));
         // If-None-Match wins over If-Modified-Since.
         let both = req(|r| {
-            r.if_none_match = Some("\"other\"");
+            r.if_none_match = Some("\"other\"".into());
             r.if_modified_since = at(1_800_000_000);
         });
         assert!(matches!(preconditions(&o, &both), Ok(None)));

@@ -2,10 +2,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use super::{PendingWrite, locked, new_blob_key, parse_key, write_error};
 use crate::domain::audit::Outcome;
+use crate::domain::conditional::WriteConditions;
 use crate::domain::{ObjectKey, Permission};
 use crate::metadata::{BucketRecord, CommitObject, NewObject, ObjectRecord, RetentionMode};
 use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_type};
@@ -25,8 +26,13 @@ pub struct PutRequest {
     pub content_md5: Option<String>,
     /// `X-Checksum-Sha256`: hex or base64 of the 32-byte digest.
     pub checksum_sha256: Option<String>,
-    /// `If-None-Match: *`.
-    pub create_only: bool,
+    /// `If-Match`, `If-None-Match` (`*`: create only), `If-Unmodified-Since`.
+    pub conditions: WriteConditions,
+}
+
+/// The live version as write preconditions see it: its entity tag and time of writing.
+fn current_version(live: &ObjectRecord) -> (&str, DateTime<Utc>) {
+    (live.etag.as_deref().unwrap_or_default(), live.created_at)
 }
 
 fn bad_digest(detail: &str) -> ServiceError {
@@ -87,21 +93,22 @@ impl Services {
         let expected_md5 = request.content_md5.as_deref().map(|v| decode_digest::<16>(v, "Content-MD5")).transpose()?;
         let expected_sha =
             request.checksum_sha256.as_deref().map(|v| decode_digest::<32>(v, "X-Checksum-Sha256")).transpose()?;
-        let max = self.config.max_object_bytes;
+        let max = self.max_put_bytes();
         if request.content_length.is_some_and(|len| len > max) {
             return Err(ServiceError::TooLarge {
                 slug: "payload-too-large",
-                detail: format!("objects are limited to {max} bytes"),
+                detail: format!("one request stores at most {max} bytes here; larger objects go as a multipart upload"),
             });
         }
         let live = self.store.live_object(bucket.id, &key).await?;
-        if let Some(live) = &live {
-            if request.create_only {
-                return Err(ServiceError::PreconditionFailed);
-            }
-            if is_locked(live, self.clock.now()) {
-                return Err(locked());
-            }
+        // Checked again when the row commits; here so a failing write reads no body.
+        if !request.conditions.allow(live.as_ref().map(current_version)) {
+            return Err(ServiceError::PreconditionFailed);
+        }
+        if let Some(live) = &live
+            && is_locked(live, self.clock.now())
+        {
+            return Err(locked());
         }
         let blob_key = new_blob_key(bucket);
         // Overwriting one's own object frees its bytes at commit: reserve only the growth.
@@ -167,7 +174,7 @@ impl Services {
         let sha256 = digests.sha256_hex();
         let commit = CommitObject {
             id: pending.id,
-            create_only: request.create_only,
+            conditions: request.conditions.clone(),
             size: i64::try_from(written).unwrap_or(i64::MAX),
             etag: sha256.clone(),
             sha256: Some(sha256),
@@ -198,9 +205,16 @@ impl Services {
         Ok(committed.object)
     }
 
+    /// The most one request may store: `max_object_bytes`, or less where the
+    /// backend cannot take more in one go (refused before the body is read,
+    /// not with a 502 after 78 GiB of it).
+    fn max_put_bytes(&self) -> u64 {
+        self.config.max_object_bytes.min(self.blobs.max_put_bytes())
+    }
+
     /// For a body of unknown length: the bytes the caller may still store.
     async fn unknown_length_limit(&self, principal: &Principal) -> ServiceResult<(u64, bool)> {
-        let max = self.config.max_object_bytes;
+        let max = self.max_put_bytes();
         let user = self.current_user(principal).await?;
         Ok(match user.quota_bytes {
             Some(quota) => {
@@ -256,7 +270,7 @@ impl Services {
         let (retention_mode, retain_until) = self.default_retention(&target_bucket);
         let commit = CommitObject {
             id: pending.id,
-            create_only: false,
+            conditions: WriteConditions::default(),
             size: source.size,
             etag: source.etag.clone().unwrap_or_default(),
             sha256: source.sha256.clone(),
@@ -295,10 +309,16 @@ impl Services {
         principal: &Principal,
         bucket: &str,
         key: &str,
+        conditions: &WriteConditions,
     ) -> ServiceResult<()> {
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, "object.delete").await?;
         let key = parse_key(key)?;
-        let live = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
+        let live = self.store.live_object(bucket.id, &key).await?;
+        if !conditions.allow(live.as_ref().map(current_version)) {
+            return Err(ServiceError::PreconditionFailed);
+        }
+        let live = live.ok_or(ServiceError::NotFound("object"))?;
+        // Retires exactly `live`: a version written since is not deleted in its place (404 then).
         self.remove_live(ctx, principal.actor(), &bucket, &live, "object.delete", serde_json::json!({})).await?;
         Ok(())
     }
