@@ -194,6 +194,25 @@ async fn create_only_puts_fail_when_the_key_exists() {
     assert_eq!(get(&app, &owner.access, "rosa-files", "once").await.text().await.expect("body"), "v1");
 }
 
+/// Racing create-only writes of one new key: one wins, the rest are told the
+/// key exists (412), never a generic conflict.
+#[tokio::test]
+async fn racing_create_only_writes_have_one_winner() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "tess", "tess-files").await;
+    let attempts = (0..12).map(|n| {
+        app.with_token(Method::PUT, &object_path("tess-files", "race"), &owner.access)
+            .header("if-none-match", "*")
+            .body(format!("writer {n}"))
+            .send()
+    });
+    let mut statuses: Vec<u16> =
+        futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("put").status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 412), "{statuses:?}");
+}
+
 /// A writer that names the version it read (`If-Match`, `If-Unmodified-Since`)
 /// never replaces or deletes one written since: no lost updates.
 #[tokio::test]

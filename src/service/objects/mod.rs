@@ -82,7 +82,8 @@ pub(crate) fn write_error(error: MetaError) -> ServiceError {
         }
         MetaError::Conflict("object-locked") => locked(),
         MetaError::Conflict("precondition") => ServiceError::PreconditionFailed,
-        MetaError::Conflict("changed") => {
+        // "object": a concurrent first write of the same key committed a moment earlier.
+        MetaError::Conflict("changed" | "object") => {
             ServiceError::conflict("concurrent-change", "the object changed concurrently; try again")
         }
         other => other.into(),

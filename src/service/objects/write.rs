@@ -8,7 +8,7 @@ use super::{PendingWrite, locked, new_blob_key, parse_key, write_error};
 use crate::domain::audit::Outcome;
 use crate::domain::conditional::WriteConditions;
 use crate::domain::{ObjectKey, Permission};
-use crate::metadata::{BucketRecord, CommitObject, NewObject, ObjectRecord, RetentionMode};
+use crate::metadata::{BucketRecord, CommitObject, MetaError, NewObject, ObjectRecord, RetentionMode};
 use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_type};
 use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
@@ -142,7 +142,7 @@ impl Services {
                 guard.abandon().await;
                 if digests.exceeded {
                     return Err(if limit_is_quota {
-                        write_error(crate::metadata::MetaError::Conflict("quota"))
+                        write_error(MetaError::Conflict("quota"))
                     } else {
                         ServiceError::TooLarge {
                             slug: "payload-too-large",
@@ -192,6 +192,11 @@ impl Services {
             Ok(committed) => committed,
             Err(error) => {
                 guard.abandon().await;
+                // A concurrent first write of the key won: the version this request's
+                // preconditions were checked against is no longer the live one.
+                if matches!(error, MetaError::Conflict("object")) && commit.conditions != WriteConditions::default() {
+                    return Err(ServiceError::PreconditionFailed);
+                }
                 return Err(write_error(error));
             }
         };
@@ -342,7 +347,7 @@ impl Services {
             .details(details);
         let deleting = match self.store.mark_deleting(live.id, &audit).await {
             Ok(deleting) => deleting,
-            Err(crate::metadata::MetaError::Conflict("object-locked")) => {
+            Err(MetaError::Conflict("object-locked")) => {
                 let denied = audit.outcome(Outcome::Denied).details(serde_json::json!({ "reason": "object-locked" }));
                 self.store.append_audit(&denied).await?;
                 return Err(locked());
