@@ -15,6 +15,7 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::config::{StorageKind, TransferMode};
 use crate::domain::Permission;
 use crate::domain::audit::Outcome;
+use crate::policy::content::content_disposition;
 use crate::policy::rbac::Via;
 use crate::storage::PresignTarget;
 
@@ -105,7 +106,11 @@ impl Services {
                 let object =
                     self.store.live_object(bucket_record.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
                 let ttl = std::time::Duration::from_secs(u64::try_from(expires_in_seconds).unwrap_or(1));
-                self.blobs.presign(&object.blob_key, PresignTarget::Get, ttl).await?.url
+                let target = PresignTarget::Get {
+                    content_disposition: content_disposition(&object.content_type, object.key.file_name(), false),
+                    content_type: object.content_type.clone(),
+                };
+                self.blobs.presign(&object.blob_key, target, ttl).await?.url
             }
             TransferMode::Direct => {
                 return Err(ServiceError::bad_request(

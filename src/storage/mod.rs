@@ -122,9 +122,18 @@ pub struct OpenMultipart {
 /// What a presigned URL lets its holder do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresignTarget {
-    Get,
+    /// A download served as `content_type` with this `Content-Disposition`
+    /// (blobs are stored without either: the backend would answer
+    /// `binary/octet-stream` under the blob's random name).
+    Get {
+        content_type: String,
+        content_disposition: String,
+    },
     Put,
-    UploadPart { upload_id: String, part_number: u32 },
+    UploadPart {
+        upload_id: String,
+        part_number: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -472,8 +472,14 @@ impl BlobStore for S3BlobStore {
         let full = self.full_key(key)?;
         let config = PresigningConfig::expires_in(expires_in).map_err(|error| StorageError::Backend(error.into()))?;
         let presigned = match target {
-            PresignTarget::Get => {
-                let request = self.client.get_object().bucket(&self.bucket).key(&full);
+            PresignTarget::Get { content_type, content_disposition } => {
+                let request = self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .response_content_type(content_type)
+                    .response_content_disposition(content_disposition);
                 request.presigned(config).await.map_err(classify)?
             }
             PresignTarget::Put => {

@@ -235,13 +235,20 @@ async fn multipart_abort_and_listing(f: &Fixture) {
 
 async fn presign_where_supported(f: &Fixture) {
     f.store.put("presigned", stream_of(b"signed bytes".to_vec()), None).await.expect("put");
-    let result = f.store.presign("presigned", PresignTarget::Get, Duration::from_secs(60)).await;
+    let target = PresignTarget::Get {
+        content_type: "text/plain".into(),
+        content_disposition: "attachment; filename=\"notes.txt\"".into(),
+    };
+    let result = f.store.presign("presigned", target, Duration::from_secs(60)).await;
     match f.store.kind() {
         "fs" => assert!(matches!(result, Err(StorageError::Unsupported(_)))),
         _ => {
             let request = result.expect("presign");
             let client = reqwest::Client::builder().no_proxy().build().expect("client");
-            let body = client.get(&request.url).send().await.expect("fetch").bytes().await.expect("body");
+            let fetched = client.get(&request.url).send().await.expect("fetch");
+            assert_eq!(fetched.headers()["content-type"], "text/plain", "served as the object's type");
+            assert_eq!(fetched.headers()["content-disposition"], "attachment; filename=\"notes.txt\"");
+            let body = fetched.bytes().await.expect("body");
             assert_eq!(body, Bytes::from_static(b"signed bytes"));
             let put = f
                 .store
