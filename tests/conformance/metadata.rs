@@ -60,6 +60,7 @@ for_each_adapter!({ sqlite, postgres }: [
     audit_chain_is_unbroken_under_concurrency,
     jobs_are_deduplicated_and_claimed_once,
     leases_have_one_holder,
+    a_successor_issued_into_a_revoked_family_is_born_revoked,
 ]);
 
 fn now() -> DateTime<Utc> {
@@ -485,4 +486,38 @@ async fn leases_have_one_holder(f: &Fixture) {
     assert!(!store.acquire_lease("job", "a", later, later).await.expect("lease"), "still b's");
     store.release_lease("job", "b").await.expect("release");
     assert!(store.acquire_lease("job", "a", later, later).await.expect("lease"));
+}
+
+/// Reuse detection or a logout revoking a family while a refresh is issuing
+/// its successor: the successor must not outlive the family.
+async fn a_successor_issued_into_a_revoked_family_is_born_revoked(f: &Fixture) {
+    let store = &f.store;
+    let owner = user(store.as_ref(), "rowan", Role::User, None).await;
+    let token = |hash: &str| coffer::metadata::RefreshTokenRecord {
+        token_hash: hash.into(),
+        family_id: "family-1".into(),
+        user_id: owner.id,
+        generation: owner.token_generation,
+        mfa: false,
+        created_at: now(),
+        expires_at: now() + chrono::Duration::days(30),
+    };
+    store.insert_refresh_token(&token("t0")).await.expect("first");
+    assert!(matches!(
+        store.use_refresh_token("t0", now()).await.expect("use"),
+        coffer::metadata::RefreshUse::Rotated(_)
+    ));
+    // The family is revoked (here: a logout) before the rotation's successor is stored.
+    store.revoke_refresh_family("t0", now()).await.expect("revoke");
+    store.insert_refresh_token(&token("t1")).await.expect("successor");
+    let successor = store.use_refresh_token("t1", now()).await.expect("use");
+    assert!(!matches!(successor, coffer::metadata::RefreshUse::Rotated(_)), "{successor:?}");
+    // A fresh family is unaffected.
+    let mut other = token("u0");
+    other.family_id = "family-2".into();
+    store.insert_refresh_token(&other).await.expect("other family");
+    assert!(matches!(
+        store.use_refresh_token("u0", now()).await.expect("use"),
+        coffer::metadata::RefreshUse::Rotated(_)
+    ));
 }

@@ -17,6 +17,7 @@ use super::audit::commit_audited;
 #[async_trait]
 impl IdentityStore for Store {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         sqlx::query(concat!("INSERT INTO refresh_tokens (", refresh_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&token.token_hash)
             .bind(&token.family_id)
@@ -25,9 +26,22 @@ impl IdentityStore for Store {
             .bind(token.mfa)
             .bind(to_micros(token.created_at))
             .bind(to_micros(token.expires_at))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(sql_err("refresh token"))?;
+        // A family revoked (reuse detected, logout) while this successor was being
+        // issued takes the successor with it: it is born revoked.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3 WHERE token_hash = $1 AND EXISTS \
+             (SELECT 1 FROM refresh_tokens AS sibling WHERE sibling.family_id = $2 AND sibling.revoked_at IS NOT NULL)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.family_id)
+        .bind(to_micros(token.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("refresh token"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
     }
 
