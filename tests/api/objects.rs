@@ -511,6 +511,26 @@ async fn quotas_refuse_what_does_not_fit_and_keep_nothing() {
         app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
     assert_eq!((me["used_bytes"].as_i64(), me["quota_bytes"].as_i64()), (Some(95), Some(100)));
     assert_eq!(blob_count(&app).await, 1);
+
+    // At 95 of 100 bytes, replacing one's own 95 bytes fits, whichever way it comes.
+    let same_size = futures::stream::iter((0..5).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![4u8; 19]))));
+    let chunked_overwrite = app
+        .with_token(Method::PUT, &object_path("cleo-files", "a"), &owner.access)
+        .body(reqwest::Body::wrap_stream(same_size))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(chunked_overwrite.status(), 201, "a body of unknown length replacing its own version");
+    let copy_onto_itself = app
+        .with_token(Method::POST, "/api/v1/buckets/cleo-files/copy/a", &owner.access)
+        .json(&json!({"to_key": "a"}))
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(copy_onto_itself.status(), 201, "a copy onto itself changes nothing");
+    let me: Value =
+        app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
+    assert_eq!(me["used_bytes"].as_i64(), Some(95));
 }
 
 #[tokio::test]

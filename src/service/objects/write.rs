@@ -131,7 +131,7 @@ impl Services {
         let guard = PendingWrite::new(self, pending.id, blob_key.clone());
         let (limit, limit_is_quota) = match request.content_length {
             Some(len) => (len, false),
-            None => self.unknown_length_limit(principal).await?,
+            None => self.unknown_length_limit(principal, replaced_own).await?,
         };
         let (stream, digester) = digesting(body, expected_md5.is_some(), limit);
         let stored = self.blobs.put(&blob_key, stream, request.content_length).await;
@@ -217,13 +217,15 @@ impl Services {
         self.config.max_object_bytes.min(self.blobs.max_put_bytes())
     }
 
-    /// For a body of unknown length: the bytes the caller may still store.
-    async fn unknown_length_limit(&self, principal: &Principal) -> ServiceResult<(u64, bool)> {
+    /// For a body of unknown length: the bytes the caller may still store,
+    /// counting the `replaced_own` bytes of their own version it replaces.
+    async fn unknown_length_limit(&self, principal: &Principal, replaced_own: i64) -> ServiceResult<(u64, bool)> {
         let max = self.max_put_bytes();
         let user = self.current_user(principal).await?;
         Ok(match user.quota_bytes {
             Some(quota) => {
-                let left = u64::try_from(quota - user.used_bytes).unwrap_or(0);
+                let left =
+                    u64::try_from(quota.saturating_sub(user.used_bytes).saturating_add(replaced_own)).unwrap_or(0);
                 if left < max { (left, true) } else { (max, false) }
             }
             None => (max, false),
@@ -248,11 +250,12 @@ impl Services {
         let target_key = parse_key(to_key)?;
         let source =
             self.store.live_object(source_bucket.id, &source_key).await?.ok_or(ServiceError::NotFound("object"))?;
-        if let Some(live) = self.store.live_object(target_bucket.id, &target_key).await?
-            && is_locked(&live, self.clock.now())
-        {
+        let target_live = self.store.live_object(target_bucket.id, &target_key).await?;
+        if target_live.as_ref().is_some_and(|live| is_locked(live, self.clock.now())) {
             return Err(locked());
         }
+        // As for a PUT: replacing one's own version frees its bytes at commit, so only the growth is reserved.
+        let replaced_own = target_live.filter(|l| l.owner_id == Some(principal.user_id)).map_or(0, |l| l.size);
         let blob_key = new_blob_key(&target_bucket);
         let pending = self
             .store
@@ -262,7 +265,7 @@ impl Services {
                 blob_key: blob_key.clone(),
                 content_type: source.content_type.clone(),
                 owner_id: Some(principal.user_id),
-                reserved_bytes: source.size,
+                reserved_bytes: (source.size - replaced_own).max(0),
                 at: self.clock.now(),
             })
             .await
