@@ -12,8 +12,6 @@ use crate::metadata::UserRecord;
 use crate::service::users::UserChanges;
 use crate::service::{ServiceError, Services};
 
-const DEFAULT_PAGE: usize = 100;
-
 #[derive(Serialize)]
 pub struct UserView {
     username: String,
@@ -42,12 +40,6 @@ impl From<UserRecord> for UserView {
 }
 
 #[derive(Deserialize)]
-pub struct Page {
-    cursor: Option<String>,
-    limit: Option<usize>,
-}
-
-#[derive(Deserialize)]
 pub struct NewUser {
     username: String,
     password: SecretString,
@@ -73,12 +65,10 @@ pub struct Patch {
 pub async fn list(
     services: web::Data<Services>,
     caller: Caller,
-    page: web::Query<Page>,
+    page: web::Query<cursor::Page>,
 ) -> Result<HttpResponse, ServiceError> {
-    let after = page.cursor.as_deref().map(cursor::decode).transpose()?;
-    let (users, next) = services
-        .list_users(&caller.ctx, &caller.principal, after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))
-        .await?;
+    let after = page.after()?;
+    let (users, next) = services.list_users(&caller.ctx, &caller.principal, after.as_deref(), page.limit()).await?;
     let users: Vec<UserView> = users.into_iter().map(UserView::from).collect();
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "users": users, "next_cursor": next.as_deref().map(cursor::encode) })))

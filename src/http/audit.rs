@@ -11,8 +11,6 @@ use crate::metadata::AuditQuery;
 use crate::service::audit::ExportFormat;
 use crate::service::{ServiceError, Services};
 
-const DEFAULT_PAGE: usize = 100;
-
 #[derive(Deserialize)]
 pub struct Filters {
     actor: Option<String>,
@@ -55,7 +53,7 @@ impl Filters {
             before_id,
             after_id: None,
             ascending: false,
-            limit: self.limit.unwrap_or(DEFAULT_PAGE),
+            limit: self.limit.unwrap_or(cursor::DEFAULT_PAGE),
         })
     }
 }

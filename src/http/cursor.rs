@@ -2,8 +2,31 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
 
 use crate::service::ServiceError;
+
+/// Items a page holds when the client does not say.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// `?cursor=&limit=` of a paged list.
+#[derive(Deserialize)]
+pub struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+impl Page {
+    /// The sort key to resume after (the decoded cursor), if any.
+    pub fn after(&self) -> Result<Option<String>, ServiceError> {
+        self.cursor.as_deref().map(decode).transpose()
+    }
+
+    /// The requested page size (the service clamps it to its maximum).
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_PAGE)
+    }
+}
 
 pub fn encode(last: &str) -> String {
     URL_SAFE_NO_PAD.encode(last.as_bytes())

@@ -13,8 +13,6 @@ use super::objects::{object_response, read_request_of};
 use crate::service::shares::{NewShare, ShareOpen};
 use crate::service::{ServiceError, Services};
 
-const DEFAULT_PAGE: usize = 100;
-
 const PAGE_CSP: &str =
     "default-src 'none'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -49,20 +47,13 @@ pub async fn create(
     Ok(HttpResponse::Created().json(created))
 }
 
-#[derive(Deserialize)]
-pub struct Page {
-    cursor: Option<String>,
-    limit: Option<usize>,
-}
-
 pub async fn list(
     services: web::Data<Services>,
     caller: Caller,
-    page: web::Query<Page>,
+    page: web::Query<cursor::Page>,
 ) -> Result<HttpResponse, ServiceError> {
-    let after = page.cursor.as_deref().map(cursor::decode).transpose()?;
-    let (shares, next) =
-        services.list_shares(&caller.principal, after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE)).await?;
+    let after = page.after()?;
+    let (shares, next) = services.list_shares(&caller.principal, after.as_deref(), page.limit()).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "shares": shares, "next_cursor": next.as_deref().map(cursor::encode) })))
 }

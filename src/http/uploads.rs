@@ -33,24 +33,15 @@ fn part_view(part: &UploadPartRecord) -> serde_json::Value {
     serde_json::json!({ "part_number": part.part_number, "size": part.size, "etag": part.etag })
 }
 
-#[derive(Deserialize)]
-pub struct Page {
-    cursor: Option<String>,
-    limit: Option<usize>,
-}
-
-const DEFAULT_PAGE: usize = 100;
-
 pub async fn list(
     services: web::Data<Services>,
     caller: Caller,
     bucket: web::Path<String>,
-    page: web::Query<Page>,
+    page: web::Query<cursor::Page>,
 ) -> Result<HttpResponse, ServiceError> {
-    let after = page.cursor.as_deref().map(cursor::decode).transpose()?;
-    let (uploads, next) = services
-        .list_uploads(&caller.ctx, &caller.principal, &bucket, after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))
-        .await?;
+    let after = page.after()?;
+    let (uploads, next) =
+        services.list_uploads(&caller.ctx, &caller.principal, &bucket, after.as_deref(), page.limit()).await?;
     let uploads: Vec<serde_json::Value> = uploads
         .iter()
         .map(|u| {

@@ -2,6 +2,7 @@ import { useMemo, useState } from 'react'
 import * as api from '../api/client'
 import type { Bucket, Listing, ObjectEntry } from '../api/types'
 import { ErrorNote, OkNote } from '../components/Notice'
+import { Pager } from '../components/Pager'
 import { baseName } from '../format'
 import { errorText, useLoad } from '../hooks'
 import { Breadcrumbs } from './Breadcrumbs'
@@ -204,18 +205,7 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
         ) : (
           <ObjectTable prefixes={listing.data.prefixes} objects={objects} actions={actions} />
         ))}
-      <nav className="pager" aria-label="Pages">
-        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {cursors.length}</span>
-        <button
-          type="button"
-          disabled={!listing.data?.next_cursor}
-          onClick={() => setCursors((c) => [...c, listing.data?.next_cursor ?? null])}
-        >
-          Next page
-        </button>
+      <Pager cursors={cursors} onChange={setCursors} next={listing.data?.next_cursor}>
         <label className="check">
           Per page{' '}
           <select value={limit} onChange={(e) => { setLimit(Number(e.target.value)); setCursors([null]) }}>
@@ -226,7 +216,7 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
             ))}
           </select>
         </label>
-      </nav>
+      </Pager>
       {open?.kind === 'preview' && (
         <Preview bucket={bucket} object={open.object} onClose={() => setOpen(undefined)} />
       )}

@@ -1,6 +1,7 @@
 import * as api from '../api/client'
 import type { Share } from '../api/types'
 import { ErrorNote } from '../components/Notice'
+import { Pager } from '../components/Pager'
 import { formatDate } from '../format'
 import { errorText, useLoad } from '../hooks'
 import { useState } from 'react'
@@ -76,19 +77,7 @@ export function Shares() {
         </div>
       )}
       {(cursors.length > 1 || shares.data?.next_cursor) && (
-        <nav className="pager" aria-label="Pages">
-          <button type="button" disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
-            Previous page
-          </button>
-          <span>Page {cursors.length}</span>
-          <button
-            type="button"
-            disabled={!shares.data?.next_cursor}
-            onClick={() => setCursors((c) => [...c, shares.data?.next_cursor ?? null])}
-          >
-            Next page
-          </button>
-        </nav>
+        <Pager cursors={cursors} onChange={setCursors} next={shares.data?.next_cursor} />
       )}
     </section>
   )
