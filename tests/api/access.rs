@@ -34,14 +34,7 @@ async fn buckets_are_invisible_without_a_grant_and_grants_need_manage() {
         .expect("create");
     assert_eq!(again.status(), 409);
 
-    let listed: Value = app
-        .with_token(Method::GET, "/api/v1/buckets", &other.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = app.get_json("/api/v1/buckets", &other.access).await;
     assert_eq!(listed["buckets"], json!([]));
     for (method, path) in [
         (Method::GET, "/api/v1/buckets/mona-photos/grants"),
@@ -65,14 +58,7 @@ async fn buckets_are_invisible_without_a_grant_and_grants_need_manage() {
             .send()
     };
     assert_eq!(grant(&owner.access, "ned", "write").await.expect("grant").status(), 204);
-    let listed: Value = app
-        .with_token(Method::GET, "/api/v1/buckets", &other.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = app.get_json("/api/v1/buckets", &other.access).await;
     assert_eq!(listed["buckets"][0]["permission"], "write");
     // With write, ned sees the bucket but cannot grant, not even to himself.
     assert_eq!(grant(&other.access, "ned", "manage").await.expect("grant").status(), 403);
@@ -84,27 +70,13 @@ async fn buckets_are_invisible_without_a_grant_and_grants_need_manage() {
     assert_eq!(grant(&other.access, "mona", "read").await.expect("grant").status(), 403, "the creator keeps manage");
     let unseat = app.with_token(Method::DELETE, "/api/v1/buckets/mona-photos/grants/mona", &other.access);
     assert_eq!(unseat.send().await.expect("revoke").status(), 403);
-    let grants: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/mona-photos/grants", &owner.access)
-        .send()
-        .await
-        .expect("grants")
-        .json()
-        .await
-        .expect("json");
+    let grants: Value = app.get_json("/api/v1/buckets/mona-photos/grants", &owner.access).await;
     let names: Vec<&str> =
         grants["grants"].as_array().expect("list").iter().map(|g| g["username"].as_str().expect("name")).collect();
     assert_eq!(names, ["mona", "ned"]);
     let revoke = app.with_token(Method::DELETE, "/api/v1/buckets/mona-photos/grants/ned", &owner.access).send().await;
     assert_eq!(revoke.expect("revoke").status(), 204);
-    let after: Value = app
-        .with_token(Method::GET, "/api/v1/buckets", &other.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let after: Value = app.get_json("/api/v1/buckets", &other.access).await;
     assert_eq!(after["buckets"], json!([]), "revocation is effective on the next request");
 
     // Auditors do not touch buckets; invalid names are 400.
@@ -207,23 +179,9 @@ async fn admin_rules_last_admin_and_user_management() {
     assert_eq!(unknown_field.status(), 400);
 
     // Paginated listing.
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/users?limit=2", &admin.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/api/v1/admin/users?limit=2", &admin.access).await;
     let cursor = page["next_cursor"].as_str().expect("more");
-    let rest: Value = app
-        .with_token(Method::GET, &format!("/api/v1/admin/users?limit=10&cursor={cursor}"), &admin.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let rest: Value = app.get_json(&format!("/api/v1/admin/users?limit=10&cursor={cursor}"), &admin.access).await;
     let mut names: Vec<String> = page["users"]
         .as_array()
         .expect("users")

@@ -316,14 +316,7 @@ async fn the_cli_verifies_and_purges_with_a_minimum_age() {
     let auditor = auditor(&app).await;
     let result = verify(&app, &auditor.access).await;
     assert_eq!(result["ok"], true, "{result}");
-    let purge_events: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?action=audit.purge", &auditor.access)
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("json");
+    let purge_events: Value = app.get_json("/api/v1/admin/audit?action=audit.purge", &auditor.access).await;
     assert_eq!(purge_events["events"][0]["actor"], "cli");
 
     app.execute_sql("UPDATE audit_events SET action = 'edited' WHERE action = 'audit.purge'").await;

@@ -188,14 +188,7 @@ async fn listings_end_at_the_highest_code_point() {
             loop {
                 let more = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
                 let path = format!("/api/v1/buckets/maxi-files/objects?limit=1&{query}{more}");
-                let page: serde_json::Value = app
-                    .with_token(Method::GET, &path, &owner.access)
-                    .send()
-                    .await
-                    .expect("list")
-                    .json()
-                    .await
-                    .expect("json");
+                let page: serde_json::Value = app.get_json(&path, &owner.access).await;
                 for prefix in page["prefixes"].as_array().expect("prefixes") {
                     listed.push(format!("prefix:{}", prefix.as_str().expect("prefix")));
                 }

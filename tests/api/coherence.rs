@@ -87,14 +87,7 @@ async fn a_change_on_one_replica_is_seen_on_the_next_request_to_another() {
 }
 
 async fn listed_keys(app: &TestApp, token: &str) -> Vec<String> {
-    let page: serde_json::Value = app
-        .with_token(Method::GET, "/api/v1/buckets/cached/objects?prefix=", token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page: serde_json::Value = app.get_json("/api/v1/buckets/cached/objects?prefix=", token).await;
     page["objects"].as_array().expect("objects").iter().map(|o| o["key"].as_str().expect("key").to_owned()).collect()
 }
 

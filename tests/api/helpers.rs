@@ -244,6 +244,12 @@ impl TestApp {
         command
     }
 
+    /// `GET path` with a bearer token, answered as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self.with_token(reqwest::Method::GET, path, token).send().await.expect("GET");
+        response.json().await.expect("json")
+    }
+
     pub fn with_token(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(token)
     }

@@ -61,8 +61,7 @@ async fn login_issues_tokens_that_open_me() {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     let access = body["access_token"].as_str().expect("token");
-    let me: Value =
-        app.with_token(Method::GET, "/api/v1/me", access).send().await.expect("me").json().await.expect("json");
+    let me: Value = app.get_json("/api/v1/me", access).await;
     assert_eq!(
         me,
         json!({"username": "alice", "role": "user", "mfa_enabled": false, "quota_bytes": null, "used_bytes": 0})
@@ -238,14 +237,7 @@ async fn totp_mfa_codes_work_once_and_recovery_codes_once() {
     let password = app.create_user("ivy", Role::User).await;
     let session = app.login("ivy", &password).await;
     let (secret, recovery) = enable_mfa(&app, &session.access).await;
-    let me: Value = app
-        .with_token(Method::GET, "/api/v1/me", &session.access)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json("/api/v1/me", &session.access).await;
     assert_eq!(me["mfa_enabled"], true);
 
     // The password alone now only yields an mfa_token.

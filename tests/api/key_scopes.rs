@@ -47,17 +47,9 @@ async fn a_read_key_of_a_manager_stays_a_reader() {
     assert_eq!(status(&app, Method::PUT, retention, &read_key, Some(lock.clone())).await, 403);
     assert_eq!(status(&app, Method::PUT, hold, &read_key, Some(json!({"status": "ON"}))).await, 403);
     assert_eq!(status(&app, Method::GET, retention, &read_key, None).await, 200, "reading retention is a read");
-    let listed: Value = app
-        .with_token(Method::GET, "/api/v1/buckets", &read_key)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = app.get_json("/api/v1/buckets", &read_key).await;
     assert_eq!(listed["buckets"][0]["permission"], "read", "the key's scope caps the listed permission");
-    let nothing_locked: Value =
-        app.with_token(Method::GET, retention, &owner.access).send().await.expect("get").json().await.expect("json");
+    let nothing_locked: Value = app.get_json(retention, &owner.access).await;
     assert_eq!(nothing_locked["active"], false);
     assert_eq!(nothing_locked["legal_hold"], false);
 

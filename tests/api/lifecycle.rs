@@ -61,27 +61,13 @@ async fn rules_are_validated_and_only_managers_set_them() {
     assert_eq!(set_rules(&app, &other, serde_json::from_str(RULES).expect("rules")).await.status(), 404);
     let set = set_rules(&app, &owner, serde_json::from_str(RULES).expect("rules")).await;
     assert_eq!(set.status(), 200);
-    let got: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/logs/lifecycle", &owner)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let got: Value = app.get_json("/api/v1/buckets/logs/lifecycle", &owner).await;
     assert_eq!(got["rules"][0]["id"], "old-logs");
     assert_eq!(got["rules"][1]["enabled"], false);
     let deleted =
         app.with_token(Method::DELETE, "/api/v1/buckets/logs/lifecycle", &owner).send().await.expect("delete");
     assert_eq!(deleted.status(), 204);
-    let got: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/logs/lifecycle", &owner)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let got: Value = app.get_json("/api/v1/buckets/logs/lifecycle", &owner).await;
     assert_eq!(got["rules"], json!([]));
 }
 

@@ -50,14 +50,7 @@ async fn object_events_are_audited() {
         .expect("copy");
     app.with_token(Method::DELETE, &object_path("finn-files", "a"), &owner.access).send().await.expect("delete");
     let auditor = app.user_session("gail", Role::Auditor).await;
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?bucket=finn-files", &auditor.access)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/api/v1/admin/audit?bucket=finn-files", &auditor.access).await;
     let actions: Vec<&str> =
         page["events"].as_array().expect("events").iter().map(|e| e["action"].as_str().expect("action")).collect();
     for expected in ["bucket.create", "object.put", "object.get", "object.copy", "object.delete"] {

@@ -155,14 +155,7 @@ async fn digests_are_verified_and_a_mismatch_stores_nothing() {
     }
     assert_eq!(send("good-md5", "content-md5", good_md5).await.expect("put").status(), 201);
     assert_eq!(send("good-sha", "x-checksum-sha256", sha256(&data)).await.expect("put").status(), 201);
-    let listing: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/quentin-files/objects", &owner.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listing: Value = app.get_json("/api/v1/buckets/quentin-files/objects", &owner.access).await;
     let keys: Vec<&str> =
         listing["objects"].as_array().expect("objects").iter().map(|o| o["key"].as_str().expect("key")).collect();
     assert_eq!(keys, ["good-md5", "good-sha"]);
@@ -507,8 +500,7 @@ async fn quotas_refuse_what_does_not_fit_and_keep_nothing() {
         .await
         .expect("put");
     assert_eq!(chunked.status(), 413);
-    let me: Value =
-        app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!((me["used_bytes"].as_i64(), me["quota_bytes"].as_i64()), (Some(95), Some(100)));
     assert_eq!(blob_count(&app).await, 1);
 
@@ -528,8 +520,7 @@ async fn quotas_refuse_what_does_not_fit_and_keep_nothing() {
         .await
         .expect("copy");
     assert_eq!(copy_onto_itself.status(), 201, "a copy onto itself changes nothing");
-    let me: Value =
-        app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!(me["used_bytes"].as_i64(), Some(95));
 }
 

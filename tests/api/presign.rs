@@ -135,14 +135,7 @@ async fn presigned_puts_pass_every_normal_check_and_are_audited() {
     assert_eq!(bad_key_url.status(), 400);
 
     let auditor = app.user_session("sage", Role::Auditor).await;
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?bucket=rhea-files", &auditor.access)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/api/v1/admin/audit?bucket=rhea-files", &auditor.access).await;
     let events = page["events"].as_array().expect("events");
     assert!(events.iter().any(|e| e["action"] == "presign.create" && e["actor"] == "rhea"));
     assert!(events.iter().any(|e| e["action"] == "object.put" && e["actor"] == "presign:rhea"));
@@ -291,14 +284,8 @@ async fn parts_can_be_uploaded_to_presigned_urls() {
         .expect("complete");
     assert_eq!(done.status(), 201);
     let auditor = app.user_session("tove", Role::Auditor).await;
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?bucket=yuki-files&action=presign.create", &auditor.access)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let page: Value =
+        app.get_json("/api/v1/admin/audit?bucket=yuki-files&action=presign.create", &auditor.access).await;
     let issued = page["events"].as_array().expect("events");
     assert!(
         issued.iter().any(|e| e["details"]["upload_id"] == upload.as_str() && e["details"]["part_number"] == 1),

@@ -162,14 +162,7 @@ async fn the_mode_and_bypass_matrix_holds_for_everyone_including_admins() {
             .status(),
         200
     );
-    let current: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/vault/retention/comp.txt", &writer)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let current: Value = app.get_json("/api/v1/buckets/vault/retention/comp.txt", &writer).await;
     assert_eq!(current["retain_until"].as_str(), Some(in_3d.as_str()));
 
     // Every path that would remove it is refused while it lasts.
@@ -244,14 +237,7 @@ async fn legal_hold_is_independent_of_retention_and_bypass_never_lifts_it() {
     app.clock.advance(Duration::days(400));
     let (owner, writer, _) = crew.sessions(&app).await;
     assert_locked(delete(&app, &owner, "evidence.bin").await).await;
-    let held: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/vault/legal-hold/evidence.bin", &writer)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let held: Value = app.get_json("/api/v1/buckets/vault/legal-hold/evidence.bin", &writer).await;
     assert_eq!(held, json!({"status": "ON"}));
     assert_eq!(set_hold(&app, &owner, "evidence.bin", "OFF").await.status(), 200);
     assert_eq!(delete(&app, &writer, "evidence.bin").await.status(), 204);
@@ -269,8 +255,7 @@ async fn default_retention_applies_to_objects_written_afterwards() {
     assert_eq!(refused.expect("put").status(), 403);
     let set = app.with_token(Method::PUT, path, &owner).json(&json!({"mode": "COMPLIANCE", "days": 1})).send().await;
     assert_eq!(set.expect("put").status(), 200);
-    let current: Value =
-        app.with_token(Method::GET, path, &writer).send().await.expect("get").json().await.expect("json");
+    let current: Value = app.get_json(path, &writer).await;
     assert_eq!(current, json!({"mode": "COMPLIANCE", "days": 1}));
     put(&app, &writer, "vault", "after.txt", b"2".to_vec()).await;
     assert_eq!(delete(&app, &owner, "before.txt").await.status(), 204);
@@ -280,14 +265,7 @@ async fn default_retention_applies_to_objects_written_afterwards() {
     assert_eq!(gone.status(), 204);
     let still = app.with_token(Method::GET, &object_path("vault", "after.txt"), &owner).send().await.expect("get");
     assert_eq!(still.bytes().await.expect("bytes").as_ref(), b"2");
-    let view: Value = app
-        .with_token(Method::GET, "/api/v1/buckets/vault/retention/after.txt", &owner)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let view: Value = app.get_json("/api/v1/buckets/vault/retention/after.txt", &owner).await;
     assert_eq!(view["mode"], "COMPLIANCE");
     let cleared = app.with_token(Method::PUT, path, &owner).json(&json!(null)).send().await.expect("clear");
     assert_eq!(cleared.status(), 200);
@@ -336,7 +314,6 @@ async fn readiness_and_buckets_say_who_enforces_retention() {
     let (owner, _, _) = crew.sessions(&app).await;
     let ready: Value = app.get("/health/ready").await.json().await.expect("json");
     assert_eq!(ready["retention_enforcement"], "gateway", "neither the filesystem nor Garage has Object Lock");
-    let buckets: Value =
-        app.with_token(Method::GET, "/api/v1/buckets", &owner).send().await.expect("list").json().await.expect("json");
+    let buckets: Value = app.get_json("/api/v1/buckets", &owner).await;
     assert_eq!(buckets["buckets"][0]["retention_enforcement"], "gateway");
 }

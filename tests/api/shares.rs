@@ -158,14 +158,7 @@ async fn owners_list_and_revoke_and_others_cannot() {
         json!({"bucket": "emma-files", "key": key, "max_downloads": 3, "password": "pw"}),
     )
     .await;
-    let listed: Value = app
-        .with_token(Method::GET, "/api/v1/shares", &owner.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = app.get_json("/api/v1/shares", &owner.access).await;
     assert_eq!(listed["shares"][0]["id"], id.as_str());
     assert_eq!(listed["shares"][0]["bucket"], "emma-files");
     assert_eq!(listed["shares"][0]["has_password"], true);
@@ -178,14 +171,7 @@ async fn owners_list_and_revoke_and_others_cannot() {
     assert_eq!(by_admin.expect("revoke").status(), 204);
     let auditor = app.user_session("gwen", Role::Auditor).await;
     plain().get(&url).header("x-share-password", "pw").send().await.expect("get");
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit", &auditor.access)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/api/v1/admin/audit", &auditor.access).await;
     let actions: Vec<(&str, &str)> = page["events"]
         .as_array()
         .expect("events")
@@ -280,14 +266,7 @@ async fn the_share_list_pages_newest_first_with_a_cursor() {
     let mut pages = 0;
     loop {
         let query = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
-        let page: Value = app
-            .with_token(Method::GET, &format!("/api/v1/shares?limit=2{query}"), &owner.access)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let page: Value = app.get_json(&format!("/api/v1/shares?limit=2{query}"), &owner.access).await;
         pages += 1;
         let shares = page["shares"].as_array().expect("shares");
         assert!(shares.len() <= 2, "a page holds at most `limit` shares");
@@ -303,14 +282,7 @@ async fn the_share_list_pages_newest_first_with_a_cursor() {
     created.sort_by(|a, b| b.cmp(a));
     let newest_first: Vec<String> = created.into_iter().map(|(_, id)| id).collect();
     assert_eq!(listed, newest_first, "every share once, newest first");
-    let all: Value = app
-        .with_token(Method::GET, "/api/v1/shares", &owner.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let all: Value = app.get_json("/api/v1/shares", &owner.access).await;
     let in_one_page: Vec<&str> =
         all["shares"].as_array().expect("shares").iter().filter_map(|s| s["id"].as_str()).collect();
     assert_eq!(in_one_page, listed, "pages join up to the same order as one page");

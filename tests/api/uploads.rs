@@ -65,14 +65,8 @@ async fn parts_upload_resume_and_complete_into_one_object() {
     let etag1 = retried.json::<Value>().await.expect("json")["etag"].as_str().expect("etag").to_owned();
     assert_ne!(stale_etag, etag1);
 
-    let listed: Value = app
-        .with_token(Method::GET, &format!("/api/v1/buckets/hugo-files/uploads/{upload}/parts"), &owner.access)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value =
+        app.get_json(&format!("/api/v1/buckets/hugo-files/uploads/{upload}/parts"), &owner.access).await;
     assert_eq!(
         listed["parts"],
         json!([{"part_number": 1, "size": 5 * MIB, "etag": etag1}, {"part_number": 2, "size": 1000, "etag": etag2}])
@@ -112,8 +106,7 @@ async fn parts_upload_resume_and_complete_into_one_object() {
         .send()
         .await;
     assert_eq!(gone.expect("list").status(), 404, "a completed upload is gone");
-    let me: Value =
-        app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!(me["used_bytes"], 5 * MIB + 1000, "the replaced part's bytes were credited back");
 }
 
@@ -177,15 +170,13 @@ async fn aborting_forgets_parts_and_credits_quota() {
         create(&app, &owner.access, "jon-files", json!({"key": "tmp"})).await.json().await.expect("json");
     let upload = created["upload_id"].as_str().expect("id").to_owned();
     put_part(&app, &owner.access, "jon-files", &upload, 1, vec![1; 4096]).await;
-    let me: Value =
-        app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!(me["used_bytes"], 4096, "parts count against the quota while they wait");
     let other = app.user_session("kim", Role::User).await;
     let path = format!("/api/v1/buckets/jon-files/uploads/{upload}");
     assert_eq!(app.with_token(Method::DELETE, &path, &other.access).send().await.expect("abort").status(), 404);
     assert_eq!(app.with_token(Method::DELETE, &path, &owner.access).send().await.expect("abort").status(), 204);
-    let me: Value =
-        app.with_token(Method::GET, "/api/v1/me", &owner.access).send().await.expect("me").json().await.expect("json");
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!(me["used_bytes"], 0);
     assert_eq!(put_part(&app, &owner.access, "jon-files", &upload, 2, vec![1]).await.status(), 404);
     assert!(
@@ -193,14 +184,7 @@ async fn aborting_forgets_parts_and_credits_quota() {
         "the backend upload is gone"
     );
     let auditor = app.user_session("lea", Role::Auditor).await;
-    let page: Value = app
-        .with_token(Method::GET, "/api/v1/admin/audit?action=upload.abort", &auditor.access)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/api/v1/admin/audit?action=upload.abort", &auditor.access).await;
     assert_eq!(page["events"][0]["actor"], "jon");
 }
 
