@@ -45,7 +45,8 @@ pub(super) async fn admit_address(
         return Ok(None);
     }
     let ip = request_context(request.request()).ip.unwrap_or_else(|| "unknown".into());
-    match services.admit(class, &format!("ip:{ip}")).await {
+    let key = crate::service::rate_limits::address_key(&ip);
+    match services.admit(class, &format!("ip:{key}")).await {
         Some(admission) if !admission.decision.allowed => {
             crate::metrics::Metrics::count(&services.metrics.rate_limited, class.as_str());
             Err(admission)

@@ -61,7 +61,8 @@ impl Services {
         let now = self.clock.now();
         self.store.record_login_failure(ThrottleScope::Account, account, now, self.account_rule()).await?;
         if let Some(ip) = &ctx.ip {
-            self.store.record_login_failure(ThrottleScope::Ip, ip, now, self.ip_rule()).await?;
+            let address = super::rate_limits::address_key(ip);
+            self.store.record_login_failure(ThrottleScope::Ip, &address, now, self.ip_rule()).await?;
         }
         let event = ctx
             .event(now, account, "auth.login_failed")
@@ -77,7 +78,7 @@ impl Services {
         if until.is_none()
             && let Some(ip) = &ctx.ip
         {
-            until = self.store.login_locked_until(ThrottleScope::Ip, ip, now).await?;
+            until = self.store.login_locked_until(ThrottleScope::Ip, &super::rate_limits::address_key(ip), now).await?;
         }
         Ok(until.map(|until| ServiceError::TooManyRequests {
             detail: "too many failed logins; try again later".into(),

@@ -79,9 +79,33 @@ impl Services {
     }
 }
 
+/// What an address is counted as by rate limits and login throttles: IPv4
+/// addresses one by one, IPv6 addresses by their /64 (one client usually holds
+/// a whole /64 and could otherwise take a fresh address per request).
+pub fn address_key(ip: &str) -> std::borrow::Cow<'_, str> {
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            std::borrow::Cow::Owned(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+        }
+        _ => std::borrow::Cow::Borrowed(ip),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::RouteClass::{self, *};
+    use super::address_key;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        assert_eq!(address_key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:bbbb::9"), address_key("2001:db8:1:2:aaaa::1"));
+        assert_ne!(address_key("2001:db8:1:3::1"), address_key("2001:db8:1:2::1"));
+        assert_eq!(address_key("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(address_key("unknown"), "unknown");
+    }
 
     #[test]
     fn routes_fall_into_classes() {
