@@ -95,10 +95,7 @@ impl Services {
             request.checksum_sha256.as_deref().map(|v| decode_digest::<32>(v, "X-Checksum-Sha256")).transpose()?;
         let max = self.max_put_bytes();
         if request.content_length.is_some_and(|len| len > max) {
-            return Err(ServiceError::TooLarge {
-                slug: "payload-too-large",
-                detail: format!("one request stores at most {max} bytes here; larger objects go as a multipart upload"),
-            });
+            return Err(self.too_large_for_one_request());
         }
         let live = self.store.live_object(bucket.id, &key).await?;
         // Checked again when the row commits; here so a failing write reads no body.
@@ -144,10 +141,7 @@ impl Services {
                     return Err(if limit_is_quota {
                         write_error(MetaError::Conflict("quota"))
                     } else {
-                        ServiceError::TooLarge {
-                            slug: "payload-too-large",
-                            detail: format!("objects are limited to {max} bytes"),
-                        }
+                        self.too_large_for_one_request()
                     });
                 }
                 return Err(match error {
@@ -215,6 +209,16 @@ impl Services {
     /// not with a 502 after 78 GiB of it).
     fn max_put_bytes(&self) -> u64 {
         self.config.max_object_bytes.min(self.blobs.max_put_bytes())
+    }
+
+    fn too_large_for_one_request(&self) -> ServiceError {
+        let max = self.max_put_bytes();
+        let detail = if max < self.config.max_object_bytes {
+            format!("one request stores at most {max} bytes here; larger objects go as a multipart upload")
+        } else {
+            format!("objects are limited to {max} bytes")
+        };
+        ServiceError::TooLarge { slug: "payload-too-large", detail }
     }
 
     /// For a body of unknown length: the bytes the caller may still store,
