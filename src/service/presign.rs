@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::context::{Principal, RequestContext};
 use super::objects::parse_key;
 use super::signing::{Claim, SignedParams};
+use super::uploads::UploadAccess;
 use super::{ServiceError, ServiceResult, Services};
 use crate::config::{StorageKind, TransferMode};
 use crate::domain::Permission;
@@ -142,7 +143,8 @@ impl Services {
         if !(1..=super::uploads::MAX_PARTS).contains(&part_number) {
             return Err(ServiceError::bad_request("invalid-part-number", "part numbers run from 1 to 10000"));
         }
-        let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.presign_part").await?;
+        let (_, upload) =
+            self.own_upload(ctx, principal, (bucket, upload_id), "upload.presign_part", UploadAccess::Starter).await?;
         let mode = self.transfer_mode(None)?;
         let expires_at = self.clock.now() + PART_URL_TTL;
         let url = match mode {

@@ -21,6 +21,15 @@ use crate::policy::retention::is_locked;
 use crate::storage::{BlobRange, ByteStream, CompletedPart, StorageError};
 
 pub const MAX_PARTS: i64 = 10_000;
+
+/// Who may act on an upload besides its starter and admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UploadAccess {
+    Starter,
+    /// Also the bucket's managers: aborting, so open uploads never keep them
+    /// from deleting their bucket.
+    StarterOrManager,
+}
 /// The most uploads one page of `GET …/uploads` lists.
 pub const MAX_UPLOADS_PAGE: usize = 1000;
 pub const MIN_PART: i64 = 5 * 1024 * 1024;
@@ -50,19 +59,19 @@ fn unquote(etag: &str) -> &str {
 
 impl Services {
     /// An upload of this bucket that the caller started (admins see all;
-    /// the bucket's managers may abort any, so open uploads never keep them
-    /// from deleting their bucket); others are 404.
+    /// with `UploadAccess::StarterOrManager`, so do the bucket's managers);
+    /// others are 404.
     pub(crate) async fn own_upload(
         &self,
         ctx: &RequestContext,
         principal: &Principal,
-        bucket: &str,
-        upload_id: &str,
+        (bucket, upload_id): (&str, &str),
         action: &str,
+        access: UploadAccess,
     ) -> ServiceResult<(BucketRecord, UploadRecord)> {
         let (bucket, permission) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, action).await?;
-        let for_others =
-            principal.role == Role::Admin || (action == "upload.abort" && permission == Permission::Manage);
+        let for_others = principal.role == Role::Admin
+            || (access == UploadAccess::StarterOrManager && permission == Permission::Manage);
         let upload = self
             .store
             .upload(upload_id)
@@ -188,7 +197,8 @@ impl Services {
         body: ByteStream,
         content_length: Option<u64>,
     ) -> ServiceResult<UploadPartRecord> {
-        let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.part").await?;
+        let (_, upload) =
+            self.own_upload(ctx, principal, (bucket, upload_id), "upload.part", UploadAccess::Starter).await?;
         if !(1..=MAX_PARTS).contains(&part_number) {
             return Err(ServiceError::bad_request(
                 "invalid-part-number",
@@ -246,7 +256,8 @@ impl Services {
         bucket: &str,
         upload_id: &str,
     ) -> ServiceResult<(UploadRecord, Vec<UploadPartRecord>)> {
-        let (_, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.list_parts").await?;
+        let (_, upload) =
+            self.own_upload(ctx, principal, (bucket, upload_id), "upload.list_parts", UploadAccess::Starter).await?;
         let parts = self.all_parts(&upload).await?;
         Ok((upload, parts))
     }
@@ -329,7 +340,8 @@ impl Services {
         upload_id: &str,
         requested: &[(i64, String)],
     ) -> ServiceResult<ObjectRecord> {
-        let (bucket, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.complete").await?;
+        let (bucket, upload) =
+            self.own_upload(ctx, principal, (bucket, upload_id), "upload.complete", UploadAccess::Starter).await?;
         let stored = self.all_parts(&upload).await?;
         let chosen = Self::chosen_parts(&stored, requested)?;
         let size: i64 = chosen.iter().map(|p| p.size).sum();
@@ -431,7 +443,9 @@ impl Services {
         bucket: &str,
         upload_id: &str,
     ) -> ServiceResult<()> {
-        let (bucket, upload) = self.own_upload(ctx, principal, bucket, upload_id, "upload.abort").await?;
+        let (bucket, upload) = self
+            .own_upload(ctx, principal, (bucket, upload_id), "upload.abort", UploadAccess::StarterOrManager)
+            .await?;
         if upload.state == UploadState::Completing {
             return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
         }
