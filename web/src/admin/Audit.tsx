@@ -48,7 +48,8 @@ export function Audit() {
   async function exportAs(format: 'jsonl' | 'csv') {
     setError(undefined)
     try {
-      const blob = await api.getBlob(`/api/v1/admin/audit/export?${query({ ...filters, actor: '', action: '', bucket: '' }, { format })}`)
+      // The file holds what the table shows: the same filters.
+      const blob = await api.getBlob(`/api/v1/admin/audit/export?${query(filters, { format })}`)
       const url = URL.createObjectURL(new Blob([blob], { type: 'application/octet-stream' }))
       const link = document.createElement('a')
       link.href = url

@@ -9,8 +9,11 @@ interface RunReport {
   dry_run: boolean
   as_of?: string
   expired: { bucket: string; key: string }[]
+  expired_count: number
   aborted_uploads: number
   skipped_locked: { bucket: string; key: string }[]
+  skipped_locked_count: number
+  truncated: boolean
   bytes_freed?: number
 }
 
@@ -66,8 +69,9 @@ export function Retention() {
         {report && (
           <div role="status" data-testid="lifecycle-report">
             <p>
-              {report.dry_run ? 'Would expire' : 'Expired'} {report.expired.length} objects, {report.dry_run ? 'would abort' : 'aborted'}{' '}
-              {report.aborted_uploads} uploads; {report.skipped_locked.length} locked objects skipped.
+              {report.dry_run ? 'Would expire' : 'Expired'} {report.expired_count} objects, {report.dry_run ? 'would abort' : 'aborted'}{' '}
+              {report.aborted_uploads} uploads; {report.skipped_locked_count} locked objects skipped.
+              {report.truncated ? ' Only the first of them are listed below.' : ''}
             </p>
             <ul>
               {report.expired.map((o) => (

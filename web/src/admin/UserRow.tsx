@@ -5,7 +5,8 @@ import { formatBytes } from '../format'
 import { errorText } from '../hooks'
 
 export function UserRow({ user, onChanged, onError }: { user: User; onChanged: () => void; onError: (e: string) => void }) {
-  const [quota, setQuota] = useState(user.quota_bytes == null ? '' : String(Math.round(user.quota_bytes / 1048576)))
+  const shown = user.quota_bytes == null ? '' : String(Math.round((user.quota_bytes / 1048576) * 100) / 100)
+  const [quota, setQuota] = useState(shown)
   const path = `/api/v1/admin/users/${encodeURIComponent(user.username)}`
 
   async function patch(body: Record<string, unknown>) {
@@ -43,9 +44,13 @@ export function UserRow({ user, onChanged, onError }: { user: User; onChanged: (
           className="narrow"
           type="number"
           min={0}
+          step="any"
           value={quota}
           onChange={(e) => setQuota(e.target.value)}
-          onBlur={() => void patch({ quota_bytes: quota === '' ? null : Math.round(Number(quota) * 1048576) })}
+          // Only an edit is saved: leaving the field untouched keeps the exact quota (and writes no audit event).
+          onBlur={() => {
+            if (quota !== shown) void patch({ quota_bytes: quota === '' ? null : Math.round(Number(quota) * 1048576) })
+          }}
         />
       </td>
       <td>

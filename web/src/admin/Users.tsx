@@ -2,12 +2,19 @@ import { useState, type FormEvent } from 'react'
 import * as api from '../api/client'
 import type { Role, User } from '../api/types'
 import { ErrorNote, OkNote } from '../components/Notice'
+import { Pager } from '../components/Pager'
 import { formatBytes } from '../format'
 import { errorText, useLoad } from '../hooks'
 import { UserRow } from './UserRow'
 
 export function Users() {
-  const users = useLoad(() => api.getJson<{ users: User[]; next_cursor: string | null }>('/api/v1/admin/users?limit=500'), [])
+  const [cursors, setCursors] = useState<(string | null)[]>([null])
+  const cursor = cursors[cursors.length - 1]
+  const users = useLoad(() => {
+    const query = new URLSearchParams({ limit: '100' })
+    if (cursor) query.set('cursor', cursor)
+    return api.getJson<{ users: User[]; next_cursor: string | null }>(`/api/v1/admin/users?${query}`)
+  }, [cursor])
   const [username, setUsername] = useState('')
   const [password, setPassword] = useState('')
   const [role, setRole] = useState<Role>('user')
@@ -86,7 +93,8 @@ export function Users() {
           </tbody>
         </table>
       </div>
-      <p className="muted">Total users: {users.data?.users.length ?? '…'}. Quotas apply to bytes stored ({formatBytes(1024 * 1024)} = 1 MiB).</p>
+      <Pager cursors={cursors} onChange={setCursors} next={users.data?.next_cursor} />
+      <p className="muted">Users on this page: {users.data?.users.length ?? '…'}. Quotas apply to bytes stored ({formatBytes(1024 * 1024)} = 1 MiB).</p>
     </section>
   )
 }

@@ -61,16 +61,29 @@ export async function problemOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, type, message)
 }
 
+/** Runs `refresh` while holding a lock shared by every tab of this origin.
+ *  Refresh tokens rotate and a reused one revokes the whole session, so two
+ *  tabs refreshing at once (a restored session) must take turns: the second
+ *  then sends the cookie the first one's refresh set. */
+async function oneTabAtATime<T>(refresh: () => Promise<T>): Promise<T> {
+  if (typeof navigator !== 'undefined' && navigator.locks) {
+    return (await navigator.locks.request('coffer-session-refresh', refresh)) as T
+  }
+  return refresh()
+}
+
 /** Uses the refresh cookie to get a new access token; false if there is no session. */
 export function refreshSession(): Promise<boolean> {
   if (refreshing) return refreshing
   refreshing = (async () => {
     try {
-      const response = await fetch('/api/v1/auth/refresh', {
-        method: 'POST',
-        headers: SESSION,
-        credentials: 'same-origin',
-      })
+      const response = await oneTabAtATime(() =>
+        fetch('/api/v1/auth/refresh', {
+          method: 'POST',
+          headers: SESSION,
+          credentials: 'same-origin',
+        }),
+      )
       if (!response.ok) {
         dropSession()
         return false

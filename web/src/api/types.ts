@@ -96,4 +96,5 @@ export interface Signed {
   method: string
   headers: Record<string, string>
   expires_at: string
+  transfer_mode?: 'gateway' | 'direct'
 }

@@ -42,9 +42,18 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
   const [message, setMessage] = useState<string>()
   const [error, setError] = useState<string>()
   const [showUpload, setShowUpload] = useState(false)
+  // Once opened, the uploader stays mounted (hidden when collapsed): unmounting it would cancel its uploads.
+  const [uploaderOpened, setUploaderOpened] = useState(false)
 
-  const cursor = cursors[cursors.length - 1] ?? null
   const listPrefix = prefix + search
+  // Another folder or search: its own first page, and nothing selected that is no longer shown.
+  const [pagedPrefix, setPagedPrefix] = useState(listPrefix)
+  if (pagedPrefix !== listPrefix) {
+    setPagedPrefix(listPrefix)
+    setCursors([null])
+    setSelected(new Set())
+  }
+  const cursor = pagedPrefix === listPrefix ? (cursors[cursors.length - 1] ?? null) : null
   const listing = useLoad(() => {
     const query = new URLSearchParams({ prefix: listPrefix, delimiter: '/', limit: String(limit) })
     if (cursor) query.set('cursor', cursor)
@@ -163,12 +172,24 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
           </button>
         </div>
         {canWrite && (
-          <button type="button" className="primary" aria-expanded={showUpload} onClick={() => setShowUpload((s) => !s)}>
+          <button
+            type="button"
+            className="primary"
+            aria-expanded={showUpload}
+            onClick={() => {
+              setUploaderOpened(true)
+              setShowUpload((s) => !s)
+            }}
+          >
             Upload
           </button>
         )}
       </div>
-      {showUpload && canWrite && <Uploader bucket={bucket} prefix={prefix} onUploaded={restart} />}
+      {uploaderOpened && canWrite && (
+        <div hidden={!showUpload}>
+          <Uploader bucket={bucket} prefix={prefix} visible={showUpload} onUploaded={restart} />
+        </div>
+      )}
       <div className="selection-bar" aria-live="polite">
         <label className="check">
           <input

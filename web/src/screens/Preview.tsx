@@ -14,7 +14,12 @@ function ImagePreview({ bucket, object }: { bucket: string; object: ObjectEntry 
     () => api.getBlob(`${api.bucketPath(bucket, '/thumbnails/' + api.encodeKey(object.key))}?size=1024`),
     [bucket, object.key],
   )
-  const full = useObjectUrl(() => api.getBlob(api.objectPath(bucket, object.key)), [bucket, object.key])
+  // Browsers cannot show TIFF: its 1024 px WebP thumbnail is the preview.
+  const browserShows = !object.content_type.toLowerCase().startsWith('image/tiff')
+  const full = useObjectUrl(
+    browserShows ? () => api.getBlob(api.objectPath(bucket, object.key)) : null,
+    [bucket, object.key, browserShows],
+  )
   const src = full ?? thumb
   if (!src) return <p role="status">Loading preview…</p>
   return <img className="preview-media" src={src} alt={baseName(object.key)} data-full={full ? 'true' : 'false'} />
@@ -25,7 +30,7 @@ function SignedMedia({ bucket, object, kind }: { bucket: string; object: ObjectE
   const [error, setError] = useState<string>()
   useEffect(() => {
     api
-      .sendJson<Signed>('POST', '/api/v1/presign', { bucket, key: object.key, method: 'GET', expires_in_seconds: 900 })
+      .sendJson<Signed>('POST', '/api/v1/presign', { bucket, key: object.key, method: 'GET', expires_in_seconds: 3600 })
       .then((signed) => setUrl(signed.url), (e: unknown) => setError(errorText(e)))
   }, [bucket, object.key])
   if (error) return <ErrorNote>{error}</ErrorNote>
@@ -45,10 +50,15 @@ function TextPreview({ bucket, object }: { bucket: string; object: ObjectEntry }
   const [text, setText] = useState<string>()
   const [error, setError] = useState<string>()
   useEffect(() => {
+    // An empty file has no first byte to ask a range of (416).
+    if (object.size === 0) {
+      setText('')
+      return
+    }
     api
       .getText(api.objectPath(bucket, object.key), { Range: `bytes=0-${TEXT_LIMIT - 1}` })
       .then(setText, (e: unknown) => setError(errorText(e)))
-  }, [bucket, object.key])
+  }, [bucket, object.key, object.size])
   if (error) return <ErrorNote>{error}</ErrorNote>
   if (text === undefined) return <p role="status">Loading preview…</p>
   return (

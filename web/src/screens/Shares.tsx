@@ -8,6 +8,14 @@ import { useState } from 'react'
 
 const PAGE_SIZE = 100
 
+/** Whether a link still opens, as the server would decide it now. */
+function shareState(share: Share): string {
+  if (share.revoked) return 'revoked'
+  if (share.expires_at && Date.parse(share.expires_at) <= Date.now()) return 'expired'
+  if (share.max_downloads != null && (share.downloads ?? 0) >= share.max_downloads) return 'used up'
+  return 'active'
+}
+
 export function Shares() {
   const [cursors, setCursors] = useState<(string | null)[]>([null])
   const cursor = cursors[cursors.length - 1] ?? null
@@ -62,7 +70,7 @@ export function Shares() {
                     {s.downloads ?? 0}
                     {s.max_downloads ? ` / ${s.max_downloads}` : ''}
                   </td>
-                  <td>{s.revoked ? 'revoked' : 'active'}</td>
+                  <td>{shareState(s)}</td>
                   <td>
                     {!s.revoked && (
                       <button type="button" className="danger" onClick={() => void revoke(s.id)}>

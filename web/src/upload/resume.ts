@@ -18,21 +18,30 @@ async function sha256Hex(blob: Blob): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
-/** Whether the parts already on the server came from this very file: the
- *  first part's SHA-256 (its ETag) must match the file's first bytes. Without
- *  WebCrypto (plain-http origins), the file's modification time must match. */
+/** Whether the parts already on the server came from this very file, so
+ *  that reusing them cannot assemble a mix of two versions: every part on the
+ *  server must have the size and the SHA-256 (its ETag) of the same bytes of
+ *  the file at `chunkSize` steps (bytes not uploaded yet may differ: they are
+ *  sent now). Without WebCrypto (plain-http origins) the sizes and the
+ *  remembered modification time have to do. */
 export async function sameFile(
   data: Blob,
   lastModified: number | undefined,
   remembered: Remembered,
   parts: { part_number: number; size: number; etag: string }[],
+  chunkSize: number,
 ): Promise<boolean> {
-  const first = parts.find((p) => p.part_number === 1)
-  if (typeof crypto !== 'undefined' && crypto.subtle) {
-    if (!first) return true
-    return (await sha256Hex(data.slice(0, first.size))) === first.etag.replace(/"/g, '').toLowerCase()
+  const hashing = typeof crypto !== 'undefined' && !!crypto.subtle
+  if (!hashing && (lastModified === undefined || lastModified !== remembered.lastModified)) return false
+  for (const part of parts) {
+    const start = (part.part_number - 1) * chunkSize
+    const expected = Math.min(chunkSize, data.size - start)
+    if (expected <= 0 || part.size !== expected) return false
+    if (!hashing) continue
+    const etag = part.etag.replace(/"/g, '').toLowerCase()
+    if ((await sha256Hex(data.slice(start, start + part.size))) !== etag) return false
   }
-  return lastModified !== undefined && lastModified === remembered.lastModified
+  return true
 }
 
 export function recall(id: string): Remembered | undefined {

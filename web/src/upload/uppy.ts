@@ -24,6 +24,8 @@ function dest(file: File): CofferMeta {
 const MIB = 1024 * 1024
 /** Files above this go through the multipart API (resumable); smaller ones are one PUT. */
 export const MULTIPART_THRESHOLD = 5 * MIB
+/** Every part but the last has this size; resuming checks the parts on the server against it. */
+const CHUNK_SIZE = 8 * MIB
 
 function uploadsPath(file: File, rest = ''): string {
   return api.bucketPath(dest(file).cofferBucket, `/uploads${rest}`)
@@ -115,18 +117,30 @@ function sendBytes(options: {
   })
 }
 
+/** Uppy instances being closed by leaving the page, not by a person's cancel. */
+const closing = new WeakSet<CofferUppy>()
+
+/** Closes `uppy` (leaving the bucket) without deleting its multipart uploads
+ *  on the server: adding the same file again resumes them, and the server
+ *  expires what is never resumed. */
+export function closeKeepingUploads(uppy: CofferUppy): void {
+  closing.add(uppy)
+  uppy.destroy()
+}
+
 export function createUppy(): CofferUppy {
   const uppy = new Uppy<Meta, Body>({ autoProceed: false, allowMultipleUploadBatches: true })
   uppy.use(AwsS3, {
     id: 'CofferMultipart',
     limit: 3,
     shouldUseMultipart: (file) => (file.size ?? 0) > MULTIPART_THRESHOLD,
-    getChunkSize: () => 8 * MIB,
+    getChunkSize: () => CHUNK_SIZE,
     uploadPartBytes: sendBytes,
     getUploadParameters: (file) => ({
       method: 'PUT',
       url: absolute(api.objectPath(dest(file).cofferBucket, dest(file).cofferKey)),
-      headers: { 'Content-Type': file.type || 'application/octet-stream' },
+      // No type known: none sent, so that the server infers it as for a multipart upload.
+      headers: (file.type ? { 'Content-Type': file.type } : {}) as Record<string, string>,
     }),
     createMultipartUpload: async (file) => {
       const body = { key: dest(file).cofferKey, content_type: file.type || undefined, size: file.size ?? undefined }
@@ -156,6 +170,7 @@ export function createUppy(): CofferUppy {
       return {}
     },
     abortMultipartUpload: async (file, { uploadId }) => {
+      if (closing.has(uppy)) return
       forget(dest(file).resumeId)
       if (uploadId) await api.request(uploadsPath(file, `/${encodeURIComponent(uploadId)}`), { method: 'DELETE' })
     },
@@ -183,7 +198,7 @@ export async function target(
   const listed = response.ok
     ? ((await response.json()) as { parts: { part_number: number; size: number; etag: string }[] })
     : undefined
-  if (listed && (await sameFile(data, lastModified, earlier, listed.parts))) {
+  if (listed && (await sameFile(data, lastModified, earlier, listed.parts, CHUNK_SIZE))) {
     uppy.setFileState(file.id, { s3Multipart: { uploadId: earlier.uploadId, key: earlier.key } } as never)
     uppy.info(`Resuming the earlier upload of ${file.name ?? key}`, 'info', 5000)
     return
