@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 use tracing::Instrument;
@@ -34,7 +34,9 @@ pub async fn middleware(
     );
     let started = Instant::now();
     // The decoded path the router matches on: `/%61pi/…` is `/api/…` and must be limited as such.
-    let class = RouteClass::of(request.method().as_str(), request.match_info().as_str());
+    let path = request.match_info().as_str();
+    let carries_share_password = path.starts_with("/s/") && request.headers().contains_key("x-share-password");
+    let class = RouteClass::of(request.method().as_str(), path, carries_share_password);
     let _upload = (class == Some(RouteClass::Upload)).then(|| UploadGuard::start(services.clone()));
     services.metrics.bytes_received.inc_by(super::request_id::declared_length(&request));
 
@@ -50,6 +52,10 @@ pub async fn middleware(
 
     let route = response.request().app_data::<routes::RouteTemplate>().map_or("unmatched", |template| template.0);
     span.record("route", route);
+    // Tokens, TOTP secrets, recovery codes and new API keys: never kept by a cache (RFC 6749 §5.1).
+    if route.starts_with("/api/v1/auth/") || route.starts_with("/api/v1/me") {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     let status = response.status().as_u16();
     if let actix_web::body::BodySize::Sized(size) = response.response().body().size() {
         services.metrics.bytes_sent.inc_by(size);

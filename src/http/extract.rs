@@ -128,8 +128,9 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
             Err(tampered) => return Err(ServiceError::Forbidden(tampered.to_string())),
         },
     };
-    let class = crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.match_info().as_str())
-        .filter(|class| services.is_limited(*class));
+    let class =
+        crate::service::rate_limits::RouteClass::of(request.method().as_str(), request.match_info().as_str(), false)
+            .filter(|class| services.is_limited(*class));
     if let Some(class) = class
         && let Some(admission) = services.admit(class, &format!("{counted_as}:{}", principal.user_id)).await
         && !admission.decision.allowed

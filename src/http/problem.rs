@@ -119,17 +119,17 @@ impl ResponseError for ServiceError {
 }
 
 /// Turns framework-made errors (unknown route, wrong method, extractor failures)
-/// that are not problem documents yet into one, keeping their status and headers.
+/// that are not problem documents yet into one, keeping their status and
+/// headers. A page written for people (a share link's password form) stays.
 pub fn problemize(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|value| value.as_bytes());
+    if content_type.is_some_and(|value| value.starts_with(PROBLEM_JSON.as_bytes()) || value.starts_with(b"text/html")) {
         return response;
     }
     let status = response.status();
     let slug = match status {
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not-found",
         StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",

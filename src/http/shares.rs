@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::cursor;
 use super::extract::{Caller, Ctx};
 use super::objects::{object_response, read_request_of};
-use crate::service::shares::{NewShare, ShareOpen};
+use crate::service::shares::{NewShare, ShareOpen, SharedFile};
 use crate::service::{ServiceError, Services};
 
 const PAGE_CSP: &str =
@@ -95,25 +95,20 @@ fn human_size(bytes: i64) -> String {
     if unit == 0 { format!("{bytes} bytes") } else { format!("{value:.1} {}", units[unit]) }
 }
 
-fn password_page(file_name: &str, size: i64, preview: Option<&str>, wrong: bool) -> HttpResponse {
+/// The page that asks for a link's password: the file's name and size, no
+/// preview (behind a password, a preview would be the content).
+fn password_page(file: &SharedFile, wrong: bool) -> HttpResponse {
     let notice = if wrong { "<p role=\"alert\">That password is not right. Try again.</p>" } else { "" };
-    // Relative to `/s/{token}`: the token never has to be written into the page.
-    let preview = match preview {
-        Some(token) => {
-            format!("<p><img src=\"{}/thumbnail\" alt=\"Preview\" style=\"max-width:256px\"></p>", escape(token))
-        }
-        None => String::new(),
-    };
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"referrer\" content=\"no-referrer\"><title>Shared file — Coffer</title></head>\
-         <body><main><h1>{name}</h1><p>{size}</p>{preview}{notice}\
+         <body><main><h1>{name}</h1><p>{size}</p>{notice}\
          <form method=\"post\"><label for=\"password\">This link is protected. Password</label> \
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"off\" required autofocus> \
          <button type=\"submit\">Download</button></form></main></body></html>\n",
-        name = escape(file_name),
-        size = human_size(size),
+        name = escape(&file.file_name),
+        size = human_size(file.size),
     );
     let status = if wrong { actix_web::http::StatusCode::UNAUTHORIZED } else { actix_web::http::StatusCode::OK };
     HttpResponse::build(status)
@@ -125,30 +120,36 @@ fn password_page(file_name: &str, size: i64, preview: Option<&str>, wrong: bool)
         .body(body)
 }
 
+/// `?download=1` asks for `Content-Disposition: attachment`, as on the object route.
+#[derive(Deserialize)]
+pub struct ShareQuery {
+    download: Option<String>,
+}
+
+impl ShareQuery {
+    fn forces_download(&self) -> bool {
+        self.download.as_deref().is_some_and(|v| v != "0" && v != "false")
+    }
+}
+
 async fn open(
     services: &Services,
     ctx: &crate::service::RequestContext,
     request: &HttpRequest,
-    token: &str,
+    (token, query): (&str, &ShareQuery),
     password: Option<SecretString>,
     head_only: bool,
 ) -> Result<HttpResponse, ServiceError> {
     let read_request = read_request_of(request.headers(), head_only);
     let html = wants_html(request.headers());
-    match services.open_share(ctx, token, password.as_ref(), &read_request).await {
-        Ok(ShareOpen::Object(read)) => Ok(object_response(read, false)),
-        Ok(ShareOpen::NeedsPassword { file_name, size, content_type }) if html => {
-            let preview = crate::service::shares::previewable(&content_type).then_some(token);
-            Ok(password_page(&file_name, size, preview, false))
-        }
-        Ok(ShareOpen::NeedsPassword { .. }) => {
+    match services.open_share(ctx, token, password.as_ref(), &read_request).await? {
+        ShareOpen::Object(read) => Ok(object_response(read, query.forces_download())),
+        ShareOpen::NeedsPassword(file) if html => Ok(password_page(&file, false)),
+        ShareOpen::WrongPassword(file) if html => Ok(password_page(&file, true)),
+        ShareOpen::NeedsPassword(_) => {
             Err(ServiceError::Unauthenticated("this link needs a password (header X-Share-Password)".into()))
         }
-        Err(ServiceError::Unauthenticated(_)) if html && password.is_some() => {
-            // Re-ask, keeping what the page showed; a wrong password costs a throttled attempt either way.
-            Ok(password_page("this file", 0, None, true))
-        }
-        Err(error) => Err(error),
+        ShareOpen::WrongPassword(_) => Err(ServiceError::Unauthenticated("wrong password for this link".into())),
     }
 }
 
@@ -164,8 +165,9 @@ pub async fn get(
     Ctx(ctx): Ctx,
     request: HttpRequest,
     token: web::Path<String>,
+    query: web::Query<ShareQuery>,
 ) -> Result<HttpResponse, ServiceError> {
-    open(&services, &ctx, &request, &token, header_password(&request), false).await
+    open(&services, &ctx, &request, (&token, &query), header_password(&request), false).await
 }
 
 pub async fn head(
@@ -173,17 +175,20 @@ pub async fn head(
     Ctx(ctx): Ctx,
     request: HttpRequest,
     token: web::Path<String>,
+    query: web::Query<ShareQuery>,
 ) -> Result<HttpResponse, ServiceError> {
-    open(&services, &ctx, &request, &token, header_password(&request), true).await
+    open(&services, &ctx, &request, (&token, &query), header_password(&request), true).await
 }
 
-/// `GET /s/{token}/thumbnail`: the preview on the password page.
+/// `GET /s/{token}/thumbnail`: a 256 px preview of a shared image (behind a
+/// password, only with `X-Share-Password`).
 pub async fn thumbnail(
     services: web::Data<Services>,
     Ctx(ctx): Ctx,
+    request: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, ServiceError> {
-    let thumb = services.share_thumbnail(&ctx, &token).await?;
+    let thumb = services.share_thumbnail(&ctx, &token, header_password(&request).as_ref()).await?;
     Ok(HttpResponse::Ok()
         .content_type(thumb.content_type)
         .insert_header((header::ETAG, thumb.etag))
@@ -198,9 +203,10 @@ pub async fn post(
     Ctx(ctx): Ctx,
     request: HttpRequest,
     token: web::Path<String>,
+    query: web::Query<ShareQuery>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, ServiceError> {
-    open(&services, &ctx, &request, &token, Some(form.into_inner().password), false).await
+    open(&services, &ctx, &request, (&token, &query), Some(form.into_inner().password), false).await
 }
 
 #[cfg(test)]

@@ -16,6 +16,15 @@ pub const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self
      media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
      form-action 'self'";
 
+/// `UI_CSP`, letting video and audio previews play from the content origin
+/// when one is configured (their signed URLs point there).
+pub fn ui_csp(content_origin: Option<&str>) -> std::borrow::Cow<'static, str> {
+    match content_origin.map(|origin| origin.trim_end_matches('/')).filter(|origin| !origin.is_empty()) {
+        Some(origin) => UI_CSP.replace("media-src 'self' blob:;", &format!("media-src 'self' blob: {origin};")).into(),
+        None => UI_CSP.into(),
+    }
+}
+
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>Coffer: UI not built</title></head><body><h1>UI not built</h1>\
 <p>This Coffer binary was built without its web UI: install Node 20 and run \
@@ -29,9 +38,9 @@ fn is_reserved(path: &str) -> bool {
         || matches!(path, "/api" | "/s" | "/health")
 }
 
-fn with_headers(mut builder: actix_web::HttpResponseBuilder, cache: &str) -> actix_web::HttpResponseBuilder {
+fn with_headers(mut builder: actix_web::HttpResponseBuilder, cache: &str, csp: &str) -> actix_web::HttpResponseBuilder {
     builder
-        .insert_header((header::CONTENT_SECURITY_POLICY, UI_CSP))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
@@ -39,16 +48,18 @@ fn with_headers(mut builder: actix_web::HttpResponseBuilder, cache: &str) -> act
     builder
 }
 
-fn index(request: &HttpRequest) -> HttpResponse {
+fn index(request: &HttpRequest, csp: &str) -> HttpResponse {
     let Some(file) = Dist::get("index.html") else {
         // 200: error statuses would be turned into problem documents on the way out.
-        return with_headers(HttpResponse::Ok(), "no-cache").content_type("text/html; charset=utf-8").body(NOT_BUILT);
+        return with_headers(HttpResponse::Ok(), "no-cache", csp)
+            .content_type("text/html; charset=utf-8")
+            .body(NOT_BUILT);
     };
     let body = if request.method() == Method::HEAD { Vec::new() } else { file.data.into_owned() };
-    with_headers(HttpResponse::Ok(), "no-cache").content_type("text/html; charset=utf-8").body(body)
+    with_headers(HttpResponse::Ok(), "no-cache", csp).content_type("text/html; charset=utf-8").body(body)
 }
 
-fn asset(request: &HttpRequest, path: &str) -> HttpResponse {
+fn asset(request: &HttpRequest, path: &str, csp: &str) -> HttpResponse {
     let Some(file) = Dist::get(path) else {
         return HttpResponse::NotFound().finish();
     };
@@ -57,11 +68,11 @@ fn asset(request: &HttpRequest, path: &str) -> HttpResponse {
     // Vite names every file under assets/ by its content hash: cache forever.
     let cache = if path.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
     if matches {
-        return with_headers(HttpResponse::NotModified(), cache).insert_header((header::ETAG, etag)).finish();
+        return with_headers(HttpResponse::NotModified(), cache, csp).insert_header((header::ETAG, etag)).finish();
     }
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     let body = if request.method() == Method::HEAD { Vec::new() } else { file.data.into_owned() };
-    with_headers(HttpResponse::Ok(), cache)
+    with_headers(HttpResponse::Ok(), cache, csp)
         .content_type(mime.essence_str())
         .insert_header((header::ETAG, etag))
         .body(body)
@@ -74,19 +85,29 @@ pub async fn serve(request: HttpRequest) -> HttpResponse {
     if !matches!(*request.method(), Method::GET | Method::HEAD) || is_reserved(&path) {
         return HttpResponse::NotFound().finish();
     }
+    let services = request.app_data::<actix_web::web::Data<crate::service::Services>>();
+    let csp = ui_csp(services.and_then(|s| s.config.content_origin.as_deref()));
     let relative = path.trim_start_matches('/');
     if relative.is_empty() || relative == "index.html" {
-        return index(&request);
+        return index(&request, &csp);
     }
     if relative.starts_with("assets/") || Dist::get(relative).is_some() {
-        return asset(&request, relative);
+        return asset(&request, relative, &csp);
     }
-    index(&request)
+    index(&request, &csp)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_reserved;
+    use super::{UI_CSP, is_reserved, ui_csp};
+
+    #[test]
+    fn media_may_come_from_the_content_origin() {
+        assert_eq!(ui_csp(None), UI_CSP);
+        let csp = ui_csp(Some("https://content.example/"));
+        assert!(csp.contains("media-src 'self' blob: https://content.example;"), "{csp}");
+        assert!(csp.contains("script-src 'self';"), "scripts stay this origin's: {csp}");
+    }
 
     #[test]
     fn api_paths_never_fall_back_to_the_spa() {

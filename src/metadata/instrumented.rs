@@ -74,7 +74,7 @@ instrument! { BucketStore {
 instrument! { ObjectStore {
     fn insert_pending(&self, object: &NewObject) -> ObjectRecord;
     fn commit_object(&self, commit: &CommitObject, audit: &AuditEntry) -> Committed;
-    fn discard_pending(&self, id: i64) -> ();
+    fn discard_pending(&self, id: i64) -> bool;
     fn live_object(&self, bucket_id: i64, key: &ObjectKey) -> Option<ObjectRecord>;
     fn object_by_id(&self, id: i64) -> Option<ObjectRecord>;
     fn list_objects(&self, bucket_id: i64, query: &ListQuery) -> ListResult;
@@ -121,9 +121,9 @@ instrument! { IdentityStore {
     fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> ();
     fn claim_mfa_attempt(&self, token_hash: &str, now: DateTime<Utc>, max_attempts: i64) -> Option<MfaChallenge>;
     fn delete_mfa_challenge(&self, token_hash: &str) -> ();
-    fn login_locked_until(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
-    fn record_login_failure(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>, rule: ThrottleRule) -> Option<DateTime<Utc>>;
-    fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> ();
+    fn claim_attempt(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>, rule: ThrottleRule) -> AttemptClaim;
+    fn settle_attempt(&self, scope: ThrottleScope, subject: &str, settle: Settle, lock: Option<DateTime<Utc>>) -> ();
+    fn purge_expired_identity(&self, now: DateTime<Utc>, window_start_before: DateTime<Utc>) -> u64;
 } }
 
 instrument! { UploadStore {
@@ -136,7 +136,7 @@ instrument! { UploadStore {
     fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> bool;
     fn reopen_upload(&self, upload_id: &str, now: DateTime<Utc>) -> ();
     fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> Committed;
-    fn abort_upload(&self, upload_id: &str, audit: &AuditEntry) -> ();
+    fn abort_upload(&self, upload_id: &str, state: UploadState, audit: &AuditEntry) -> ();
     fn stale_uploads(&self, open_before: DateTime<Utc>, completing_before: DateTime<Utc>, limit: usize) -> Vec<UploadRecord>;
     fn backend_upload_known(&self, backend_upload_id: &str) -> bool;
     fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, after: Option<(&str, &str)>, limit: usize) -> Vec<UploadRecord>;
@@ -149,8 +149,7 @@ instrument! { ShareStore {
     fn shares_by(&self, user_id: i64, before: Option<(DateTime<Utc>, &str)>, limit: usize) -> Vec<ShareRecord>;
     fn revoke_share(&self, id: &str, audit: &AuditEntry) -> ();
     fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> bool;
-    fn share_password_failed(&self, id: &str, now: DateTime<Utc>, rule: ThrottleRule) -> Option<DateTime<Utc>>;
-    fn share_password_ok(&self, id: &str) -> ();
+    fn uncount_share_download(&self, id: &str) -> ();
 } }
 
 instrument! { AuditStore {

@@ -84,8 +84,9 @@ pub trait ObjectStore: Send + Sync {
     /// Makes a pending row visible, moving any previous version to `deleting`
     /// and settling quota, with the audit record, in one transaction.
     async fn commit_object(&self, commit: &CommitObject, audit: &AuditEntry) -> MetaResult<Committed>;
-    /// Rolls back a pending row and releases its reservation.
-    async fn discard_pending(&self, id: i64) -> MetaResult<()>;
+    /// Rolls back a pending row and releases its reservation; `false` when
+    /// the row is no longer pending (it was committed after all).
+    async fn discard_pending(&self, id: i64) -> MetaResult<bool>;
     async fn live_object(&self, bucket_id: i64, key: &ObjectKey) -> MetaResult<Option<ObjectRecord>>;
     async fn object_by_id(&self, id: i64) -> MetaResult<Option<ObjectRecord>>;
     async fn list_objects(&self, bucket_id: i64, query: &ListQuery) -> MetaResult<ListResult>;
@@ -206,22 +207,30 @@ pub trait IdentityStore: Send + Sync {
     ) -> MetaResult<Option<MfaChallenge>>;
     async fn delete_mfa_challenge(&self, token_hash: &str) -> MetaResult<()>;
 
-    /// When the subject is locked out at `now`, until when.
-    async fn login_locked_until(
-        &self,
-        scope: ThrottleScope,
-        subject: &str,
-        now: DateTime<Utc>,
-    ) -> MetaResult<Option<DateTime<Utc>>>;
-    /// Counts a failed login; returns the lock end if this failure locked the subject.
-    async fn record_login_failure(
+    /// Counts one guess of `subject` as failed before it is checked, in the
+    /// same statement that checks the lock, so that parallel guesses cannot
+    /// outrun the threshold; the guess that reaches it sets the lock. A right
+    /// guess is then settled with `settle_attempt`.
+    async fn claim_attempt(
         &self,
         scope: ThrottleScope,
         subject: &str,
         now: DateTime<Utc>,
         rule: ThrottleRule,
-    ) -> MetaResult<Option<DateTime<Utc>>>;
-    async fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> MetaResult<()>;
+    ) -> MetaResult<AttemptClaim>;
+    /// A claimed guess was right: its count is settled, and the lock its own
+    /// claim set (`lock`) is lifted; a lock set by another guess stays.
+    async fn settle_attempt(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+        settle: Settle,
+        lock: Option<DateTime<Utc>>,
+    ) -> MetaResult<()>;
+    /// Deletes refresh tokens and MFA steps expired at `now`, and throttle
+    /// rows whose window began before `window_start_before` and that hold no
+    /// lock; how many rows went.
+    async fn purge_expired_identity(&self, now: DateTime<Utc>, window_start_before: DateTime<Utc>) -> MetaResult<u64>;
 }
 
 /// Resumable multipart uploads and their parts, with quota charged per part.
@@ -244,8 +253,10 @@ pub trait UploadStore: Send + Sync {
     /// previous version; `Conflict("object-locked")` if that one is retained), and
     /// forgets the upload, all with `audit` in one transaction.
     async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed>;
-    /// Forgets an upload and credits its charged bytes, with `audit`.
-    async fn abort_upload(&self, upload_id: &str, audit: &AuditEntry) -> MetaResult<()>;
+    /// Forgets an upload that is in `state` and credits its charged bytes,
+    /// with `audit`; `Conflict("upload-state")` when it has moved on (an
+    /// abort racing a completion must not undo what the completion charged).
+    async fn abort_upload(&self, upload_id: &str, state: UploadState, audit: &AuditEntry) -> MetaResult<()>;
     /// Open uploads created before `open_before`, and completions stuck since before `completing_before`.
     async fn stale_uploads(
         &self,
@@ -284,14 +295,8 @@ pub trait ShareStore: Send + Sync {
     /// Counts one download if the link is still live and under its limit, atomically:
     /// concurrent requests on a one-download link get exactly one `true`.
     async fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> MetaResult<bool>;
-    /// Counts a wrong password; returns the lock end if this failure locked the link.
-    async fn share_password_failed(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-        rule: ThrottleRule,
-    ) -> MetaResult<Option<DateTime<Utc>>>;
-    async fn share_password_ok(&self, id: &str) -> MetaResult<()>;
+    /// Gives back a download counted for a request that sent no body after all.
+    async fn uncount_share_download(&self, id: &str) -> MetaResult<()>;
 }
 
 #[async_trait]

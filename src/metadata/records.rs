@@ -39,7 +39,7 @@ pub struct UserPatch {
     pub password_hash: Option<String>,
     /// Increment the token generation (revokes access tokens and presigned URLs).
     pub bump_generation: bool,
-    /// Revoke every refresh token of the user, in the same transaction.
+    /// Revoke every refresh token and end every pending MFA step of the user, in the same transaction.
     pub revoke_refresh_tokens: bool,
     /// Revoke every API key of the user, in the same transaction.
     pub revoke_api_keys: bool,
@@ -279,6 +279,8 @@ pub enum ThrottleScope {
     Ip,
     /// Wrong second-factor codes of one account (subject: the user id).
     SecondFactor,
+    /// Wrong passwords of one share link (subject: the share id).
+    Share,
 }
 
 impl ThrottleScope {
@@ -287,8 +289,28 @@ impl ThrottleScope {
             Self::Account => "account",
             Self::Ip => "ip",
             Self::SecondFactor => "second_factor",
+            Self::Share => "share",
         }
     }
+}
+
+/// What claiming one guess at a throttled secret gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptClaim {
+    /// The guess may be checked. `lock` is the lock this claim itself set,
+    /// being the last guess the window allows.
+    Allowed { lock: Option<DateTime<Utc>> },
+    /// The subject is locked until then; the guess must not be checked.
+    Locked { until: DateTime<Utc> },
+}
+
+/// What a right guess does to its subject's count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Forget the subject's failures (an account, a link: its owner got it right).
+    Reset,
+    /// Give back only this guess (an address, shared by many people).
+    Refund,
 }
 
 /// `threshold` failures within `window` lock the subject for `lock_for`.
@@ -377,7 +399,8 @@ pub struct ShareRecord {
     pub max_downloads: Option<i64>,
     pub downloads: i64,
     pub revoked_at: Option<DateTime<Utc>>,
-    pub locked_until: Option<DateTime<Utc>>,
+    /// The API key that created the link, if one did: revoking it voids the link.
+    pub api_key_id: Option<String>,
 }
 
 /// A background job as claimed by a worker.

@@ -41,7 +41,7 @@ macro_rules! upload_columns {
 macro_rules! share_columns {
     () => {
         "id, token_hash, bucket_id, object_key, created_by, created_at, expires_at, password_hash, max_downloads, \
-         downloads, revoked_at, locked_until"
+         downloads, revoked_at, api_key_id"
     };
 }
 
@@ -376,7 +376,7 @@ pub(super) struct ShareRow {
     max_downloads: Option<i64>,
     downloads: i64,
     revoked_at: Option<i64>,
-    locked_until: Option<i64>,
+    api_key_id: Option<String>,
 }
 
 impl TryFrom<ShareRow> for ShareRecord {
@@ -394,7 +394,7 @@ impl TryFrom<ShareRow> for ShareRecord {
             max_downloads: row.max_downloads,
             downloads: row.downloads,
             revoked_at: row.revoked_at.map(from_micros),
-            locked_until: row.locked_until.map(from_micros),
+            api_key_id: row.api_key_id,
         })
     }
 }

@@ -13,11 +13,16 @@ pub const MAX_DAYS: u32 = 36_500;
 const MAX_ID_LEN: usize = 255;
 const MAX_PREFIX_LEN: usize = 1024;
 
+fn null_is_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleRule {
     pub id: String,
-    #[serde(default)]
+    /// Absent and `null` both mean every key.
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub prefix: String,
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +137,18 @@ mod tests {
         assert!(validate(&[rule("", "", Some(1), None)]).is_err());
         let many: Vec<_> = (0..=MAX_RULES).map(|i| rule(&i.to_string(), "", Some(1), None)).collect();
         assert!(validate(&many).is_err());
+    }
+
+    #[test]
+    fn an_absent_or_null_prefix_means_every_key() {
+        for text in [
+            r#"{"id":"a","enabled":true,"expire_after_days":1}"#,
+            r#"{"id":"a","prefix":null,"enabled":true,"expire_after_days":1}"#,
+        ] {
+            let parsed: LifecycleRule = serde_json::from_str(text).expect(text);
+            assert_eq!(parsed, rule("a", "", Some(1), None), "{text}");
+        }
+        assert!(serde_json::from_str::<LifecycleRule>(r#"{"id":"a","prefix":7,"enabled":true}"#).is_err());
     }
 
     #[test]

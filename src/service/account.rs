@@ -78,8 +78,10 @@ impl Services {
         })
     }
 
-    /// Changes the caller's password: every session of the account ends (the
-    /// token generation moves on and refresh tokens are revoked).
+    /// Changes the caller's password: every credential of the account ends (the
+    /// token generation moves on; refresh tokens, pending MFA steps and API
+    /// keys are revoked), as the contract has it for a password reset: a key
+    /// minted with a stolen session must not outlive the password change.
     pub async fn change_password(
         &self,
         ctx: &RequestContext,
@@ -91,28 +93,20 @@ impl Services {
         let user = self.current_user(principal).await?;
         let account = user.username.as_str();
         let now = self.clock.now();
-        if let Some(until) = self.store.login_locked_until(ThrottleScope::Account, account, now).await? {
-            return Err(ServiceError::TooManyRequests {
-                detail: "too many failed attempts; try again later".into(),
-                retry_after: (until - now).to_std().unwrap_or_default(),
-            });
-        }
+        let claims =
+            self.claim_guess(&[(ThrottleScope::Account, account)], "too many failed attempts; try again later").await?;
         if !self.identity.passwords.verify(current, Some(&user.password_hash)).await? {
-            let rule = crate::metadata::ThrottleRule {
-                threshold: i64::from(self.config.lockout_threshold),
-                window: Duration::from_std(self.config.lockout_window).unwrap_or(Duration::MAX),
-                lock_for: Duration::from_std(self.config.lockout_duration).unwrap_or(Duration::MAX),
-            };
-            self.store.record_login_failure(ThrottleScope::Account, account, now, rule).await?;
             let event = ctx.event(now, account, "auth.password_change_failed").outcome(Outcome::Denied);
             self.store.append_audit(&event).await?;
             return Err(ServiceError::bad_request("wrong-password", "the current password is not correct"));
         }
+        self.guess_was_right(claims).await?;
         self.check_password_policy(new, account)?;
         let patch = UserPatch {
             password_hash: Some(self.identity.passwords.hash(new).await?),
             bump_generation: true,
             revoke_refresh_tokens: true,
+            revoke_api_keys: true,
             ..UserPatch::default()
         };
         self.store.update_user(user.id, &patch, &ctx.event(now, account, "auth.password_changed")).await?;

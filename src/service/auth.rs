@@ -10,7 +10,7 @@ use super::identity::{AccessClaims, digest, random_token, verify_code};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::Username;
 use crate::domain::audit::Outcome;
-use crate::metadata::{RefreshTokenRecord, RefreshUse, ThrottleRule, ThrottleScope, UserRecord};
+use crate::metadata::{RefreshTokenRecord, RefreshUse, ThrottleScope, UserRecord};
 use crate::policy::rbac::Via;
 
 pub const API_KEY_PREFIX: &str = "cfk_";
@@ -38,52 +38,34 @@ fn unauthenticated(detail: &str) -> ServiceError {
     ServiceError::Unauthenticated(detail.to_owned())
 }
 
-fn chrono_duration(duration: std::time::Duration) -> Duration {
+pub(super) fn chrono_duration(duration: std::time::Duration) -> Duration {
     Duration::from_std(duration).unwrap_or(Duration::MAX)
 }
 
 impl Services {
-    fn account_rule(&self) -> ThrottleRule {
-        ThrottleRule {
-            threshold: i64::from(self.config.lockout_threshold),
-            window: chrono_duration(self.config.lockout_window),
-            lock_for: chrono_duration(self.config.lockout_duration),
-        }
-    }
-
-    fn ip_rule(&self) -> ThrottleRule {
-        ThrottleRule { threshold: i64::from(self.config.ip_lockout_threshold), ..self.account_rule() }
-    }
-
-    /// Records a failed login (audit + throttle counters for the account name and the address).
+    /// Records a refused login (metrics and audit; the guess was counted when claimed).
     async fn login_failed(&self, ctx: &RequestContext, account: &str, reason: &str) -> ServiceResult<()> {
         crate::metrics::Metrics::count(&self.metrics.logins, "failure");
-        let now = self.clock.now();
-        self.store.record_login_failure(ThrottleScope::Account, account, now, self.account_rule()).await?;
-        if let Some(ip) = &ctx.ip {
-            let address = super::rate_limits::address_key(ip);
-            self.store.record_login_failure(ThrottleScope::Ip, &address, now, self.ip_rule()).await?;
-        }
         let event = ctx
-            .event(now, account, "auth.login_failed")
+            .event(self.clock.now(), account, "auth.login_failed")
             .outcome(Outcome::Denied)
             .details(serde_json::json!({ "reason": reason }));
         self.store.append_audit(&event).await?;
         Ok(())
     }
 
-    async fn throttled(&self, ctx: &RequestContext, account: &str) -> ServiceResult<Option<ServiceError>> {
-        let now = self.clock.now();
-        let mut until = self.store.login_locked_until(ThrottleScope::Account, account, now).await?;
-        if until.is_none()
-            && let Some(ip) = &ctx.ip
-        {
-            until = self.store.login_locked_until(ThrottleScope::Ip, &super::rate_limits::address_key(ip), now).await?;
+    /// Stores the password again under the current parameters. Best effort:
+    /// the login goes on either way, and the next one tries again.
+    async fn rehash_password(&self, user: &UserRecord, password: &SecretString) {
+        let rehashed = match self.identity.passwords.hash(password).await {
+            Ok(hash) => hash,
+            Err(error) => return tracing::warn!(error = %error, "could not rehash a password"),
+        };
+        let patch = crate::metadata::UserPatch { password_hash: Some(rehashed), ..Default::default() };
+        let audit = RequestContext::default().event(self.clock.now(), user.username.as_str(), "auth.password_rehashed");
+        if let Err(error) = self.store.update_user(user.id, &patch, &audit).await {
+            tracing::warn!(error = %error, "could not store a rehashed password");
         }
-        Ok(until.map(|until| ServiceError::TooManyRequests {
-            detail: "too many failed logins; try again later".into(),
-            retry_after: (until - now).to_std().unwrap_or_default(),
-        }))
     }
 
     pub async fn login(
@@ -95,14 +77,20 @@ impl Services {
         // Throttle by what was typed (bounded), so unknown names lock like real ones.
         // Control characters dropped: no name has them, and PostgreSQL cannot store a NUL.
         let account: String = username.trim().to_lowercase().chars().filter(|c| !c.is_control()).take(128).collect();
-        if let Some(throttled) = self.throttled(ctx, &account).await? {
-            let event = ctx
-                .event(self.clock.now(), &account, "auth.login_failed")
-                .outcome(Outcome::Denied)
-                .details(serde_json::json!({ "reason": "locked" }));
-            self.store.append_audit(&event).await?;
-            return Err(throttled);
+        // The address first: a guess it refuses is not counted against the account.
+        let address = ctx.ip.as_deref().map(super::rate_limits::address_key);
+        let mut subjects = Vec::with_capacity(2);
+        if let Some(address) = &address {
+            subjects.push((ThrottleScope::Ip, address.as_ref()));
         }
+        subjects.push((ThrottleScope::Account, account.as_str()));
+        let claims = match self.claim_guess(&subjects, "too many failed logins; try again later").await {
+            Ok(claims) => claims,
+            Err(throttled) => {
+                self.login_failed(ctx, &account, "locked").await?;
+                return Err(throttled);
+            }
+        };
         let user = match Username::parse(username.trim()) {
             Ok(name) => self.store.user_by_name(&name).await?,
             Err(_) => None,
@@ -116,6 +104,10 @@ impl Services {
                 return Err(unauthenticated(BAD_CREDENTIALS));
             }
         };
+        self.guess_was_right(claims).await?;
+        if !self.identity.passwords.is_current(&user.password_hash) {
+            self.rehash_password(&user, password).await;
+        }
         if user.disabled {
             let event = ctx
                 .event(self.clock.now(), user.username.as_str(), "auth.login_failed")
@@ -124,7 +116,6 @@ impl Services {
             self.store.append_audit(&event).await?;
             return Err(ServiceError::Forbidden("this account is disabled".into()));
         }
-        self.store.clear_login_failures(ThrottleScope::Account, &account).await?;
         if user.mfa_enabled {
             let mfa_token = random_token(MFA_PREFIX);
             let expires = self.clock.now() + MFA_CHALLENGE_TTL;
@@ -147,18 +138,12 @@ impl Services {
     /// refused (429) until the lock ends, so guessing does not scale with logins.
     pub(crate) async fn second_factor(&self, user: &UserRecord, code: &str) -> ServiceResult<Option<&'static str>> {
         let subject = user.id.to_string();
-        let now = self.clock.now();
-        if let Some(until) = self.store.login_locked_until(ThrottleScope::SecondFactor, &subject, now).await? {
-            return Err(ServiceError::TooManyRequests {
-                detail: "too many wrong codes; try again later".into(),
-                retry_after: (until - now).to_std().unwrap_or_default(),
-            });
-        }
+        let claims = self
+            .claim_guess(&[(ThrottleScope::SecondFactor, subject.as_str())], "too many wrong codes; try again later")
+            .await?;
         let method = self.check_second_factor(user, code).await?;
         if method.is_some() {
-            self.store.clear_login_failures(ThrottleScope::SecondFactor, &subject).await?;
-        } else {
-            self.store.record_login_failure(ThrottleScope::SecondFactor, &subject, now, self.account_rule()).await?;
+            self.guess_was_right(claims).await?;
         }
         Ok(method)
     }

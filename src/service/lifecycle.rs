@@ -9,7 +9,7 @@ use super::context::{Principal, RequestContext};
 use super::scopes::bucket_name_scope;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{Permission, Role};
-use crate::metadata::{BucketRecord, ListQuery};
+use crate::metadata::{BucketRecord, ListQuery, MetaError, UploadState};
 use crate::metrics::Metrics;
 use crate::policy::lifecycle::{self, LifecycleRule};
 use crate::policy::retention::is_locked;
@@ -270,14 +270,14 @@ impl Services {
                         .bucket(bucket.name.as_str())
                         .key(upload.key.as_str())
                         .details(serde_json::json!({ "upload_id": upload.id, "rule": rule }));
-                    if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
-                        tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload");
-                        continue;
-                    }
-                    match self.store.abort_upload(&upload.id, &audit).await {
+                    // The row first, if still open: a completion that started meanwhile goes on.
+                    match self.store.abort_upload(&upload.id, UploadState::Open, &audit).await {
                         Ok(()) => Metrics::count(&self.metrics.lifecycle_actions, "aborted_upload"),
-                        Err(crate::metadata::MetaError::NotFound(_)) => continue,
+                        Err(MetaError::NotFound(_) | MetaError::Conflict("upload-state")) => continue,
                         Err(error) => return Err(error.into()),
+                    }
+                    if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
+                        tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload; the reconciler will");
                     }
                 }
                 report.aborted_uploads += 1;

@@ -10,6 +10,7 @@ pub mod buckets;
 pub mod context;
 pub mod digest;
 mod error;
+mod guesses;
 mod health;
 pub mod identity;
 pub mod jobs;

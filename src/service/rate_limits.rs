@@ -28,9 +28,12 @@ impl RouteClass {
         }
     }
 
-    /// The class of `method path`, or `None` for what is never limited (health, metrics).
-    pub fn of(method: &str, path: &str) -> Option<Self> {
-        if path.starts_with("/api/v1/auth/") || (method == "POST" && path.starts_with("/s/")) {
+    /// The class of `method path`, or `None` for what is never limited
+    /// (health, metrics). A share link guessed at (a password posted, or sent
+    /// as `X-Share-Password`: `carries_share_password`) is a login.
+    pub fn of(method: &str, path: &str, carries_share_password: bool) -> Option<Self> {
+        let share_guess = path.starts_with("/s/") && (method == "POST" || carries_share_password);
+        if path.starts_with("/api/v1/auth/") || share_guess {
             return Some(Self::Auth);
         }
         let is_upload = match method {
@@ -121,7 +124,11 @@ mod tests {
             ("GET", "/", None),
         ];
         for (method, path, class) in cases {
-            assert_eq!(RouteClass::of(method, path), class, "{method} {path}");
+            assert_eq!(RouteClass::of(method, path, false), class, "{method} {path}");
+        }
+        for method in ["GET", "HEAD"] {
+            assert_eq!(RouteClass::of(method, "/s/abc", true), Some(Auth), "{method} with a password");
+            assert_eq!(RouteClass::of(method, "/s/abc/thumbnail", true), Some(Auth), "{method} thumbnail");
         }
     }
 }

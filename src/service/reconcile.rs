@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::context::RequestContext;
 use super::{ServiceResult, Services};
-use crate::metadata::{ObjectState, UploadState};
+use crate::metadata::{MetaError, ObjectState, UploadState};
 
 /// Everything Coffer writes to a backend lives under these.
 const BUCKET_DATA_PREFIX: &str = "b/";
@@ -21,6 +21,8 @@ pub struct ReconcileReport {
     pub backend_uploads_aborted: u64,
     pub orphans_removed: u64,
     pub orphans_scanned: u64,
+    /// Expired refresh tokens and MFA steps, and spent login-throttle rows.
+    pub credentials_purged: u64,
 }
 
 impl Services {
@@ -42,44 +44,68 @@ impl Services {
                 break;
             }
             for object in &stale {
+                // A pending row goes before its bytes: a very slow write may
+                // commit it meanwhile, and its bytes must then stay.
+                if object.state == ObjectState::Pending {
+                    if self.store.discard_pending(object.id).await? {
+                        report.pending_rolled_back += 1;
+                        if let Err(error) = self.blobs.delete(&object.blob_key).await {
+                            tracing::warn!(error = %error, object_id = object.id, "reconciler could not remove bytes; the orphan scan will");
+                        }
+                    }
+                    continue;
+                }
                 if let Err(error) = self.blobs.delete(&object.blob_key).await {
                     tracing::warn!(error = %error, object_id = object.id, "reconciler could not remove bytes");
                     return Ok((report, orphan_cursor));
                 }
-                match object.state {
-                    ObjectState::Pending => {
-                        self.store.discard_pending(object.id).await?;
-                        report.pending_rolled_back += 1;
-                    }
-                    _ => {
-                        self.store.remove_object_row(object.id).await?;
-                        report.deletions_finished += 1;
-                    }
-                }
+                self.store.remove_object_row(object.id).await?;
+                self.forget_thumbnails(object).await;
+                report.deletions_finished += 1;
             }
         }
 
         let open_before = now - Duration::from_std(self.config.upload_ttl).unwrap_or(Duration::MAX);
         for upload in self.store.stale_uploads(open_before, cutoff, BATCH).await? {
-            self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await?;
-            if upload.state == UploadState::Completing {
-                self.blobs.delete(&upload.blob_key).await?;
-            }
             let reason = if upload.state == UploadState::Open { "expired" } else { "completion interrupted" };
             let audit = RequestContext::default()
                 .event(now, "system", "upload.abort")
                 .key(upload.key.as_str())
                 .details(serde_json::json!({ "upload_id": upload.id, "reason": reason }));
-            self.store.abort_upload(&upload.id, &audit).await?;
-            report.uploads_aborted += 1;
+            // The row first, in the state it was listed in: an upload that moved
+            // on (completed meanwhile) keeps its bytes. What fails after is left
+            // to the sweeps below (backend uploads, orphan bytes).
+            match self.store.abort_upload(&upload.id, upload.state, &audit).await {
+                Ok(()) => report.uploads_aborted += 1,
+                Err(MetaError::NotFound(_) | MetaError::Conflict("upload-state")) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
+                tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not abort a backend upload");
+            }
+            if upload.state == UploadState::Completing
+                && let Err(error) = self.blobs.delete(&upload.blob_key).await
+            {
+                tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not remove assembled bytes");
+            }
         }
 
         for open in self.blobs.list_multipart_uploads(BUCKET_DATA_PREFIX).await? {
             if open.initiated < cutoff && !self.store.backend_upload_known(&open.upload_id).await? {
-                self.blobs.abort_multipart(&open.key, &open.upload_id).await?;
-                report.backend_uploads_aborted += 1;
+                // One that cannot be aborted (a permission, a backend quirk) must not stop the orphan scan.
+                match self.blobs.abort_multipart(&open.key, &open.upload_id).await {
+                    Ok(()) => report.backend_uploads_aborted += 1,
+                    Err(error) => {
+                        tracing::warn!(error = %error, upload_id = open.upload_id, "reconciler could not abort a backend upload");
+                    }
+                }
             }
         }
+
+        // A throttle row is spent once its window (the longest of any rule) has passed without a lock.
+        let window = Duration::from_std(self.config.lockout_window).unwrap_or(Duration::MAX);
+        let spent_before = now.checked_sub_signed(window).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        report.credentials_purged = self.store.purge_expired_identity(now, spent_before).await?;
 
         let cursor = self.remove_orphans(cutoff, orphan_cursor, orphan_scan_limit, &mut report).await?;
         let repaired = report.pending_rolled_back

@@ -13,7 +13,7 @@ use super::objects::{ObjectRead, ReadRequest, parse_key};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::Outcome;
 use crate::domain::{Permission, Role};
-use crate::metadata::{ObjectRecord, ShareRecord, ThrottleRule};
+use crate::metadata::{ObjectRecord, ShareRecord, ThrottleScope};
 use crate::policy::rbac;
 
 const SHARE_PREFIX: &str = "cfs_";
@@ -48,10 +48,17 @@ pub struct ShareView {
     pub revoked: bool,
 }
 
+/// What a password page shows of the file behind a link.
+pub struct SharedFile {
+    pub file_name: String,
+    pub size: i64,
+}
+
 /// What opening a link gives: the object, or (for a password-protected link
-/// reached without one) just enough to show a password page.
+/// reached without one, or with a wrong one) what a password page shows.
 pub enum ShareOpen {
-    NeedsPassword { file_name: String, size: i64, content_type: String },
+    NeedsPassword(SharedFile),
+    WrongPassword(SharedFile),
     Object(ObjectRead),
 }
 
@@ -137,7 +144,7 @@ impl Services {
             max_downloads: request.max_downloads,
             downloads: 0,
             revoked_at: None,
-            locked_until: None,
+            api_key_id: principal.api_key_id.clone(),
         };
         let audit = ctx
             .event(now, principal.actor(), "share.create")
@@ -211,10 +218,11 @@ impl Services {
             .bucket(bucket)
             .key(share.key.as_str())
             .details(serde_json::json!({ "share": share.id }));
-        self.store.revoke_share(id, &audit).await.map_err(|error| match error {
-            crate::metadata::MetaError::NotFound(_) => ServiceError::Gone("the share was already revoked".into()),
-            other => other.into(),
-        })
+        // Revoking is idempotent: a retried DELETE of a revoked link answers 204 too.
+        match self.store.revoke_share(id, &audit).await {
+            Ok(()) | Err(crate::metadata::MetaError::NotFound(_)) => Ok(()),
+            Err(other) => Err(other.into()),
+        }
     }
 
     async fn share_denied(
@@ -224,15 +232,21 @@ impl Services {
         reason: &str,
         error: ServiceError,
     ) -> ServiceError {
+        self.record_share_refusal(ctx, share, reason).await;
+        error
+    }
+
+    async fn record_share_refusal(&self, ctx: &RequestContext, share: &ShareRecord, reason: &str) {
+        let bucket = self.bucket_name(share.bucket_id).await.unwrap_or_default();
         let event = ctx
             .event(self.clock.now(), &format!("share:{}", share.id), "share.access")
+            .bucket(bucket)
             .key(share.key.as_str())
             .outcome(Outcome::Denied)
             .details(serde_json::json!({ "reason": reason }));
         if let Err(audit_error) = self.store.append_audit(&event).await {
             tracing::warn!(error = %audit_error, "could not record a refused share access");
         }
-        error
     }
 
     /// The share's object, if the link is live and its creator may still read it.
@@ -254,7 +268,15 @@ impl Services {
         }
         let creator = self.store.user_by_id(share.created_by).await?.filter(|u| !u.disabled);
         let grant = self.store.grant(share.bucket_id, share.created_by).await?;
-        let still_allowed = creator.is_some_and(|u| rbac::bucket_permission(u.role, grant).is_some());
+        let key_live = match &share.api_key_id {
+            Some(id) => self
+                .store
+                .api_key_by_id(id)
+                .await?
+                .is_some_and(|key| key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now)),
+            None => true,
+        };
+        let still_allowed = key_live && creator.is_some_and(|u| rbac::bucket_permission(u.role, grant).is_some());
         if !still_allowed {
             let error = ServiceError::Gone("this link is no longer valid".into());
             return Err(self.share_denied(ctx, share, "creator lost access", error).await);
@@ -267,20 +289,50 @@ impl Services {
         }
     }
 
-    /// The 256 px preview of a shared image, for the password page: visible to
-    /// whoever holds the link (like the file name and size), counted as no
-    /// download, not audited (derived data).
+    /// The 256 px preview of a shared image: for a link without a password,
+    /// to whoever holds it (counted as no download, not audited: derived
+    /// data). Behind a password, the preview is the content (a scanned ID
+    /// card, a contract): it needs the password like the file.
     pub async fn share_thumbnail(
         &self,
         ctx: &RequestContext,
         token: &str,
+        password: Option<&SecretString>,
     ) -> ServiceResult<crate::service::thumbnails::Thumbnail> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
         let (object, _) = self.shared_object(ctx, &share).await?;
+        if !self.password_accepted(ctx, &share, password).await? {
+            return Err(ServiceError::Unauthenticated("this link needs a password (header X-Share-Password)".into()));
+        }
         if !previewable(&object.content_type) {
             return Err(ServiceError::UnsupportedMediaType("only images have a preview".into()));
         }
         self.thumbnail_of(&object, crate::service::jobs::COMMON_SIZE, crate::media::thumbnail::ThumbFormat::Webp).await
+    }
+
+    /// Whether `password` opens `share` (always, for a link without one). Each
+    /// guess is counted before it is checked, like a login's: a locked link
+    /// answers 429, whatever the guess.
+    async fn password_accepted(
+        &self,
+        ctx: &RequestContext,
+        share: &ShareRecord,
+        password: Option<&SecretString>,
+    ) -> ServiceResult<bool> {
+        let (Some(hash), Some(password)) = (&share.password_hash, password) else {
+            return Ok(share.password_hash.is_none());
+        };
+        let detail = "too many wrong passwords for this link; try again later";
+        let claims = match self.claim_guess(&[(ThrottleScope::Share, share.id.as_str())], detail).await {
+            Ok(claims) => claims,
+            Err(error) => return Err(self.share_denied(ctx, share, "locked", error).await),
+        };
+        if !self.identity.passwords.verify(password, Some(hash)).await? {
+            self.record_share_refusal(ctx, share, "wrong password").await;
+            return Ok(false);
+        }
+        self.guess_was_right(claims).await?;
+        Ok(true)
     }
 
     pub async fn open_share(
@@ -292,41 +344,32 @@ impl Services {
     ) -> ServiceResult<ShareOpen> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
         let (object, bucket) = self.shared_object(ctx, &share).await?;
-        let now = self.clock.now();
-        if let Some(hash) = &share.password_hash {
-            if let Some(until) = share.locked_until.filter(|until| *until > now) {
-                let error = ServiceError::TooManyRequests {
-                    detail: "too many wrong passwords for this link; try again later".into(),
-                    retry_after: (until - now).to_std().unwrap_or_default(),
-                };
-                return Err(self.share_denied(ctx, &share, "locked", error).await);
-            }
+        let file = || SharedFile { file_name: object.key.file_name().to_owned(), size: object.size };
+        if share.password_hash.is_some() {
             let Some(password) = password else {
-                return Ok(ShareOpen::NeedsPassword {
-                    file_name: object.key.file_name().to_owned(),
-                    size: object.size,
-                    content_type: object.content_type.clone(),
-                });
+                return Ok(ShareOpen::NeedsPassword(file()));
             };
-            if !self.identity.passwords.verify(password, Some(hash)).await? {
-                let rule = ThrottleRule {
-                    threshold: i64::from(self.config.lockout_threshold),
-                    window: Duration::from_std(self.config.lockout_window).unwrap_or(Duration::MAX),
-                    lock_for: Duration::from_std(self.config.lockout_duration).unwrap_or(Duration::MAX),
-                };
-                self.store.share_password_failed(&share.id, now, rule).await?;
-                let error = ServiceError::Unauthenticated("wrong password for this link".into());
-                return Err(self.share_denied(ctx, &share, "wrong password", error).await);
+            if !self.password_accepted(ctx, &share, Some(password)).await? {
+                return Ok(ShareOpen::WrongPassword(file()));
             }
-            self.store.share_password_ok(&share.id).await?;
         }
-        let actor = format!("share:{}", share.id);
-        let validators = super::objects::validator_text(&object);
-        let read = self.open_object(ctx, &actor, std::sync::Arc::new(object), validators, request, &bucket).await?;
-        if read.body.is_some() && !self.store.count_share_download(&share.id, now).await? {
+        // A download is claimed before any byte is fetched, so that a used-up
+        // link neither reads the backend nor records a read; a request that
+        // then sends no body (HEAD, 304, a failure) gives it back.
+        let now = self.clock.now();
+        let sends_body = !request.head_only;
+        if sends_body && !self.store.count_share_download(&share.id, now).await? {
             let error = ServiceError::Gone("this link has been used up".into());
             return Err(self.share_denied(ctx, &share, "exhausted", error).await);
         }
+        let actor = format!("share:{}", share.id);
+        let validators = super::objects::validator_text(&object);
+        let opened = self.open_object(ctx, &actor, std::sync::Arc::new(object), validators, request, &bucket).await;
+        let counted_in_vain = sends_body && opened.as_ref().map_or(true, |read| read.body.is_none());
+        if counted_in_vain {
+            self.store.uncount_share_download(&share.id).await?;
+        }
+        let read = opened?;
         if read.body.is_some() {
             let event = ctx
                 .event(now, &actor, "share.access")

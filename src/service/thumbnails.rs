@@ -199,21 +199,22 @@ impl Services {
 
     async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
         let thumbs = &self.thumbnails;
-        if u64::try_from(object.size).unwrap_or(u64::MAX) > thumbs.max_source_bytes {
-            return Err(ThumbFailure::Unprocessable(format!(
-                "images over {} bytes get no thumbnail",
-                thumbs.max_source_bytes
-            )));
-        }
         // The slot is taken before the source is read: at most one source per render slot is in memory.
         let permit = thumbs.pool.clone().acquire_owned().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
         let storage = |e: StorageError| ThumbFailure::Storage(e.to_string());
         let size_bytes = u64::try_from(object.size).unwrap_or_default();
+        // What is not an image at all is 415 whatever its size; only then does a big image get 422.
         if size_bytes > thumbnail::SIGNATURE_BYTES {
             let head = BlobRange { start: 0, end_inclusive: thumbnail::SIGNATURE_BYTES - 1 };
             let head =
                 self.read_whole(&object.blob_key, Some(head), thumbnail::SIGNATURE_BYTES).await.map_err(storage)?;
             thumbnail::sniff(&head).map_err(|e| ThumbFailure::Unsupported(e.to_string()))?;
+        }
+        if size_bytes > thumbs.max_source_bytes {
+            return Err(ThumbFailure::Unprocessable(format!(
+                "images over {} bytes get no thumbnail",
+                thumbs.max_source_bytes
+            )));
         }
         let source = self.read_whole(&object.blob_key, None, size_bytes).await.map_err(storage)?;
         let limits = thumbs.limits;

@@ -396,11 +396,23 @@ impl Services {
         let committed = match self.finish_with_retries(&finish, &audit).await {
             Ok(committed) => committed,
             Err(error) => {
-                // The bytes were assembled but cannot become the object (locked meanwhile, quota): undo it all.
-                let _ = self.blobs.delete(&upload.blob_key).await;
+                // The bytes were assembled but cannot become the object (locked
+                // meanwhile, quota): undo it all, unless an attempt whose answer
+                // was lost did commit (the upload is then gone, the object live).
                 let abort = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
-                self.store.abort_upload(&upload.id, &abort).await?;
-                return Err(write_error(error));
+                match self.store.abort_upload(&upload.id, UploadState::Completing, &abort).await {
+                    Ok(()) => {
+                        let _ = self.blobs.delete(&upload.blob_key).await;
+                        return Err(write_error(error));
+                    }
+                    Err(MetaError::NotFound(_)) => {
+                        let live = self.store.live_object(bucket.id, &upload.key).await?;
+                        let object =
+                            live.filter(|o| o.blob_key == upload.blob_key).ok_or_else(|| write_error(error))?;
+                        Committed { object, replaced: None }
+                    }
+                    Err(abort_error) => return Err(abort_error.into()),
+                }
             }
         };
         self.invalidate(&objects_scope(committed.object.bucket_id)).await;
@@ -446,12 +458,22 @@ impl Services {
         let (bucket, upload) = self
             .own_upload(ctx, principal, (bucket, upload_id), "upload.abort", UploadAccess::StarterOrManager)
             .await?;
+        let completing = || ServiceError::conflict("upload-completing", "the upload is being completed");
         if upload.state == UploadState::Completing {
-            return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
+            return Err(completing());
         }
-        self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await?;
+        // The row goes first, atomically with its state check, so that an abort
+        // never pulls the parts from under a completion that started meanwhile;
+        // a backend upload left behind is aborted by the reconciler's sweep.
         let audit = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
-        self.store.abort_upload(&upload.id, &audit).await?;
+        match self.store.abort_upload(&upload.id, UploadState::Open, &audit).await {
+            Ok(()) => {}
+            Err(MetaError::Conflict("upload-state")) => return Err(completing()),
+            Err(error) => return Err(error.into()),
+        }
+        if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
+            tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload; the reconciler will");
+        }
         Ok(())
     }
 }

@@ -39,6 +39,18 @@ fn modified(meta: &std::fs::Metadata) -> DateTime<Utc> {
     meta.modified().map_or_else(|_| Utc::now(), DateTime::<Utc>::from)
 }
 
+/// Makes a rename into `dir` durable: without it, a power loss right after
+/// the database commit may lose the new directory entry, and with it a
+/// committed object's bytes.
+async fn sync_dir(dir: Option<&Path>) -> Result<(), StorageError> {
+    let Some(dir) = dir else { return Ok(()) };
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|handle| handle.sync_all()))
+        .await
+        .map_err(|error| StorageError::Backend(error.into()))?
+        .map_err(backend)
+}
+
 fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -52,7 +64,21 @@ impl FsBlobStore {
                 StorageError::Unavailable(anyhow::anyhow!("cannot create {}: {error}", dir.display()))
             })?;
         }
+        store.remove_stale_temp_files().await;
         Ok(store)
+    }
+
+    /// Temp files a crash or a dropped request left behind (an hour old: no
+    /// write in progress is that idle, the body timeout ends it first).
+    async fn remove_stale_temp_files(&self) {
+        let Ok(mut entries) = fs::read_dir(&self.tmp).await else { return };
+        let stale_before = std::time::SystemTime::now() - Duration::from_secs(3600);
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let stale = entry.metadata().await.and_then(|meta| meta.modified()).is_ok_and(|at| at < stale_before);
+            if stale && let Err(error) = fs::remove_file(entry.path()).await {
+                tracing::warn!(error = %error, path = %entry.path().display(), "could not remove a stale temp file");
+            }
+        }
     }
 
     fn blob_path(&self, key: &str) -> Result<PathBuf, StorageError> {
@@ -101,7 +127,7 @@ impl FsBlobStore {
                 fs::create_dir_all(parent).await.map_err(backend)?;
             }
             match fs::rename(temp, target).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return sync_dir(target.parent()).await,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
                 Err(error) => {
                     let _ = fs::remove_file(temp).await;
@@ -307,7 +333,9 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), StorageError> {
-        match fs::remove_dir_all(self.upload_dir(upload_id)?).await {
+        // An id this adapter never issued names no upload: aborting it succeeds, as for any unknown upload.
+        let Ok(dir) = self.upload_dir(upload_id) else { return Ok(()) };
+        match fs::remove_dir_all(dir).await {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(backend(error)),
             _ => Ok(()),
         }
@@ -335,9 +363,14 @@ impl BlobStore for FsBlobStore {
     }
 }
 
+/// One page of keys after `start_after`, in key order. The walk visits the
+/// whole prefix (directory order is not key order) but keeps only the
+/// smallest `limit + 1` keys, so a page costs memory by its size, not by the
+/// store's; a blob deleted during the walk is skipped.
 fn list_blocking(root: &Path, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
     let start = root.join(prefix_dir(prefix));
-    let mut keys: Vec<ListedBlob> = Vec::new();
+    let mut smallest: std::collections::BinaryHeap<(String, u64, chrono::DateTime<chrono::Utc>)> =
+        std::collections::BinaryHeap::with_capacity(limit.saturating_add(2).min(4096));
     for entry in walkdir::WalkDir::new(&start).into_iter() {
         let entry = match entry {
             Ok(entry) => entry,
@@ -358,10 +391,24 @@ fn list_blocking(root: &Path, prefix: &str, start_after: Option<&str>, limit: us
         if !key.starts_with(prefix) || start_after.is_some_and(|after| key.as_str() <= after) {
             continue;
         }
-        let meta = entry.metadata().map_err(|error| StorageError::Backend(error.into()))?;
-        keys.push(ListedBlob { key, size: meta.len(), last_modified: modified(&meta) });
+        if smallest.len() > limit && smallest.peek().is_some_and(|(largest, _, _)| key >= *largest) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(error) if error.io_error().map(std::io::Error::kind) == Some(std::io::ErrorKind::NotFound) => continue,
+            Err(error) => return Err(StorageError::Backend(error.into())),
+        };
+        smallest.push((key, meta.len(), modified(&meta)));
+        if smallest.len() > limit.saturating_add(1) {
+            smallest.pop();
+        }
     }
-    keys.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut keys: Vec<ListedBlob> = smallest
+        .into_sorted_vec()
+        .into_iter()
+        .map(|(key, size, last_modified)| ListedBlob { key, size, last_modified })
+        .collect();
     let more = keys.len() > limit;
     keys.truncate(limit);
     Ok(ListPage { next_start_after: more.then(|| keys.last().map(|b| b.key.clone())).flatten(), blobs: keys })
@@ -382,7 +429,35 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsBlobStore::open(dir.path().to_path_buf()).await.expect("open");
         assert!(matches!(store.upload_dir("../../etc"), Err(StorageError::NotFound)));
-        assert!(store.abort_multipart("k", "../x").await.is_err());
+        assert!(store.abort_multipart("k", "../x").await.is_ok(), "an id it never issued names no upload");
+        assert!(dir.path().exists());
+    }
+
+    #[tokio::test]
+    async fn pages_hold_the_smallest_keys_in_order() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path().to_path_buf()).await.expect("open");
+        let mut written = Vec::new();
+        for n in [7, 3, 11, 0, 5, 9, 1] {
+            let key = format!("b/{n:02}");
+            let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x"))]).boxed();
+            store.put(&key, body, Some(1)).await.expect("put");
+            written.push(key);
+        }
+        written.sort();
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = list_blocking(&store.blobs, "b/", after.as_deref(), 3).expect("list");
+            assert!(page.blobs.len() <= 3);
+            listed.extend(page.blobs.iter().map(|b| b.key.clone()));
+            match page.next_start_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(listed, written);
     }
 
     #[test]

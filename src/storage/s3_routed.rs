@@ -71,9 +71,20 @@ impl S3BlobStore {
         Ok(out.buckets().iter().filter_map(|b| b.name().map(str::to_owned)).collect())
     }
 
-    /// Creates a backend bucket; one that exists already (ours) is fine.
+    /// Creates a backend bucket in the client's region; one that exists
+    /// already (ours) is fine. AWS refuses a bucket outside us-east-1 whose
+    /// request names no region; Garage checks the name against its own.
     pub(super) async fn create_backend_bucket(&self, name: &str) -> Result<(), StorageError> {
-        match self.client.create_bucket().bucket(name).send().await {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let region = self.client.config().region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
+        let mut request = self.client.create_bucket().bucket(name);
+        if !region.is_empty() && region != "us-east-1" {
+            let location = CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                .build();
+            request = request.create_bucket_configuration(location);
+        }
+        match request.send().await {
             Ok(_) => Ok(()),
             Err(error) => {
                 let exists = error

@@ -35,7 +35,8 @@ impl Worker for Reconciler {
 
     async fn tick(&self) -> anyhow::Result<()> {
         let mut cursor = self.cursor.lock().await;
-        let (_, next) = self.services.reconcile(cursor.take(), Some(ORPHAN_SCAN_PER_RUN)).await?;
+        // A failed run keeps the cursor: the next one resumes the scan instead of starting over.
+        let (_, next) = self.services.reconcile(cursor.clone(), Some(ORPHAN_SCAN_PER_RUN)).await?;
         *cursor = next;
         Ok(())
     }

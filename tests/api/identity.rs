@@ -462,3 +462,100 @@ pub(crate) async fn reset_password(app: &TestApp, username: &str) -> String {
     app.services.update_user(&Default::default(), &admin, username, changes).await.expect("reset");
     password
 }
+
+/// Guesses sent all at once are each counted before the password is hashed:
+/// twenty parallel wrong passwords get five checks, and the lock they set
+/// holds for the right password too.
+#[tokio::test]
+async fn parallel_login_guesses_get_five_checks() {
+    let app = spawn_app().await;
+    let password = app.create_user("lena", Role::User).await;
+    let guesses = (0..20).map(|n| {
+        app.post_json("/api/v1/auth/login", json!({"username": "lena", "password": format!("wrong guess {n}")}))
+    });
+    let statuses: Vec<u16> = futures::future::join_all(guesses).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+    assert_eq!(login_body(&app, "lena", &password).await.0, 429, "locked even with the right password");
+    let query = coffer::metadata::AuditQuery {
+        actor: Some("lena".into()),
+        action: Some("auth.login_failed".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let failed = app.services.store.audit_query(&query).await.expect("audit");
+    let checked = failed.iter().filter(|e| e.details["reason"] == "bad_credentials").count();
+    assert_eq!(checked, 5, "only five of the twenty passwords were checked");
+}
+
+/// A password change ends every credential, as a reset does: API keys (one
+/// minted with a stolen session must not outlive the change) and MFA steps
+/// begun under the old password.
+#[tokio::test]
+async fn a_password_change_ends_api_keys_and_pending_mfa_steps() {
+    let app = spawn_app().await;
+    let password = app.create_user("mona", Role::User).await;
+    let session = app.login("mona", &password).await;
+    let created: Value = app
+        .with_token(Method::POST, "/api/v1/me/api-keys", &session.access)
+        .json(&json!({"name": "minted"}))
+        .send()
+        .await
+        .expect("key")
+        .json()
+        .await
+        .expect("json");
+    let key = created["key"].as_str().expect("key").to_owned();
+    assert_eq!(app.with_token(Method::GET, "/api/v1/me", &key).send().await.expect("me").status(), 200);
+    let new_password = strong_password();
+    let changed = app
+        .with_token(Method::POST, "/api/v1/me/password", &session.access)
+        .json(&json!({"current_password": password, "new_password": new_password}))
+        .send()
+        .await
+        .expect("change");
+    assert_eq!(changed.status(), 204);
+    assert_eq!(app.with_token(Method::GET, "/api/v1/me", &key).send().await.expect("me").status(), 401);
+
+    let session = app.login("mona", &new_password).await;
+    let (secret, _) = enable_mfa(&app, &session.access).await;
+    app.clock.advance(Span::seconds(30));
+    let (_, body) = login_body(&app, "mona", &new_password).await;
+    let mfa_token = body["mfa_token"].as_str().expect("mfa token").to_owned();
+    let admin = app.user_session("root", Role::Admin).await;
+    let reset = app
+        .with_token(Method::PATCH, "/api/v1/admin/users/mona", &admin.access)
+        .json(&json!({"password": strong_password()}))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(reset.status(), 200);
+    let code = totp_code(&secret, app.clock_now());
+    let step = app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": code})).await;
+    assert_eq!(step.status(), 401, "the MFA step begun before the reset ended with it");
+}
+
+/// A hash made under other parameters (older, weaker settings) is replaced
+/// under the current ones at the next right login; answers that carry
+/// credentials are never cached.
+#[tokio::test]
+async fn old_hashes_are_upgraded_at_login_and_token_answers_are_not_cached() {
+    use argon2::password_hash::PasswordHasher as _;
+    let app = spawn_app().await;
+    app.create_user("nina", Role::User).await;
+    let legacy = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(8192, 3, 1, None).expect("params"),
+    );
+    let old_hash = legacy.hash_password(b"an older password!").expect("hash").to_string();
+    app.execute_sql(&format!("UPDATE users SET password_hash = '{old_hash}' WHERE username = 'nina'")).await;
+    let login =
+        app.post_json("/api/v1/auth/login", json!({"username": "nina", "password": "an older password!"})).await;
+    assert_eq!(login.status(), 200);
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let name = coffer::domain::Username::parse("nina").expect("name");
+    let user = app.services.store.user_by_name(&name).await.expect("user").expect("nina");
+    assert!(user.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", user.password_hash);
+    assert_eq!(login_body(&app, "nina", "an older password!").await.0, 200, "the new hash verifies");
+}

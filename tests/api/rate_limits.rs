@@ -176,3 +176,37 @@ async fn signed_url_traffic_does_not_spend_the_signers_quota() {
     let me = app.with_token(Method::GET, "/api/v1/me", &alice).header("x-forwarded-for", "192.0.2.2").send();
     assert_eq!(me.await.expect("me").status(), 200, "alice herself is not locked out");
 }
+
+/// A share password sent as a header (GET, HEAD) is a guess like a posted
+/// one: it counts in the `auth` class, not in the much larger `api` one.
+#[tokio::test]
+async fn share_password_headers_are_limited_as_logins() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_auth_per_minute = 3;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let owner = crate::objects::owner_with_bucket(&app, "sven", "sven-files").await.access;
+    assert_eq!(crate::objects::put(&app, &owner, "sven-files", "a.txt", b"secret".to_vec()).await.status(), 201);
+    let created: Value = app
+        .with_token(Method::POST, "/api/v1/shares", &owner)
+        .json(&json!({"bucket": "sven-files", "key": "a.txt", "password": "open sesame"}))
+        .send()
+        .await
+        .expect("share")
+        .json()
+        .await
+        .expect("json");
+    let url = created["url"].as_str().expect("url").to_owned();
+    let guess = |method: Method| {
+        app.client.request(method, &url).header("x-forwarded-for", "203.0.113.9").header("x-share-password", "guess")
+    };
+    for method in [Method::GET, Method::HEAD, Method::GET] {
+        let response = guess(method).send().await.expect("guess");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&response, "ratelimit-limit").as_deref(), Some("3"), "counted as auth");
+    }
+    assert_eq!(guess(Method::HEAD).send().await.expect("guess").status(), StatusCode::TOO_MANY_REQUESTS);
+    let without = app.client.get(&url).header("x-forwarded-for", "203.0.113.9").send().await.expect("get");
+    assert_eq!(without.status(), StatusCode::UNAUTHORIZED, "opening the link without a guess is an api request");
+}

@@ -135,8 +135,13 @@ async fn every_exif_orientation_is_applied() {
 
 #[tokio::test]
 async fn unsafe_or_broken_images_are_refused_clearly() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|config| config.thumbnail_max_source_mib = 1).await;
     let owner = owner_with_bucket(&app, "pia", "pics").await.access;
+    // Over the source limit: a video is still "not an image" (415), an image is "too large" (422).
+    upload(&app, &owner, "clip.mp4", vec![0; (1 << 20) + 1], "video/mp4").await;
+    let mut huge = encoded(&marked(64, 64), ImageFormat::Png);
+    huge.resize((1 << 20) + 1, 0);
+    upload(&app, &owner, "huge.png", huge, "image/png").await;
     upload(&app, &owner, "notes.txt", b"hello, not an image".to_vec(), "text/plain").await;
     upload(&app, &owner, "big.png", vec![b'x'; 1 << 20], "image/png").await;
     let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>"#;
@@ -149,8 +154,16 @@ async fn unsafe_or_broken_images_are_refused_clearly() {
     upload(&app, &owner, "bomb.png", bomb, "image/png").await;
     let jpeg = encoded(&marked(900, 600), ImageFormat::Jpeg);
     upload(&app, &owner, "cut.jpg", jpeg[..jpeg.len() / 2].to_vec(), "image/jpeg").await;
-    for (key, status) in [("notes.txt", 415), ("big.png", 415), ("logo.svg", 415), ("bomb.png", 422), ("cut.jpg", 422)]
-    {
+    let expected = [
+        ("notes.txt", 415),
+        ("big.png", 415),
+        ("logo.svg", 415),
+        ("bomb.png", 422),
+        ("cut.jpg", 422),
+        ("clip.mp4", 415),
+        ("huge.png", 422),
+    ];
+    for (key, status) in expected {
         let response = thumb(&app, &owner, key, "size=64").await;
         assert_eq!(response.status(), status, "{key}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{key}");

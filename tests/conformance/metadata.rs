@@ -61,6 +61,10 @@ for_each_adapter!({ sqlite, postgres }: [
     jobs_are_deduplicated_and_claimed_once,
     leases_have_one_holder,
     a_successor_issued_into_a_revoked_family_is_born_revoked,
+    parallel_guesses_are_claimed_up_to_the_threshold,
+    a_committed_write_is_never_rolled_back,
+    an_abort_and_a_completion_exclude_each_other,
+    expired_credentials_are_purged,
 ]);
 
 fn now() -> DateTime<Utc> {
@@ -520,4 +524,150 @@ async fn a_successor_issued_into_a_revoked_family_is_born_revoked(f: &Fixture) {
         store.use_refresh_token("u0", now()).await.expect("use"),
         coffer::metadata::RefreshUse::Rotated(_)
     ));
+}
+
+/// Twenty guesses claimed at once: exactly the threshold get through, the
+/// last of them setting the lock. A right guess lifts only its own lock.
+async fn parallel_guesses_are_claimed_up_to_the_threshold(f: &Fixture) {
+    use coffer::metadata::{AttemptClaim, Settle, ThrottleRule, ThrottleScope};
+    let store = &f.store;
+    let at = now();
+    let rule =
+        ThrottleRule { threshold: 5, window: chrono::Duration::minutes(15), lock_for: chrono::Duration::minutes(15) };
+    let claims = (0..20).map(|_| store.claim_attempt(ThrottleScope::Account, "ivy", at, rule));
+    let claims: Vec<AttemptClaim> =
+        futures::future::join_all(claims).await.into_iter().map(|c| c.expect("claim")).collect();
+    let allowed: Vec<Option<DateTime<Utc>>> = claims
+        .iter()
+        .filter_map(|c| match c {
+            AttemptClaim::Allowed { lock } => Some(*lock),
+            AttemptClaim::Locked { .. } => None,
+        })
+        .collect();
+    assert_eq!(allowed.len(), 5, "{claims:?}");
+    let locks: Vec<DateTime<Utc>> = allowed.iter().flatten().copied().collect();
+    assert_eq!(locks, [at + rule.lock_for], "the fifth claim set the lock");
+    store.settle_attempt(ThrottleScope::Account, "ivy", Settle::Reset, Some(at)).await.expect("settle");
+    let still = store.claim_attempt(ThrottleScope::Account, "ivy", at, rule).await.expect("claim");
+    assert!(matches!(still, AttemptClaim::Locked { .. }), "another guess's lock stays: {still:?}");
+    store.settle_attempt(ThrottleScope::Account, "ivy", Settle::Reset, Some(locks[0])).await.expect("settle");
+    let lifted = store.claim_attempt(ThrottleScope::Account, "ivy", at, rule).await.expect("claim");
+    assert_eq!(lifted, AttemptClaim::Allowed { lock: None }, "the lock the right guess's claim set is lifted");
+
+    // An address gets one guess back, not its whole count.
+    for _ in 0..4 {
+        store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", at, rule).await.expect("claim");
+    }
+    store.settle_attempt(ThrottleScope::Ip, "192.0.2.1", Settle::Refund, None).await.expect("refund");
+    let fourth = store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", at, rule).await.expect("claim");
+    assert_eq!(fourth, AttemptClaim::Allowed { lock: None });
+    let fifth = store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", at, rule).await.expect("claim");
+    assert_eq!(fifth, AttemptClaim::Allowed { lock: Some(at + rule.lock_for) });
+    let later = at + chrono::Duration::minutes(16);
+    let after = store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", later, rule).await.expect("claim");
+    assert_eq!(after, AttemptClaim::Allowed { lock: None }, "the lock ends and a new window begins");
+}
+
+/// A commit whose answer was lost must keep its row: rolling back a pending
+/// row is refused once it is committed.
+async fn a_committed_write_is_never_rolled_back(f: &Fixture) {
+    let store = &*f.store;
+    let owner = user(store, "wren", Role::User, None).await;
+    let bucket = make_bucket(store, owner.id, "wren-files").await;
+    let committed = put(store, bucket.id, owner.id, "kept.txt", 10).await;
+    assert!(!store.discard_pending(committed.object.id).await.expect("discard"), "committed: not discarded");
+    let key = ObjectKey::parse("kept.txt").expect("key");
+    assert_eq!(store.live_object(bucket.id, &key).await.expect("live").map(|o| o.id), Some(committed.object.id));
+    let pending = store
+        .insert_pending(&NewObject {
+            bucket_id: bucket.id,
+            key: ObjectKey::parse("dropped.txt").expect("key"),
+            blob_key: support::unique("blob-"),
+            content_type: "text/plain".into(),
+            owner_id: Some(owner.id),
+            reserved_bytes: 5,
+            at: now(),
+        })
+        .await
+        .expect("pending");
+    assert!(store.discard_pending(pending.id).await.expect("discard"), "pending: discarded");
+    assert_eq!(store.object_by_id(pending.id).await.expect("read"), None);
+}
+
+/// An abort of an open upload is refused once its completion began, and a
+/// completion of an upload that was aborted finds nothing: never both.
+async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
+    use coffer::metadata::{MetaError, UploadRecord, UploadState};
+    let store = &*f.store;
+    let owner = user(store, "yara", Role::User, Some(1 << 30)).await;
+    let bucket = make_bucket(store, owner.id, "yara-files").await;
+    let upload = |id: &str| UploadRecord {
+        id: id.into(),
+        bucket_id: bucket.id,
+        key: ObjectKey::parse("big.bin").expect("key"),
+        blob_key: support::unique("blob-"),
+        backend_upload_id: support::unique("backend-"),
+        owner_id: Some(owner.id),
+        content_type: None,
+        declared_size: None,
+        part_size: 5 << 20,
+        created_at: now(),
+        state: UploadState::Open,
+        state_at: now(),
+        charged_bytes: 0,
+    };
+    store.create_upload(&upload("up-1"), &audit("upload.create")).await.expect("create");
+    store.reserve_part("up-1", 100).await.expect("reserve");
+    assert!(store.start_completion("up-1", now()).await.expect("start"));
+    let refused = store.abort_upload("up-1", UploadState::Open, &audit("upload.abort")).await;
+    assert!(matches!(refused, Err(MetaError::Conflict("upload-state"))), "{refused:?}");
+    assert_eq!(store.upload("up-1").await.expect("read").map(|u| u.charged_bytes), Some(100), "nothing refunded");
+    store.abort_upload("up-1", UploadState::Completing, &audit("upload.abort")).await.expect("abort");
+    assert_eq!(store.user_by_id(owner.id).await.expect("user").map(|u| u.used_bytes), Some(0), "refunded once");
+    assert!(store.upload("up-1").await.expect("read").is_none());
+}
+
+/// Refresh tokens and MFA steps past their expiry, and throttle rows whose
+/// window passed without a lock, are purged; everything live stays.
+async fn expired_credentials_are_purged(f: &Fixture) {
+    use coffer::metadata::{ThrottleRule, ThrottleScope};
+    let store = &*f.store;
+    let owner = user(store, "zoe", Role::User, None).await;
+    let at = now();
+    let token = |hash: &str, expires_at: DateTime<Utc>| coffer::metadata::RefreshTokenRecord {
+        token_hash: hash.into(),
+        family_id: hash.into(),
+        user_id: owner.id,
+        generation: owner.token_generation,
+        mfa: false,
+        created_at: at - chrono::Duration::days(40),
+        expires_at,
+    };
+    store.insert_refresh_token(&token("old", at - chrono::Duration::days(1))).await.expect("old");
+    store.insert_refresh_token(&token("live", at + chrono::Duration::days(1))).await.expect("live");
+    store.create_mfa_challenge("old-step", owner.id, at - chrono::Duration::minutes(1)).await.expect("old step");
+    store.create_mfa_challenge("live-step", owner.id, at + chrono::Duration::minutes(4)).await.expect("live step");
+    let rule =
+        ThrottleRule { threshold: 2, window: chrono::Duration::minutes(15), lock_for: chrono::Duration::minutes(15) };
+    let long_ago = at - chrono::Duration::hours(1);
+    store.claim_attempt(ThrottleScope::Account, "spent", long_ago, rule).await.expect("claim");
+    store.claim_attempt(ThrottleScope::Account, "recent", at, rule).await.expect("claim");
+    store
+        .claim_attempt(ThrottleScope::Account, "locked", at - chrono::Duration::minutes(20), rule)
+        .await
+        .expect("claim");
+    store
+        .claim_attempt(ThrottleScope::Account, "locked", at - chrono::Duration::minutes(20), rule)
+        .await
+        .expect("claim");
+    let purged = store.purge_expired_identity(at, at - rule.window).await.expect("purge");
+    assert_eq!(purged, 4, "the old token, the old step, the spent counter and the one whose lock ended");
+    assert!(matches!(
+        store.use_refresh_token("live", at).await.expect("use"),
+        coffer::metadata::RefreshUse::Rotated(_)
+    ));
+    assert!(store.claim_mfa_attempt("live-step", at, 5).await.expect("claim").is_some());
+    assert!(store.claim_mfa_attempt("old-step", at, 5).await.expect("claim").is_none());
+    let recent = store.claim_attempt(ThrottleScope::Account, "recent", at, rule).await.expect("claim");
+    assert_eq!(recent, coffer::metadata::AttemptClaim::Allowed { lock: Some(at + rule.lock_for) }, "its count stayed");
 }

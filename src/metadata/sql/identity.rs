@@ -8,8 +8,8 @@ use crate::metadata::error::sql_err;
 use crate::metadata::rows::{ApiKeyRow, RefreshRow, records};
 use crate::metadata::time::{from_micros, to_micros};
 use crate::metadata::{
-    ApiKeyRecord, IdentityStore, MetaError, MetaResult, MfaChallenge, RefreshTokenRecord, RefreshUse, ThrottleRule,
-    ThrottleScope, TotpRecord,
+    ApiKeyRecord, AttemptClaim, IdentityStore, MetaError, MetaResult, MfaChallenge, RefreshTokenRecord, RefreshUse,
+    Settle, ThrottleRule, ThrottleScope, TotpRecord,
 };
 
 use super::audit::commit_audited;
@@ -346,39 +346,25 @@ impl IdentityStore for Store {
         Ok(())
     }
 
-    async fn login_locked_until(
-        &self,
-        scope: ThrottleScope,
-        subject: &str,
-        now: DateTime<Utc>,
-    ) -> MetaResult<Option<DateTime<Utc>>> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT locked_until FROM login_throttle WHERE scope = $1 AND subject = $2 AND locked_until > $3",
-        )
-        .bind(scope.as_str())
-        .bind(subject)
-        .bind(to_micros(now))
-        .fetch_optional(self.pool())
-        .await
-        .map_err(sql_err("login throttle"))?;
-        Ok(row.map(|(until,)| from_micros(until)))
-    }
-
-    async fn record_login_failure(
+    async fn claim_attempt(
         &self,
         scope: ThrottleScope,
         subject: &str,
         now: DateTime<Utc>,
         rule: ThrottleRule,
-    ) -> MetaResult<Option<DateTime<Utc>>> {
+    ) -> MetaResult<AttemptClaim> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        // One atomic upsert: a new window starts when the old one has passed.
-        let (failures,): (i64,) = sqlx::query_as(
+        // One atomic upsert: a locked subject is left as it is; otherwise the
+        // guess is counted, in a new window when the old one has passed. The
+        // row stays locked (PostgreSQL) or the database is (SQLite) until commit.
+        let (failures, locked_until): (i64, Option<i64>) = sqlx::query_as(
             "INSERT INTO login_throttle (scope, subject, failures, window_start, locked_until) VALUES ($1, $2, 1, $3, NULL) \
              ON CONFLICT (scope, subject) DO UPDATE SET \
-             failures = CASE WHEN login_throttle.window_start < $4 THEN 1 ELSE login_throttle.failures + 1 END, \
-             window_start = CASE WHEN login_throttle.window_start < $4 THEN $3 ELSE login_throttle.window_start END \
-             RETURNING failures",
+             failures = CASE WHEN login_throttle.locked_until > $3 THEN login_throttle.failures \
+                 WHEN login_throttle.window_start < $4 THEN 1 ELSE login_throttle.failures + 1 END, \
+             window_start = CASE WHEN login_throttle.locked_until > $3 THEN login_throttle.window_start \
+                 WHEN login_throttle.window_start < $4 THEN $3 ELSE login_throttle.window_start END \
+             RETURNING failures, locked_until",
         )
         .bind(scope.as_str())
         .bind(subject)
@@ -387,8 +373,12 @@ impl IdentityStore for Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("login throttle"))?;
-        let locked_until = (failures >= rule.threshold).then(|| now + rule.lock_for);
-        if let Some(until) = locked_until {
+        if let Some(until) = locked_until.map(from_micros).filter(|until| *until > now) {
+            tx.commit().await.map_err(sql_err("transaction"))?;
+            return Ok(AttemptClaim::Locked { until });
+        }
+        let lock = (failures >= rule.threshold).then(|| now + rule.lock_for);
+        if let Some(until) = lock {
             sqlx::query(
                 "UPDATE login_throttle SET locked_until = $3, failures = 0, window_start = $4 WHERE scope = $1 AND subject = $2",
             )
@@ -401,16 +391,50 @@ impl IdentityStore for Store {
             .map_err(sql_err("login throttle"))?;
         }
         tx.commit().await.map_err(sql_err("transaction"))?;
-        Ok(locked_until)
+        Ok(AttemptClaim::Allowed { lock })
     }
 
-    async fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> MetaResult<()> {
-        sqlx::query("DELETE FROM login_throttle WHERE scope = $1 AND subject = $2")
-            .bind(scope.as_str())
-            .bind(subject)
-            .execute(self.pool())
-            .await
-            .map_err(sql_err("login throttle"))?;
+    async fn settle_attempt(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+        settle: Settle,
+        lock: Option<DateTime<Utc>>,
+    ) -> MetaResult<()> {
+        let reset = settle == Settle::Reset;
+        sqlx::query(
+            "UPDATE login_throttle SET \
+             failures = CASE WHEN $3 OR failures < 1 THEN 0 ELSE failures - 1 END, \
+             locked_until = CASE WHEN locked_until = $4 THEN NULL ELSE locked_until END \
+             WHERE scope = $1 AND subject = $2",
+        )
+        .bind(scope.as_str())
+        .bind(subject)
+        .bind(reset)
+        .bind(lock.map(to_micros))
+        .execute(self.pool())
+        .await
+        .map_err(sql_err("login throttle"))?;
         Ok(())
+    }
+
+    async fn purge_expired_identity(&self, now: DateTime<Utc>, window_start_before: DateTime<Utc>) -> MetaResult<u64> {
+        let now = to_micros(now);
+        let mut purged = 0;
+        for statement in ["DELETE FROM refresh_tokens WHERE expires_at < $1", "DELETE FROM mfa_challenges WHERE expires_at < $1"]
+        {
+            let done = sqlx::query(statement).bind(now).execute(self.pool()).await.map_err(sql_err("identity purge"))?;
+            purged += done.rows_affected();
+        }
+        let done = sqlx::query(
+            "DELETE FROM login_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
+        )
+        .bind(to_micros(window_start_before))
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(sql_err("identity purge"))?;
+        purged += done.rows_affected();
+        Ok(purged)
     }
 }

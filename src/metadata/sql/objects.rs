@@ -221,7 +221,7 @@ impl ObjectStore for Store {
         })
     }
 
-    async fn discard_pending(&self, id: i64) -> MetaResult<()> {
+    async fn discard_pending(&self, id: i64) -> MetaResult<bool> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let row: Option<(Option<i64>, i64)> =
             sqlx::query_as("DELETE FROM objects WHERE id = $1 AND state = 'pending' RETURNING owner_id, size")
@@ -229,11 +229,12 @@ impl ObjectStore for Store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(sql_err("object"))?;
+        let discarded = row.is_some();
         if let Some((owner_id, reserved)) = row {
             charge(&mut tx, owner_id, -reserved).await?;
         }
         tx.commit().await.map_err(sql_err("transaction"))?;
-        Ok(())
+        Ok(discarded)
     }
 
     async fn live_object(&self, bucket_id: i64, key: &ObjectKey) -> MetaResult<Option<ObjectRecord>> {

@@ -7,7 +7,7 @@ use crate::domain::audit::AuditEntry;
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{ShareRow, records};
 use crate::metadata::time::to_micros;
-use crate::metadata::{MetaError, MetaResult, ShareRecord, ShareStore, ThrottleRule};
+use crate::metadata::{MetaError, MetaResult, ShareRecord, ShareStore};
 
 use super::audit::commit_audited;
 
@@ -18,7 +18,7 @@ impl ShareStore for Store {
         sqlx::query(concat!(
             "INSERT INTO shares (",
             share_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, NULL, NULL)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, NULL, $10)"
         ))
         .bind(&share.id)
         .bind(&share.token_hash)
@@ -29,6 +29,7 @@ impl ShareStore for Store {
         .bind(share.expires_at.map(to_micros))
         .bind(&share.password_hash)
         .bind(share.max_downloads)
+        .bind(&share.api_key_id)
         .execute(&mut *tx)
         .await
         .map_err(sql_err("share"))?;
@@ -108,40 +109,8 @@ impl ShareStore for Store {
         Ok(counted.rows_affected() == 1)
     }
 
-    async fn share_password_failed(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-        rule: ThrottleRule,
-    ) -> MetaResult<Option<DateTime<Utc>>> {
-        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE shares SET \
-             password_failures = CASE WHEN failures_since IS NULL OR failures_since < $3 THEN 1 ELSE password_failures + 1 END, \
-             failures_since = CASE WHEN failures_since IS NULL OR failures_since < $3 THEN $2 ELSE failures_since END \
-             WHERE id = $1 RETURNING password_failures",
-        )
-        .bind(id)
-        .bind(to_micros(now))
-        .bind(to_micros(now - rule.window))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(sql_err("share"))?;
-        let locked_until = row.filter(|(failures,)| *failures >= rule.threshold).map(|_| now + rule.lock_for);
-        if let Some(until) = locked_until {
-            sqlx::query("UPDATE shares SET locked_until = $2, password_failures = 0, failures_since = NULL WHERE id = $1")
-                .bind(id)
-                .bind(to_micros(until))
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_err("share"))?;
-        }
-        tx.commit().await.map_err(sql_err("transaction"))?;
-        Ok(locked_until)
-    }
-
-    async fn share_password_ok(&self, id: &str) -> MetaResult<()> {
-        sqlx::query("UPDATE shares SET password_failures = 0, failures_since = NULL WHERE id = $1")
+    async fn uncount_share_download(&self, id: &str) -> MetaResult<()> {
+        sqlx::query("UPDATE shares SET downloads = downloads - 1 WHERE id = $1 AND downloads > 0")
             .bind(id)
             .execute(self.pool())
             .await

@@ -9,20 +9,38 @@ use crate::metadata::error::sql_err;
 use crate::metadata::rows::{ObjectRow, PartRow, UploadRow, records};
 use crate::metadata::time::to_micros;
 use crate::metadata::{
-    Committed, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadStore,
+    Committed, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadState, UploadStore,
 };
 
 use super::audit::commit_audited;
 use super::objects::{Retiring, charge, retire_live};
 use crate::domain::conditional::WriteConditions;
 
+/// The upload, its row locked for the rest of the transaction: the no-op
+/// UPDATE takes PostgreSQL's row lock (at READ COMMITTED a plain SELECT would
+/// let an abort and a completion both read the same charged bytes); SQLite's
+/// write transactions are serial anyway.
 async fn locked_upload(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<UploadRecord> {
-    let row: Option<UploadRow> = sqlx::query_as(concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(sql_err("upload"))?;
+    let row: Option<UploadRow> =
+        sqlx::query_as(concat!("UPDATE uploads SET state_at = state_at WHERE id = $1 RETURNING ", upload_columns!()))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(sql_err("upload"))?;
     row.ok_or(MetaError::NotFound("upload"))?.try_into()
+}
+
+/// The locked upload, if it is in `state`; `Conflict("upload-state")` otherwise.
+async fn locked_upload_in(
+    tx: &mut Transaction<'static, Db>,
+    id: &str,
+    state: UploadState,
+) -> MetaResult<UploadRecord> {
+    let upload = locked_upload(tx, id).await?;
+    if upload.state != state {
+        return Err(MetaError::Conflict("upload-state"));
+    }
+    Ok(upload)
 }
 
 /// Adds `delta` to the upload's charged bytes and the owner's usage (quota-checked when positive).
@@ -83,10 +101,7 @@ impl UploadStore for Store {
 
     async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload(&mut tx, upload_id).await?;
-        if upload.state != crate::metadata::UploadState::Open {
-            return Err(MetaError::Conflict("upload completing"));
-        }
+        let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open).await?;
         charge_upload(&mut tx, &upload, bytes).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
@@ -165,7 +180,7 @@ impl UploadStore for Store {
 
     async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload(&mut tx, &finish.upload_id).await?;
+        let upload = locked_upload_in(&mut tx, &finish.upload_id, UploadState::Completing).await?;
         let unconditional = WriteConditions::default();
         let replaced =
             retire_live(&mut tx, upload.bucket_id, upload.key.as_str(), finish.at, Retiring::Live(&unconditional))
@@ -196,9 +211,9 @@ impl UploadStore for Store {
         Ok(Committed { object: row.try_into()?, replaced })
     }
 
-    async fn abort_upload(&self, upload_id: &str, audit: &AuditEntry) -> MetaResult<()> {
+    async fn abort_upload(&self, upload_id: &str, state: UploadState, audit: &AuditEntry) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload(&mut tx, upload_id).await?;
+        let upload = locked_upload_in(&mut tx, upload_id, state).await?;
         charge_upload(&mut tx, &upload, -upload.charged_bytes).await?;
         forget(&mut tx, upload_id).await?;
         commit_audited(tx, audit).await?;

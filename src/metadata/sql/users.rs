@@ -115,6 +115,11 @@ impl UserStore for Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(sql_err("refresh token"))?;
+            sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err("mfa challenge"))?;
         }
         if patch.revoke_api_keys {
             sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")

@@ -99,6 +99,20 @@ impl PasswordHasher {
         .await?
     }
 
+    /// Whether `stored` was made with this hasher's algorithm, version and
+    /// parameters; a hash that is not gets replaced at the next right login,
+    /// so that raising the parameters strengthens every account in time (and
+    /// unknown names, checked against a dummy hash of the current ones, stop
+    /// taking longer than real accounts).
+    pub fn is_current(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else { return false };
+        let ours = self.argon2.params();
+        parsed.algorithm.as_str() == "argon2id"
+            && parsed.version == Some(u32::from(Version::V0x13))
+            && Params::try_from(&parsed)
+                .is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (ours.m_cost(), ours.t_cost(), ours.p_cost()))
+    }
+
     /// Checks `password` against `stored`, or against a dummy hash when there is no account.
     pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<bool, ServiceError> {
         let password = password.clone();
@@ -206,6 +220,17 @@ fn verify_phc(password: &[u8], stored: &str, keep_memory: bool) -> Option<bool> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_hashes_of_the_current_parameters_are_current() {
+        let hasher = PasswordHasher::new(&Config::default());
+        let secret = SecretString::from("correct horse battery staple".to_owned());
+        let current = hasher.hash(&secret).await.expect("hash");
+        assert!(hasher.is_current(&current), "{current}");
+        let stronger = Config { argon2_memory_kib: 65536, ..Config::default() };
+        assert!(!PasswordHasher::new(&stronger).is_current(&current), "made with 19 MiB, checked against 64 MiB");
+        assert!(!hasher.is_current("not a hash"));
+    }
 
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters() {

@@ -16,7 +16,7 @@ pub use write::PutRequest;
 
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::ObjectKey;
-use crate::metadata::{BucketRecord, MetaError, MetadataStore, ObjectRecord};
+use crate::metadata::{BucketRecord, MetaError, MetadataStore, ObjectRecord, ObjectState};
 use crate::storage::BlobStore;
 
 /// An object as the API shows it.
@@ -90,8 +90,12 @@ pub(crate) fn write_error(error: MetaError) -> ServiceError {
     }
 }
 
-/// Undoes a write that will not commit: the bytes go, then the pending row.
-/// Armed until disarmed, so a handler dropped mid-upload (client gone) still cleans up.
+/// Undoes a write that will not commit: the pending row goes, then its bytes.
+/// Armed until disarmed, so a handler dropped mid-upload (client gone) still
+/// cleans up. The row goes first because a commit whose outcome was never
+/// heard (a connection lost after COMMIT, a request dropped while committing)
+/// may have made it live: its bytes then stay. Bytes whose row went but that
+/// could not be deleted are left to the orphan scan.
 pub(crate) struct PendingWrite {
     store: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
@@ -109,21 +113,32 @@ impl PendingWrite {
         self.armed = false;
     }
 
-    /// Cleans up now (on the error path), rather than from `Drop`.
-    pub(crate) async fn abandon(mut self) {
+    /// Cleans up now (on the error path), rather than from `Drop`. Returns the
+    /// object when its commit had succeeded after all, unheard.
+    pub(crate) async fn abandon(mut self) -> Option<ObjectRecord> {
         self.armed = false;
-        undo(&*self.store, &*self.blobs, self.pending_id, &self.blob_key).await;
+        if undo(&*self.store, &*self.blobs, self.pending_id, &self.blob_key).await {
+            return None;
+        }
+        let object = self.store.object_by_id(self.pending_id).await.ok().flatten();
+        object.filter(|object| object.state == ObjectState::Committed)
     }
 }
 
-async fn undo(store: &dyn MetadataStore, blobs: &dyn BlobStore, pending_id: i64, blob_key: &str) {
+/// Whether the pending row was rolled back (and its bytes removed).
+async fn undo(store: &dyn MetadataStore, blobs: &dyn BlobStore, pending_id: i64, blob_key: &str) -> bool {
+    match store.discard_pending(pending_id).await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(error) => {
+            tracing::warn!(error = %error, pending_id, "could not discard a pending row; the reconciler will");
+            return false;
+        }
+    }
     if let Err(error) = blobs.delete(blob_key).await {
-        tracing::warn!(error = %error, blob_key, "could not remove the bytes of an abandoned write; the reconciler will");
-        return;
+        tracing::warn!(error = %error, blob_key, "could not remove the bytes of an abandoned write; the orphan scan will");
     }
-    if let Err(error) = store.discard_pending(pending_id).await {
-        tracing::warn!(error = %error, pending_id, "could not discard a pending row; the reconciler will");
-    }
+    true
 }
 
 impl Drop for PendingWrite {
@@ -133,7 +148,9 @@ impl Drop for PendingWrite {
         }
         let (store, blobs, id, key) = (self.store.clone(), self.blobs.clone(), self.pending_id, self.blob_key.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { undo(&*store, &*blobs, id, &key).await });
+            runtime.spawn(async move {
+                undo(&*store, &*blobs, id, &key).await;
+            });
         }
     }
 }

@@ -226,8 +226,9 @@ impl Services {
         if delimiter.as_ref().is_some_and(|d| d.len() > 32) {
             return Err(ServiceError::bad_request("invalid-delimiter", "delimiter must be at most 32 bytes"));
         }
-        let limit = limit.unwrap_or(DEFAULT_LIST);
-        if !(1..=MAX_LIST).contains(&limit) {
+        // Like every other list, a page larger than the most one can be is clamped.
+        let limit = limit.unwrap_or(DEFAULT_LIST).min(MAX_LIST);
+        if limit == 0 {
             return Err(ServiceError::bad_request("invalid-limit", format!("limit must be between 1 and {MAX_LIST}")));
         }
         let query = ListQuery { prefix, delimiter, after, limit };

@@ -8,7 +8,7 @@ use super::{PendingWrite, locked, new_blob_key, parse_key, write_error};
 use crate::domain::audit::Outcome;
 use crate::domain::conditional::WriteConditions;
 use crate::domain::{ObjectKey, Permission};
-use crate::metadata::{BucketRecord, CommitObject, MetaError, NewObject, ObjectRecord, RetentionMode};
+use crate::metadata::{BucketRecord, CommitObject, Committed, MetaError, NewObject, ObjectRecord, RetentionMode};
 use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_type};
 use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
@@ -183,18 +183,23 @@ impl Services {
             .key(key.as_str())
             .details(serde_json::json!({ "size": commit.size, "sha256": commit.sha256, "content_type": commit.content_type }));
         let committed = match self.store.commit_object(&commit, &audit).await {
-            Ok(committed) => committed,
-            Err(error) => {
-                guard.abandon().await;
+            Ok(committed) => {
+                guard.disarm();
+                committed
+            }
+            Err(error) => match guard.abandon().await {
+                // The commit went through unheard; the version it replaced is left to the reconciler.
+                Some(object) => Committed { object, replaced: None },
                 // A concurrent first write of the key won: the version this request's
                 // preconditions were checked against is no longer the live one.
-                if matches!(error, MetaError::Conflict("object")) && commit.conditions != WriteConditions::default() {
+                None if matches!(error, MetaError::Conflict("object"))
+                    && commit.conditions != WriteConditions::default() =>
+                {
                     return Err(ServiceError::PreconditionFailed);
                 }
-                return Err(write_error(error));
-            }
+                None => return Err(write_error(error)),
+            },
         };
-        guard.disarm();
         self.invalidate(&objects_scope(committed.object.bucket_id)).await;
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
@@ -299,13 +304,15 @@ impl Services {
                 serde_json::json!({ "from_bucket": source_bucket.name, "from_key": source.key, "size": source.size }),
             );
         let committed = match self.store.commit_object(&commit, &audit).await {
-            Ok(committed) => committed,
-            Err(error) => {
-                guard.abandon().await;
-                return Err(write_error(error));
+            Ok(committed) => {
+                guard.disarm();
+                committed
             }
+            Err(error) => match guard.abandon().await {
+                Some(object) => Committed { object, replaced: None },
+                None => return Err(write_error(error)),
+            },
         };
-        guard.disarm();
         self.invalidate(&objects_scope(committed.object.bucket_id)).await;
         if let Some(old) = &committed.replaced {
             self.remove_version(old).await;
