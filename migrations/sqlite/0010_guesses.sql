@@ -2,7 +2,8 @@
 -- scope 'share', subject the share id): each guess is claimed before it is
 -- checked. A link remembers the API key that created it, so revoking the
 -- key voids the link. Expired credentials and spent throttle rows are purged
--- by the reconciler, by these indexes.
+-- by the reconciler, by these indexes. Managers list a bucket's links by
+-- shares_by_bucket.
 -- Keep in step with migrations/postgres/0010_guesses.sql.
 -- SQLite cannot change a CHECK constraint in place: the table is rebuilt.
 
@@ -27,3 +28,4 @@ ALTER TABLE shares ADD COLUMN api_key_id TEXT;
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
 CREATE INDEX mfa_challenges_by_expiry ON mfa_challenges (expires_at);
 CREATE INDEX login_throttle_by_window ON login_throttle (window_start);
+CREATE INDEX shares_by_bucket ON shares (bucket_id, created_at);

@@ -83,6 +83,11 @@ const LISTING: &[Param] = &[
     ("limit", "integer", "page size (1-1000, default 100)"),
 ];
 const DOWNLOAD: &[Param] = &[("download", "string", "1 forces Content-Disposition: attachment")];
+const SHARE_LIST: &[Param] = &[
+    ("bucket", "string", "only links on this bucket (everyone's, for its managers)"),
+    ("cursor", "string", "opaque cursor from the previous page"),
+    ("limit", "integer", "page size (1-1000)"),
+];
 const THUMB: &[Param] = &[("size", "integer", "64, 128, 256, 512 or 1024"), ("format", "string", "webp or jpeg")];
 
 const RW: &[u16] = &[400, 401, 403, 404, 409, 413, 415, 429];
@@ -246,14 +251,17 @@ pub fn operations() -> Vec<Op> {
             .errors(RW),
         op("POST", "/api/v1/presign", "presign", "Presign a GET or PUT").json("Presign").errors(RW),
         op("POST", "/api/v1/shares", "shares", "Create a share link").json("NewShare").ok(&[(201, "json")]).errors(RW),
-        op("GET", "/api/v1/shares", "shares", "The caller's share links, newest first").query(PAGE).errors(READ),
+        op("GET", "/api/v1/shares", "shares", "Share links, newest first: the caller's, or a bucket's")
+            .query(SHARE_LIST)
+            .errors(READ),
         op("DELETE", "/api/v1/shares/{id}", "shares", "Revoke a share link").ok(&[(204, "")]).errors(READ),
         op("GET", "/s/{token}/thumbnail", "shares", "Preview of a shared image")
             .public()
             .ok(&[(200, "image")])
-            .errors(&[404, 410, 415, 422, 429]),
+            .errors(&[401, 404, 410, 415, 422, 429]),
         op("GET", "/s/{token}", "shares", "Open a share link")
             .public()
+            .query(DOWNLOAD)
             .ok(&[(200, "bytes"), (206, "bytes"), (304, "")])
             .errors(&[401, 404, 410, 412, 416, 429]),
         op("HEAD", "/s/{token}", "shares", "A shared object's headers")

@@ -47,13 +47,21 @@ pub async fn create(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// `?bucket=` narrows the list to one bucket (everyone's links there, for its managers).
+#[derive(Deserialize)]
+pub struct BucketFilter {
+    bucket: Option<String>,
+}
+
 pub async fn list(
     services: web::Data<Services>,
     caller: Caller,
     page: web::Query<cursor::Page>,
+    filter: web::Query<BucketFilter>,
 ) -> Result<HttpResponse, ServiceError> {
     let after = page.after()?;
-    let (shares, next) = services.list_shares(&caller.principal, after.as_deref(), page.limit()).await?;
+    let page = (after.as_deref(), page.limit());
+    let (shares, next) = services.list_shares(&caller.ctx, &caller.principal, filter.bucket.as_deref(), page).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "shares": shares, "next_cursor": next.as_deref().map(cursor::encode) })))
 }

@@ -81,6 +81,7 @@ instrument! { ObjectStore {
     fn mark_deleting(&self, id: i64, audit: &AuditEntry) -> ObjectRecord;
     fn remove_object_row(&self, id: i64) -> ();
     fn stale_objects(&self, before: DateTime<Utc>, limit: usize) -> Vec<ObjectRecord>;
+    fn deleting_objects(&self, bucket_id: i64, limit: usize) -> Vec<ObjectRecord>;
     fn blob_key_in_use(&self, blob_key: &str) -> bool;
 } }
 
@@ -146,7 +147,7 @@ instrument! { ShareStore {
     fn create_share(&self, share: &ShareRecord, audit: &AuditEntry) -> ();
     fn share_by_token(&self, token_hash: &str) -> Option<ShareRecord>;
     fn share(&self, id: &str) -> Option<ShareRecord>;
-    fn shares_by(&self, user_id: i64, before: Option<(DateTime<Utc>, &str)>, limit: usize) -> Vec<ShareRecord>;
+    fn shares_where(&self, filter: ShareFilter, before: Option<(DateTime<Utc>, &str)>, limit: usize) -> Vec<ShareRecord>;
     fn revoke_share(&self, id: &str, audit: &AuditEntry) -> ();
     fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> bool;
     fn uncount_share_download(&self, id: &str) -> ();

@@ -96,6 +96,8 @@ pub trait ObjectStore: Send + Sync {
     async fn remove_object_row(&self, id: i64) -> MetaResult<()>;
     /// Rows stuck in `pending` or `deleting` since before `before` (for the reconciler).
     async fn stale_objects(&self, before: DateTime<Utc>, limit: usize) -> MetaResult<Vec<ObjectRecord>>;
+    /// A bucket's rows left `deleting` (their bytes' removal failed), of any age.
+    async fn deleting_objects(&self, bucket_id: i64, limit: usize) -> MetaResult<Vec<ObjectRecord>>;
     /// Whether any row (any state) uses `blob_key`.
     async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool>;
 }
@@ -283,11 +285,11 @@ pub trait ShareStore: Send + Sync {
     async fn create_share(&self, share: &ShareRecord, audit: &AuditEntry) -> MetaResult<()>;
     async fn share_by_token(&self, token_hash: &str) -> MetaResult<Option<ShareRecord>>;
     async fn share(&self, id: &str) -> MetaResult<Option<ShareRecord>>;
-    /// Shares created by a user, newest first (ties by id, descending), starting
+    /// Shares of `filter`, newest first (ties by id, descending), starting
     /// after the `(created_at, id)` of the previous page's last share.
-    async fn shares_by(
+    async fn shares_where(
         &self,
-        user_id: i64,
+        filter: ShareFilter,
         before: Option<(DateTime<Utc>, &str)>,
         limit: usize,
     ) -> MetaResult<Vec<ShareRecord>>;

@@ -403,6 +403,13 @@ pub struct ShareRecord {
     pub api_key_id: Option<String>,
 }
 
+/// Which shares a listing holds: a creator's, a bucket's, or a creator's in a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShareFilter {
+    pub created_by: Option<i64>,
+    pub bucket_id: Option<i64>,
+}
+
 /// A background job as claimed by a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {

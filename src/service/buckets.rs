@@ -135,7 +135,15 @@ impl Services {
     pub async fn delete_bucket(&self, ctx: &RequestContext, principal: &Principal, name: &str) -> ServiceResult<()> {
         let (bucket, _) = self.authorize_bucket(ctx, principal, name, Permission::Manage, "bucket.delete").await?;
         let audit = ctx.event(self.clock.now(), principal.username.as_str(), "bucket.delete").bucket(name);
-        self.store.delete_bucket(bucket.id, &audit).await.map_err(|error| match error {
+        let deleted = match self.store.delete_bucket(bucket.id, &audit).await {
+            // Versions whose bytes' removal failed earlier wait for the reconciler (a day by
+            // default); a bucket that looks empty must not: they are finished here first.
+            Err(MetaError::Conflict(_)) if self.finish_deletions(bucket.id).await? => {
+                self.store.delete_bucket(bucket.id, &audit).await
+            }
+            other => other,
+        };
+        deleted.map_err(|error| match error {
             MetaError::Conflict(_) => {
                 ServiceError::conflict("bucket-not-empty", "the bucket still holds objects or uploads")
             }
@@ -146,6 +154,23 @@ impl Services {
             tracing::warn!(error = %error, bucket = name, "could not remove the backend bucket; remove it by hand");
         }
         Ok(())
+    }
+
+    /// Removes the bytes and rows of a bucket's versions left `deleting`;
+    /// whether any were left.
+    async fn finish_deletions(&self, bucket_id: i64) -> ServiceResult<bool> {
+        const BATCH: usize = 500;
+        let mut any = false;
+        loop {
+            let leftovers = self.store.deleting_objects(bucket_id, BATCH).await?;
+            for object in &leftovers {
+                self.finish_removal(object).await?;
+            }
+            any |= !leftovers.is_empty();
+            if leftovers.len() < BATCH {
+                return Ok(any);
+            }
+        }
     }
 
     pub async fn list_grants(

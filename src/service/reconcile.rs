@@ -55,12 +55,10 @@ impl Services {
                     }
                     continue;
                 }
-                if let Err(error) = self.blobs.delete(&object.blob_key).await {
-                    tracing::warn!(error = %error, object_id = object.id, "reconciler could not remove bytes");
+                if let Err(error) = self.finish_removal(object).await {
+                    tracing::warn!(error = %error, object_id = object.id, "reconciler could not finish a deletion");
                     return Ok((report, orphan_cursor));
                 }
-                self.store.remove_object_row(object.id).await?;
-                self.forget_thumbnails(object).await;
                 report.deletions_finished += 1;
             }
         }

@@ -13,7 +13,7 @@ use super::objects::{ObjectRead, ReadRequest, parse_key};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::Outcome;
 use crate::domain::{Permission, Role};
-use crate::metadata::{ObjectRecord, ShareRecord, ThrottleScope};
+use crate::metadata::{ObjectRecord, ShareFilter, ShareRecord, ThrottleScope};
 use crate::policy::rbac;
 
 const SHARE_PREFIX: &str = "cfs_";
@@ -39,6 +39,8 @@ pub struct CreatedShare {
 pub struct ShareView {
     pub id: String,
     pub bucket: String,
+    /// The creator's username.
+    pub created_by: String,
     pub key: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -158,24 +160,37 @@ impl Services {
         Ok(CreatedShare { url: self.share_url(&token), id: share.id, expires_at: share.expires_at })
     }
 
-    /// One page of the caller's shares, newest first, and the sort key to pass
-    /// as `after` for the next page (`None` on the last page).
+    /// One page of shares, newest first, and the sort key to pass as `after`
+    /// for the next page (`None` on the last page): the caller's own, or with
+    /// `bucket` those on that bucket — everyone's for its managers (who may
+    /// revoke them), the caller's own for its other readers.
     pub async fn list_shares(
         &self,
+        ctx: &RequestContext,
         principal: &Principal,
-        after: Option<&str>,
-        limit: usize,
+        bucket: Option<&str>,
+        (after, limit): (Option<&str>, usize),
     ) -> ServiceResult<(Vec<ShareView>, Option<String>)> {
         let limit = limit.clamp(1, MAX_SHARES_PAGE);
         let before = after.map(parse_share_position).transpose()?;
         let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
-        let mut shares = self.store.shares_by(principal.user_id, before, limit + 1).await?;
+        let filter = match bucket {
+            Some(name) => {
+                let (bucket, permission) =
+                    self.authorize_bucket(ctx, principal, name, Permission::Read, "share.list").await?;
+                let everyone = permission >= Permission::Manage;
+                ShareFilter { created_by: (!everyone).then_some(principal.user_id), bucket_id: Some(bucket.id) }
+            }
+            None => ShareFilter { created_by: Some(principal.user_id), bucket_id: None },
+        };
+        let mut shares = self.store.shares_where(filter, before, limit + 1).await?;
         let next = (shares.len() > limit).then(|| {
             shares.truncate(limit);
             shares.last().map(|last| format!("{}:{}", last.created_at.timestamp_micros(), last.id))
         });
-        // A user's shares point into few buckets: look each one up once per page.
+        // A page's shares point into few buckets and come from few people: each is looked up once.
         let mut bucket_names: HashMap<i64, String> = HashMap::new();
+        let mut creators: HashMap<i64, String> = HashMap::new();
         let mut views = Vec::with_capacity(shares.len());
         for share in shares {
             let bucket = match bucket_names.get(&share.bucket_id) {
@@ -186,9 +201,19 @@ impl Services {
                     name
                 }
             };
+            let created_by = match creators.get(&share.created_by) {
+                Some(name) => name.clone(),
+                None => {
+                    let user = self.store.user_by_id(share.created_by).await?;
+                    let name = user.map(|u| u.username.to_string()).unwrap_or_default();
+                    creators.insert(share.created_by, name.clone());
+                    name
+                }
+            };
             views.push(ShareView {
                 id: share.id,
                 bucket,
+                created_by,
                 key: share.key.to_string(),
                 created_at: share.created_at,
                 expires_at: share.expires_at,

@@ -358,3 +358,25 @@ async fn secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret_value), "a secret leaked into the logs: {secret_value}");
     }
 }
+
+/// A version whose bytes could not be removed stays `deleting` until the
+/// reconciler's grace ends (a day); a bucket that looks empty is deletable at
+/// once all the same, and those bytes go with it.
+#[tokio::test]
+async fn a_bucket_that_looks_empty_can_be_deleted_at_once() {
+    let app = spawn_app().await;
+    let owner = crate::objects::owner_with_bucket(&app, "rhea", "rhea-files").await;
+    let put = crate::objects::put(&app, &owner.access, "rhea-files", "stuck.txt", b"bytes".to_vec()).await;
+    assert_eq!(put.status(), 201);
+    let delete_bucket = || app.with_token(Method::DELETE, "/api/v1/buckets/rhea-files", &owner.access).send();
+    assert_eq!(delete_bucket().await.expect("delete").status(), 409, "a live object keeps the bucket");
+    let bucket =
+        app.services.store.bucket_by_name(&coffer::domain::BucketName::parse("rhea-files").expect("name")).await;
+    let bucket = bucket.expect("bucket").expect("rhea-files");
+    let key = coffer::domain::ObjectKey::parse("stuck.txt").expect("key");
+    let stuck = app.services.store.live_object(bucket.id, &key).await.expect("object").expect("stuck.txt");
+    // As if the removal of its bytes had failed after the delete committed.
+    app.execute_sql(&format!("UPDATE objects SET state = 'deleting' WHERE id = {}", stuck.id)).await;
+    assert_eq!(delete_bucket().await.expect("delete").status(), 204);
+    assert!(app.services.blobs.get(&stuck.blob_key, None).await.is_err(), "its bytes went too");
+}

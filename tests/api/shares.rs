@@ -395,3 +395,36 @@ async fn the_share_list_pages_newest_first_with_a_cursor() {
         assert!(problem(response).await["type"].as_str().unwrap_or_default().ends_with("/invalid-cursor"));
     }
 }
+
+/// Managers see every link on their bucket (and may revoke them); readers
+/// see their own there; without `bucket`, the caller's own everywhere.
+#[tokio::test]
+async fn managers_list_every_link_on_their_bucket() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "tess").await;
+    let reader = app.user_session("ugo", Role::User).await;
+    app.with_token(Method::PUT, "/api/v1/buckets/tess-files/grants/ugo", &owner.access)
+        .json(&json!({"permission": "read"}))
+        .send()
+        .await
+        .expect("grant");
+    let key = "<img src=x onerror=alert(1)>.png";
+    let (readers_link, _) = share_url(&app, &reader.access, json!({"bucket": "tess-files", "key": key})).await;
+    let (owners_link, _) = share_url(&app, &owner.access, json!({"bucket": "tess-files", "key": key})).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["shares"].as_array().expect("shares").iter().map(|s| s["id"].as_str().expect("id").to_owned()).collect()
+    };
+    let managed: Value = app.get_json("/api/v1/shares?bucket=tess-files", &owner.access).await;
+    assert_eq!(ids(&managed), [owners_link.clone(), readers_link.clone()], "newest first, everyone's");
+    assert_eq!(managed["shares"][1]["created_by"], "ugo");
+    let own: Value = app.get_json("/api/v1/shares?bucket=tess-files&limit=1", &reader.access).await;
+    assert_eq!(ids(&own), std::slice::from_ref(&readers_link), "a reader sees only their own");
+    assert!(own["next_cursor"].is_null());
+    let mine: Value = app.get_json("/api/v1/shares", &owner.access).await;
+    assert_eq!(ids(&mine), [owners_link], "without a bucket, the caller's own");
+    let stranger = app.user_session("vera", Role::User).await;
+    let hidden = app.with_token(Method::GET, "/api/v1/shares?bucket=tess-files", &stranger.access).send().await;
+    assert_eq!(hidden.expect("list").status(), 404, "a bucket one cannot read does not exist");
+    let revoked = app.with_token(Method::DELETE, &format!("/api/v1/shares/{readers_link}"), &owner.access).send().await;
+    assert_eq!(revoked.expect("revoke").status(), 204, "found by listing, revoked by the manager");
+}

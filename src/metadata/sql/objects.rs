@@ -364,6 +364,20 @@ impl ObjectStore for Store {
         records(rows)
     }
 
+    async fn deleting_objects(&self, bucket_id: i64, limit: usize) -> MetaResult<Vec<ObjectRecord>> {
+        let rows: Vec<ObjectRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE bucket_id = $1 AND state = 'deleting' ORDER BY id LIMIT $2"
+        ))
+        .bind(bucket_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("object"))?;
+        records(rows)
+    }
+
     async fn blob_key_in_use(&self, blob_key: &str) -> MetaResult<bool> {
         let (found,): (bool,) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM objects WHERE blob_key = $1) OR EXISTS (SELECT 1 FROM uploads WHERE blob_key = $1)",

@@ -7,7 +7,7 @@ use crate::domain::audit::AuditEntry;
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{ShareRow, records};
 use crate::metadata::time::to_micros;
-use crate::metadata::{MetaError, MetaResult, ShareRecord, ShareStore};
+use crate::metadata::{MetaError, MetaResult, ShareFilter, ShareRecord, ShareStore};
 
 use super::audit::commit_audited;
 
@@ -56,9 +56,9 @@ impl ShareStore for Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    async fn shares_by(
+    async fn shares_where(
         &self,
-        user_id: i64,
+        filter: ShareFilter,
         before: Option<(DateTime<Utc>, &str)>,
         limit: usize,
     ) -> MetaResult<Vec<ShareRecord>> {
@@ -67,10 +67,12 @@ impl ShareStore for Store {
         let rows: Vec<ShareRow> = sqlx::query_as(concat!(
             "SELECT ",
             share_columns!(),
-            " FROM shares WHERE created_by = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))",
-            " ORDER BY created_at DESC, id DESC LIMIT $4"
+            " FROM shares WHERE ($1 IS NULL OR created_by = $1) AND ($2 IS NULL OR bucket_id = $2)",
+            " AND (created_at < $3 OR (created_at = $3 AND id < $4))",
+            " ORDER BY created_at DESC, id DESC LIMIT $5"
         ))
-        .bind(user_id)
+        .bind(filter.created_by)
+        .bind(filter.bucket_id)
         .bind(before_micros)
         .bind(before_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))

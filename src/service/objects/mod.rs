@@ -156,18 +156,20 @@ impl Drop for PendingWrite {
 }
 
 impl Services {
-    /// Removes a version that left the live state (replaced or deleted): bytes, then row.
+    /// Removes a version that left the live state (replaced or deleted).
     /// A failure leaves the row `deleting` for the reconciler.
     pub(crate) async fn remove_version(&self, object: &ObjectRecord) {
-        match self.blobs.delete(&object.blob_key).await {
-            Ok(()) => {
-                if let Err(error) = self.store.remove_object_row(object.id).await {
-                    tracing::warn!(error = %error, object_id = object.id, "could not remove a deleted row");
-                }
-                self.forget_thumbnails(object).await;
-            }
-            Err(error) => tracing::warn!(error = %error, object_id = object.id, "could not remove old bytes"),
+        if let Err(error) = self.finish_removal(object).await {
+            tracing::warn!(error = %error, object_id = object.id, "could not remove an old version; the reconciler will");
         }
+    }
+
+    /// Bytes, then row, then the thumbnails of a version that is `deleting`.
+    pub(crate) async fn finish_removal(&self, object: &ObjectRecord) -> ServiceResult<()> {
+        self.blobs.delete(&object.blob_key).await?;
+        self.store.remove_object_row(object.id).await?;
+        self.forget_thumbnails(object).await;
+        Ok(())
     }
 }
 
