@@ -215,12 +215,25 @@ async fn migrate(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
+#[cfg(unix)]
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::create(path)
+}
+
 async fn backup(config: Config, out: &std::path::Path) -> Result<(), CliError> {
     init_logs(&config);
     let store = open_store(&config).await?;
     // Written aside and renamed when whole: a failed run never leaves a partial file under the real name.
     let partial = PathBuf::from(format!("{}.partial", out.display()));
-    let file = std::fs::File::create(&partial).map_err(|e| CliError::Refused(format!("{}: {e}", partial.display())))?;
+    // Owner-only: the file holds password hashes, sealed TOTP secrets and credential digests.
+    let _ = std::fs::remove_file(&partial);
+    let file = private_file(&partial).map_err(|e| CliError::Refused(format!("{}: {e}", partial.display())))?;
     let mut writer = std::io::BufWriter::new(file);
     let result = store.dump(&mut writer, SystemClock.now()).await;
     store.close().await;
@@ -284,16 +297,12 @@ async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Op
 async fn verify_audit(config: Config) -> Result<(), CliError> {
     init_logs(&config);
     let store = open_store(&config).await?;
-    let checkpoint = match crate::storage::from_config(&config).await {
-        Ok(blobs) => read_checkpoint(&*blobs).await.unwrap_or_else(|error| {
-            tracing::warn!(error = %error, "cannot read the audit checkpoint; verifying the database alone");
-            None
-        }),
-        Err(error) => {
-            tracing::warn!(error = %error, "storage unavailable; verifying the database alone");
-            None
-        }
+    // Without the checkpoint, cutting the newest events would go unseen: no "ok" without it.
+    let unreadable = |error: &dyn std::fmt::Display| {
+        CliError::Refused(format!("cannot read the audit checkpoint from the object store: {error}"))
     };
+    let blobs = crate::storage::from_config(&config).await.map_err(|error| unreadable(&error))?;
+    let checkpoint = read_checkpoint(&*blobs).await.map_err(|error| unreadable(&error))?;
     let verification = verify_chain(&*store, checkpoint.as_ref()).await;
     store.close().await;
     let verification = verification.map_err(|error| CliError::Refused(error.to_string()))?;

@@ -296,7 +296,9 @@ impl ConfigError {
 }
 
 /// Environment variables with the `COFFER_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["config"];
+/// (`skip_ui_build` is read by `build.rs`; `garage_*`, `moto_port` and
+/// `deploy_venv` by the test and deploy scripts.)
+const NON_CONFIG_ENV: &[&str] = &["config", "skip_ui_build", "moto_port", "deploy_venv"];
 
 impl Config {
     /// Loads defaults, then `file` (if any), then `COFFER_*` variables.
@@ -310,9 +312,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(
-            Env::prefixed("COFFER_").filter(|key| !key.starts_with("test_") && !NON_CONFIG_ENV.contains(&key.as_str())),
-        );
+        figment = figment.merge(Env::prefixed("COFFER_").filter(|key| {
+            !key.starts_with("test_") && !key.starts_with("garage_") && !NON_CONFIG_ENV.contains(&key.as_str())
+        }));
         let config: Config = figment.extract().map_err(|error| from_figment(&error))?;
         config.validate()?;
         Ok(config)
@@ -404,7 +406,8 @@ fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
+    // The last `@` ends the user information: a password may hold `@` itself.
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
         return url.to_owned();
     };
     match userinfo.split_once(':') {

@@ -68,6 +68,7 @@ fn origins_are_checked() {
 fn url_redaction_keeps_passwordless_urls() {
     assert_eq!(redact_url_password("sqlite://./data/coffer.db"), "sqlite://./data/coffer.db");
     assert_eq!(redact_url_password("postgres://root@127.0.0.1/test"), "postgres://root@127.0.0.1/test");
+    assert_eq!(redact_url_password("postgres://u:p@ss@h/db"), "postgres://u:[redacted]@h/db", "a password with an @");
 }
 
 mod documentation {
@@ -82,4 +83,18 @@ mod documentation {
             assert!(readme.contains(&format!("| `{key}` | {env} |")), "README lacks a row for {key}");
         }
     }
+}
+
+#[test]
+fn durations_stay_within_what_the_clock_can_add() {
+    let huge = Duration::from_secs(1_000_000 * 365 * 24 * 3600);
+    let window = Config { lockout_window: huge, ..Config::default() };
+    assert_eq!(window.validate().expect_err("must fail").key, "lockout_window");
+    let retention = Config { audit_min_retention: huge, ..Config::default() };
+    assert_eq!(retention.validate().expect_err("must fail").key, "audit_min_retention");
+    let instant = Config { shutdown_timeout: Duration::ZERO, ..Config::default() };
+    assert_eq!(instant.validate().expect_err("must fail").key, "shutdown_timeout");
+    let open = Config { metrics_token: Some(String::new().into()), ..Config::default() };
+    assert_eq!(open.validate().expect_err("must fail").key, "metrics_token");
+    assert!(Config::default().validate().is_ok());
 }

@@ -55,8 +55,40 @@ impl Config {
         if self.storage == StorageKind::S3 {
             self.validate_s3()?;
         }
+        self.validate_durations()?;
         self.validate_http()?;
         self.validate_identity()
+    }
+
+    /// Durations added to or taken from the clock stay within a century (a
+    /// longer one would overflow the date arithmetic), and the shutdown leaves
+    /// time for the last audit events to be written.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        let clock_offsets = [
+            ("refresh_token_ttl", self.refresh_token_ttl),
+            ("lockout_window", self.lockout_window),
+            ("lockout_duration", self.lockout_duration),
+            ("audit_min_retention", self.audit_min_retention),
+            ("upload_ttl", self.upload_ttl),
+            ("reconcile_grace", self.reconcile_grace),
+        ];
+        if let Some((key, _)) = clock_offsets.iter().find(|(_, value)| *value > CENTURY) {
+            return Err(ConfigError::new(key, "must be at most 100 years"));
+        }
+        if self.shutdown_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "shutdown_timeout",
+                "must be at least 1s (the last audit events are written then)",
+            ));
+        }
+        if self.metrics_token.as_ref().is_some_and(|token| token.expose_secret().is_empty()) {
+            return Err(ConfigError::new(
+                "metrics_token",
+                "must not be empty (leave it unset to serve /metrics openly)",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_http(&self) -> Result<(), ConfigError> {

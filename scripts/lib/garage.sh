@@ -13,7 +13,7 @@ garage_key_name="coffer-test"
 garage_install() {
   if command -v garage >/dev/null 2>&1; then return 0; fi
   echo "==> installing garage (cargo install --locked garage; ~9 minutes on 2 cores)"
-  cargo install --locked garage
+  env -u CARGO_TARGET_DIR cargo install --locked garage
 }
 
 garage_cli() {
@@ -86,8 +86,9 @@ garage_start() {
   garage_cli key allow --create-bucket "$garage_key_name" >/dev/null
   if ! garage_cli bucket info "$garage_bucket" >/dev/null 2>&1; then
     garage_cli bucket create "$garage_bucket" >/dev/null
-    garage_cli bucket allow --read --write --owner "$garage_bucket" --key "$garage_key_name" >/dev/null
   fi
+  # Every time: a grant lost to an earlier partial run (or a re-created key) comes back.
+  garage_cli bucket allow --read --write --owner "$garage_bucket" --key "$garage_key_name" >/dev/null
   local info
   info=$(garage_cli key info "$garage_key_name" --show-secret)
   COFFER_TEST_S3_ENDPOINT="http://127.0.0.1:$garage_s3_port"

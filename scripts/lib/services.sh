@@ -28,7 +28,10 @@ ensure_postgres() {
       apt_install postgresql postgresql-client || return 1
     fi
     echo "==> starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || return 1
+    # Exit code 2: already running (the package's own scripts may have started it).
+    local started=0
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || started=$?
+    if [ "$started" -ne 0 ] && [ "$started" -ne 2 ]; then return 1; fi
     for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
   fi
   local url

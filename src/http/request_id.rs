@@ -44,7 +44,8 @@ pub(super) fn declared_length(request: &ServiceRequest) -> u64 {
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
+        // A client may declare anything: no more than any body may be (5 TiB), so the counter cannot wrap.
+        .map_or(0, |declared| declared.min(5 << 40))
 }
 
 /// Counts an upload as active until its request finishes (or is dropped).

@@ -54,6 +54,7 @@ instrument! { UserStore {
     fn user_by_id(&self, id: i64) -> Option<UserRecord>;
     fn list_users(&self, after: Option<&Username>, limit: usize) -> Vec<UserRecord>;
     fn update_user(&self, id: i64, patch: &UserPatch, audit: &AuditEntry) -> UserRecord;
+    fn replace_password_hash(&self, id: i64, old: &str, new: &str) -> bool;
     fn delete_user(&self, id: i64, audit: &AuditEntry) -> ();
     fn count_active_admins(&self) -> i64;
 } }
@@ -123,7 +124,7 @@ instrument! { IdentityStore {
     fn claim_mfa_attempt(&self, token_hash: &str, now: DateTime<Utc>, max_attempts: i64) -> Option<MfaChallenge>;
     fn delete_mfa_challenge(&self, token_hash: &str) -> ();
     fn claim_attempt(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>, rule: ThrottleRule) -> AttemptClaim;
-    fn settle_attempt(&self, scope: ThrottleScope, subject: &str, settle: Settle, lock: Option<DateTime<Utc>>) -> ();
+    fn settle_attempt(&self, scope: ThrottleScope, subject: &str, outcome: Settle, when: (DateTime<Utc>, ThrottleRule)) -> ();
     fn purge_expired_identity(&self, now: DateTime<Utc>, window_start_before: DateTime<Utc>) -> u64;
 } }
 

@@ -41,6 +41,10 @@ pub trait UserStore: Send + Sync {
     /// Users ordered by name, after `after`, at most `limit`.
     async fn list_users(&self, after: Option<&Username>, limit: usize) -> MetaResult<Vec<UserRecord>>;
     async fn update_user(&self, id: i64, patch: &UserPatch, audit: &AuditEntry) -> MetaResult<UserRecord>;
+    /// Replaces the password hash `old` by `new` (the same password under
+    /// other parameters); `false` when the hash changed meanwhile (a reset
+    /// must never be undone by a rehash).
+    async fn replace_password_hash(&self, id: i64, old: &str, new: &str) -> MetaResult<bool>;
     async fn delete_user(&self, id: i64, audit: &AuditEntry) -> MetaResult<()>;
     /// Enabled accounts with the admin role.
     async fn count_active_admins(&self) -> MetaResult<i64>;
@@ -209,10 +213,10 @@ pub trait IdentityStore: Send + Sync {
     ) -> MetaResult<Option<MfaChallenge>>;
     async fn delete_mfa_challenge(&self, token_hash: &str) -> MetaResult<()>;
 
-    /// Counts one guess of `subject` as failed before it is checked, in the
-    /// same statement that checks the lock, so that parallel guesses cannot
-    /// outrun the threshold; the guess that reaches it sets the lock. A right
-    /// guess is then settled with `settle_attempt`.
+    /// Counts one guess of `subject` before it is checked, in the transaction
+    /// that checks the lock and the count, so that parallel guesses cannot
+    /// outrun the threshold: guesses in flight count. Each allowed guess is
+    /// then settled with `settle_attempt`.
     async fn claim_attempt(
         &self,
         scope: ThrottleScope,
@@ -220,14 +224,14 @@ pub trait IdentityStore: Send + Sync {
         now: DateTime<Utc>,
         rule: ThrottleRule,
     ) -> MetaResult<AttemptClaim>;
-    /// A claimed guess was right: its count is settled, and the lock its own
-    /// claim set (`lock`) is lifted; a lock set by another guess stays.
+    /// Settles a claimed guess: a wrong one that finds the count at `rule`'s
+    /// threshold locks the subject from `now`.
     async fn settle_attempt(
         &self,
         scope: ThrottleScope,
         subject: &str,
-        settle: Settle,
-        lock: Option<DateTime<Utc>>,
+        outcome: Settle,
+        when: (DateTime<Utc>, ThrottleRule),
     ) -> MetaResult<()>;
     /// Deletes refresh tokens and MFA steps expired at `now`, and throttle
     /// rows whose window began before `window_start_before` and that hold no
@@ -396,14 +400,17 @@ pub(crate) fn emit_audit(record: &AuditRecord) {
     tracing::info!(
         target: "audit",
         audit_id = record.id,
+        at_micros = record.at.timestamp_micros(),
         actor = %record.actor,
         action = %record.action,
         bucket = record.bucket.as_deref(),
         key = record.key.as_deref(),
         outcome = record.outcome.as_str(),
         ip = record.ip.as_deref(),
+        user_agent = record.user_agent.as_deref(),
         request_id = record.request_id.as_deref(),
         details = %record.details,
+        prev_hash = %record.prev_hash,
         hash = %record.hash,
         "audit event"
     );

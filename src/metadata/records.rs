@@ -297,20 +297,22 @@ impl ThrottleScope {
 /// What claiming one guess at a throttled secret gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptClaim {
-    /// The guess may be checked. `lock` is the lock this claim itself set,
-    /// being the last guess the window allows.
-    Allowed { lock: Option<DateTime<Utc>> },
-    /// The subject is locked until then; the guess must not be checked.
+    /// The guess is counted and may be checked.
+    Allowed,
+    /// Not to be checked before then: the subject is locked, or as many
+    /// guesses as the window allows are being checked right now (a second).
     Locked { until: DateTime<Utc> },
 }
 
-/// What a right guess does to its subject's count.
+/// How a claimed guess turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
-    /// Forget the subject's failures (an account, a link: its owner got it right).
+    /// Right: forget the subject's failures (an account, a link: its owner got it right).
     Reset,
-    /// Give back only this guess (an address, shared by many people).
+    /// Right, or never checked: give back only this guess (an address, shared by many people).
     Refund,
+    /// Wrong: it stays counted, and the one that finds the window's count reached locks the subject.
+    Failed,
 }
 
 /// `threshold` failures within `window` lock the subject for `lock_for`.

@@ -96,6 +96,7 @@ impl Services {
         let claims =
             self.claim_guess(&[(ThrottleScope::Account, account)], "too many failed attempts; try again later").await?;
         if !self.identity.passwords.verify(current, Some(&user.password_hash)).await? {
+            self.guess_was_wrong(claims).await?;
             let event = ctx.event(now, account, "auth.password_change_failed").outcome(Outcome::Denied);
             self.store.append_audit(&event).await?;
             return Err(ServiceError::bad_request("wrong-password", "the current password is not correct"));

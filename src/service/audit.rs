@@ -94,17 +94,17 @@ impl Services {
         let event = ctx
             .event(self.clock.now(), principal.username.as_str(), "audit.export")
             .details(serde_json::json!({ "format": format_name(format), "filters": filters_of(&query) }));
-        self.store.append_audit(&event).await?;
-        Ok(export_stream(self.store.clone(), query, format))
+        let record = self.store.append_audit(&event).await?;
+        // Bounded by the chain as it stands now (its own event included): a busy
+        // server appending faster than a slow client reads cannot make it endless.
+        Ok(export_stream(self.store.clone(), AuditQuery { before_id: Some(record.id + 1), ..query }, format))
     }
 
     pub async fn audit_verify(&self, ctx: &RequestContext, principal: &Principal) -> ServiceResult<Verification> {
         self.require_audit_reader(ctx, principal, "audit.verify").await?;
         self.reads.flush(&*self.store).await?;
-        let checkpoint = read_checkpoint(&*self.blobs).await.unwrap_or_else(|error| {
-            tracing::warn!(error = %error, "audit checkpoint unreadable; verifying without it");
-            None
-        });
+        // A checkpoint that cannot be read is no reason to say "ok": the answer waits for the store.
+        let checkpoint = read_checkpoint(&*self.blobs).await?;
         let verification = verify_chain(&*self.store, checkpoint.as_ref()).await?;
         let event = ctx
             .event(self.clock.now(), principal.username.as_str(), "audit.verify")
@@ -114,11 +114,30 @@ impl Services {
     }
 
     /// Records the chain head outside the database (object store and logs),
-    /// so truncating the newest events is detectable. `last` is the previous checkpoint.
+    /// so truncating the newest events is detectable. `last` is the previous
+    /// checkpoint this replica wrote. A checkpoint never moves back, and never
+    /// past a chain that no longer holds the event it pinned: a database whose
+    /// newest events were cut, or whose history was rewritten and re-hashed,
+    /// keeps failing verification instead of being checkpointed as good.
     pub async fn checkpoint_audit(&self, last: Option<i64>) -> ServiceResult<Option<Checkpoint>> {
         let (id, hash) = self.store.audit_head().await?;
         if id == 0 || last == Some(id) {
             return Ok(None);
+        }
+        if let Some(previous) = read_checkpoint(&*self.blobs).await? {
+            let pinned = self.store.audit_after(previous.id - 1, 1).await?;
+            let intact = pinned.first().is_some_and(|r| r.id == previous.id && r.hash == previous.hash);
+            if id < previous.id || !intact {
+                tracing::error!(
+                    target: "audit_checkpoint",
+                    checkpoint_id = previous.id, head_id = id,
+                    "the audit chain no longer holds the last checkpointed event; not checkpointing (run `coffer audit verify`)"
+                );
+                return Ok(None);
+            }
+            if id == previous.id {
+                return Ok(None);
+            }
         }
         let checkpoint = Checkpoint { id, hash, at: self.clock.now() };
         write_checkpoint(&*self.blobs, &checkpoint).await?;
@@ -166,7 +185,9 @@ pub async fn read_checkpoint(blobs: &dyn BlobStore) -> Result<Option<Checkpoint>
         })
         .await
         .map_err(StorageError::Client)?;
-    Ok(serde_json::from_slice(&bytes).ok())
+    let checkpoint = serde_json::from_slice(&bytes)
+        .map_err(|error| StorageError::Backend(anyhow::anyhow!("the audit checkpoint is not readable: {error}")))?;
+    Ok(Some(checkpoint))
 }
 
 /// Walks the chain from its anchor to the head read at the start: every id in
@@ -270,9 +291,9 @@ fn encode(records: &[AuditRecord], format: ExportFormat) -> Bytes {
 
 /// Batches of `EXPORT_BATCH` events, keyset-paginated by id: memory stays
 /// constant however many rows match.
+/// Every event of `query` (up to `query.before_id`, if set) in id order, in batches.
 pub fn export_stream(store: Arc<dyn MetadataStore>, mut query: AuditQuery, format: ExportFormat) -> ByteStream {
     query.ascending = true;
-    query.before_id = None;
     query.limit = EXPORT_BATCH;
     let header = (format == ExportFormat::Csv).then(|| Bytes::from(format!("{}\n", CSV_COLUMNS.join(","))));
     let state = (store, query, header, false);

@@ -54,16 +54,15 @@ impl Services {
         Ok(())
     }
 
-    /// Stores the password again under the current parameters. Best effort:
-    /// the login goes on either way, and the next one tries again.
+    /// Stores the password again under the current parameters, unless the
+    /// hash changed meanwhile (a reset). Best effort: the login goes on
+    /// either way, and the next one tries again.
     async fn rehash_password(&self, user: &UserRecord, password: &SecretString) {
         let rehashed = match self.identity.passwords.hash(password).await {
             Ok(hash) => hash,
             Err(error) => return tracing::warn!(error = %error, "could not rehash a password"),
         };
-        let patch = crate::metadata::UserPatch { password_hash: Some(rehashed), ..Default::default() };
-        let audit = RequestContext::default().event(self.clock.now(), user.username.as_str(), "auth.password_rehashed");
-        if let Err(error) = self.store.update_user(user.id, &patch, &audit).await {
+        if let Err(error) = self.store.replace_password_hash(user.id, &user.password_hash, &rehashed).await {
             tracing::warn!(error = %error, "could not store a rehashed password");
         }
     }
@@ -100,14 +99,12 @@ impl Services {
         let user = match user {
             Some(user) if verified => user,
             _ => {
+                self.guess_was_wrong(claims).await?;
                 self.login_failed(ctx, &account, "bad_credentials").await?;
                 return Err(unauthenticated(BAD_CREDENTIALS));
             }
         };
         self.guess_was_right(claims).await?;
-        if !self.identity.passwords.is_current(&user.password_hash) {
-            self.rehash_password(&user, password).await;
-        }
         if user.disabled {
             let event = ctx
                 .event(self.clock.now(), user.username.as_str(), "auth.login_failed")
@@ -115,6 +112,9 @@ impl Services {
                 .details(serde_json::json!({ "reason": "disabled" }));
             self.store.append_audit(&event).await?;
             return Err(ServiceError::Forbidden("this account is disabled".into()));
+        }
+        if !self.identity.passwords.is_current(&user.password_hash) {
+            self.rehash_password(&user, password).await;
         }
         if user.mfa_enabled {
             let mfa_token = random_token(MFA_PREFIX);
@@ -142,8 +142,9 @@ impl Services {
             .claim_guess(&[(ThrottleScope::SecondFactor, subject.as_str())], "too many wrong codes; try again later")
             .await?;
         let method = self.check_second_factor(user, code).await?;
-        if method.is_some() {
-            self.guess_was_right(claims).await?;
+        match method {
+            Some(_) => self.guess_was_right(claims).await?,
+            None => self.guess_was_wrong(claims).await?,
         }
         Ok(method)
     }

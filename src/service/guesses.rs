@@ -1,21 +1,16 @@
 //! Guesses at secrets (login passwords, second-factor codes, share-link
 //! passwords): each guess is counted before it is checked, so that guesses
-//! sent in parallel cannot outrun the lockout, and a right guess then gives
-//! its count back.
-
-use chrono::{DateTime, Utc};
+//! sent in parallel cannot outrun the lockout; a right guess then gives its
+//! count back, and a wrong one that reaches the threshold locks.
 
 use super::auth::chrono_duration;
 use super::{ServiceError, ServiceResult, Services};
 use crate::metadata::{AttemptClaim, Settle, ThrottleRule, ThrottleScope};
 
-/// One counted guess, to settle if it proves right.
+/// The counted guesses of one attempt, to settle once it is checked.
 #[derive(Debug)]
-pub(crate) struct Claimed {
-    scope: ThrottleScope,
-    subject: String,
-    lock: Option<DateTime<Utc>>,
-}
+#[must_use = "a claimed guess must be settled: right or wrong"]
+pub(crate) struct Claimed(Vec<(ThrottleScope, String)>);
 
 impl Services {
     /// The lockout of one account, one second factor or one share link.
@@ -32,21 +27,21 @@ impl Services {
         ThrottleRule { threshold: i64::from(self.config.ip_lockout_threshold), ..self.account_rule() }
     }
 
+    fn rule_of(&self, scope: ThrottleScope) -> ThrottleRule {
+        if scope == ThrottleScope::Ip { self.ip_rule() } else { self.account_rule() }
+    }
+
     /// Counts one guess against each subject, in order. The first locked
-    /// subject refuses the guess (429 with `detail`); the guesses already
-    /// counted stand, as any refused guess's would.
-    pub(crate) async fn claim_guess(
-        &self,
-        subjects: &[(ThrottleScope, &str)],
-        detail: &str,
-    ) -> ServiceResult<Vec<Claimed>> {
+    /// subject refuses the guess (429 with `detail`); what was counted before
+    /// it is given back, since nothing was checked.
+    pub(crate) async fn claim_guess(&self, subjects: &[(ThrottleScope, &str)], detail: &str) -> ServiceResult<Claimed> {
         let now = self.clock.now();
-        let mut claims = Vec::with_capacity(subjects.len());
+        let mut claimed = Claimed(Vec::with_capacity(subjects.len()));
         for &(scope, subject) in subjects {
-            let rule = if scope == ThrottleScope::Ip { self.ip_rule() } else { self.account_rule() };
-            match self.store.claim_attempt(scope, subject, now, rule).await? {
-                AttemptClaim::Allowed { lock } => claims.push(Claimed { scope, subject: subject.to_owned(), lock }),
+            match self.store.claim_attempt(scope, subject, now, self.rule_of(scope)).await? {
+                AttemptClaim::Allowed => claimed.0.push((scope, subject.to_owned())),
                 AttemptClaim::Locked { until } => {
+                    self.settle_guess(claimed, Some(Settle::Refund)).await?;
                     return Err(ServiceError::TooManyRequests {
                         detail: detail.to_owned(),
                         retry_after: (until - now).to_std().unwrap_or_default(),
@@ -54,15 +49,26 @@ impl Services {
                 }
             }
         }
-        Ok(claims)
+        Ok(claimed)
     }
 
     /// The guess was right: an account's, a code's or a link's failures are
     /// forgotten; an address, shared by many people, only gets this guess back.
-    pub(crate) async fn guess_was_right(&self, claims: Vec<Claimed>) -> ServiceResult<()> {
-        for claim in claims {
-            let settle = if claim.scope == ThrottleScope::Ip { Settle::Refund } else { Settle::Reset };
-            self.store.settle_attempt(claim.scope, &claim.subject, settle, claim.lock).await?;
+    pub(crate) async fn guess_was_right(&self, claimed: Claimed) -> ServiceResult<()> {
+        self.settle_guess(claimed, None).await
+    }
+
+    /// The guess was wrong: it stays counted, and locks at the threshold.
+    pub(crate) async fn guess_was_wrong(&self, claimed: Claimed) -> ServiceResult<()> {
+        self.settle_guess(claimed, Some(Settle::Failed)).await
+    }
+
+    /// `None`: right (reset, or refund for an address).
+    async fn settle_guess(&self, claimed: Claimed, outcome: Option<Settle>) -> ServiceResult<()> {
+        let now = self.clock.now();
+        for (scope, subject) in claimed.0 {
+            let outcome = outcome.unwrap_or(if scope == ThrottleScope::Ip { Settle::Refund } else { Settle::Reset });
+            self.store.settle_attempt(scope, &subject, outcome, (now, self.rule_of(scope))).await?;
         }
         Ok(())
     }

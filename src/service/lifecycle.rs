@@ -264,6 +264,10 @@ impl Services {
                 else {
                     continue;
                 };
+                // One being completed goes on; a dry run must not count what a real run skips.
+                if upload.state != UploadState::Open {
+                    continue;
+                }
                 if !report.dry_run {
                     let audit = ctx
                         .event(self.clock.now(), ACTOR, "upload.abort")

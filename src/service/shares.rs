@@ -353,6 +353,7 @@ impl Services {
             Err(error) => return Err(self.share_denied(ctx, share, "locked", error).await),
         };
         if !self.identity.passwords.verify(password, Some(hash)).await? {
+            self.guess_was_wrong(claims).await?;
             self.record_share_refusal(ctx, share, "wrong password").await;
             return Ok(false);
         }

@@ -123,11 +123,24 @@ impl FsBlobStore {
     async fn publish(&self, temp: &Path, target: &Path) -> Result<(), StorageError> {
         let mut attempts = 0;
         loop {
+            let mut created = false;
             if let Some(parent) = target.parent() {
+                created = fs::metadata(parent).await.is_err();
                 fs::create_dir_all(parent).await.map_err(backend)?;
             }
             match fs::rename(temp, target).await {
-                Ok(()) => return sync_dir(target.parent()).await,
+                Ok(()) => {
+                    // New directories' own entries must be durable too, up to the root.
+                    let mut dir = target.parent();
+                    while let Some(current) = dir {
+                        sync_dir(Some(current)).await?;
+                        if !created || current == self.blobs || !current.starts_with(&self.blobs) {
+                            return Ok(());
+                        }
+                        dir = current.parent();
+                    }
+                    return Ok(());
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
                 Err(error) => {
                     let _ = fs::remove_file(temp).await;

@@ -50,6 +50,11 @@ async fn a_backup_restores_into_a_fresh_database_of_either_engine() {
     let dir = tempfile::tempdir().expect("dir");
     let dump = dir.path().join("coffer.jsonl");
     succeed(coffer(&app, None, &["backup", "--out", dump.to_str().expect("path")]), "backup");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dump).expect("dump").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the dump holds password hashes: owner-only");
+    }
     let original = rows(&dump);
     assert!(original.iter().any(|r| r.contains("\"table\":\"users\"") && r.contains("\"bea\"")));
     assert!(original.iter().any(|r| r.contains("\"table\":\"audit_events\"")));

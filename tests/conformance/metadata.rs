@@ -526,8 +526,9 @@ async fn a_successor_issued_into_a_revoked_family_is_born_revoked(f: &Fixture) {
     ));
 }
 
-/// Twenty guesses claimed at once: exactly the threshold get through, the
-/// last of them setting the lock. A right guess lifts only its own lock.
+/// Twenty guesses claimed at once: exactly the threshold get through (the
+/// others wait a second for their outcome); the wrong one that reaches the
+/// threshold locks. An address gets back only the guess that was right.
 async fn parallel_guesses_are_claimed_up_to_the_threshold(f: &Fixture) {
     use coffer::metadata::{AttemptClaim, Settle, ThrottleRule, ThrottleScope};
     let store = &f.store;
@@ -537,35 +538,30 @@ async fn parallel_guesses_are_claimed_up_to_the_threshold(f: &Fixture) {
     let claims = (0..20).map(|_| store.claim_attempt(ThrottleScope::Account, "ivy", at, rule));
     let claims: Vec<AttemptClaim> =
         futures::future::join_all(claims).await.into_iter().map(|c| c.expect("claim")).collect();
-    let allowed: Vec<Option<DateTime<Utc>>> = claims
-        .iter()
-        .filter_map(|c| match c {
-            AttemptClaim::Allowed { lock } => Some(*lock),
-            AttemptClaim::Locked { .. } => None,
-        })
-        .collect();
-    assert_eq!(allowed.len(), 5, "{claims:?}");
-    let locks: Vec<DateTime<Utc>> = allowed.iter().flatten().copied().collect();
-    assert_eq!(locks, [at + rule.lock_for], "the fifth claim set the lock");
-    store.settle_attempt(ThrottleScope::Account, "ivy", Settle::Reset, Some(at)).await.expect("settle");
-    let still = store.claim_attempt(ThrottleScope::Account, "ivy", at, rule).await.expect("claim");
-    assert!(matches!(still, AttemptClaim::Locked { .. }), "another guess's lock stays: {still:?}");
-    store.settle_attempt(ThrottleScope::Account, "ivy", Settle::Reset, Some(locks[0])).await.expect("settle");
-    let lifted = store.claim_attempt(ThrottleScope::Account, "ivy", at, rule).await.expect("claim");
-    assert_eq!(lifted, AttemptClaim::Allowed { lock: None }, "the lock the right guess's claim set is lifted");
-
-    // An address gets one guess back, not its whole count.
-    for _ in 0..4 {
-        store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", at, rule).await.expect("claim");
+    assert_eq!(claims.iter().filter(|c| **c == AttemptClaim::Allowed).count(), 5, "{claims:?}");
+    let waiting = AttemptClaim::Locked { until: at + chrono::Duration::seconds(1) };
+    assert_eq!(claims.iter().filter(|c| **c == waiting).count(), 15, "in flight, not yet a lock: {claims:?}");
+    for _ in 0..5 {
+        store.settle_attempt(ThrottleScope::Account, "ivy", Settle::Failed, (at, rule)).await.expect("settle");
     }
-    store.settle_attempt(ThrottleScope::Ip, "192.0.2.1", Settle::Refund, None).await.expect("refund");
-    let fourth = store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", at, rule).await.expect("claim");
-    assert_eq!(fourth, AttemptClaim::Allowed { lock: None });
-    let fifth = store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", at, rule).await.expect("claim");
-    assert_eq!(fifth, AttemptClaim::Allowed { lock: Some(at + rule.lock_for) });
+    let locked = store.claim_attempt(ThrottleScope::Account, "ivy", at, rule).await.expect("claim");
+    assert_eq!(locked, AttemptClaim::Locked { until: at + rule.lock_for }, "five wrong guesses lock");
     let later = at + chrono::Duration::minutes(16);
-    let after = store.claim_attempt(ThrottleScope::Ip, "192.0.2.1", later, rule).await.expect("claim");
-    assert_eq!(after, AttemptClaim::Allowed { lock: None }, "the lock ends and a new window begins");
+    let after = store.claim_attempt(ThrottleScope::Account, "ivy", later, rule).await.expect("claim");
+    assert_eq!(after, AttemptClaim::Allowed, "the lock ends and a new window begins");
+
+    // Four wrong guesses from an address, then a right one: the address keeps its four.
+    let ip = (ThrottleScope::Ip, "192.0.2.1");
+    for _ in 0..4 {
+        assert_eq!(store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim"), AttemptClaim::Allowed);
+        store.settle_attempt(ip.0, ip.1, Settle::Failed, (at, rule)).await.expect("settle");
+    }
+    assert_eq!(store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim"), AttemptClaim::Allowed);
+    store.settle_attempt(ip.0, ip.1, Settle::Refund, (at, rule)).await.expect("refund");
+    assert_eq!(store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim"), AttemptClaim::Allowed);
+    store.settle_attempt(ip.0, ip.1, Settle::Failed, (at, rule)).await.expect("settle");
+    let locked = store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim");
+    assert_eq!(locked, AttemptClaim::Locked { until: at + rule.lock_for }, "the fifth wrong guess locks");
 }
 
 /// A commit whose answer was lost must keep its row: rolling back a pending
@@ -630,7 +626,7 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
 /// Refresh tokens and MFA steps past their expiry, and throttle rows whose
 /// window passed without a lock, are purged; everything live stays.
 async fn expired_credentials_are_purged(f: &Fixture) {
-    use coffer::metadata::{ThrottleRule, ThrottleScope};
+    use coffer::metadata::{AttemptClaim, Settle, ThrottleRule, ThrottleScope};
     let store = &*f.store;
     let owner = user(store, "zoe", Role::User, None).await;
     let at = now();
@@ -645,21 +641,24 @@ async fn expired_credentials_are_purged(f: &Fixture) {
     };
     store.insert_refresh_token(&token("old", at - chrono::Duration::days(1))).await.expect("old");
     store.insert_refresh_token(&token("live", at + chrono::Duration::days(1))).await.expect("live");
+    // Used long ago, but its family lives on (the token "live"): kept, to detect its reuse.
+    let sibling = coffer::metadata::RefreshTokenRecord {
+        family_id: "live".into(),
+        ..token("live-old", at - chrono::Duration::days(1))
+    };
+    store.insert_refresh_token(&sibling).await.expect("sibling");
     store.create_mfa_challenge("old-step", owner.id, at - chrono::Duration::minutes(1)).await.expect("old step");
     store.create_mfa_challenge("live-step", owner.id, at + chrono::Duration::minutes(4)).await.expect("live step");
     let rule =
         ThrottleRule { threshold: 2, window: chrono::Duration::minutes(15), lock_for: chrono::Duration::minutes(15) };
-    let long_ago = at - chrono::Duration::hours(1);
-    store.claim_attempt(ThrottleScope::Account, "spent", long_ago, rule).await.expect("claim");
-    store.claim_attempt(ThrottleScope::Account, "recent", at, rule).await.expect("claim");
-    store
-        .claim_attempt(ThrottleScope::Account, "locked", at - chrono::Duration::minutes(20), rule)
-        .await
-        .expect("claim");
-    store
-        .claim_attempt(ThrottleScope::Account, "locked", at - chrono::Duration::minutes(20), rule)
-        .await
-        .expect("claim");
+    let wrong_guess = |subject: &'static str, when: DateTime<Utc>| async move {
+        store.claim_attempt(ThrottleScope::Account, subject, when, rule).await.expect("claim");
+        store.settle_attempt(ThrottleScope::Account, subject, Settle::Failed, (when, rule)).await.expect("settle");
+    };
+    wrong_guess("spent", at - chrono::Duration::hours(1)).await;
+    wrong_guess("recent", at).await;
+    wrong_guess("locked", at - chrono::Duration::minutes(20)).await;
+    wrong_guess("locked", at - chrono::Duration::minutes(20)).await;
     let purged = store.purge_expired_identity(at, at - rule.window).await.expect("purge");
     assert_eq!(purged, 4, "the old token, the old step, the spent counter and the one whose lock ended");
     assert!(matches!(
@@ -668,6 +667,11 @@ async fn expired_credentials_are_purged(f: &Fixture) {
     ));
     assert!(store.claim_mfa_attempt("live-step", at, 5).await.expect("claim").is_some());
     assert!(store.claim_mfa_attempt("old-step", at, 5).await.expect("claim").is_none());
+    wrong_guess("recent", at).await;
     let recent = store.claim_attempt(ThrottleScope::Account, "recent", at, rule).await.expect("claim");
-    assert_eq!(recent, coffer::metadata::AttemptClaim::Allowed { lock: Some(at + rule.lock_for) }, "its count stayed");
+    assert_eq!(
+        recent,
+        AttemptClaim::Locked { until: at + rule.lock_for },
+        "its count stayed: a second wrong guess locked"
+    );
 }

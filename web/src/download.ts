@@ -18,6 +18,8 @@ export async function downloadObject(bucket: string, key: string): Promise<void>
   const link = document.createElement('a')
   link.href = new URL(url, window.location.origin).href
   link.rel = 'noopener'
+  // A direct (S3) URL may answer inline: a tab of its own, so this page (and its uploads) stays.
+  if (signed.transfer_mode === 'direct') link.target = '_blank'
   document.body.appendChild(link)
   link.click()
   link.remove()

@@ -354,22 +354,16 @@ impl IdentityStore for Store {
         rule: ThrottleRule,
     ) -> MetaResult<AttemptClaim> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        // One atomic upsert: a locked subject is left as it is; otherwise the
-        // guess is counted, in a new window when the old one has passed. The
-        // row stays locked (PostgreSQL) or the database is (SQLite) until commit.
-        let (failures, locked_until): (i64, Option<i64>) = sqlx::query_as(
-            "INSERT INTO login_throttle (scope, subject, failures, window_start, locked_until) VALUES ($1, $2, 1, $3, NULL) \
-             ON CONFLICT (scope, subject) DO UPDATE SET \
-             failures = CASE WHEN login_throttle.locked_until > $3 THEN login_throttle.failures \
-                 WHEN login_throttle.window_start < $4 THEN 1 ELSE login_throttle.failures + 1 END, \
-             window_start = CASE WHEN login_throttle.locked_until > $3 THEN login_throttle.window_start \
-                 WHEN login_throttle.window_start < $4 THEN $3 ELSE login_throttle.window_start END \
-             RETURNING failures, locked_until",
+        // The row, created if new and locked until commit (PostgreSQL's row
+        // lock; SQLite's write transactions are serial): claims take turns.
+        let (failures, window_start, locked_until): (i64, i64, Option<i64>) = sqlx::query_as(
+            "INSERT INTO login_throttle (scope, subject, failures, window_start, locked_until) VALUES ($1, $2, 0, $3, NULL) \
+             ON CONFLICT (scope, subject) DO UPDATE SET subject = excluded.subject \
+             RETURNING failures, window_start, locked_until",
         )
         .bind(scope.as_str())
         .bind(subject)
         .bind(to_micros(now))
-        .bind(to_micros(now - rule.window))
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("login throttle"))?;
@@ -377,52 +371,70 @@ impl IdentityStore for Store {
             tx.commit().await.map_err(sql_err("transaction"))?;
             return Ok(AttemptClaim::Locked { until });
         }
-        let lock = (failures >= rule.threshold).then(|| now + rule.lock_for);
-        if let Some(until) = lock {
-            sqlx::query(
-                "UPDATE login_throttle SET locked_until = $3, failures = 0, window_start = $4 WHERE scope = $1 AND subject = $2",
-            )
-            .bind(scope.as_str())
-            .bind(subject)
-            .bind(to_micros(until))
-            .bind(to_micros(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("login throttle"))?;
+        let window_passed = from_micros(window_start) < now.checked_sub_signed(rule.window).unwrap_or(now);
+        let failures = if window_passed { 0 } else { failures };
+        if failures >= rule.threshold {
+            // As many guesses as the window allows are being checked right now:
+            // this one waits for their outcome (a second), not for a lock.
+            tx.commit().await.map_err(sql_err("transaction"))?;
+            return Ok(AttemptClaim::Locked { until: now + chrono::Duration::seconds(1) });
         }
+        let window_start = if window_passed { to_micros(now) } else { window_start };
+        sqlx::query(
+            "UPDATE login_throttle SET failures = $3, window_start = $4, locked_until = NULL \
+             WHERE scope = $1 AND subject = $2",
+        )
+        .bind(scope.as_str())
+        .bind(subject)
+        .bind(failures + 1)
+        .bind(window_start)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("login throttle"))?;
         tx.commit().await.map_err(sql_err("transaction"))?;
-        Ok(AttemptClaim::Allowed { lock })
+        Ok(AttemptClaim::Allowed)
     }
 
     async fn settle_attempt(
         &self,
         scope: ThrottleScope,
         subject: &str,
-        settle: Settle,
-        lock: Option<DateTime<Utc>>,
+        outcome: Settle,
+        (now, rule): (DateTime<Utc>, ThrottleRule),
     ) -> MetaResult<()> {
-        let reset = settle == Settle::Reset;
-        sqlx::query(
-            "UPDATE login_throttle SET \
-             failures = CASE WHEN $3 OR failures < 1 THEN 0 ELSE failures - 1 END, \
-             locked_until = CASE WHEN locked_until = $4 THEN NULL ELSE locked_until END \
-             WHERE scope = $1 AND subject = $2",
-        )
-        .bind(scope.as_str())
-        .bind(subject)
-        .bind(reset)
-        .bind(lock.map(to_micros))
-        .execute(self.pool())
-        .await
-        .map_err(sql_err("login throttle"))?;
+        let statement = match outcome {
+            Settle::Reset => "UPDATE login_throttle SET failures = 0 WHERE scope = $1 AND subject = $2",
+            Settle::Refund => {
+                "UPDATE login_throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END \
+                 WHERE scope = $1 AND subject = $2"
+            }
+            // The guess stays counted; the one that finds the window's count
+            // reached locks the subject (and a new window begins after the lock).
+            Settle::Failed => {
+                "UPDATE login_throttle SET \
+                 locked_until = CASE WHEN failures >= $3 THEN $4 ELSE locked_until END, \
+                 window_start = CASE WHEN failures >= $3 THEN $5 ELSE window_start END, \
+                 failures = CASE WHEN failures >= $3 THEN 0 ELSE failures END \
+                 WHERE scope = $1 AND subject = $2"
+            }
+        };
+        let mut query = sqlx::query(statement).bind(scope.as_str()).bind(subject);
+        if outcome == Settle::Failed {
+            let until = now.checked_add_signed(rule.lock_for).unwrap_or(DateTime::<Utc>::MAX_UTC);
+            query = query.bind(rule.threshold).bind(to_micros(until)).bind(to_micros(now));
+        }
+        query.execute(self.pool()).await.map_err(sql_err("login throttle"))?;
         Ok(())
     }
 
     async fn purge_expired_identity(&self, now: DateTime<Utc>, window_start_before: DateTime<Utc>) -> MetaResult<u64> {
         let now = to_micros(now);
         let mut purged = 0;
-        for statement in ["DELETE FROM refresh_tokens WHERE expires_at < $1", "DELETE FROM mfa_challenges WHERE expires_at < $1"]
-        {
+        // A family goes whole, once its newest token expired: a used token of a
+        // live family is what detects its reuse.
+        let families = "DELETE FROM refresh_tokens WHERE family_id IN \
+             (SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING MAX(expires_at) < $1)";
+        for statement in [families, "DELETE FROM mfa_challenges WHERE expires_at < $1"] {
             let done = sqlx::query(statement).bind(now).execute(self.pool()).await.map_err(sql_err("identity purge"))?;
             purged += done.rows_affected();
         }

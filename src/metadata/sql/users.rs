@@ -136,6 +136,17 @@ impl UserStore for Store {
         row.try_into()
     }
 
+    async fn replace_password_hash(&self, id: i64, old: &str, new: &str) -> MetaResult<bool> {
+        let replaced = sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(id)
+            .bind(old)
+            .bind(new)
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("user"))?;
+        Ok(replaced.rows_affected() == 1)
+    }
+
     async fn delete_user(&self, id: i64, audit: &AuditEntry) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let (before,): (i64,) = sqlx::query_as(ACTIVE_ADMINS)

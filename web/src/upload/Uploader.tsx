@@ -40,8 +40,14 @@ export function Uploader(props: { bucket: string; prefix: string; visible: boole
       fileManagerSelectionType: 'both',
       note: 'Large files upload in parts and resume if you add the same file again after a reload.',
     })
+    // Checking whether a file resumes an earlier upload hashes its stored
+    // parts; an upload must not start before the check has decided.
+    const targeting = new Map<string, Promise<void>>()
     uppy.on('file-added', (file) => {
-      void target(uppy, file, latest.current.bucket, latest.current.prefix)
+      targeting.set(file.id, target(uppy, file, latest.current.bucket, latest.current.prefix).catch(() => undefined))
+    })
+    uppy.addPreProcessor(async (fileIds) => {
+      await Promise.all(fileIds.map((id) => targeting.get(id)))
     })
     uppy.on('complete', () => latest.current.onUploaded())
     // Leaving the bucket keeps what was uploaded so far: adding the file again resumes.
