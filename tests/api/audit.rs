@@ -133,6 +133,12 @@ async fn truncating_the_newest_rows_is_caught_by_the_checkpoint() {
     assert_eq!(result["ok"], false, "{result}");
     assert_eq!(result["first_bad_id"].as_i64(), Some(keep + 1), "{result}");
     assert_eq!(result["checkpoint_id"].as_i64(), Some(checkpoint.id));
+    // The next checkpoint (a restarted worker remembers nothing) must not launder the cut.
+    let next = app.services.checkpoint_audit(None).await.expect("checkpoint");
+    assert_eq!(next, None, "a checkpoint never moves back");
+    let again = verify(&app, &auditor.access).await;
+    assert_eq!(again["ok"], false, "still caught one interval later: {again}");
+    assert_eq!(again["checkpoint_id"].as_i64(), Some(checkpoint.id));
 }
 
 #[tokio::test]
