@@ -319,15 +319,7 @@ async fn secrets_never_reach_the_logs() {
     let session = app.login("vera", &password).await;
     let wrong = format!("wrong-{}", uuid::Uuid::new_v4().simple());
     login_body(&app, "vera", &wrong).await;
-    let key: Value = app
-        .with_token(Method::POST, "/api/v1/me/api-keys", &session.access)
-        .json(&json!({"name": "logged?"}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = app.create_api_key(&session.access, json!({"name": "logged?"})).await;
     let key = key["key"].as_str().expect("key").to_owned();
     app.with_token(Method::GET, "/api/v1/me", &key).send().await.expect("me");
     let (secret, recovery) = enable_mfa(&app, &session.access).await;

@@ -164,15 +164,7 @@ async fn cached_listings_keys_buckets_and_uploads_follow_every_write() {
     assert_eq!(refused.expect("delete").status(), StatusCode::CONFLICT, "legal hold");
 
     // An API key revoked on A is refused by B at once, though B just accepted it.
-    let key: serde_json::Value = a
-        .with_token(Method::POST, "/api/v1/me/api-keys", &owner)
-        .json(&json!({"name": "app"}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: serde_json::Value = a.create_api_key(&owner, json!({"name": "app"})).await;
     let secret = key["key"].as_str().expect("secret");
     assert_eq!(head(b).await.expect("head").status(), 200);
     let with_key = || b.with_token(Method::HEAD, &object_path("cached", "two.txt"), secret).send();

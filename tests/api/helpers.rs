@@ -244,6 +244,12 @@ impl TestApp {
         command
     }
 
+    /// `POST /api/v1/me/api-keys` with `body` for the session `token`: the created key as JSON.
+    pub async fn create_api_key(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self.with_token(reqwest::Method::POST, "/api/v1/me/api-keys", token).json(&body).send().await;
+        response.expect("create key").json().await.expect("json")
+    }
+
     /// `GET path` with a bearer token, answered as JSON.
     pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
         let response = self.with_token(reqwest::Method::GET, path, token).send().await.expect("GET");

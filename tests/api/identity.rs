@@ -135,15 +135,7 @@ async fn disabled_users_are_refused_and_their_credentials_die_at_once() {
     let admin = app.user_session("root", Role::Admin).await;
     let password = app.create_user("frank", Role::User).await;
     let tokens = app.login("frank", &password).await;
-    let key: Value = app
-        .with_token(Method::POST, "/api/v1/me/api-keys", &tokens.access)
-        .json(&json!({"name": "ci"}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = app.create_api_key(&tokens.access, json!({"name": "ci"})).await;
     let key = key["key"].as_str().expect("key").to_owned();
     assert_eq!(app.with_token(Method::GET, "/api/v1/me", &key).send().await.expect("me").status(), 200);
     let patch = app
@@ -496,15 +488,7 @@ async fn a_password_change_ends_api_keys_and_pending_mfa_steps() {
     let app = spawn_app().await;
     let password = app.create_user("mona", Role::User).await;
     let session = app.login("mona", &password).await;
-    let created: Value = app
-        .with_token(Method::POST, "/api/v1/me/api-keys", &session.access)
-        .json(&json!({"name": "minted"}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let created: Value = app.create_api_key(&session.access, json!({"name": "minted"})).await;
     let key = created["key"].as_str().expect("key").to_owned();
     assert_eq!(app.with_token(Method::GET, "/api/v1/me", &key).send().await.expect("me").status(), 200);
     let new_password = strong_password();

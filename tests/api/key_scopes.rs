@@ -11,15 +11,7 @@ use crate::objects::{owner_with_bucket, put};
 
 /// A new key of the session's user: (id, secret).
 async fn key(app: &TestApp, session: &str, scopes: &[&str]) -> (String, String) {
-    let created: Value = app
-        .with_token(Method::POST, "/api/v1/me/api-keys", session)
-        .json(&json!({ "name": scopes.join("+"), "scopes": scopes }))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let created: Value = app.create_api_key(session, json!({ "name": scopes.join("+"), "scopes": scopes })).await;
     (created["id"].as_str().expect("id").to_owned(), created["key"].as_str().expect("key").to_owned())
 }
 

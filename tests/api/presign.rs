@@ -147,15 +147,7 @@ async fn disabling_resetting_or_revoking_voids_urls_at_once() {
     let admin = app.user_session("root", Role::Admin).await;
     let owner = with_object(&app, "tara", "tara-files").await;
     let plain = crate::helpers::client();
-    let key: Value = app
-        .with_token(Method::POST, "/api/v1/me/api-keys", &owner.access)
-        .json(&json!({"name": "signer"}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = app.create_api_key(&owner.access, json!({"name": "signer"})).await;
     let api_key = key["key"].as_str().expect("key").to_owned();
     let by_key = presigned_url(&app, &api_key, "tara-files", "docs/report 1.txt", "GET", 3600).await;
     let by_session = presigned_url(&app, &owner.access, "tara-files", "docs/report 1.txt", "GET", 3600).await;

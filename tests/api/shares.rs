@@ -320,15 +320,7 @@ async fn refused_downloads_are_not_recorded_as_reads() {
 async fn a_link_made_with_an_api_key_dies_with_the_key() {
     let app = spawn_app().await;
     let owner = setup(&app, "quin").await;
-    let created: Value = app
-        .with_token(Method::POST, "/api/v1/me/api-keys", &owner.access)
-        .json(&json!({"name": "sharer", "scopes": ["read"]}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let created: Value = app.create_api_key(&owner.access, json!({"name": "sharer", "scopes": ["read"]})).await;
     let key_secret = created["key"].as_str().expect("key");
     let body = json!({"bucket": "quin-files", "key": "<img src=x onerror=alert(1)>.png"});
     let (_, url) = share_url(&app, key_secret, body).await;
