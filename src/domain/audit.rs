@@ -68,11 +68,44 @@ impl AuditEntry {
         self
     }
 
+    /// The event's details; over `MAX_DETAILS_BYTES` serialized (lifecycle
+    /// rules can be large), their size and SHA-256 stand in for them, so that
+    /// reading, exporting or verifying the trail a batch at a time stays
+    /// bounded in memory whatever a client stored.
     pub fn details(mut self, details: serde_json::Value) -> Self {
-        self.details = details;
+        self.details = if serialized_len(&details) > MAX_DETAILS_BYTES {
+            let text = details.to_string();
+            serde_json::json!({
+                "truncated": true,
+                "bytes": text.len(),
+                "sha256": hex::encode(Sha256::digest(text.as_bytes())),
+            })
+        } else {
+            details
+        };
         self
     }
 }
+
+/// Bytes of `value` serialized, counted without building the text.
+fn serialized_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// The most an event's details take, serialized.
+pub const MAX_DETAILS_BYTES: usize = 16 * 1024;
 
 /// A stored, chained event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,6 +172,17 @@ impl AuditRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_details_are_replaced_by_their_digest() {
+        let small = serde_json::json!({"rules": "x".repeat(100)});
+        assert_eq!(entry("a").details(small.clone()).details, small);
+        let large = serde_json::json!({"rules": "\\".repeat(MAX_DETAILS_BYTES)});
+        let kept = entry("a").details(large.clone()).details;
+        assert_eq!(kept["truncated"], true);
+        assert_eq!(kept["bytes"].as_u64(), Some(large.to_string().len() as u64));
+        assert_eq!(kept["sha256"].as_str().map(str::len), Some(64));
+    }
 
     fn entry(action: &str) -> AuditEntry {
         AuditEntry {
