@@ -15,7 +15,8 @@ postgres_url_that_works() {
   local url
   for url in "postgres://postgres@127.0.0.1:5432/postgres" "postgres://$(id -un)@127.0.0.1:5432/test" \
              "postgres://postgres:coffer@127.0.0.1:5432/postgres"; do
-    if psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then echo "$url"; return 0; fi
+    # -w: never prompt for a password (a terminal would wait forever).
+    if psql -w "$url" -Atqc 'select 1' >/dev/null 2>&1; then echo "$url"; return 0; fi
   done
   return 1
 }
