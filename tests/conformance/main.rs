@@ -6,6 +6,7 @@
 mod support;
 
 mod cache;
+mod guards;
 mod metadata;
 mod storage;
 

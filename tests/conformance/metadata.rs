@@ -17,7 +17,7 @@ use crate::for_each_adapter;
 use crate::support;
 
 pub struct Fixture {
-    store: Arc<dyn MetadataStore>,
+    pub(crate) store: Arc<dyn MetadataStore>,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
 }
@@ -34,7 +34,7 @@ fn settings() -> PoolSettings {
     PoolSettings { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
 }
 
-async fn sqlite() -> Option<Fixture> {
+pub(crate) async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("coffer.db").display());
     let store = metadata::connect(&url, &settings()).await.expect("connect sqlite");
@@ -42,7 +42,7 @@ async fn sqlite() -> Option<Fixture> {
     Some(Fixture { store, _dir: Some(dir), postgres: None })
 }
 
-async fn postgres() -> Option<Fixture> {
+pub(crate) async fn postgres() -> Option<Fixture> {
     let admin = support::postgres_admin_url()?;
     let url = support::create_database(&admin, "coffer_conf_").await;
     let store = metadata::connect(&url, &settings()).await.expect("connect postgres");
@@ -61,17 +61,13 @@ for_each_adapter!({ sqlite, postgres }: [
     jobs_are_deduplicated_and_claimed_once,
     leases_have_one_holder,
     a_successor_issued_into_a_revoked_family_is_born_revoked,
-    parallel_guesses_are_claimed_up_to_the_threshold,
-    a_committed_write_is_never_rolled_back,
-    an_abort_and_a_completion_exclude_each_other,
-    expired_credentials_are_purged,
 ]);
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now")
 }
 
-fn audit(action: &str) -> AuditEntry {
+pub(crate) fn audit(action: &str) -> AuditEntry {
     AuditEntry {
         at: now(),
         actor: "test".into(),
@@ -86,7 +82,12 @@ fn audit(action: &str) -> AuditEntry {
     }
 }
 
-async fn user(store: &dyn MetadataStore, name: &str, role: Role, quota: Option<i64>) -> coffer::metadata::UserRecord {
+pub(crate) async fn user(
+    store: &dyn MetadataStore,
+    name: &str,
+    role: Role,
+    quota: Option<i64>,
+) -> coffer::metadata::UserRecord {
     let new = NewUser {
         username: Username::parse(name).expect("name"),
         password_hash: "$argon2id$fake".into(),
@@ -223,13 +224,19 @@ async fn buckets_and_grants(f: &Fixture) {
     assert_eq!(store.bucket_by_name(&name).await.expect("get"), None);
 }
 
-async fn make_bucket(store: &dyn MetadataStore, owner: i64, name: &str) -> coffer::metadata::BucketRecord {
+pub(crate) async fn make_bucket(store: &dyn MetadataStore, owner: i64, name: &str) -> coffer::metadata::BucketRecord {
     let new =
         NewBucket { name: BucketName::parse(name).expect("name"), owner_id: owner, default_retention: None, at: now() };
     store.create_bucket(&new, &audit("bucket.create")).await.expect("bucket")
 }
 
-async fn put(store: &dyn MetadataStore, bucket: i64, owner: i64, key: &str, size: i64) -> coffer::metadata::Committed {
+pub(crate) async fn put(
+    store: &dyn MetadataStore,
+    bucket: i64,
+    owner: i64,
+    key: &str,
+    size: i64,
+) -> coffer::metadata::Committed {
     let pending = store
         .insert_pending(&NewObject {
             bucket_id: bucket,
@@ -524,154 +531,4 @@ async fn a_successor_issued_into_a_revoked_family_is_born_revoked(f: &Fixture) {
         store.use_refresh_token("u0", now()).await.expect("use"),
         coffer::metadata::RefreshUse::Rotated(_)
     ));
-}
-
-/// Twenty guesses claimed at once: exactly the threshold get through (the
-/// others wait a second for their outcome); the wrong one that reaches the
-/// threshold locks. An address gets back only the guess that was right.
-async fn parallel_guesses_are_claimed_up_to_the_threshold(f: &Fixture) {
-    use coffer::metadata::{AttemptClaim, Settle, ThrottleRule, ThrottleScope};
-    let store = &f.store;
-    let at = now();
-    let rule =
-        ThrottleRule { threshold: 5, window: chrono::Duration::minutes(15), lock_for: chrono::Duration::minutes(15) };
-    let claims = (0..20).map(|_| store.claim_attempt(ThrottleScope::Account, "ivy", at, rule));
-    let claims: Vec<AttemptClaim> =
-        futures::future::join_all(claims).await.into_iter().map(|c| c.expect("claim")).collect();
-    assert_eq!(claims.iter().filter(|c| **c == AttemptClaim::Allowed).count(), 5, "{claims:?}");
-    let waiting = AttemptClaim::Locked { until: at + chrono::Duration::seconds(1) };
-    assert_eq!(claims.iter().filter(|c| **c == waiting).count(), 15, "in flight, not yet a lock: {claims:?}");
-    for _ in 0..5 {
-        store.settle_attempt(ThrottleScope::Account, "ivy", Settle::Failed, (at, rule)).await.expect("settle");
-    }
-    let locked = store.claim_attempt(ThrottleScope::Account, "ivy", at, rule).await.expect("claim");
-    assert_eq!(locked, AttemptClaim::Locked { until: at + rule.lock_for }, "five wrong guesses lock");
-    let later = at + chrono::Duration::minutes(16);
-    let after = store.claim_attempt(ThrottleScope::Account, "ivy", later, rule).await.expect("claim");
-    assert_eq!(after, AttemptClaim::Allowed, "the lock ends and a new window begins");
-
-    // Four wrong guesses from an address, then a right one: the address keeps its four.
-    let ip = (ThrottleScope::Ip, "192.0.2.1");
-    for _ in 0..4 {
-        assert_eq!(store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim"), AttemptClaim::Allowed);
-        store.settle_attempt(ip.0, ip.1, Settle::Failed, (at, rule)).await.expect("settle");
-    }
-    assert_eq!(store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim"), AttemptClaim::Allowed);
-    store.settle_attempt(ip.0, ip.1, Settle::Refund, (at, rule)).await.expect("refund");
-    assert_eq!(store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim"), AttemptClaim::Allowed);
-    store.settle_attempt(ip.0, ip.1, Settle::Failed, (at, rule)).await.expect("settle");
-    let locked = store.claim_attempt(ip.0, ip.1, at, rule).await.expect("claim");
-    assert_eq!(locked, AttemptClaim::Locked { until: at + rule.lock_for }, "the fifth wrong guess locks");
-}
-
-/// A commit whose answer was lost must keep its row: rolling back a pending
-/// row is refused once it is committed.
-async fn a_committed_write_is_never_rolled_back(f: &Fixture) {
-    let store = &*f.store;
-    let owner = user(store, "wren", Role::User, None).await;
-    let bucket = make_bucket(store, owner.id, "wren-files").await;
-    let committed = put(store, bucket.id, owner.id, "kept.txt", 10).await;
-    assert!(!store.discard_pending(committed.object.id).await.expect("discard"), "committed: not discarded");
-    let key = ObjectKey::parse("kept.txt").expect("key");
-    assert_eq!(store.live_object(bucket.id, &key).await.expect("live").map(|o| o.id), Some(committed.object.id));
-    let pending = store
-        .insert_pending(&NewObject {
-            bucket_id: bucket.id,
-            key: ObjectKey::parse("dropped.txt").expect("key"),
-            blob_key: support::unique("blob-"),
-            content_type: "text/plain".into(),
-            owner_id: Some(owner.id),
-            reserved_bytes: 5,
-            at: now(),
-        })
-        .await
-        .expect("pending");
-    assert!(store.discard_pending(pending.id).await.expect("discard"), "pending: discarded");
-    assert_eq!(store.object_by_id(pending.id).await.expect("read"), None);
-}
-
-/// An abort of an open upload is refused once its completion began, and a
-/// completion of an upload that was aborted finds nothing: never both.
-async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
-    use coffer::metadata::{MetaError, UploadRecord, UploadState};
-    let store = &*f.store;
-    let owner = user(store, "yara", Role::User, Some(1 << 30)).await;
-    let bucket = make_bucket(store, owner.id, "yara-files").await;
-    let upload = |id: &str| UploadRecord {
-        id: id.into(),
-        bucket_id: bucket.id,
-        key: ObjectKey::parse("big.bin").expect("key"),
-        blob_key: support::unique("blob-"),
-        backend_upload_id: support::unique("backend-"),
-        owner_id: Some(owner.id),
-        content_type: None,
-        declared_size: None,
-        part_size: 5 << 20,
-        created_at: now(),
-        state: UploadState::Open,
-        state_at: now(),
-        charged_bytes: 0,
-    };
-    store.create_upload(&upload("up-1"), &audit("upload.create")).await.expect("create");
-    store.reserve_part("up-1", 100).await.expect("reserve");
-    assert!(store.start_completion("up-1", now()).await.expect("start"));
-    let refused = store.abort_upload("up-1", UploadState::Open, &audit("upload.abort")).await;
-    assert!(matches!(refused, Err(MetaError::Conflict("upload-state"))), "{refused:?}");
-    assert_eq!(store.upload("up-1").await.expect("read").map(|u| u.charged_bytes), Some(100), "nothing refunded");
-    store.abort_upload("up-1", UploadState::Completing, &audit("upload.abort")).await.expect("abort");
-    assert_eq!(store.user_by_id(owner.id).await.expect("user").map(|u| u.used_bytes), Some(0), "refunded once");
-    assert!(store.upload("up-1").await.expect("read").is_none());
-}
-
-/// Refresh tokens and MFA steps past their expiry, and throttle rows whose
-/// window passed without a lock, are purged; everything live stays.
-async fn expired_credentials_are_purged(f: &Fixture) {
-    use coffer::metadata::{AttemptClaim, Settle, ThrottleRule, ThrottleScope};
-    let store = &*f.store;
-    let owner = user(store, "zoe", Role::User, None).await;
-    let at = now();
-    let token = |hash: &str, expires_at: DateTime<Utc>| coffer::metadata::RefreshTokenRecord {
-        token_hash: hash.into(),
-        family_id: hash.into(),
-        user_id: owner.id,
-        generation: owner.token_generation,
-        mfa: false,
-        created_at: at - chrono::Duration::days(40),
-        expires_at,
-    };
-    store.insert_refresh_token(&token("old", at - chrono::Duration::days(1))).await.expect("old");
-    store.insert_refresh_token(&token("live", at + chrono::Duration::days(1))).await.expect("live");
-    // Used long ago, but its family lives on (the token "live"): kept, to detect its reuse.
-    let sibling = coffer::metadata::RefreshTokenRecord {
-        family_id: "live".into(),
-        ..token("live-old", at - chrono::Duration::days(1))
-    };
-    store.insert_refresh_token(&sibling).await.expect("sibling");
-    store.create_mfa_challenge("old-step", owner.id, at - chrono::Duration::minutes(1)).await.expect("old step");
-    store.create_mfa_challenge("live-step", owner.id, at + chrono::Duration::minutes(4)).await.expect("live step");
-    let rule =
-        ThrottleRule { threshold: 2, window: chrono::Duration::minutes(15), lock_for: chrono::Duration::minutes(15) };
-    let wrong_guess = |subject: &'static str, when: DateTime<Utc>| async move {
-        store.claim_attempt(ThrottleScope::Account, subject, when, rule).await.expect("claim");
-        store.settle_attempt(ThrottleScope::Account, subject, Settle::Failed, (when, rule)).await.expect("settle");
-    };
-    wrong_guess("spent", at - chrono::Duration::hours(1)).await;
-    wrong_guess("recent", at).await;
-    wrong_guess("locked", at - chrono::Duration::minutes(20)).await;
-    wrong_guess("locked", at - chrono::Duration::minutes(20)).await;
-    let purged = store.purge_expired_identity(at, at - rule.window).await.expect("purge");
-    assert_eq!(purged, 4, "the old token, the old step, the spent counter and the one whose lock ended");
-    assert!(matches!(
-        store.use_refresh_token("live", at).await.expect("use"),
-        coffer::metadata::RefreshUse::Rotated(_)
-    ));
-    assert!(store.claim_mfa_attempt("live-step", at, 5).await.expect("claim").is_some());
-    assert!(store.claim_mfa_attempt("old-step", at, 5).await.expect("claim").is_none());
-    wrong_guess("recent", at).await;
-    let recent = store.claim_attempt(ThrottleScope::Account, "recent", at, rule).await.expect("claim");
-    assert_eq!(
-        recent,
-        AttemptClaim::Locked { until: at + rule.lock_for },
-        "its count stayed: a second wrong guess locked"
-    );
 }
