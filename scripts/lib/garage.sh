@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts (or reuses) a one-node Garage S3 server on loopback for tests and
-# benchmarks, and exports COFFER_TEST_S3_* for it. Source this file.
+# benchmarks, and exports COFFER_TEST_S3_* for it. Source services.sh
+# (remember_started) and then this file.
 # State lives in $COFFER_GARAGE_DIR (default ~/.cache/coffer-garage).
 
 garage_dir="${COFFER_GARAGE_DIR:-$HOME/.cache/coffer-garage}"
@@ -9,6 +10,8 @@ garage_rpc_port="${COFFER_GARAGE_RPC_PORT:-3901}"
 garage_admin_port="${COFFER_GARAGE_ADMIN_PORT:-3903}"
 garage_bucket="${COFFER_GARAGE_BUCKET:-coffer-test}"
 garage_key_name="coffer-test"
+# Sourced without services.sh (bench/harness.py), a started Garage is the caller's to stop.
+declare -F remember_started >/dev/null || remember_started() { :; }
 
 garage_install() {
   if command -v garage >/dev/null 2>&1; then return 0; fi
@@ -58,6 +61,7 @@ garage_start() {
   if ! garage_running; then
     echo "==> starting garage on 127.0.0.1:$garage_s3_port"
     nohup garage -c "$garage_dir/garage.toml" server >"$garage_dir/garage.log" 2>&1 &
+    remember_started "kill $!"
     for _ in $(seq 1 50); do
       garage_running && break
       sleep 0.2
