@@ -93,6 +93,25 @@ def render_all():
     return f"{' + '.join(tools)}; objects {counts}"
 
 
+def operator_problems(obj):
+    """The Prometheus Operator's kinds have no schema in kubernetes-validate:
+    check what a ServiceMonitor needs to scrape Coffer with its token."""
+    if obj.get("kind") != "ServiceMonitor":
+        return [f"unexpected kind {obj.get('kind')}"]
+    spec = obj.get("spec") or {}
+    problems = [] if (spec.get("selector") or {}).get("matchLabels") else ["no selector.matchLabels"]
+    endpoints = spec.get("endpoints") or []
+    if not endpoints:
+        problems.append("no endpoints")
+    for endpoint in endpoints:
+        credentials = ((endpoint.get("authorization") or {}).get("credentials") or {})
+        if endpoint.get("path") != "/metrics" or not endpoint.get("port"):
+            problems.append("an endpoint without port or path /metrics")
+        if credentials.get("key") != "COFFER_METRICS_TOKEN" or not credentials.get("name"):
+            problems.append("an endpoint without the metrics token as its Bearer credentials")
+    return problems
+
+
 @check("k8s: schemas (kubernetes-validate, strict)")
 def schemas():
     import kubernetes_validate
@@ -101,6 +120,10 @@ def schemas():
     count = 0
     for overlay, objects in RENDERED.items():
         for obj in objects:
+            if obj.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+                problems.extend(f"{overlay} {key(obj)}: {p}" for p in operator_problems(obj))
+                count += 1
+                continue
             for version in K8S_VERSIONS:
                 try:
                     kubernetes_validate.validate(obj, version, strict=True)
