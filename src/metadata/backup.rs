@@ -3,6 +3,8 @@
 //! the file is whole. Times are already integers (microseconds) in both
 //! schemas, so rows move between SQLite and PostgreSQL unchanged.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Format version of the file itself (not of the schema).
@@ -78,6 +80,12 @@ pub enum Line {
     Trailer {
         end: bool,
         rows: u64,
+        /// The last id each table's identity handed out, deleted rows
+        /// included: a restore continues after it, so an id once given (to
+        /// a user whose tokens may still circulate) is never given again.
+        /// Absent in files from before it was recorded.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        identities: BTreeMap<String, i64>,
     },
 }
 
@@ -133,7 +141,8 @@ mod tests {
                 table: "users".into(),
                 row: serde_json::json!({"id": 1}).as_object().cloned().unwrap_or_default(),
             },
-            Line::Trailer { end: true, rows: 1 },
+            Line::Trailer { end: true, rows: 1, identities: BTreeMap::from([("users".to_owned(), 3)]) },
+            Line::Trailer { end: true, rows: 0, identities: BTreeMap::new() },
         ];
         for line in lines {
             let text = serde_json::to_string(&line).expect("encode");

@@ -311,7 +311,10 @@ impl Services {
         let user = self
             .account_state(user_id)
             .await?
-            .filter(|u| !u.disabled && u.token_generation == claims.generation)
+            // The name too: an id is never handed out twice (restores continue
+            // after the dump's last), but a token must not outlive the
+            // account it was issued to should one ever be.
+            .filter(|u| !u.disabled && u.token_generation == claims.generation && u.username.as_str() == claims.name)
             .ok_or_else(invalid)?;
         Ok(Principal {
             user_id: user.id,

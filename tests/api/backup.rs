@@ -130,3 +130,45 @@ async fn a_truncated_backup_is_refused_and_leaves_the_target_empty() {
     succeed(coffer(&app, Some(&target), &["restore", "--from", dump.to_str().expect("path")]), "restore");
     assert!(!dir.path().join("coffer.jsonl.partial").exists());
 }
+
+/// Ids continue after the last one the source handed out, deleted rows
+/// included: an access token of a deleted account never comes back to life
+/// as a new account that would otherwise get the same id after a restore.
+#[tokio::test]
+async fn a_restore_never_hands_out_an_id_again() {
+    let app = spawn_app().await;
+    let admin_password = app.create_user("root", Role::Admin).await;
+    let admin = app.login("root", &admin_password).await.access;
+    let password = app.create_user("gone", Role::User).await;
+    let stale = app.login("gone", &password).await.access;
+    let deleted = app.with_token(Method::DELETE, "/api/v1/admin/users/gone", &admin).send().await.expect("delete");
+    assert_eq!(deleted.status(), 204);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let dump = dir.path().join("coffer.jsonl");
+    succeed(coffer(&app, None, &["backup", "--out", dump.to_str().expect("path")]), "backup");
+    let text = std::fs::read_to_string(&dump).expect("read dump");
+    assert!(text.lines().last().is_some_and(|l| l.contains("\"identities\":{")), "the trailer records identities");
+
+    let mut targets = vec![format!("sqlite://{}/restored.db", dir.path().display())];
+    if let Some(admin_url) = postgres_admin_url() {
+        targets.push(create_database(&admin_url, "coffer_backup_test").await);
+    }
+    for target in targets {
+        succeed(coffer(&app, Some(&target), &["restore", "--from", dump.to_str().expect("path")]), "restore");
+        let storage_config = app.config.clone();
+        let target_url = target.clone();
+        let served = spawn_app_with(move |config| {
+            let (redis, namespace) = (config.redis_url.clone(), config.cache_namespace.clone());
+            *config = storage_config;
+            config.bind = "127.0.0.1:0".into();
+            config.database_url = Some(target_url.into());
+            config.redis_url = redis;
+            config.cache_namespace = namespace;
+        })
+        .await;
+        served.create_user("gone", Role::User).await;
+        let me = served.with_token(Method::GET, "/api/v1/me", &stale).send().await.expect("me");
+        assert_eq!(me.status(), 401, "a deleted account's token opened a new one ({target})");
+    }
+}

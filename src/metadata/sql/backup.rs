@@ -3,6 +3,7 @@
 // column names come from the target database's own catalog, never from the
 // file; every value is a bound parameter.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
 use async_trait::async_trait;
@@ -46,6 +47,11 @@ async fn catalog(tx: &mut Transaction<'static, Db>) -> Result<Vec<(String, Colum
         tables.push((table, typed));
     }
     Ok(tables)
+}
+
+/// Whether a table's rows are numbered by the engine (an integer `id`).
+fn has_identity(columns: &Columns) -> bool {
+    columns.iter().any(|(name, kind)| name == "id" && *kind == ColumnKind::Integer)
 }
 
 fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<(), BackupError> {
@@ -130,7 +136,19 @@ impl BackupStore for Store {
                 rows += 1;
             }
         }
-        write_line(out, &Line::Trailer { end: true, rows })?;
+        let mut identities = BTreeMap::new();
+        for (table, columns) in &tables {
+            if has_identity(columns) {
+                let last: Option<(Option<i64>,)> = sqlx::query_as(AssertSqlSafe(LAST_IDENTITY.replace("{table}", table)))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(sql_err("backup"))?;
+                if let Some((Some(last),)) = last {
+                    identities.insert(table.clone(), last);
+                }
+            }
+        }
+        write_line(out, &Line::Trailer { end: true, rows, identities })?;
         out.flush()?;
         tx.rollback().await.map_err(sql_err("snapshot"))?;
         Ok(BackupSummary { tables: tables.len(), rows, schema })
@@ -179,13 +197,15 @@ impl BackupStore for Store {
                     insert(&mut tx, table, columns, &row).await?;
                     rows += 1;
                 }
-                Ok(Line::Trailer { end: true, rows: announced }) if announced == rows => {
-                    for (table, columns) in &tables {
-                        if let Some(reset) = RESET_IDENTITY
-                            && columns.iter().any(|(name, kind)| name == "id" && *kind == ColumnKind::Integer)
-                        {
-                            let sql = reset.replace("{table}", table);
-                            sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(sql_err("restore"))?;
+                Ok(Line::Trailer { end: true, rows: announced, identities }) if announced == rows => {
+                    for (table, _) in tables.iter().filter(|(_, columns)| has_identity(columns)) {
+                        let last = identities.get(table).copied().unwrap_or(0);
+                        for statement in CONTINUE_IDENTITY {
+                            sqlx::query(AssertSqlSafe(statement.replace("{table}", table)))
+                                .bind(last)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(sql_err("restore"))?;
                         }
                     }
                     tx.commit().await.map_err(sql_err("transaction"))?;
