@@ -1,7 +1,8 @@
 //! Builds the web UI (`web/` → `web/dist`, embedded by `src/http/ui.rs`) when
 //! it is missing or older than its sources and `npm` is available. Without
 //! `npm`, or with `COFFER_SKIP_UI_BUILD=1`, nothing is built and the binary
-//! serves a page explaining how to build the UI.
+//! serves a page explaining how to build the UI. A UI built later is picked
+//! up by the next build (web/dist is watched).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +50,18 @@ fn main() {
     if !web.join("package.json").exists() {
         return;
     }
+    build_ui(&web);
+    // A release binary embeds web/dist as it is now: a UI built later (by
+    // hand, or by e2e/run) must rebuild it. Until there is a dist, web/ is
+    // watched instead, so that its first build is noticed too.
+    if web.join("dist").exists() {
+        println!("cargo:rerun-if-changed=web/dist");
+    } else {
+        println!("cargo:rerun-if-changed=web");
+    }
+}
+
+fn build_ui(web: &Path) {
     let built = newest(&web.join("dist").join("index.html"));
     let sources = INPUTS.iter().filter_map(|input| newest(&web.join(input))).max();
     let fresh = matches!((built, sources), (Some(built), Some(sources)) if built >= sources);
@@ -61,11 +74,11 @@ fn main() {
         );
         return;
     };
-    if !web.join("node_modules").exists() && !run(&web, npm, &["ci", "--no-audit", "--no-fund"]) {
+    if !web.join("node_modules").exists() && !run(web, npm, &["ci", "--no-audit", "--no-fund"]) {
         println!("cargo:warning=web UI not built: `npm ci` failed in web/");
         return;
     }
-    if !run(&web, npm, &["run", "build"]) {
+    if !run(web, npm, &["run", "build"]) {
         println!("cargo:warning=web UI build failed: run `npm run build` in web/ to see why");
     }
 }
