@@ -7,17 +7,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Transaction};
 
 use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
+use crate::domain::audit::ChainKey;
 
 pub(super) type Db = sqlx::Postgres;
 
 pub struct PostgresStore {
     pool: Pool<Db>,
+    chain: ChainKey,
 }
 
 pub(super) type Store = PostgresStore;
 
 impl PostgresStore {
-    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(MetaError::Other)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -25,7 +27,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, chain })
     }
 
     pub(super) fn pool(&self) -> &Pool<Db> {
@@ -43,6 +45,14 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 /// replica form one chain.
 pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
 
+/// Locks a refresh family's tokens until commit. Issuing a successor and
+/// revoking the family both take it first, so whichever comes second sees
+/// the other's work: a successor issued while its family is revoked is
+/// revoked with it (without the lock, READ COMMITTED lets each statement
+/// miss the other's uncommitted row).
+pub(super) const LOCK_REFRESH_FAMILY: &str =
+    "SELECT token_hash FROM refresh_tokens WHERE family_id = $1 ORDER BY token_hash FOR UPDATE";
+
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
@@ -56,7 +66,7 @@ mod users {
     include!("sql/users.rs");
 }
 mod identity {
-    use super::{Store, begin_write};
+    use super::{LOCK_REFRESH_FAMILY, Store, begin_write};
     include!("sql/identity.rs");
 }
 mod buckets {
@@ -96,9 +106,12 @@ mod backup {
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'";
     const TABLE_COLUMNS: &str = "SELECT column_name::text, data_type::text FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position";
-    /// Identity sequences continue after the restored ids.
-    const RESET_IDENTITY: Option<&str> =
-        Some("SELECT setval(pg_get_serial_sequence('{table}', 'id'), MAX(id)) FROM {table} HAVING MAX(id) IS NOT NULL");
+    /// The last value the identity's sequence gave (`NULL` before the first).
+    const LAST_IDENTITY: &str = "SELECT pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass)";
+    /// Ids continue after the larger of the file's last one (`$1`) and the
+    /// largest restored; a sequence with neither stays unused.
+    const CONTINUE_IDENTITY: &[&str] = &["SELECT setval(pg_get_serial_sequence('{table}', 'id'), last) \
+         FROM (SELECT GREATEST($1::BIGINT, COALESCE(MAX(id), 0)) AS last FROM {table}) AS restored WHERE last > 0"];
     include!("sql/backup.rs");
 }
 
@@ -109,7 +122,15 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|error| MetaError::Other(error.into()))?;
+        audit::seal_anchor(self).await
+    }
+
+    fn chain_key(&self) -> &ChainKey {
+        &self.chain
     }
 
     async fn ping(&self) -> MetaResult<()> {

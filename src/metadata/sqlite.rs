@@ -8,17 +8,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Transaction};
 
 use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
+use crate::domain::audit::ChainKey;
 
 pub(super) type Db = sqlx::Sqlite;
 
 pub struct SqliteStore {
     pool: Pool<Db>,
+    chain: ChainKey,
 }
 
 pub(super) type Store = SqliteStore;
 
 impl SqliteStore {
-    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(MetaError::Other)?
             .create_if_missing(true)
@@ -44,7 +46,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, chain })
     }
 
     pub(super) fn pool(&self) -> &Pool<Db> {
@@ -61,6 +63,9 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 /// Reads the audit chain head inside a write transaction (already exclusive here).
 pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
 
+/// A refresh family's tokens, read inside a write transaction (already exclusive here).
+pub(super) const LOCK_REFRESH_FAMILY: &str = "SELECT token_hash FROM refresh_tokens WHERE family_id = $1";
+
 /// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
@@ -73,7 +78,7 @@ mod users {
     include!("sql/users.rs");
 }
 mod identity {
-    use super::{Store, begin_write};
+    use super::{LOCK_REFRESH_FAMILY, Store, begin_write};
     include!("sql/identity.rs");
 }
 mod buckets {
@@ -111,8 +116,17 @@ mod backup {
     const BEGIN_SNAPSHOT: &str = "BEGIN";
     const LIST_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table'";
     const TABLE_COLUMNS: &str = "SELECT name, type FROM pragma_table_info($1) ORDER BY cid";
-    /// Row ids continue after the largest one by themselves.
-    const RESET_IDENTITY: Option<&str> = None;
+    /// AUTOINCREMENT keeps the largest id it gave in `sqlite_sequence`.
+    const LAST_IDENTITY: &str = "SELECT seq FROM sqlite_sequence WHERE name = '{table}'";
+    /// Ids continue after the larger of the file's last one (`$1`) and the
+    /// rows restored (inserting them already raised `seq` to their largest).
+    const CONTINUE_IDENTITY: &[&str] = &[
+        "INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', $1 \
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{table}') \
+         AND EXISTS (SELECT 1 FROM sqlite_master WHERE name = '{table}' AND sql LIKE '%AUTOINCREMENT%')",
+        "UPDATE sqlite_sequence SET seq = MAX(seq, $1, (SELECT COALESCE(MAX(id), 0) FROM {table})) \
+         WHERE name = '{table}'",
+    ];
     include!("sql/backup.rs");
 }
 
@@ -123,7 +137,12 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))?;
+        audit::seal_anchor(self).await
+    }
+
+    fn chain_key(&self) -> &ChainKey {
+        &self.chain
     }
 
     async fn ping(&self) -> MetaResult<()> {

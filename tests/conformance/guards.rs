@@ -15,6 +15,7 @@ for_each_adapter!({ sqlite, postgres }: [
     a_committed_write_is_never_rolled_back,
     an_abort_and_a_completion_exclude_each_other,
     expired_credentials_are_purged,
+    a_successor_issued_while_its_family_is_revoked_is_revoked_too,
 ]);
 
 /// Twenty guesses claimed at once: exactly the threshold get through (the
@@ -165,4 +166,37 @@ async fn expired_credentials_are_purged(f: &Fixture) {
         AttemptClaim::Locked { until: at + rule.lock_for },
         "its count stayed: a second wrong guess locked"
     );
+}
+
+/// A stolen refresh token replayed while the legitimate client's successor is
+/// being issued: whichever transaction comes second, the family's revocation
+/// takes the successor with it (on PostgreSQL both lock the family first).
+/// Many rounds, so an interleaving that misses the other's row shows up.
+async fn a_successor_issued_while_its_family_is_revoked_is_revoked_too(f: &Fixture) {
+    use coffer::metadata::{RefreshTokenRecord, RefreshUse};
+    let store = &f.store;
+    let owner = user(&**store, "rhea", Role::User, None).await;
+    let at = now();
+    let token = |hash: String, family: &str| RefreshTokenRecord {
+        token_hash: hash,
+        family_id: family.into(),
+        user_id: owner.id,
+        generation: owner.token_generation,
+        mfa: false,
+        created_at: at,
+        expires_at: at + chrono::Duration::days(1),
+    };
+    for round in 0..60 {
+        let family = format!("family-{round}");
+        store.insert_refresh_token(&token(format!("{family}-0"), &family)).await.expect("first");
+        let rotated = store.use_refresh_token(&format!("{family}-0"), at).await.expect("rotate");
+        assert!(matches!(rotated, RefreshUse::Rotated(_)), "round {round}");
+        let (successor, spent) = (token(format!("{family}-1"), &family), format!("{family}-0"));
+        let (issued, replayed) =
+            tokio::join!(store.insert_refresh_token(&successor), store.use_refresh_token(&spent, at));
+        issued.expect("successor");
+        assert!(matches!(replayed.expect("replay"), RefreshUse::Reused { .. }), "round {round}");
+        let after = store.use_refresh_token(&format!("{family}-1"), at).await.expect("use successor");
+        assert!(!matches!(after, RefreshUse::Rotated(_)), "round {round}: the successor outlived its family");
+    }
 }

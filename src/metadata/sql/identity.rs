@@ -14,10 +14,21 @@ use crate::metadata::{
 
 use super::audit::commit_audited;
 
+/// Takes `LOCK_REFRESH_FAMILY` for `family_id` inside `tx`.
+async fn lock_family(tx: &mut sqlx::Transaction<'static, super::Db>, family_id: &str) -> MetaResult<()> {
+    sqlx::query(LOCK_REFRESH_FAMILY)
+        .bind(family_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(sql_err("refresh family"))?;
+    Ok(())
+}
+
 #[async_trait]
 impl IdentityStore for Store {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        lock_family(&mut tx, &token.family_id).await?;
         sqlx::query(concat!("INSERT INTO refresh_tokens (", refresh_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&token.token_hash)
             .bind(&token.family_id)
@@ -69,6 +80,7 @@ impl IdentityStore for Store {
                 .map_err(sql_err("refresh token"))?;
                 match known {
                     Some((family_id, user_id, used, revoked)) if used.is_some() || revoked.is_some() => {
+                        lock_family(&mut tx, &family_id).await?;
                         sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
                             .bind(&family_id)
                             .bind(to_micros(now))
@@ -96,6 +108,7 @@ impl IdentityStore for Store {
         let Some((family_id, user_id)) = known else {
             return Ok(None);
         };
+        lock_family(&mut tx, &family_id).await?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
             .bind(&family_id)
             .bind(to_micros(now))
@@ -124,7 +137,7 @@ impl IdentityStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(sql_err("api key"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -173,7 +186,7 @@ impl IdentityStore for Store {
         if revoked.rows_affected() == 0 {
             return Err(MetaError::NotFound("api key"));
         }
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -260,7 +273,7 @@ impl IdentityStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(sql_err("user"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -285,7 +298,7 @@ impl IdentityStore for Store {
         ] {
             sqlx::query(statement).bind(user_id).execute(&mut *tx).await.map_err(sql_err("totp"))?;
         }
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
