@@ -11,7 +11,6 @@ use crate::cache::{self, CacheError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cpu_pinning::WorkerPinner;
-use crate::domain::audit::ChainKey;
 use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
 use crate::service::signing::UrlSigner;
@@ -54,9 +53,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn MetadataStore>, Start
         max_connections: config.database_max_connections,
         acquire_timeout: config.database_acquire_timeout,
     };
-    let chain = ChainKey::new(MasterKey::load(config)?.derive("audit chain hmac v1"));
-    let store =
-        metadata::connect(&url, &settings, chain).await.map_err(|source| StartupError::Database { engine, source })?;
+    let store = metadata::connect(&url, &settings).await.map_err(|source| StartupError::Database { engine, source })?;
     store.migrate().await.map_err(StartupError::Migrate)?;
     Ok(store)
 }

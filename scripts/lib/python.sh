@@ -24,7 +24,8 @@ make_venv() {
 # Installs $2 (a requirements file) into the venv $1, again only when the file changed.
 venv_requirements() {
   local venv=$1 requirements=$2 want
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  # The interpreter too: a venv rebuilt on another Python must be filled again.
+  want=$({ cat "$requirements"; "$venv/bin/python" -V; } 2>&1 | sha256sum | cut -d' ' -f1)
   [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ] && return 0
   echo "==> installing into $venv: $(grep -v '^#' "$requirements" | tr '\n' ' ')"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" || return 1

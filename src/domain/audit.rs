@@ -1,81 +1,11 @@
-//! Audit records and their keyed hash chain:
-//! `hash = HMAC-SHA-256(chain key, prev_hash ‖ canonical(record))`, and the
-//! sealed anchor the chain starts from.
+//! Audit records and their hash chain: `hash = SHA-256(prev_hash ‖ canonical(record))`.
 //!
 //! The canonical encoding is a JSON array of the fields in a fixed order with
 //! `details` serialized with sorted keys, so any replica computes the same bytes.
-//! Events written before the chain was keyed (ids below the anchor's
-//! `keyed_from`) carry the plain `SHA-256(prev_hash ‖ canonical)`.
-
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// The secret the chain is keyed with (derived from the master key, never
-/// stored in the database): whoever can write the database but lacks it can
-/// neither append nor edit an event, nor move the anchor, so that the chain
-/// still verifies.
-#[derive(Clone)]
-pub struct ChainKey(Arc<SecretBox<[u8; 32]>>);
-
-impl ChainKey {
-    pub fn new(key: SecretBox<[u8; 32]>) -> Self {
-        Self(Arc::new(key))
-    }
-
-    fn mac(&self, parts: &[&[u8]]) -> String {
-        // HMAC takes keys of any length: this cannot fail.
-        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.expose_secret()) else {
-            unreachable!("HMAC accepts a 32-byte key")
-        };
-        for part in parts {
-            mac.update(part);
-        }
-        hex::encode(mac.finalize().into_bytes())
-    }
-}
-
-impl std::fmt::Debug for ChainKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChainKey(..)")
-    }
-}
-
-/// Where the kept chain starts: the first event's id and the hash it links
-/// to, the first id that is keyed, and a seal over the three under the chain
-/// key. Purges move it (and seal it again); nothing else may.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditAnchor {
-    pub first_id: i64,
-    pub prev_hash: String,
-    /// Events from this id on are keyed; earlier ones predate the key.
-    pub keyed_from: i64,
-    pub seal: Option<String>,
-}
-
-impl AuditAnchor {
-    pub fn expected_seal(&self, key: &ChainKey) -> String {
-        let fields = format!("{}\n{}\n{}", self.first_id, self.prev_hash, self.keyed_from);
-        key.mac(&[b"coffer audit anchor v1\n", fields.as_bytes()])
-    }
-
-    pub fn sealed(mut self, key: &ChainKey) -> Self {
-        self.seal = Some(self.expected_seal(key));
-        self
-    }
-
-    /// Whether the seal is the chain key's own over these fields.
-    pub fn seal_holds(&self, key: &ChainKey) -> bool {
-        let expected = self.expected_seal(key);
-        self.seal
-            .as_deref()
-            .is_some_and(|seal| bool::from(subtle::ConstantTimeEq::ct_eq(seal.as_bytes(), expected.as_bytes())))
-    }
-}
 
 /// The hash that precedes the first record (and follows a purge's re-anchor).
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -196,8 +126,8 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// Chains `entry` after a record whose hash is `prev_hash`, as record `id`, keyed with `key`.
-    pub fn chain(id: i64, entry: AuditEntry, prev_hash: &str, key: &ChainKey) -> Self {
+    /// Chains `entry` after a record whose hash is `prev_hash`, as record `id`.
+    pub fn chain(id: i64, entry: AuditEntry, prev_hash: &str) -> Self {
         let mut record = Self {
             id,
             at: entry.at,
@@ -213,28 +143,12 @@ impl AuditRecord {
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
-        record.hash = record.keyed_hash(key);
+        record.hash = record.expected_hash();
         record
     }
 
-    /// The hash this record must carry given its content and `prev_hash`:
-    /// keyed, unless the anchor says it predates the key.
-    pub fn expected_hash(&self, key: &ChainKey, anchor: &AuditAnchor) -> String {
-        if self.id >= anchor.keyed_from { self.keyed_hash(key) } else { self.keyless_hash() }
-    }
-
-    fn keyed_hash(&self, key: &ChainKey) -> String {
-        key.mac(&[self.prev_hash.as_bytes(), self.canonical().as_bytes()])
-    }
-
-    fn keyless_hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(self.prev_hash.as_bytes());
-        hasher.update(self.canonical().as_bytes());
-        hex::encode(hasher.finalize())
-    }
-
-    fn canonical(&self) -> String {
+    /// The hash this record must carry given its content and `prev_hash`.
+    pub fn expected_hash(&self) -> String {
         let canonical = serde_json::json!([
             self.id,
             self.at.timestamp_micros(),
@@ -248,7 +162,10 @@ impl AuditRecord {
             self.request_id,
             self.details.to_string(),
         ]);
-        canonical.to_string()
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash.as_bytes());
+        hasher.update(canonical.to_string().as_bytes());
+        hex::encode(hasher.finalize())
     }
 }
 
@@ -282,55 +199,18 @@ mod tests {
         }
     }
 
-    fn key(byte: u8) -> ChainKey {
-        ChainKey::new(SecretBox::new(Box::new([byte; 32])))
-    }
-
-    fn anchor(keyed_from: i64) -> AuditAnchor {
-        AuditAnchor { first_id: 1, prev_hash: GENESIS_HASH.into(), keyed_from, seal: None }
-    }
-
     #[test]
     fn chain_links_and_detects_edits() {
-        let (key, anchor) = (key(1), anchor(1));
-        let first = AuditRecord::chain(1, entry("bucket.create"), GENESIS_HASH, &key);
-        let second = AuditRecord::chain(2, entry("object.put"), &first.hash, &key);
+        let first = AuditRecord::chain(1, entry("bucket.create"), GENESIS_HASH);
+        let second = AuditRecord::chain(2, entry("object.put"), &first.hash);
         assert_eq!(second.prev_hash, first.hash);
-        assert_eq!(second.hash, second.expected_hash(&key, &anchor));
+        assert_eq!(second.hash, second.expected_hash());
         let mut edited = second.clone();
         edited.actor = "mallory".into();
-        assert_ne!(edited.expected_hash(&key, &anchor), second.hash);
+        assert_ne!(edited.expected_hash(), second.hash);
         let mut moved = second;
         moved.id = 3;
-        assert_ne!(moved.expected_hash(&key, &anchor), moved.hash);
-    }
-
-    #[test]
-    fn only_the_key_makes_a_hash_that_verifies() {
-        let record = AuditRecord::chain(5, entry("object.put"), GENESIS_HASH, &key(1));
-        assert_eq!(record.hash, record.expected_hash(&key(1), &anchor(1)));
-        // Another key, or the keyless formula a database writer could compute, does not verify.
-        assert_ne!(record.hash, record.expected_hash(&key(2), &anchor(1)));
-        let mut forged = record.clone();
-        forged.hash = forged.keyless_hash();
-        assert_ne!(forged.hash, forged.expected_hash(&key(1), &anchor(1)));
-        // Events before `keyed_from` predate the key and carry the keyless hash.
-        assert_eq!(forged.hash, forged.expected_hash(&key(1), &anchor(6)));
-    }
-
-    #[test]
-    fn the_anchor_seal_covers_every_field() {
-        let sealed = anchor(3).sealed(&key(1));
-        assert!(sealed.seal_holds(&key(1)));
-        assert!(!sealed.seal_holds(&key(2)));
-        assert!(!anchor(3).seal_holds(&key(1)), "an unsealed anchor does not hold");
-        for moved in [
-            AuditAnchor { first_id: 2, ..sealed.clone() },
-            AuditAnchor { prev_hash: "ab".repeat(32), ..sealed.clone() },
-            AuditAnchor { keyed_from: 9, ..sealed.clone() },
-        ] {
-            assert!(!moved.seal_holds(&key(1)), "{moved:?}");
-        }
+        assert_ne!(moved.expected_hash(), moved.hash);
     }
 
     #[test]
@@ -338,8 +218,8 @@ mod tests {
         let mut reordered = entry("x");
         reordered.details = serde_json::from_str(r#"{"a":[1,2],"b":1}"#).unwrap_or_default();
         assert_eq!(
-            AuditRecord::chain(1, entry("x"), GENESIS_HASH, &key(1)).hash,
-            AuditRecord::chain(1, reordered, GENESIS_HASH, &key(1)).hash
+            AuditRecord::chain(1, entry("x"), GENESIS_HASH).hash,
+            AuditRecord::chain(1, reordered, GENESIS_HASH).hash
         );
     }
 }

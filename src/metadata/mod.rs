@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 pub use error::MetaError;
 pub use records::*;
 
-use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
+use crate::domain::audit::{AuditEntry, AuditRecord};
 use crate::domain::{BucketName, ObjectKey, Permission, Username};
 use crate::policy::lifecycle::LifecycleRule;
 use crate::policy::retention::Retention;
@@ -318,9 +318,8 @@ pub trait AuditStore: Send + Sync {
     async fn audit_query(&self, query: &AuditQuery) -> MetaResult<Vec<AuditRecord>>;
     /// The chain head: the newest id and its hash.
     async fn audit_head(&self) -> MetaResult<(i64, String)>;
-    /// Where verification starts: the first kept id, the hash it links to,
-    /// the first keyed id, and the seal over them.
-    async fn audit_anchor(&self) -> MetaResult<AuditAnchor>;
+    /// Where verification starts: the first kept id and the hash it links to.
+    async fn audit_anchor(&self) -> MetaResult<(i64, String)>;
     /// Deletes events before `before` (whole prefix of the chain), moves the
     /// anchor, and records `audit` — all in one transaction. Returns how many went.
     async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64>;
@@ -375,10 +374,7 @@ pub trait MetadataStore:
 {
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;
-    /// Applies the migrations, then seals the audit anchor if it never was.
     async fn migrate(&self) -> MetaResult<()>;
-    /// The key the audit chain is hashed with.
-    fn chain_key(&self) -> &ChainKey;
     async fn ping(&self) -> MetaResult<()>;
     async fn close(&self);
 }
@@ -391,12 +387,11 @@ pub struct PoolSettings {
 }
 
 /// Connects to `url` (`sqlite:` or `postgres://`). Does not migrate.
-/// Audit events are hashed with `chain`.
-pub async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Arc<dyn MetadataStore>> {
+pub async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Arc<dyn MetadataStore>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings, chain).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
     } else {
-        Ok(Arc::new(postgres::PostgresStore::connect(url, settings, chain).await?))
+        Ok(Arc::new(postgres::PostgresStore::connect(url, settings).await?))
     }
 }
 

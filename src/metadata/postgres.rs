@@ -7,19 +7,17 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Transaction};
 
 use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
-use crate::domain::audit::ChainKey;
 
 pub(super) type Db = sqlx::Postgres;
 
 pub struct PostgresStore {
     pool: Pool<Db>,
-    chain: ChainKey,
 }
 
 pub(super) type Store = PostgresStore;
 
 impl PostgresStore {
-    pub(super) async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Self> {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(MetaError::Other)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -27,7 +25,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;
-        Ok(Self { pool, chain })
+        Ok(Self { pool })
     }
 
     pub(super) fn pool(&self) -> &Pool<Db> {
@@ -122,15 +120,7 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|error| MetaError::Other(error.into()))?;
-        audit::seal_anchor(self).await
-    }
-
-    fn chain_key(&self) -> &ChainKey {
-        &self.chain
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
     }
 
     async fn ping(&self) -> MetaResult<()> {

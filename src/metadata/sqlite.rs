@@ -8,19 +8,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Transaction};
 
 use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
-use crate::domain::audit::ChainKey;
 
 pub(super) type Db = sqlx::Sqlite;
 
 pub struct SqliteStore {
     pool: Pool<Db>,
-    chain: ChainKey,
 }
 
 pub(super) type Store = SqliteStore;
 
 impl SqliteStore {
-    pub(super) async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Self> {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(MetaError::Other)?
             .create_if_missing(true)
@@ -46,7 +44,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;
-        Ok(Self { pool, chain })
+        Ok(Self { pool })
     }
 
     pub(super) fn pool(&self) -> &Pool<Db> {
@@ -137,12 +135,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))?;
-        audit::seal_anchor(self).await
-    }
-
-    fn chain_key(&self) -> &ChainKey {
-        &self.chain
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
     }
 
     async fn ping(&self) -> MetaResult<()> {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Transaction};
 
-use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
+use crate::domain::audit::{AuditEntry, AuditRecord};
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{AuditRow, records};
 use crate::metadata::time::to_micros;
@@ -15,14 +15,13 @@ use crate::metadata::{AuditQuery, AuditStore, MetaResult, emit_audit};
 /// concurrent writers (on any replica) queue here and the chain never forks.
 pub(in crate::metadata) async fn append_in_tx(
     tx: &mut Transaction<'static, Db>,
-    chain: &ChainKey,
     entry: &AuditEntry,
 ) -> MetaResult<AuditRecord> {
     let (last_id, last_hash): (i64, String) = sqlx::query_as(LOCK_CHAIN_HEAD)
         .fetch_one(&mut **tx)
         .await
         .map_err(sql_err("audit chain head"))?;
-    let record = AuditRecord::chain(last_id + 1, entry.clone(), &last_hash, chain);
+    let record = AuditRecord::chain(last_id + 1, entry.clone(), &last_hash);
     sqlx::query(concat!(
         "INSERT INTO audit_events (",
         audit_columns!(),
@@ -53,50 +52,12 @@ pub(in crate::metadata) async fn append_in_tx(
     Ok(record)
 }
 
-async fn read_anchor<'e>(executor: impl sqlx::Executor<'e, Database = Db>) -> MetaResult<AuditAnchor> {
-    let (first_id, prev_hash, keyed_from, seal): (i64, String, Option<i64>, Option<String>) =
-        sqlx::query_as("SELECT first_id, prev_hash, keyed_from, seal FROM audit_anchor WHERE id = 1")
-            .fetch_one(executor)
-            .await
-            .map_err(sql_err("audit anchor"))?;
-    // Never sealed (the key came with an upgrade): every kept event predates it.
-    Ok(AuditAnchor { first_id, prev_hash, keyed_from: keyed_from.unwrap_or(i64::MAX), seal })
-}
-
-async fn write_anchor(tx: &mut Transaction<'static, Db>, anchor: &AuditAnchor) -> MetaResult<()> {
-    sqlx::query("UPDATE audit_anchor SET first_id = $1, prev_hash = $2, keyed_from = $3, seal = $4 WHERE id = 1")
-        .bind(anchor.first_id)
-        .bind(&anchor.prev_hash)
-        .bind(anchor.keyed_from)
-        .bind(&anchor.seal)
-        .execute(&mut **tx)
-        .await
-        .map_err(sql_err("audit anchor"))?;
-    Ok(())
-}
-
-/// Seals an anchor that never was (a new database, or the first start after
-/// the key came): events from the next one on are keyed. A sealed anchor is
-/// left alone, even one whose seal fails: that is for verification to report.
-pub(in crate::metadata) async fn seal_anchor(store: &Store) -> MetaResult<()> {
-    let mut tx = begin_write(store.pool()).await.map_err(sql_err("transaction"))?;
-    let (head_id, _): (i64, String) =
-        sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut *tx).await.map_err(sql_err("audit chain head"))?;
-    let anchor = read_anchor(&mut *tx).await?;
-    if anchor.seal.is_some() {
-        return Ok(());
-    }
-    write_anchor(&mut tx, &AuditAnchor { keyed_from: head_id + 1, ..anchor }.sealed(&store.chain)).await?;
-    tx.commit().await.map_err(sql_err("transaction"))
-}
-
 /// Appends `entry`, commits `tx`, then emits the record to the `audit` log target.
 pub(in crate::metadata) async fn commit_audited(
     mut tx: Transaction<'static, Db>,
-    chain: &ChainKey,
     entry: &AuditEntry,
 ) -> MetaResult<AuditRecord> {
-    let record = append_in_tx(&mut tx, chain, entry).await?;
+    let record = append_in_tx(&mut tx, entry).await?;
     tx.commit().await.map_err(sql_err("transaction"))?;
     emit_audit(&record);
     Ok(record)
@@ -105,17 +66,17 @@ pub(in crate::metadata) async fn commit_audited(
 /// Runs one statement and appends `entry` in the same transaction; `missing`
 /// (nothing committed) when the statement touched no row.
 pub(in crate::metadata) async fn execute_audited(
-    store: &Store,
+    pool: &sqlx::Pool<Db>,
     statement: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
     entry: &AuditEntry,
     missing: crate::metadata::MetaError,
 ) -> MetaResult<()> {
-    let mut tx = begin_write(store.pool()).await.map_err(sql_err("transaction"))?;
+    let mut tx = begin_write(pool).await.map_err(sql_err("transaction"))?;
     let done = statement.execute(&mut *tx).await.map_err(sql_err("statement"))?;
     if done.rows_affected() == 0 {
         return Err(missing);
     }
-    commit_audited(tx, &store.chain, entry).await?;
+    commit_audited(tx, entry).await?;
     Ok(())
 }
 
@@ -123,7 +84,7 @@ pub(in crate::metadata) async fn execute_audited(
 impl AuditStore for Store {
     async fn append_audit(&self, entry: &AuditEntry) -> MetaResult<AuditRecord> {
         let tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        commit_audited(tx, &self.chain, entry).await
+        commit_audited(tx, entry).await
     }
 
     async fn audit_after(&self, after: i64, limit: usize) -> MetaResult<Vec<AuditRecord>> {
@@ -148,7 +109,7 @@ impl AuditStore for Store {
                 .iter()
                 .map(|entry| {
                     last_id += 1;
-                    let record = AuditRecord::chain(last_id, entry.clone(), &last_hash, &self.chain);
+                    let record = AuditRecord::chain(last_id, entry.clone(), &last_hash);
                     last_hash.clone_from(&record.hash);
                     record
                 })
@@ -213,8 +174,11 @@ impl AuditStore for Store {
         records(rows)
     }
 
-    async fn audit_anchor(&self) -> MetaResult<AuditAnchor> {
-        read_anchor(self.pool()).await
+    async fn audit_anchor(&self) -> MetaResult<(i64, String)> {
+        sqlx::query_as("SELECT first_id, prev_hash FROM audit_anchor WHERE id = 1")
+            .fetch_one(self.pool())
+            .await
+            .map_err(sql_err("audit anchor"))
     }
 
     async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64> {
@@ -232,14 +196,18 @@ impl AuditStore for Store {
         .map_err(sql_err("audit events"))?;
         // With nothing recent enough to keep, the purge event itself starts the kept chain.
         let (first_id, prev_hash) = cut.unwrap_or((head_id + 1, head_hash));
-        let anchor = AuditAnchor { first_id, prev_hash, ..read_anchor(&mut *tx).await? }.sealed(&self.chain);
         let deleted = sqlx::query("DELETE FROM audit_events WHERE id < $1")
             .bind(first_id)
             .execute(&mut *tx)
             .await
             .map_err(sql_err("audit events"))?;
-        write_anchor(&mut tx, &anchor).await?;
-        let record = append_in_tx(&mut tx, &self.chain, audit).await?;
+        sqlx::query("UPDATE audit_anchor SET first_id = $1, prev_hash = $2 WHERE id = 1")
+            .bind(first_id)
+            .bind(&prev_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("audit anchor"))?;
+        let record = append_in_tx(&mut tx, audit).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         emit_audit(&record);
         Ok(deleted.rows_affected())

@@ -137,7 +137,7 @@ impl IdentityStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(sql_err("api key"))?;
-        commit_audited(tx, &self.chain, audit).await?;
+        commit_audited(tx, audit).await?;
         Ok(())
     }
 
@@ -186,7 +186,7 @@ impl IdentityStore for Store {
         if revoked.rows_affected() == 0 {
             return Err(MetaError::NotFound("api key"));
         }
-        commit_audited(tx, &self.chain, audit).await?;
+        commit_audited(tx, audit).await?;
         Ok(())
     }
 
@@ -273,7 +273,7 @@ impl IdentityStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(sql_err("user"))?;
-        commit_audited(tx, &self.chain, audit).await?;
+        commit_audited(tx, audit).await?;
         Ok(())
     }
 
@@ -298,7 +298,7 @@ impl IdentityStore for Store {
         ] {
             sqlx::query(statement).bind(user_id).execute(&mut *tx).await.map_err(sql_err("totp"))?;
         }
-        commit_audited(tx, &self.chain, audit).await?;
+        commit_audited(tx, audit).await?;
         Ok(())
     }
 
