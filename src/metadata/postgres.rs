@@ -48,8 +48,8 @@ pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_c
 /// the other's work: a successor issued while its family is revoked is
 /// revoked with it (without the lock, READ COMMITTED lets each statement
 /// miss the other's uncommitted row).
-pub(super) const LOCK_REFRESH_FAMILY: &str =
-    "SELECT token_hash FROM refresh_tokens WHERE family_id = $1 ORDER BY token_hash FOR UPDATE";
+pub(super) const LOCK_REFRESH_FAMILY: Option<&str> =
+    Some("SELECT token_hash FROM refresh_tokens WHERE family_id = $1 ORDER BY token_hash FOR UPDATE");
 
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).

@@ -61,8 +61,8 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 /// Reads the audit chain head inside a write transaction (already exclusive here).
 pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
 
-/// A refresh family's tokens, read inside a write transaction (already exclusive here).
-pub(super) const LOCK_REFRESH_FAMILY: &str = "SELECT token_hash FROM refresh_tokens WHERE family_id = $1";
+/// Nothing to lock: a write transaction is already exclusive here.
+pub(super) const LOCK_REFRESH_FAMILY: Option<&str> = None;
 
 /// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \

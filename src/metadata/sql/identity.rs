@@ -14,13 +14,11 @@ use crate::metadata::{
 
 use super::audit::commit_audited;
 
-/// Takes `LOCK_REFRESH_FAMILY` for `family_id` inside `tx`.
+/// Takes `LOCK_REFRESH_FAMILY` for `family_id` inside `tx` (where the engine needs one).
 async fn lock_family(tx: &mut sqlx::Transaction<'static, super::Db>, family_id: &str) -> MetaResult<()> {
-    sqlx::query(LOCK_REFRESH_FAMILY)
-        .bind(family_id)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(sql_err("refresh family"))?;
+    if let Some(lock) = LOCK_REFRESH_FAMILY {
+        sqlx::query(lock).bind(family_id).fetch_all(&mut **tx).await.map_err(sql_err("refresh family"))?;
+    }
     Ok(())
 }
 
