@@ -11,11 +11,12 @@ use secrecy::SecretString;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::Role;
+use crate::metadata::{SealOutcome, SealScope};
 use crate::service::RequestContext;
-use crate::service::audit::{purge_event, read_checkpoint, verify_chain};
+use crate::service::audit::{checkpoint_chain, purge_event, read_checkpoint, verify_chain};
 use crate::service::identity::PasswordHasher;
 use crate::service::users::create_account;
-use crate::startup::{Application, StartupError, open_store};
+use crate::startup::{Application, StartupError, StoreUse, open_store};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -101,6 +102,10 @@ pub enum AuditAction {
         #[arg(long)]
         before: chrono::DateTime<chrono::Utc>,
     },
+    /// Key the chain from its next event on (a chain from before keying).
+    /// Run once every replica runs this version: an older one would go on
+    /// appending keyless events, which then fail verification.
+    Seal,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +163,7 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Restore { from } => restore(config, &from).await,
         Command::Audit { action: AuditAction::Verify } => verify_audit(config).await,
         Command::Audit { action: AuditAction::Purge { before } } => purge_audit(config, before).await,
+        Command::Audit { action: AuditAction::Seal } => seal_audit(config).await,
         Command::Thumbnail { input, size, format, output } => render_thumbnail(&config, &input, size, &format, &output),
         Command::Lifecycle { action: LifecycleAction::Run { dry_run, as_of } } => {
             run_lifecycle(config, dry_run, as_of).await
@@ -209,7 +215,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
 
 async fn migrate(config: Config) -> Result<(), CliError> {
     init_logs(&config);
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Write).await?;
     store.close().await;
     eprintln!("migrations applied ({})", store.engine());
     Ok(())
@@ -228,7 +234,7 @@ fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 
 async fn backup(config: Config, out: &std::path::Path) -> Result<(), CliError> {
     init_logs(&config);
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Inspect).await?;
     // Written aside and renamed when whole: a failed run never leaves a partial file under the real name.
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     // Owner-only: the file holds password hashes, sealed TOTP secrets and credential digests.
@@ -264,7 +270,7 @@ async fn restore(config: Config, from: &std::path::Path) -> Result<(), CliError>
     init_logs(&config);
     let file = std::fs::File::open(from).map_err(|e| CliError::Refused(format!("{}: {e}", from.display())))?;
     let mut reader = std::io::BufReader::new(file);
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Inspect).await?;
     let result = store.restore(&mut reader).await;
     store.close().await;
     let summary = result.map_err(|error| CliError::Refused(error.to_string()))?;
@@ -284,7 +290,7 @@ async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Op
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let password = SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned());
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Write).await?;
     let hasher = PasswordHasher::new(&config);
     let audit = RequestContext::default().event(SystemClock.now(), "cli", "user.create");
     let result = create_account(&*store, &hasher, &SystemClock, audit, (username, &password, role, quota_bytes)).await;
@@ -296,7 +302,7 @@ async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Op
 
 async fn verify_audit(config: Config) -> Result<(), CliError> {
     init_logs(&config);
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Inspect).await?;
     // Without the checkpoint, cutting the newest events would go unseen: no "ok" without it.
     let unreadable = |error: &dyn std::fmt::Display| {
         CliError::Refused(format!("cannot read the audit checkpoint from the object store: {error}"))
@@ -317,6 +323,44 @@ async fn verify_audit(config: Config) -> Result<(), CliError> {
     }
 }
 
+/// Seals a chain that verifies, and records the seal in a checkpoint at once.
+async fn seal_audit(config: Config) -> Result<(), CliError> {
+    init_logs(&config);
+    let store = open_store(&config, StoreUse::Inspect).await?;
+    let result = seal_verified_chain(&config, &*store).await;
+    store.close().await;
+    let keyed_from = result?;
+    eprintln!("the audit chain is sealed: events from id {keyed_from} on are keyed");
+    Ok(())
+}
+
+async fn seal_verified_chain(config: &Config, store: &dyn crate::metadata::MetadataStore) -> Result<i64, CliError> {
+    let refused = |error: &dyn std::fmt::Display| CliError::Refused(error.to_string());
+    let blobs = crate::storage::from_config(config).await.map_err(|error| refused(&error))?;
+    let checkpoint = read_checkpoint(&*blobs).await.map_err(|error| refused(&error))?;
+    // Sealing vouches for where the chain starts: never over one that does not verify.
+    let verification = verify_chain(store, checkpoint.as_ref()).await.map_err(|error| refused(&error))?;
+    if !verification.ok {
+        return Err(CliError::Refused(format!(
+            "the audit chain does not verify ({} at id {}); nothing sealed",
+            verification.reason.unwrap_or("broken"),
+            verification.first_bad_id.unwrap_or_default()
+        )));
+    }
+    let keyed_from = match store.seal_audit_anchor(SealScope::AnyChain).await.map_err(|error| refused(&error))? {
+        SealOutcome::Sealed { keyed_from } => keyed_from,
+        SealOutcome::AlreadySealed | SealOutcome::NotEmpty => {
+            let anchor = store.audit_anchor().await.map_err(|error| refused(&error))?;
+            return Err(CliError::Refused(format!(
+                "the audit chain is already sealed (keyed from id {})",
+                anchor.keyed_from.unwrap_or_default()
+            )));
+        }
+    };
+    checkpoint_chain(store, &*blobs, SystemClock.now(), None).await.map_err(|error| refused(&error))?;
+    Ok(keyed_from)
+}
+
 async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> Result<(), CliError> {
     init_logs(&config);
     let now = SystemClock.now();
@@ -329,7 +373,7 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
             youngest_allowed.to_rfc3339()
         )));
     }
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Write).await?;
     let deleted = store.purge_audit(before, &purge_event(now, before)).await;
     store.close().await;
     let deleted = deleted.map_err(|error| CliError::Refused(error.to_string()))?;

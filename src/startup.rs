@@ -11,6 +11,7 @@ use crate::cache::{self, CacheError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cpu_pinning::WorkerPinner;
+use crate::domain::audit::ChainKey;
 use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
 use crate::service::signing::UrlSigner;
@@ -31,6 +32,12 @@ pub enum StartupError {
     },
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[source] MetaError),
+    #[error(
+        "the audit chain is sealed under another master key, or its anchor was altered: events written now \
+         would not verify. Start with the master key that sealed it (COFFER_MASTER_KEY, or master.key in the \
+         data directory); `coffer audit verify` reports the chain's state"
+    )]
+    AuditSeal,
     #[error("cannot open the storage backend: {0}")]
     Storage(#[source] StorageError),
     #[error("cannot connect to the cache: {0}")]
@@ -45,23 +52,56 @@ pub enum StartupError {
     },
 }
 
+/// What a command opens the metadata store for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreUse {
+    /// It may append audit events: a chain without events is sealed first,
+    /// and a sealed chain must hold under this master key.
+    Write,
+    /// It reads, or replaces the database whole (backup, restore, verify, seal).
+    Inspect,
+}
+
 /// Opens and migrates the metadata store named by the configuration.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn MetadataStore>, StartupError> {
+pub async fn open_store(config: &Config, usage: StoreUse) -> Result<Arc<dyn MetadataStore>, StartupError> {
     let url = config.effective_database_url();
     let engine = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
     let settings = PoolSettings {
         max_connections: config.database_max_connections,
         acquire_timeout: config.database_acquire_timeout,
     };
-    let store = metadata::connect(&url, &settings).await.map_err(|source| StartupError::Database { engine, source })?;
+    let chain = ChainKey::new(MasterKey::load(config)?.derive("audit chain hmac v1"));
+    let store =
+        metadata::connect(&url, &settings, chain).await.map_err(|source| StartupError::Database { engine, source })?;
     store.migrate().await.map_err(StartupError::Migrate)?;
+    if usage == StoreUse::Write {
+        prepare_audit_chain(&*store).await.map_err(|error| {
+            match error {
+                StartupError::AuditSeal => tracing::error!("{error}"),
+                _ => tracing::error!(%error, "cannot prepare the audit chain"),
+            }
+            error
+        })?;
+    }
     Ok(store)
+}
+
+/// Seals a chain without events (no replica can have written keyless events
+/// into it), and refuses a sealed chain this master key did not seal.
+async fn prepare_audit_chain(store: &dyn MetadataStore) -> Result<(), StartupError> {
+    let database = |source| StartupError::Database { engine: store.engine(), source };
+    store.seal_audit_anchor(metadata::SealScope::EmptyChain).await.map_err(database)?;
+    let anchor = store.audit_anchor().await.map_err(database)?;
+    if anchor.claims_seal() && !anchor.seal_holds(store.chain_key()) {
+        return Err(StartupError::AuditSeal);
+    }
+    Ok(())
 }
 
 /// Everything `serve` needs, built from configuration with the system clock.
 pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Services>, StartupError> {
     config.validate()?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config, StoreUse::Write).await?;
     let blobs = storage::from_config(&config).await.map_err(StartupError::Storage)?;
     let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
     let master = MasterKey::load(&config)?;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::backup::{BackupError, BackupSummary};
 use super::*;
-use crate::domain::audit::{AuditEntry, AuditRecord};
+use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
 use crate::domain::{BucketName, ObjectKey, Permission, Username};
 use crate::metrics::{CallTimer, Metrics};
 use crate::policy::lifecycle::LifecycleRule;
@@ -160,7 +160,8 @@ instrument! { AuditStore {
     fn audit_after(&self, after: i64, limit: usize) -> Vec<AuditRecord>;
     fn audit_query(&self, query: &AuditQuery) -> Vec<AuditRecord>;
     fn audit_head(&self) -> (i64, String);
-    fn audit_anchor(&self) -> (i64, String);
+    fn audit_anchor(&self) -> AuditAnchor;
+    fn seal_audit_anchor(&self, scope: SealScope) -> SealOutcome;
     fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> u64;
 } }
 
@@ -189,6 +190,10 @@ impl MetadataStore for Instrumented {
         self.inner.migrate().await
     }
 
+    fn chain_key(&self) -> &ChainKey {
+        self.inner.chain_key()
+    }
+
     async fn ping(&self) -> MetaResult<()> {
         self.timer.time_counting("ping", self.inner.ping(), MetaError::is_fault).await
     }
@@ -209,7 +214,9 @@ mod tests {
     #[tokio::test]
     async fn times_calls_and_counts_only_faults() {
         let settings = PoolSettings { max_connections: 1, acquire_timeout: std::time::Duration::from_secs(1) };
-        let sqlite = connect("sqlite::memory:", &settings).await.expect("connect");
+        let sqlite = connect("sqlite::memory:", &settings, ChainKey::new(secrecy::SecretBox::new(Box::new([1; 32]))))
+            .await
+            .expect("connect");
         sqlite.migrate().await.expect("migrate");
         let metrics = Metrics::new();
         let store = Instrumented::wrap(sqlite, &metrics);

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 pub use error::MetaError;
 pub use records::*;
 
-use crate::domain::audit::{AuditEntry, AuditRecord};
+use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
 use crate::domain::{BucketName, ObjectKey, Permission, Username};
 use crate::policy::lifecycle::LifecycleRule;
 use crate::policy::retention::Retention;
@@ -318,11 +318,39 @@ pub trait AuditStore: Send + Sync {
     async fn audit_query(&self, query: &AuditQuery) -> MetaResult<Vec<AuditRecord>>;
     /// The chain head: the newest id and its hash.
     async fn audit_head(&self) -> MetaResult<(i64, String)>;
-    /// Where verification starts: the first kept id and the hash it links to.
-    async fn audit_anchor(&self) -> MetaResult<(i64, String)>;
+    /// Where verification starts: the first kept id, the hash it links to,
+    /// the first keyed id, and the seal over them.
+    async fn audit_anchor(&self) -> MetaResult<AuditAnchor>;
+    /// Seals an unsealed anchor with the store's chain key, keying every
+    /// event after the head; within `scope` only. A sealed anchor is left
+    /// alone, even one whose seal fails: that is for verification to report.
+    async fn seal_audit_anchor(&self, scope: SealScope) -> MetaResult<SealOutcome>;
     /// Deletes events before `before` (whole prefix of the chain), moves the
-    /// anchor, and records `audit` — all in one transaction. Returns how many went.
+    /// anchor (sealing it again if it was sealed, and refusing with
+    /// `MetaError::Other` if that seal does not hold), and records `audit` —
+    /// all in one transaction. Returns how many went.
     async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64>;
+}
+
+/// Which chains `seal_audit_anchor` may seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealScope {
+    /// Only a chain without events: what any start may do, since no replica
+    /// can have written keyless events into it yet.
+    EmptyChain,
+    /// Any chain: `coffer audit seal`, once every replica writes keyed events.
+    AnyChain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealOutcome {
+    /// Events from this id on are keyed.
+    Sealed {
+        keyed_from: i64,
+    },
+    AlreadySealed,
+    /// The chain has events and the scope was `EmptyChain`.
+    NotEmpty,
 }
 
 /// Filters of the audit query and export.
@@ -375,6 +403,8 @@ pub trait MetadataStore:
     /// `sqlite` or `postgres`.
     fn engine(&self) -> &'static str;
     async fn migrate(&self) -> MetaResult<()>;
+    /// The key the audit chain is hashed with.
+    fn chain_key(&self) -> &ChainKey;
     async fn ping(&self) -> MetaResult<()>;
     async fn close(&self);
 }
@@ -387,11 +417,12 @@ pub struct PoolSettings {
 }
 
 /// Connects to `url` (`sqlite:` or `postgres://`). Does not migrate.
-pub async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Arc<dyn MetadataStore>> {
+/// Audit events are hashed with `chain`.
+pub async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Arc<dyn MetadataStore>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings, chain).await?))
     } else {
-        Ok(Arc::new(postgres::PostgresStore::connect(url, settings).await?))
+        Ok(Arc::new(postgres::PostgresStore::connect(url, settings, chain).await?))
     }
 }
 

@@ -7,17 +7,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Transaction};
 
 use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
+use crate::domain::audit::ChainKey;
 
 pub(super) type Db = sqlx::Postgres;
 
 pub struct PostgresStore {
     pool: Pool<Db>,
+    chain: ChainKey,
 }
 
 pub(super) type Store = PostgresStore;
 
 impl PostgresStore {
-    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(MetaError::Other)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -25,7 +27,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, chain })
     }
 
     pub(super) fn pool(&self) -> &Pool<Db> {
@@ -40,8 +42,10 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 }
 
 /// Locks the audit chain head row until commit, so appends from every
-/// replica form one chain.
-pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
+/// replica form one chain; reads whether the chain is keyed (the anchor
+/// changes only under this lock).
+pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT h.last_id, h.last_hash, a.keyed_from \
+     FROM audit_chain_head h CROSS JOIN audit_anchor a WHERE h.id = 1 AND a.id = 1 FOR UPDATE OF h";
 
 /// Locks a refresh family's tokens until commit. Issuing a successor and
 /// revoking the family both take it first, so whichever comes second sees
@@ -121,6 +125,10 @@ impl MetadataStore for PostgresStore {
 
     async fn migrate(&self) -> MetaResult<()> {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
+    }
+
+    fn chain_key(&self) -> &ChainKey {
+        &self.chain
     }
 
     async fn ping(&self) -> MetaResult<()> {

@@ -8,17 +8,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Transaction};
 
 use super::{MetaError, MetaResult, MetadataStore, PoolSettings};
+use crate::domain::audit::ChainKey;
 
 pub(super) type Db = sqlx::Sqlite;
 
 pub struct SqliteStore {
     pool: Pool<Db>,
+    chain: ChainKey,
 }
 
 pub(super) type Store = SqliteStore;
 
 impl SqliteStore {
-    pub(super) async fn connect(url: &str, settings: &PoolSettings) -> MetaResult<Self> {
+    pub(super) async fn connect(url: &str, settings: &PoolSettings, chain: ChainKey) -> MetaResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(MetaError::Other)?
             .create_if_missing(true)
@@ -44,7 +46,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(MetaError::Unavailable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, chain })
     }
 
     pub(super) fn pool(&self) -> &Pool<Db> {
@@ -58,8 +60,10 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// Reads the audit chain head inside a write transaction (already exclusive here).
-pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
+/// Reads the audit chain head, and whether the chain is keyed, inside a
+/// write transaction (already exclusive here).
+pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT h.last_id, h.last_hash, a.keyed_from \
+     FROM audit_chain_head h CROSS JOIN audit_anchor a WHERE h.id = 1 AND a.id = 1";
 
 /// Nothing to lock: a write transaction is already exclusive here.
 pub(super) const LOCK_REFRESH_FAMILY: Option<&str> = None;
@@ -136,6 +140,10 @@ impl MetadataStore for SqliteStore {
 
     async fn migrate(&self) -> MetaResult<()> {
         sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
+    }
+
+    fn chain_key(&self) -> &ChainKey {
+        &self.chain
     }
 
     async fn ping(&self) -> MetaResult<()> {

@@ -33,8 +33,14 @@ pub struct Verification {
     pub ok: bool,
     pub checked: u64,
     pub first_bad_id: Option<i64>,
+    /// What is wrong at `first_bad_id`, when something is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     /// The newest checkpoint found outside the database, if any.
     pub checkpoint_id: Option<i64>,
+    /// The first keyed event's id; `None` while the chain is not sealed
+    /// (every event keyless: see `coffer audit seal`).
+    pub keyed_from: Option<i64>,
 }
 
 /// The chain head as recorded outside the database.
@@ -43,6 +49,10 @@ pub struct Checkpoint {
     pub id: i64,
     pub hash: String,
     pub at: DateTime<Utc>,
+    /// The anchor's `keyed_from` when this was written: once a checkpoint
+    /// saw the chain sealed, an unsealed or re-keyed anchor fails verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed_from: Option<i64>,
 }
 
 impl Services {
@@ -113,37 +123,64 @@ impl Services {
         Ok(verification)
     }
 
-    /// Records the chain head outside the database (object store and logs),
-    /// so truncating the newest events is detectable. `last` is the previous
-    /// checkpoint this replica wrote. A checkpoint never moves back, and never
-    /// past a chain that no longer holds the event it pinned: a database whose
-    /// newest events were cut, or whose history was rewritten and re-hashed,
-    /// keeps failing verification instead of being checkpointed as good.
+    /// Records the chain head outside the database; see `checkpoint_chain`.
     pub async fn checkpoint_audit(&self, last: Option<i64>) -> ServiceResult<Option<Checkpoint>> {
-        let (id, hash) = self.store.audit_head().await?;
-        if id == 0 || last == Some(id) {
+        checkpoint_chain(&*self.store, &*self.blobs, self.clock.now(), last).await
+    }
+}
+
+/// Records the chain head and whether it is keyed outside the database
+/// (object store and logs), so truncating the newest events or unsealing the
+/// chain is detectable. `last` is the previous checkpoint this process wrote.
+/// A checkpoint never moves back, never past a chain that no longer holds the
+/// event it pinned, and never over an anchor whose seal fails or that is no
+/// longer sealed as the previous checkpoint saw it: a database whose newest
+/// events were cut, or whose history was rewritten and re-hashed, keeps
+/// failing verification instead of being checkpointed as good.
+pub async fn checkpoint_chain(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+    last: Option<i64>,
+) -> ServiceResult<Option<Checkpoint>> {
+    let (id, hash) = store.audit_head().await?;
+    let anchor = store.audit_anchor().await?;
+    // A sealed chain without events yet is worth recording: it pins the seal.
+    if (id == 0 && anchor.keyed_from.is_none()) || last == Some(id) {
+        return Ok(None);
+    }
+    let refuse = |problem: &str, checkpoint_id: Option<i64>| {
+        tracing::error!(
+            target: "audit_checkpoint",
+            checkpoint_id, head_id = id,
+            "{problem}; not checkpointing (run `coffer audit verify`)"
+        );
+        Ok(None)
+    };
+    if anchor.claims_seal() && !anchor.seal_holds(store.chain_key()) {
+        return refuse("the audit anchor's seal does not hold under this master key", None);
+    }
+    if let Some(previous) = read_checkpoint(blobs).await? {
+        let pinned = store.audit_after(previous.id - 1, 1).await?;
+        let intact = previous.id == 0 || pinned.first().is_some_and(|r| r.id == previous.id && r.hash == previous.hash);
+        if id < previous.id || !intact {
+            return refuse("the audit chain no longer holds the last checkpointed event", Some(previous.id));
+        }
+        if previous.keyed_from.is_some() && previous.keyed_from != anchor.keyed_from {
+            return refuse("the audit anchor is no longer sealed as the last checkpoint recorded", Some(previous.id));
+        }
+        if id == previous.id && previous.keyed_from == anchor.keyed_from {
             return Ok(None);
         }
-        if let Some(previous) = read_checkpoint(&*self.blobs).await? {
-            let pinned = self.store.audit_after(previous.id - 1, 1).await?;
-            let intact = pinned.first().is_some_and(|r| r.id == previous.id && r.hash == previous.hash);
-            if id < previous.id || !intact {
-                tracing::error!(
-                    target: "audit_checkpoint",
-                    checkpoint_id = previous.id, head_id = id,
-                    "the audit chain no longer holds the last checkpointed event; not checkpointing (run `coffer audit verify`)"
-                );
-                return Ok(None);
-            }
-            if id == previous.id {
-                return Ok(None);
-            }
-        }
-        let checkpoint = Checkpoint { id, hash, at: self.clock.now() };
-        write_checkpoint(&*self.blobs, &checkpoint).await?;
-        tracing::info!(target: "audit_checkpoint", audit_id = checkpoint.id, hash = %checkpoint.hash, "audit checkpoint");
-        Ok(Some(checkpoint))
     }
+    let checkpoint = Checkpoint { id, hash, at: now, keyed_from: anchor.keyed_from };
+    write_checkpoint(blobs, &checkpoint).await?;
+    tracing::info!(
+        target: "audit_checkpoint",
+        audit_id = checkpoint.id, hash = %checkpoint.hash, keyed_from = checkpoint.keyed_from,
+        "audit checkpoint"
+    );
+    Ok(Some(checkpoint))
 }
 
 fn format_name(format: ExportFormat) -> &'static str {
@@ -195,15 +232,29 @@ pub async fn read_checkpoint(blobs: &dyn BlobStore) -> Result<Option<Checkpoint>
 /// agreement. The first break is reported (a missing id is reported as itself).
 pub async fn verify_chain(store: &dyn MetadataStore, checkpoint: Option<&Checkpoint>) -> MetaResult<Verification> {
     let (head_id, head_hash) = store.audit_head().await?;
-    let (first_id, mut prev_hash) = store.audit_anchor().await?;
+    let anchor = store.audit_anchor().await?;
+    let key = store.chain_key();
+    let mut prev_hash = anchor.prev_hash.clone();
     let mut checked = 0u64;
-    let mut last_id = first_id - 1;
-    let bad = |id: i64, checked: u64| Verification {
+    let mut last_id = anchor.first_id - 1;
+    let bad = |id: i64, checked: u64, reason: &'static str| Verification {
         ok: false,
         checked,
         first_bad_id: Some(id),
+        reason: Some(reason),
         checkpoint_id: checkpoint.map(|c| c.id),
+        keyed_from: anchor.keyed_from,
     };
+    // Without the key's seal, the anchor (where the chain starts, and which
+    // events predate the key) may have been moved by whoever can write the database.
+    if anchor.claims_seal() && !anchor.seal_holds(key) {
+        return Ok(bad(anchor.first_id, checked, "the anchor's seal does not hold (moved, or another master key)"));
+    }
+    // Unsealing would let anyone append keyless events again: once a
+    // checkpoint saw the chain keyed, it must stay keyed from the same event.
+    if checkpoint.is_some_and(|c| c.keyed_from.is_some() && c.keyed_from != anchor.keyed_from) {
+        return Ok(bad(anchor.first_id, checked, "the anchor is not sealed as the checkpoint recorded"));
+    }
     'walk: while last_id < head_id {
         let batch = store.audit_after(last_id, VERIFY_BATCH).await?;
         if batch.is_empty() {
@@ -214,11 +265,26 @@ pub async fn verify_chain(store: &dyn MetadataStore, checkpoint: Option<&Checkpo
                 break 'walk;
             }
             if record.id != last_id + 1 {
-                return Ok(bad(last_id + 1, checked));
+                return Ok(bad(last_id + 1, checked, "missing event"));
             }
-            let pinned = checkpoint.is_some_and(|c| c.id == record.id && c.hash != record.hash);
-            if record.prev_hash != prev_hash || record.hash != record.expected_hash() || pinned {
-                return Ok(bad(record.id, checked));
+            if record.prev_hash != prev_hash {
+                return Ok(bad(record.id, checked, "broken link"));
+            }
+            if record.hash != record.expected_hash(key, &anchor) {
+                let keyless =
+                    anchor.keyed_from.is_some_and(|from| record.id >= from) && record.hash == record.keyless_hash();
+                return Ok(bad(
+                    record.id,
+                    checked,
+                    if keyless {
+                        "hashed without the key where the chain is keyed (a replica older than the seal, or a forgery)"
+                    } else {
+                        "altered event"
+                    },
+                ));
+            }
+            if checkpoint.is_some_and(|c| c.id == record.id && c.hash != record.hash) {
+                return Ok(bad(record.id, checked, "differs from the checkpoint"));
             }
             prev_hash = record.hash;
             last_id = record.id;
@@ -226,10 +292,17 @@ pub async fn verify_chain(store: &dyn MetadataStore, checkpoint: Option<&Checkpo
         }
     }
     let truncated = last_id < head_id || checkpoint.is_some_and(|c| c.id > last_id);
-    if truncated || (head_id >= first_id && prev_hash != head_hash) {
-        return Ok(bad(last_id + 1, checked));
+    if truncated || (head_id >= anchor.first_id && prev_hash != head_hash) {
+        return Ok(bad(last_id + 1, checked, "events missing at the end"));
     }
-    Ok(Verification { ok: true, checked, first_bad_id: None, checkpoint_id: checkpoint.map(|c| c.id) })
+    Ok(Verification {
+        ok: true,
+        checked,
+        first_bad_id: None,
+        reason: None,
+        checkpoint_id: checkpoint.map(|c| c.id),
+        keyed_from: anchor.keyed_from,
+    })
 }
 
 const CSV_COLUMNS: [&str; 13] = [
@@ -345,6 +418,7 @@ mod tests {
                 details: serde_json::json!({}),
             },
             crate::domain::audit::GENESIS_HASH,
+            None,
         );
         let csv = String::from_utf8(encode(&[record], ExportFormat::Csv).to_vec()).expect("utf8");
         let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(csv.as_bytes());

@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod audit;
+mod audit_key;
 mod backend_buckets;
 mod backup;
 mod cli;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use coffer::domain::audit::{AuditEntry, AuditRecord, GENESIS_HASH, Outcome};
+use coffer::domain::audit::{AuditEntry, AuditRecord, ChainKey, GENESIS_HASH, Outcome};
 use coffer::domain::{BucketName, ObjectKey, Permission, Role, Username};
 use coffer::metadata::{
     self, CommitObject, DefaultRetention, ListQuery, MetaError, MetadataStore, NewBucket, NewObject, NewUser,
-    ObjectState, PoolSettings, RetentionMode, UserPatch,
+    ObjectState, PoolSettings, RetentionMode, SealOutcome, SealScope, UserPatch,
 };
 use proptest::strategy::{Strategy, ValueTree};
 
@@ -30,6 +30,11 @@ impl Drop for Fixture {
     }
 }
 
+/// The conformance stores' audit chain key.
+pub(crate) fn chain_key() -> ChainKey {
+    ChainKey::new(secrecy::SecretBox::new(Box::new([7; 32])))
+}
+
 fn settings() -> PoolSettings {
     PoolSettings { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
 }
@@ -37,7 +42,7 @@ fn settings() -> PoolSettings {
 pub(crate) async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("coffer.db").display());
-    let store = metadata::connect(&url, &settings()).await.expect("connect sqlite");
+    let store = metadata::connect(&url, &settings(), chain_key()).await.expect("connect sqlite");
     store.migrate().await.expect("migrate");
     Some(Fixture { store, _dir: Some(dir), postgres: None })
 }
@@ -45,7 +50,7 @@ pub(crate) async fn sqlite() -> Option<Fixture> {
 pub(crate) async fn postgres() -> Option<Fixture> {
     let admin = support::postgres_admin_url()?;
     let url = support::create_database(&admin, "coffer_conf_").await;
-    let store = metadata::connect(&url, &settings()).await.expect("connect postgres");
+    let store = metadata::connect(&url, &settings(), chain_key()).await.expect("connect postgres");
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrating twice is a no-op");
     Some(Fixture { store, _dir: None, postgres: Some((admin, url)) })
@@ -58,6 +63,7 @@ for_each_adapter!({ sqlite, postgres }: [
     object_lifecycle_and_quota,
     listing_matches_a_model,
     audit_chain_is_unbroken_under_concurrency,
+    a_chain_with_events_is_sealed_only_when_asked,
     jobs_are_deduplicated_and_claimed_once,
     leases_have_one_holder,
     a_successor_issued_into_a_revoked_family_is_born_revoked,
@@ -423,6 +429,8 @@ async fn listing_matches_a_model(f: &Fixture) {
 
 async fn audit_chain_is_unbroken_under_concurrency(f: &Fixture) {
     let store = f.store.clone();
+    let sealed = store.seal_audit_anchor(SealScope::EmptyChain).await.expect("seal");
+    assert_eq!(sealed, SealOutcome::Sealed { keyed_from: 1 }, "a chain without events is sealed");
     let writers: Vec<_> = (0..16)
         .map(|writer| {
             let store = store.clone();
@@ -439,16 +447,49 @@ async fn audit_chain_is_unbroken_under_concurrency(f: &Fixture) {
     user(&*store, "chained", Role::User, None).await;
     let records: Vec<AuditRecord> = store.audit_after(0, 10_000).await.expect("read");
     assert_eq!(records.len(), 161);
+    let anchor = store.audit_anchor().await.expect("anchor");
+    assert_eq!(anchor.keyed_from, Some(1), "a new database's chain is keyed from its first event");
+    assert!(anchor.seal_holds(&chain_key()));
+    assert_eq!(store.seal_audit_anchor(SealScope::AnyChain).await.expect("seal"), SealOutcome::AlreadySealed);
     let mut prev = GENESIS_HASH.to_owned();
     for (index, record) in records.iter().enumerate() {
         assert_eq!(record.id, index as i64 + 1, "ids are gapless");
         assert_eq!(record.prev_hash, prev, "record {} links to its predecessor", record.id);
-        assert_eq!(record.hash, record.expected_hash(), "record {} hash", record.id);
+        assert_eq!(record.hash, record.expected_hash(&chain_key(), &anchor), "record {} hash", record.id);
         prev.clone_from(&record.hash);
     }
     assert_eq!(store.audit_head().await.expect("head"), (161, prev));
     assert_eq!(records.last().map(|r| r.action.as_str()), Some("user.create"));
     assert_eq!(store.audit_after(159, 10).await.expect("tail").len(), 2);
+}
+
+/// A chain with events (from before keying) is sealed only when asked, keyed
+/// from its next event; a purge moves the anchor and keeps it sealed.
+async fn a_chain_with_events_is_sealed_only_when_asked(f: &Fixture) {
+    let store = f.store.clone();
+    for n in 0..3 {
+        store.append_audit(&audit(&format!("test.keyless.{n}"))).await.expect("append");
+    }
+    assert_eq!(store.seal_audit_anchor(SealScope::EmptyChain).await.expect("seal"), SealOutcome::NotEmpty);
+    let keyless = store.audit_after(0, 10).await.expect("read");
+    assert!(keyless.iter().all(|r| r.hash == r.keyless_hash()), "keyless while unsealed");
+    assert_eq!(
+        store.seal_audit_anchor(SealScope::AnyChain).await.expect("seal"),
+        SealOutcome::Sealed { keyed_from: 4 }
+    );
+    let keyed = store.append_audit(&audit("test.keyed")).await.expect("append");
+    assert_ne!(keyed.hash, keyed.keyless_hash(), "keyed once sealed");
+    let verified = coffer::service::audit::verify_chain(&*store, None).await.expect("verify");
+    assert!(verified.ok && verified.keyed_from == Some(4), "{verified:?}");
+
+    let purge = audit("audit.purge");
+    let deleted = store.purge_audit(now() + chrono::Duration::hours(1), &purge).await.expect("purge");
+    assert_eq!(deleted, 4);
+    let anchor = store.audit_anchor().await.expect("anchor");
+    assert_eq!((anchor.first_id, anchor.keyed_from), (5, Some(4)));
+    assert!(anchor.seal_holds(&chain_key()), "sealed again where it moved to");
+    let verified = coffer::service::audit::verify_chain(&*store, None).await.expect("verify");
+    assert!(verified.ok && verified.checked == 1, "{verified:?}");
 }
 
 async fn jobs_are_deduplicated_and_claimed_once(f: &Fixture) {

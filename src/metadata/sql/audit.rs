@@ -5,23 +5,35 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Transaction};
 
-use crate::domain::audit::{AuditEntry, AuditRecord};
+use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{AuditRow, records};
 use crate::metadata::time::to_micros;
-use crate::metadata::{AuditQuery, AuditStore, MetaResult, emit_audit};
+use crate::metadata::{AuditQuery, AuditStore, MetaError, MetaResult, SealOutcome, SealScope, emit_audit};
+
+/// The chain head, locked until the transaction ends.
+struct LockedHead {
+    last_id: i64,
+    last_hash: String,
+    /// Whether the anchor is sealed: appends are keyed from then on.
+    keyed: bool,
+}
+
+async fn lock_head(tx: &mut Transaction<'static, Db>) -> MetaResult<LockedHead> {
+    let (last_id, last_hash, keyed_from): (i64, String, Option<i64>) =
+        sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut **tx).await.map_err(sql_err("audit chain head"))?;
+    Ok(LockedHead { last_id, last_hash, keyed: keyed_from.is_some() })
+}
 
 /// Appends `entry` to the chain inside `tx`. Locks the chain head first, so
 /// concurrent writers (on any replica) queue here and the chain never forks.
 pub(in crate::metadata) async fn append_in_tx(
     tx: &mut Transaction<'static, Db>,
+    chain: &ChainKey,
     entry: &AuditEntry,
 ) -> MetaResult<AuditRecord> {
-    let (last_id, last_hash): (i64, String) = sqlx::query_as(LOCK_CHAIN_HEAD)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(sql_err("audit chain head"))?;
-    let record = AuditRecord::chain(last_id + 1, entry.clone(), &last_hash);
+    let head = lock_head(tx).await?;
+    let record = AuditRecord::chain(head.last_id + 1, entry.clone(), &head.last_hash, head.keyed.then_some(chain));
     sqlx::query(concat!(
         "INSERT INTO audit_events (",
         audit_columns!(),
@@ -52,12 +64,34 @@ pub(in crate::metadata) async fn append_in_tx(
     Ok(record)
 }
 
+async fn read_anchor<'e>(executor: impl sqlx::Executor<'e, Database = Db>) -> MetaResult<AuditAnchor> {
+    let (first_id, prev_hash, keyed_from, seal): (i64, String, Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT first_id, prev_hash, keyed_from, seal FROM audit_anchor WHERE id = 1")
+            .fetch_one(executor)
+            .await
+            .map_err(sql_err("audit anchor"))?;
+    Ok(AuditAnchor { first_id, prev_hash, keyed_from, seal })
+}
+
+async fn write_anchor(tx: &mut Transaction<'static, Db>, anchor: &AuditAnchor) -> MetaResult<()> {
+    sqlx::query("UPDATE audit_anchor SET first_id = $1, prev_hash = $2, keyed_from = $3, seal = $4 WHERE id = 1")
+        .bind(anchor.first_id)
+        .bind(&anchor.prev_hash)
+        .bind(anchor.keyed_from)
+        .bind(&anchor.seal)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_err("audit anchor"))?;
+    Ok(())
+}
+
 /// Appends `entry`, commits `tx`, then emits the record to the `audit` log target.
 pub(in crate::metadata) async fn commit_audited(
     mut tx: Transaction<'static, Db>,
+    chain: &ChainKey,
     entry: &AuditEntry,
 ) -> MetaResult<AuditRecord> {
-    let record = append_in_tx(&mut tx, entry).await?;
+    let record = append_in_tx(&mut tx, chain, entry).await?;
     tx.commit().await.map_err(sql_err("transaction"))?;
     emit_audit(&record);
     Ok(record)
@@ -66,17 +100,17 @@ pub(in crate::metadata) async fn commit_audited(
 /// Runs one statement and appends `entry` in the same transaction; `missing`
 /// (nothing committed) when the statement touched no row.
 pub(in crate::metadata) async fn execute_audited(
-    pool: &sqlx::Pool<Db>,
+    store: &Store,
     statement: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
     entry: &AuditEntry,
     missing: crate::metadata::MetaError,
 ) -> MetaResult<()> {
-    let mut tx = begin_write(pool).await.map_err(sql_err("transaction"))?;
+    let mut tx = begin_write(store.pool()).await.map_err(sql_err("transaction"))?;
     let done = statement.execute(&mut *tx).await.map_err(sql_err("statement"))?;
     if done.rows_affected() == 0 {
         return Err(missing);
     }
-    commit_audited(tx, entry).await?;
+    commit_audited(tx, &store.chain, entry).await?;
     Ok(())
 }
 
@@ -84,7 +118,7 @@ pub(in crate::metadata) async fn execute_audited(
 impl AuditStore for Store {
     async fn append_audit(&self, entry: &AuditEntry) -> MetaResult<AuditRecord> {
         let tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        commit_audited(tx, entry).await
+        commit_audited(tx, &self.chain, entry).await
     }
 
     async fn audit_after(&self, after: i64, limit: usize) -> MetaResult<Vec<AuditRecord>> {
@@ -100,8 +134,7 @@ impl AuditStore for Store {
 
     async fn append_audit_batch(&self, entries: &[AuditEntry]) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let (mut last_id, mut last_hash): (i64, String) =
-            sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut *tx).await.map_err(sql_err("audit chain head"))?;
+        let LockedHead { mut last_id, mut last_hash, keyed } = lock_head(&mut tx).await?;
         // Multi-row inserts keep imports fast; 13 binds a row stays under every engine's limit.
         let mut appended = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(500) {
@@ -109,7 +142,7 @@ impl AuditStore for Store {
                 .iter()
                 .map(|entry| {
                     last_id += 1;
-                    let record = AuditRecord::chain(last_id, entry.clone(), &last_hash);
+                    let record = AuditRecord::chain(last_id, entry.clone(), &last_hash, keyed.then_some(&self.chain));
                     last_hash.clone_from(&record.hash);
                     record
                 })
@@ -174,18 +207,37 @@ impl AuditStore for Store {
         records(rows)
     }
 
-    async fn audit_anchor(&self) -> MetaResult<(i64, String)> {
-        sqlx::query_as("SELECT first_id, prev_hash FROM audit_anchor WHERE id = 1")
-            .fetch_one(self.pool())
-            .await
-            .map_err(sql_err("audit anchor"))
+    async fn audit_anchor(&self) -> MetaResult<AuditAnchor> {
+        read_anchor(self.pool()).await
+    }
+
+    async fn seal_audit_anchor(&self, scope: SealScope) -> MetaResult<SealOutcome> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let head = lock_head(&mut tx).await?;
+        let anchor = read_anchor(&mut *tx).await?;
+        if anchor.claims_seal() {
+            return Ok(SealOutcome::AlreadySealed);
+        }
+        if scope == SealScope::EmptyChain && head.last_id != 0 {
+            return Ok(SealOutcome::NotEmpty);
+        }
+        let keyed_from = head.last_id + 1;
+        write_anchor(&mut tx, &anchor.sealed(keyed_from, &self.chain)).await?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(SealOutcome::Sealed { keyed_from })
     }
 
     async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         // The head lock first: no append may interleave with the cut.
-        let (head_id, head_hash): (i64, String) =
-            sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut *tx).await.map_err(sql_err("audit chain head"))?;
+        let LockedHead { last_id: head_id, last_hash: head_hash, .. } = lock_head(&mut tx).await?;
+        // A sealed anchor is sealed again where it moves to: never one that was tampered with.
+        let anchor = read_anchor(&mut *tx).await?;
+        if anchor.claims_seal() && !anchor.seal_holds(&self.chain) {
+            return Err(MetaError::corrupt(
+                "the audit anchor's seal does not hold under this master key (see `coffer audit verify`); nothing purged",
+            ));
+        }
         // The cut is the first event at or after `before`; everything older goes.
         let cut: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, prev_hash FROM audit_events WHERE at >= $1 ORDER BY id LIMIT 1",
@@ -196,18 +248,18 @@ impl AuditStore for Store {
         .map_err(sql_err("audit events"))?;
         // With nothing recent enough to keep, the purge event itself starts the kept chain.
         let (first_id, prev_hash) = cut.unwrap_or((head_id + 1, head_hash));
+        let moved = AuditAnchor { first_id, prev_hash, ..anchor };
+        let moved = match moved.keyed_from {
+            Some(keyed_from) => moved.sealed(keyed_from, &self.chain),
+            None => moved,
+        };
         let deleted = sqlx::query("DELETE FROM audit_events WHERE id < $1")
             .bind(first_id)
             .execute(&mut *tx)
             .await
             .map_err(sql_err("audit events"))?;
-        sqlx::query("UPDATE audit_anchor SET first_id = $1, prev_hash = $2 WHERE id = 1")
-            .bind(first_id)
-            .bind(&prev_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("audit anchor"))?;
-        let record = append_in_tx(&mut tx, audit).await?;
+        write_anchor(&mut tx, &moved).await?;
+        let record = append_in_tx(&mut tx, &self.chain, audit).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         emit_audit(&record);
         Ok(deleted.rows_affected())

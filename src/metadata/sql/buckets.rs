@@ -39,7 +39,7 @@ impl BucketStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(sql_err("grant"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(record)
     }
 
@@ -103,7 +103,7 @@ impl BucketStore for Store {
         if deleted.rows_affected() == 0 {
             return Err(MetaError::NotFound("bucket"));
         }
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -118,7 +118,7 @@ impl BucketStore for Store {
                 .bind(bucket_id)
                 .bind(retention.map(|r| r.mode.as_str()))
                 .bind(retention.map(|r| i64::from(r.days)));
-        execute_audited(self.pool(), statement, audit, MetaError::NotFound("bucket")).await
+        execute_audited(self, statement, audit, MetaError::NotFound("bucket")).await
     }
 
     async fn grant(&self, bucket_id: i64, user_id: i64) -> MetaResult<Option<Permission>> {
@@ -152,14 +152,14 @@ impl BucketStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(sql_err("grant"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
     async fn remove_grant(&self, bucket_id: i64, user_id: i64, audit: &AuditEntry) -> MetaResult<()> {
         let statement =
             sqlx::query("DELETE FROM grants WHERE bucket_id = $1 AND user_id = $2").bind(bucket_id).bind(user_id);
-        execute_audited(self.pool(), statement, audit, MetaError::NotFound("grant")).await
+        execute_audited(self, statement, audit, MetaError::NotFound("grant")).await
     }
 
     async fn list_grants(&self, bucket_id: i64) -> MetaResult<Vec<GrantRecord>> {

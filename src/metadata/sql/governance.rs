@@ -32,19 +32,19 @@ impl GovernanceStore for Store {
         .bind(retention.map(|r| to_micros(r.retain_until)))
         .bind(expected.map(|r| r.mode.as_str()))
         .bind(expected.map(|r| to_micros(r.retain_until)));
-        execute_audited(self.pool(), statement, audit, MetaError::Conflict("changed")).await
+        execute_audited(self, statement, audit, MetaError::Conflict("changed")).await
     }
 
     async fn set_legal_hold(&self, object_id: i64, on: bool, audit: &AuditEntry) -> MetaResult<()> {
         let statement =
             sqlx::query("UPDATE objects SET legal_hold = $2 WHERE id = $1 AND state = 'committed'").bind(object_id).bind(on);
-        execute_audited(self.pool(), statement, audit, MetaError::NotFound("object")).await
+        execute_audited(self, statement, audit, MetaError::NotFound("object")).await
     }
 
     async fn set_lifecycle(&self, bucket_id: i64, rules: &[LifecycleRule], audit: &AuditEntry) -> MetaResult<()> {
         let json = if rules.is_empty() { None } else { Some(serde_json::to_string(rules).map_err(MetaError::corrupt)?) };
         let statement = sqlx::query("UPDATE buckets SET lifecycle_rules = $2 WHERE id = $1").bind(bucket_id).bind(json);
-        execute_audited(self.pool(), statement, audit, MetaError::NotFound("bucket")).await
+        execute_audited(self, statement, audit, MetaError::NotFound("bucket")).await
     }
 
     async fn buckets_with_lifecycle(&self) -> MetaResult<Vec<BucketRecord>> {

@@ -135,7 +135,7 @@ impl IdentityStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(sql_err("api key"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -184,7 +184,7 @@ impl IdentityStore for Store {
         if revoked.rows_affected() == 0 {
             return Err(MetaError::NotFound("api key"));
         }
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -271,7 +271,7 @@ impl IdentityStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(sql_err("user"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -296,7 +296,7 @@ impl IdentityStore for Store {
         ] {
             sqlx::query(statement).bind(user_id).execute(&mut *tx).await.map_err(sql_err("totp"))?;
         }
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 

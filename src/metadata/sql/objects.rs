@@ -214,7 +214,7 @@ impl ObjectStore for Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("object"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(Committed {
             object: row.try_into()?,
             replaced,
@@ -337,7 +337,7 @@ impl ObjectStore for Store {
         let retiring = Retiring::Version(record.id);
         let retired = retire_live(&mut tx, record.bucket_id, record.key.as_str(), audit.at, retiring).await?;
         let retired = retired.ok_or(MetaError::NotFound("object"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(retired)
     }
 

@@ -33,7 +33,7 @@ impl ShareStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(sql_err("share"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -93,7 +93,7 @@ impl ShareStore for Store {
         if revoked.rows_affected() == 0 {
             return Err(MetaError::NotFound("share"));
         }
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 

@@ -86,7 +86,7 @@ impl UploadStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(sql_err("upload"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 
@@ -207,7 +207,7 @@ impl UploadStore for Store {
         .await
         .map_err(sql_err("object"))?;
         forget(&mut tx, &upload.id).await?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(Committed { object: row.try_into()?, replaced })
     }
 
@@ -216,7 +216,7 @@ impl UploadStore for Store {
         let upload = locked_upload_in(&mut tx, upload_id, state).await?;
         charge_upload(&mut tx, &upload, -upload.charged_bytes).await?;
         forget(&mut tx, upload_id).await?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         Ok(())
     }
 

@@ -45,7 +45,7 @@ impl UserStore for Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("user"))?;
-        commit_audited(tx, audit).await?;
+        commit_audited(tx, &self.chain, audit).await?;
         row.try_into()
     }
 
@@ -129,7 +129,7 @@ impl UserStore for Store {
                 .await
                 .map_err(sql_err("api key"))?;
         }
-        let record = append_in_tx(&mut tx, audit).await?;
+        let record = append_in_tx(&mut tx, &self.chain, audit).await?;
         ensure_an_admin_remains(&mut tx, before > 0).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         crate::metadata::emit_audit(&record);
@@ -161,7 +161,7 @@ impl UserStore for Store {
         if deleted.rows_affected() == 0 {
             return Err(MetaError::NotFound("user"));
         }
-        let record = append_in_tx(&mut tx, audit).await?;
+        let record = append_in_tx(&mut tx, &self.chain, audit).await?;
         ensure_an_admin_remains(&mut tx, before > 0).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         crate::metadata::emit_audit(&record);

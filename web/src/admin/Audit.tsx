@@ -64,11 +64,19 @@ export function Audit() {
   async function runVerify() {
     setError(undefined)
     try {
-      const result = await api.getJson<{ ok: boolean; checked: number; first_bad_id: number | null }>('/api/v1/admin/audit/verify')
+      const result = await api.getJson<{
+        ok: boolean
+        checked: number
+        first_bad_id: number | null
+        reason?: string
+        keyed_from: number | null
+      }>('/api/v1/admin/audit/verify')
+      const keyed =
+        result.keyed_from === null ? ' Not keyed yet: run `coffer audit seal`.' : ` Keyed from event ${result.keyed_from}.`
       setVerify(
         result.ok
-          ? `Chain intact: ${result.checked} events checked.`
-          : `Chain BROKEN at event ${result.first_bad_id} (${result.checked} checked).`,
+          ? `Chain intact: ${result.checked} events checked.${keyed}`
+          : `Chain BROKEN at event ${result.first_bad_id}: ${result.reason ?? 'broken'} (${result.checked} checked).`,
       )
     } catch (e) {
       setError(errorText(e))
