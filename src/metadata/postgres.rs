@@ -55,6 +55,13 @@ pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT h.last_id, h.last_hash, a.keyed
 pub(super) const LOCK_REFRESH_FAMILY: Option<&str> =
     Some("SELECT token_hash FROM refresh_tokens WHERE family_id = $1 ORDER BY token_hash FOR UPDATE");
 
+/// Locks every refresh token of a user until commit, in the order
+/// `LOCK_REFRESH_FAMILY` takes a family's: revoking them all and issuing a
+/// successor then wait for each other instead of deadlocking, and a successor
+/// issued meanwhile is revoked with the rest (or born revoked).
+pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> =
+    Some("SELECT token_hash FROM refresh_tokens WHERE user_id = $1 ORDER BY token_hash FOR UPDATE");
+
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
@@ -64,7 +71,7 @@ pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_unti
      RETURNING id, kind, payload, attempts";
 
 mod users {
-    use super::{Db, Store, begin_write};
+    use super::{Db, LOCK_USER_REFRESH_TOKENS, Store, begin_write};
     include!("sql/users.rs");
 }
 mod identity {

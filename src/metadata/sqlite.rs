@@ -67,6 +67,7 @@ pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT h.last_id, h.last_hash, a.keyed
 
 /// Nothing to lock: a write transaction is already exclusive here.
 pub(super) const LOCK_REFRESH_FAMILY: Option<&str> = None;
+pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> = None;
 
 /// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
@@ -76,7 +77,7 @@ pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_unti
      RETURNING id, kind, payload, attempts";
 
 mod users {
-    use super::{Db, Store, begin_write};
+    use super::{Db, LOCK_USER_REFRESH_TOKENS, Store, begin_write};
     include!("sql/users.rs");
 }
 mod identity {

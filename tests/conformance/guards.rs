@@ -16,6 +16,7 @@ for_each_adapter!({ sqlite, postgres }: [
     an_abort_and_a_completion_exclude_each_other,
     expired_credentials_are_purged,
     a_successor_issued_while_its_family_is_revoked_is_revoked_too,
+    a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too,
 ]);
 
 /// Twenty guesses claimed at once: exactly the threshold get through (the
@@ -198,5 +199,40 @@ async fn a_successor_issued_while_its_family_is_revoked_is_revoked_too(f: &Fixtu
         assert!(matches!(replayed.expect("replay"), RefreshUse::Reused { .. }), "round {round}");
         let after = store.use_refresh_token(&format!("{family}-1"), at).await.expect("use successor");
         assert!(!matches!(after, RefreshUse::Rotated(_)), "round {round}: the successor outlived its family");
+    }
+}
+
+/// The same race against a user-wide revocation (password change, disable):
+/// the successor must not outlive it, and neither side may deadlock.
+async fn a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too(f: &Fixture) {
+    use coffer::metadata::{RefreshTokenRecord, RefreshUse, UserPatch};
+    let store = &f.store;
+    let owner = user(&**store, "remy", Role::User, None).await;
+    let at = now();
+    let token = |hash: String, family: &str| RefreshTokenRecord {
+        token_hash: hash,
+        family_id: family.into(),
+        user_id: owner.id,
+        generation: owner.token_generation,
+        mfa: false,
+        created_at: at,
+        expires_at: at + chrono::Duration::days(1),
+    };
+    let revoke_all = UserPatch { revoke_refresh_tokens: true, ..UserPatch::default() };
+    for round in 0..60 {
+        // A few families, so that their rows' order on disk and by hash differ.
+        for family in 0..3 {
+            let family = format!("r{round}-f{family}");
+            store.insert_refresh_token(&token(format!("{family}-0"), &family)).await.expect("first");
+        }
+        let family = format!("r{round}-f1");
+        let successor = token(format!("{family}-1"), &family);
+        let event = audit("user.update");
+        let (issued, revoked) =
+            tokio::join!(store.insert_refresh_token(&successor), store.update_user(owner.id, &revoke_all, &event));
+        issued.expect("successor");
+        revoked.expect("revoke every token");
+        let after = store.use_refresh_token(&successor.token_hash, at).await.expect("use successor");
+        assert!(!matches!(after, RefreshUse::Rotated(_)), "round {round}: the successor outlived the revocation");
     }
 }

@@ -1,4 +1,5 @@
-// Accounts, shared by both adapters (included with `Db`, `Store` and `begin_write` in scope).
+// Accounts, shared by both adapters (included with `Db`, `Store`, `begin_write`
+// and `LOCK_USER_REFRESH_TOKENS` in scope).
 
 use async_trait::async_trait;
 use sqlx::Transaction;
@@ -109,6 +110,9 @@ impl UserStore for Store {
         let row = row.ok_or(MetaError::NotFound("user"))?;
         let at = to_micros(audit.at);
         if patch.revoke_refresh_tokens {
+            if let Some(lock) = LOCK_USER_REFRESH_TOKENS {
+                sqlx::query(lock).bind(id).fetch_all(&mut *tx).await.map_err(sql_err("refresh token"))?;
+            }
             sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(id)
                 .bind(at)
