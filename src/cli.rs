@@ -317,48 +317,73 @@ async fn verify_audit(config: Config) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError::Refused(format!(
-            "the audit chain is broken at id {}",
-            verification.first_bad_id.unwrap_or_default()
+            "the audit chain is broken at id {}: {}",
+            verification.first_bad_id.unwrap_or_default(),
+            verification.reason.unwrap_or("broken")
         )))
     }
 }
 
-/// Seals a chain that verifies, and records the seal in a checkpoint at once.
+/// Seals a chain that verifies, and records the seal in a checkpoint at
+/// once. A chain already sealed under this key only gets that checkpoint.
 async fn seal_audit(config: Config) -> Result<(), CliError> {
     init_logs(&config);
-    let store = open_store(&config, StoreUse::Inspect).await?;
+    let store = open_store(&config, StoreUse::Write).await?;
     let result = seal_verified_chain(&config, &*store).await;
     store.close().await;
-    let keyed_from = result?;
-    eprintln!("the audit chain is sealed: events from id {keyed_from} on are keyed");
+    let (keyed_from, sealed_now) = result?;
+    let was = if sealed_now { "is now" } else { "was already" };
+    eprintln!("the audit chain {was} sealed: events from id {keyed_from} on are keyed");
     Ok(())
 }
 
-async fn seal_verified_chain(config: &Config, store: &dyn crate::metadata::MetadataStore) -> Result<i64, CliError> {
+async fn seal_verified_chain(
+    config: &Config,
+    store: &dyn crate::metadata::MetadataStore,
+) -> Result<(i64, bool), CliError> {
     let refused = |error: &dyn std::fmt::Display| CliError::Refused(error.to_string());
     let blobs = crate::storage::from_config(config).await.map_err(|error| refused(&error))?;
-    let checkpoint = read_checkpoint(&*blobs).await.map_err(|error| refused(&error))?;
     // Sealing vouches for where the chain starts: never over one that does not verify.
+    let checkpoint = verified_checkpoint(&*blobs, store, "nothing sealed").await?;
+    let (keyed_from, sealed_now) =
+        match store.seal_audit_anchor(SealScope::AnyChain).await.map_err(|error| refused(&error))? {
+            SealOutcome::Sealed { keyed_from } => (keyed_from, true),
+            SealOutcome::AlreadySealed | SealOutcome::NotEmpty => {
+                let anchor = store.audit_anchor().await.map_err(|error| refused(&error))?;
+                (anchor.keyed_from.ok_or_else(|| refused(&"the audit anchor carries a seal but no keyed_from"))?, false)
+            }
+        };
+    // Recorded outside the database at once: from then on, unsealing fails verification.
+    if checkpoint.is_none_or(|c| c.keyed_from != Some(keyed_from)) {
+        let written = checkpoint_chain(store, &*blobs, SystemClock.now(), None).await.map_err(|e| refused(&e))?;
+        if written.is_none_or(|c| c.keyed_from != Some(keyed_from)) {
+            return Err(CliError::Refused(format!(
+                "the audit chain is sealed (keyed from id {keyed_from}), but no checkpoint records it (see the log); \
+                 run `coffer audit seal` again"
+            )));
+        }
+    }
+    Ok((keyed_from, sealed_now))
+}
+
+/// The latest checkpoint, once the chain verifies against it; refused (with
+/// `consequence`) when it does not.
+async fn verified_checkpoint(
+    blobs: &dyn crate::storage::BlobStore,
+    store: &dyn crate::metadata::MetadataStore,
+    consequence: &str,
+) -> Result<Option<crate::service::audit::Checkpoint>, CliError> {
+    let refused = |error: &dyn std::fmt::Display| CliError::Refused(error.to_string());
+    let checkpoint = read_checkpoint(blobs).await.map_err(|error| refused(&error))?;
     let verification = verify_chain(store, checkpoint.as_ref()).await.map_err(|error| refused(&error))?;
     if !verification.ok {
         return Err(CliError::Refused(format!(
-            "the audit chain does not verify ({} at id {}); nothing sealed",
+            "the audit chain does not verify ({} at id {}); {consequence}",
             verification.reason.unwrap_or("broken"),
             verification.first_bad_id.unwrap_or_default()
         )));
     }
-    let keyed_from = match store.seal_audit_anchor(SealScope::AnyChain).await.map_err(|error| refused(&error))? {
-        SealOutcome::Sealed { keyed_from } => keyed_from,
-        SealOutcome::AlreadySealed | SealOutcome::NotEmpty => {
-            let anchor = store.audit_anchor().await.map_err(|error| refused(&error))?;
-            return Err(CliError::Refused(format!(
-                "the audit chain is already sealed (keyed from id {})",
-                anchor.keyed_from.unwrap_or_default()
-            )));
-        }
-    };
-    checkpoint_chain(store, &*blobs, SystemClock.now(), None).await.map_err(|error| refused(&error))?;
-    Ok(keyed_from)
+    Ok(checkpoint)
 }
 
 async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> Result<(), CliError> {
@@ -374,6 +399,16 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
         )));
     }
     let store = open_store(&config, StoreUse::Write).await?;
+    // What goes must have verified: a purge removes the evidence of any edit in it.
+    let blobs = crate::storage::from_config(&config).await.map_err(|error| CliError::Refused(error.to_string()));
+    let verified = match blobs {
+        Ok(blobs) => verified_checkpoint(&*blobs, &*store, "nothing purged").await.map(drop),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = verified {
+        store.close().await;
+        return Err(error);
+    }
     let deleted = store.purge_audit(before, &purge_event(now, before)).await;
     store.close().await;
     let deleted = deleted.map_err(|error| CliError::Refused(error.to_string()))?;

@@ -34,6 +34,11 @@ pub enum KeyError {
     },
     #[error("the master key file {0} does not hold 32 base64 or hex bytes")]
     Malformed(String),
+    #[error(
+        "no master key: set COFFER_MASTER_KEY to the servers' key (this command does not create one, \
+         since what it writes must verify under the servers' key)"
+    )]
+    Missing,
 }
 
 /// The root secret. Never logged, never serialized.
@@ -46,35 +51,49 @@ impl MasterKey {
 
     /// The configured key, else `<data_dir>/master.key`, created (mode 0600) if absent.
     pub fn load(config: &Config) -> Result<Self, KeyError> {
+        match Self::load_existing(config)? {
+            Some(key) => Ok(key),
+            None => Self::create_file(&config.data_dir.join(MASTER_KEY_FILE)),
+        }
+    }
+
+    /// The configured key, else `<data_dir>/master.key` if it exists; nothing is created.
+    pub fn load_existing(config: &Config) -> Result<Option<Self>, KeyError> {
         if let Some(configured) = &config.master_key
             && let Some(bytes) = decode_master_key(configured.expose_secret())
         {
-            return Ok(Self::from_bytes(bytes));
+            return Ok(Some(Self::from_bytes(bytes)));
         }
-        Self::load_file(&config.data_dir.join(MASTER_KEY_FILE))
+        let path = config.data_dir.join(MASTER_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => decode_master_key(&text)
+                .map(|bytes| Some(Self::from_bytes(bytes)))
+                .ok_or_else(|| KeyError::Malformed(path.display().to_string())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::File { path: path.display().to_string(), source }),
+        }
     }
 
-    fn load_file(path: &Path) -> Result<Self, KeyError> {
+    /// A key that lives only as long as this process (never written anywhere).
+    pub fn throwaway() -> Result<Self, KeyError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| KeyError::File {
+            path: "(random source)".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    fn create_file(path: &Path) -> Result<Self, KeyError> {
         let file_error = |source| KeyError::File { path: path.display().to_string(), source };
-        match std::fs::read_to_string(path) {
-            Ok(text) => decode_master_key(&text)
-                .map(Self::from_bytes)
-                .ok_or_else(|| KeyError::Malformed(path.display().to_string())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes).map_err(|e| file_error(std::io::Error::other(e.to_string())))?;
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(file_error)?;
-                }
-                write_private(path, &STANDARD.encode(bytes)).map_err(file_error)?;
-                tracing::warn!(
-                    path = %path.display(),
-                    "generated a new master key; replicas must share one: set COFFER_MASTER_KEY"
-                );
-                Ok(Self::from_bytes(bytes))
-            }
-            Err(error) => Err(file_error(error)),
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| file_error(std::io::Error::other(e.to_string())))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(file_error)?;
         }
+        write_private(path, &STANDARD.encode(bytes)).map_err(file_error)?;
+        tracing::warn!(path = %path.display(), "generated a new master key; replicas must share one: set COFFER_MASTER_KEY");
+        Ok(Self::from_bytes(bytes))
     }
 
     /// A 32-byte key for one purpose; different purposes give unrelated keys.

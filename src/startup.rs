@@ -55,11 +55,29 @@ pub enum StartupError {
 /// What a command opens the metadata store for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreUse {
-    /// It may append audit events: a chain without events is sealed first,
-    /// and a sealed chain must hold under this master key.
+    /// `serve` and the jobs it runs: the master key is created if missing.
+    /// An untouched chain is sealed first, and a sealed chain must hold under the key.
+    Serve,
+    /// A command that appends audit events or seals the chain, as `Serve`;
+    /// but the master key must exist already (on SQLite the data dir's is
+    /// created, as `serve` on the same data dir would).
     Write,
-    /// It reads, or replaces the database whole (backup, restore, verify, seal).
+    /// It reads, or replaces the database whole (backup, restore, verify):
+    /// no key is created; without one, a throwaway key verifies (and reports the seal).
     Inspect,
+}
+
+fn chain_key(config: &Config, usage: StoreUse, engine: &str) -> Result<ChainKey, StartupError> {
+    let master = match usage {
+        StoreUse::Serve => MasterKey::load(config)?,
+        StoreUse::Write if engine == "sqlite" => MasterKey::load(config)?,
+        StoreUse::Write => MasterKey::load_existing(config)?.ok_or(crate::keys::KeyError::Missing)?,
+        StoreUse::Inspect => match MasterKey::load_existing(config)? {
+            Some(key) => key,
+            None => MasterKey::throwaway()?,
+        },
+    };
+    Ok(ChainKey::new(master.derive("audit chain hmac v1")))
 }
 
 /// Opens and migrates the metadata store named by the configuration.
@@ -70,11 +88,11 @@ pub async fn open_store(config: &Config, usage: StoreUse) -> Result<Arc<dyn Meta
         max_connections: config.database_max_connections,
         acquire_timeout: config.database_acquire_timeout,
     };
-    let chain = ChainKey::new(MasterKey::load(config)?.derive("audit chain hmac v1"));
+    let chain = chain_key(config, usage, engine)?;
     let store =
         metadata::connect(&url, &settings, chain).await.map_err(|source| StartupError::Database { engine, source })?;
     store.migrate().await.map_err(StartupError::Migrate)?;
-    if usage == StoreUse::Write {
+    if usage != StoreUse::Inspect {
         prepare_audit_chain(&*store).await.map_err(|error| {
             match error {
                 StartupError::AuditSeal => tracing::error!("{error}"),
@@ -86,8 +104,8 @@ pub async fn open_store(config: &Config, usage: StoreUse) -> Result<Arc<dyn Meta
     Ok(store)
 }
 
-/// Seals a chain without events (no replica can have written keyless events
-/// into it), and refuses a sealed chain this master key did not seal.
+/// Seals an untouched chain (no replica can have written keyless events into
+/// it), and refuses a sealed chain this master key did not seal.
 async fn prepare_audit_chain(store: &dyn MetadataStore) -> Result<(), StartupError> {
     let database = |source| StartupError::Database { engine: store.engine(), source };
     store.seal_audit_anchor(metadata::SealScope::EmptyChain).await.map_err(database)?;
@@ -101,7 +119,7 @@ async fn prepare_audit_chain(store: &dyn MetadataStore) -> Result<(), StartupErr
 /// Everything `serve` needs, built from configuration with the system clock.
 pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Services>, StartupError> {
     config.validate()?;
-    let store = open_store(&config, StoreUse::Write).await?;
+    let store = open_store(&config, StoreUse::Serve).await?;
     let blobs = storage::from_config(&config).await.map_err(StartupError::Storage)?;
     let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
     let master = MasterKey::load(&config)?;

@@ -12,6 +12,9 @@ pub enum MetaError {
     /// the client's input, not a fault of ours.
     #[error("{0} contains a character that cannot be stored")]
     InvalidText(&'static str),
+    /// Stored data failed an integrity check (the audit anchor's seal): nothing was changed.
+    #[error("{0}")]
+    Integrity(&'static str),
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]

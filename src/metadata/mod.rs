@@ -335,8 +335,9 @@ pub trait AuditStore: Send + Sync {
 /// Which chains `seal_audit_anchor` may seal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealScope {
-    /// Only a chain without events: what any start may do, since no replica
-    /// can have written keyless events into it yet.
+    /// Only a chain untouched since migration (no events, the anchor and
+    /// head as created): what any start may do, since no replica can have
+    /// written keyless events into it, nor anyone moved its anchor.
     EmptyChain,
     /// Any chain: `coffer audit seal`, once every replica writes keyed events.
     AnyChain,
@@ -349,7 +350,7 @@ pub enum SealOutcome {
         keyed_from: i64,
     },
     AlreadySealed,
-    /// The chain has events and the scope was `EmptyChain`.
+    /// The chain is not untouched and the scope was `EmptyChain`.
     NotEmpty,
 }
 

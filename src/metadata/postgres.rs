@@ -42,10 +42,11 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
 }
 
 /// Locks the audit chain head row until commit, so appends from every
-/// replica form one chain; reads whether the chain is keyed (the anchor
-/// changes only under this lock).
-pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT h.last_id, h.last_hash, a.keyed_from \
-     FROM audit_chain_head h CROSS JOIN audit_anchor a WHERE h.id = 1 AND a.id = 1 FOR UPDATE OF h";
+/// replica form one chain. The anchor changes only under this lock, and is
+/// read by a statement of its own after it: under READ COMMITTED a statement
+/// that waited for the lock still sees the rows of other tables as they were
+/// when it began.
+pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE";
 
 /// Locks a refresh family's tokens until commit. Issuing a successor and
 /// revoking the family both take it first, so whichever comes second sees
@@ -131,7 +132,11 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
+        // A database migrated by a newer release still opens (a rollback):
+        // migrations add, and drop only one release later.
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
     }
 
     fn chain_key(&self) -> &ChainKey {

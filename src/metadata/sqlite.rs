@@ -60,10 +60,8 @@ pub(super) async fn begin_write(pool: &Pool<Db>) -> Result<Transaction<'static, 
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// Reads the audit chain head, and whether the chain is keyed, inside a
-/// write transaction (already exclusive here).
-pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT h.last_id, h.last_hash, a.keyed_from \
-     FROM audit_chain_head h CROSS JOIN audit_anchor a WHERE h.id = 1 AND a.id = 1";
+/// Reads the audit chain head inside a write transaction (already exclusive here).
+pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1";
 
 /// Nothing to lock: a write transaction is already exclusive here.
 pub(super) const LOCK_REFRESH_FAMILY: Option<&str> = None;
@@ -140,7 +138,11 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn migrate(&self) -> MetaResult<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
+        // A database migrated by a newer release still opens (a rollback):
+        // migrations add, and drop only one release later.
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await.map_err(|error| MetaError::Other(error.into()))
     }
 
     fn chain_key(&self) -> &ChainKey {

@@ -82,6 +82,7 @@ impl From<MetaError> for ServiceError {
                 format!("the {what} asked for contains a character that cannot be stored (NUL)"),
             ),
             MetaError::Unavailable(source) => Self::Unavailable("database", source.into()),
+            MetaError::Integrity(what) => Self::Internal(anyhow::anyhow!(what)),
             MetaError::Other(source) => Self::Internal(source.into()),
         }
     }

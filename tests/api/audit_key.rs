@@ -159,7 +159,8 @@ async fn a_chain_from_before_the_key_is_keyed_only_once_sealed_and_stays_so() {
     let report = verify_cli(&app);
     assert_eq!((report["ok"].as_bool(), report["keyed_from"].as_i64()), (Some(true), Some(head_id + 1)), "{report}");
     let (again, stderr) = run_cli(&app, &["audit", "seal"]);
-    assert!(!again && stderr.contains("already sealed"), "{stderr}");
+    assert!(again && stderr.contains("already sealed"), "sealing again changes nothing: {stderr}");
+    assert_eq!(app.services.store.audit_anchor().await.expect("anchor"), anchor);
 
     // Unsealing, to append keyless events again, is caught: the seal's own
     // checkpoint recorded the chain as keyed, and no start seals it again.
@@ -197,6 +198,12 @@ async fn a_process_with_another_master_key_writes_nothing_into_a_sealed_chain() 
     assert!(!created.status.success() && stderr.contains("another master key"), "{stderr}");
     assert_eq!(app.services.store.audit_head().await.expect("head"), before, "nothing appended");
 
+    // Commands that only read never create a key of their own.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let output = app.coffer_command().env("COFFER_DATA_DIR", elsewhere.path()).args(["audit", "verify"]).output();
+    output.expect("run");
+    assert!(!elsewhere.path().join("master.key").exists(), "verify created a master key");
+
     // Verification still runs with the wrong key, and says what is wrong.
     let output =
         app.coffer_command().env("COFFER_MASTER_KEY", &other_key).args(["audit", "verify"]).output().expect("run");
@@ -204,4 +211,25 @@ async fn a_process_with_another_master_key_writes_nothing_into_a_sealed_chain() 
     assert!(!output.status.success());
     assert!(report["reason"].as_str().is_some_and(|r| r.contains("another master key")), "{report}");
     assert_eq!(verify_cli(&app)["ok"], true, "and the chain itself is intact");
+}
+
+#[tokio::test]
+async fn no_start_seals_an_anchor_moved_while_unsealed() {
+    let app = spawn_app().await;
+    trail(&app).await;
+    // A database writer unseals the chain, moves its anchor past the oldest
+    // events and makes the head look empty, hoping a start seals that.
+    let kept = records(&app).await.remove(2);
+    app.execute_sql(&format!(
+        "UPDATE audit_anchor SET keyed_from = NULL, seal = NULL, first_id = {id}, prev_hash = '{prev}' WHERE id = 1; \
+         UPDATE audit_chain_head SET last_id = 0, last_hash = '{genesis}' WHERE id = 1",
+        id = kept.id,
+        prev = kept.prev_hash,
+        genesis = coffer::domain::audit::GENESIS_HASH
+    ))
+    .await;
+    let (migrated, stderr) = run_cli(&app, &["migrate"]);
+    assert!(migrated, "{stderr}");
+    let anchor = app.services.store.audit_anchor().await.expect("anchor");
+    assert_eq!((anchor.keyed_from, anchor.seal), (None, None), "a start sealed a chain that was not untouched");
 }

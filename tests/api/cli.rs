@@ -131,3 +131,18 @@ async fn sigterm_stops_the_server_gracefully() {
     assert!(logs.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "JSON logs: {logs}");
     assert!(logs.contains("coffer stopped gracefully"), "{logs}");
 }
+
+/// A rollback: the previous release opens a database that a newer one
+/// migrated further (migrations only add; drops come a release later).
+#[tokio::test]
+async fn a_database_a_newer_release_migrated_still_opens() {
+    let app = crate::helpers::spawn_app().await;
+    let checksum = if app.config.effective_database_url().starts_with("sqlite:") { "X'00'" } else { "'\\x00'::bytea" };
+    app.execute_sql(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101, 'from a newer release', TRUE, {checksum}, 0)"
+    ))
+    .await;
+    let output = app.coffer_command().arg("migrate").output().expect("run");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+}

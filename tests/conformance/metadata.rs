@@ -64,6 +64,7 @@ for_each_adapter!({ sqlite, postgres }: [
     listing_matches_a_model,
     audit_chain_is_unbroken_under_concurrency,
     a_chain_with_events_is_sealed_only_when_asked,
+    appends_racing_the_seal_are_keyed,
     jobs_are_deduplicated_and_claimed_once,
     leases_have_one_holder,
     a_successor_issued_into_a_revoked_family_is_born_revoked,
@@ -490,6 +491,32 @@ async fn a_chain_with_events_is_sealed_only_when_asked(f: &Fixture) {
     assert!(anchor.seal_holds(&chain_key()), "sealed again where it moved to");
     let verified = coffer::service::audit::verify_chain(&*store, None).await.expect("verify");
     assert!(verified.ok && verified.checked == 1, "{verified:?}");
+}
+
+/// Appends that queued behind the seal's lock are keyed: none is written
+/// keyless past `keyed_from` (on PostgreSQL, a statement that waited for the
+/// head lock must not judge by the anchor as it was before).
+async fn appends_racing_the_seal_are_keyed(f: &Fixture) {
+    let store = f.store.clone();
+    store.append_audit(&audit("test.before")).await.expect("append");
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..15 {
+                    store.append_audit(&audit(&format!("test.{writer}.{n}"))).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let sealed = store.seal_audit_anchor(SealScope::AnyChain).await.expect("seal");
+    assert!(matches!(sealed, SealOutcome::Sealed { .. }), "{sealed:?}");
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let verified = coffer::service::audit::verify_chain(&*store, None).await.expect("verify");
+    assert!(verified.ok && verified.checked == 121, "{verified:?}");
 }
 
 async fn jobs_are_deduplicated_and_claimed_once(f: &Fixture) {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Transaction};
 
-use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
+use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey, GENESIS_HASH};
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{AuditRow, records};
 use crate::metadata::time::to_micros;
@@ -20,8 +20,13 @@ struct LockedHead {
 }
 
 async fn lock_head(tx: &mut Transaction<'static, Db>) -> MetaResult<LockedHead> {
-    let (last_id, last_hash, keyed_from): (i64, String, Option<i64>) =
+    let (last_id, last_hash): (i64, String) =
         sqlx::query_as(LOCK_CHAIN_HEAD).fetch_one(&mut **tx).await.map_err(sql_err("audit chain head"))?;
+    // A statement of its own, after the lock: it sees a seal committed while this waited.
+    let (keyed_from,): (Option<i64>,) = sqlx::query_as("SELECT keyed_from FROM audit_anchor WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(sql_err("audit anchor"))?;
     Ok(LockedHead { last_id, last_hash, keyed: keyed_from.is_some() })
 }
 
@@ -215,10 +220,20 @@ impl AuditStore for Store {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let head = lock_head(&mut tx).await?;
         let anchor = read_anchor(&mut *tx).await?;
+        let (has_events,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM audit_events)")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_err("audit events"))?;
         if anchor.claims_seal() {
             return Ok(SealOutcome::AlreadySealed);
         }
-        if scope == SealScope::EmptyChain && head.last_id != 0 {
+        // Untouched since migration: sealed, it says first id 1, the genesis
+        // link, keyed from 1, whatever a database writer did before; sealing
+        // any other chain by itself would vouch for an anchor they may have moved.
+        let pristine = !has_events
+            && (head.last_id, head.last_hash.as_str()) == (0, GENESIS_HASH)
+            && (anchor.first_id, anchor.prev_hash.as_str()) == (1, GENESIS_HASH);
+        if scope == SealScope::EmptyChain && !pristine {
             return Ok(SealOutcome::NotEmpty);
         }
         let keyed_from = head.last_id + 1;
@@ -234,7 +249,7 @@ impl AuditStore for Store {
         // A sealed anchor is sealed again where it moves to: never one that was tampered with.
         let anchor = read_anchor(&mut *tx).await?;
         if anchor.claims_seal() && !anchor.seal_holds(&self.chain) {
-            return Err(MetaError::corrupt(
+            return Err(MetaError::Integrity(
                 "the audit anchor's seal does not hold under this master key (see `coffer audit verify`); nothing purged",
             ));
         }
@@ -258,8 +273,14 @@ impl AuditStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(sql_err("audit events"))?;
+        // The event says what went: the cut and how many events it took.
+        let mut audit = audit.clone();
+        if let Some(details) = audit.details.as_object_mut() {
+            details.insert("first_kept_id".into(), first_id.into());
+            details.insert("deleted".into(), deleted.rows_affected().into());
+        }
         write_anchor(&mut tx, &moved).await?;
-        let record = append_in_tx(&mut tx, &self.chain, audit).await?;
+        let record = append_in_tx(&mut tx, &self.chain, &audit).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         emit_audit(&record);
         Ok(deleted.rows_affected())
