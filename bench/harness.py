@@ -337,6 +337,8 @@ def coffer_env(port, data_dir, s3=None, extra_env=None, s3_prefix=None):
     """The environment of a benchmark Coffer: coffer() uses it, and so do replicas started with serve()."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
     env.update({"COFFER_BIND": f"127.0.0.1:{port}", "COFFER_DATA_DIR": data_dir, "COFFER_LOG_FILTER": "warn"})
+    # A configured key, as in deploy.md: on PostgreSQL, `coffer user create` does not make one of its own.
+    env["COFFER_MASTER_KEY"] = os.urandom(32).hex()
     # Benchmarks measure the data path from one address; the per-address limits would throttle them.
     env.update({f"COFFER_RATE_LIMIT_{cls}_PER_MINUTE": "0" for cls in ("AUTH", "UPLOAD", "API")})
     if s3:
