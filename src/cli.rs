@@ -215,7 +215,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
 
 async fn migrate(config: Config) -> Result<(), CliError> {
     init_logs(&config);
-    let store = open_store(&config, StoreUse::Write).await?;
+    let store = open_store(&config, StoreUse::Migrate).await?;
     store.close().await;
     eprintln!("migrations applied ({})", store.engine());
     Ok(())
@@ -356,7 +356,12 @@ async fn seal_verified_chain(
     // Recorded outside the database at once: from then on, unsealing fails verification.
     if checkpoint.is_none_or(|c| c.keyed_from != Some(keyed_from)) {
         let written = checkpoint_chain(store, &*blobs, SystemClock.now(), None).await.map_err(|e| refused(&e))?;
-        if written.is_none_or(|c| c.keyed_from != Some(keyed_from)) {
+        // None: nothing new to write, perhaps because a server's worker just wrote it.
+        let latest = match written {
+            Some(written) => Some(written),
+            None => read_checkpoint(&*blobs).await.map_err(|error| refused(&error))?,
+        };
+        if latest.is_none_or(|c| c.keyed_from != Some(keyed_from)) {
             return Err(CliError::Refused(format!(
                 "the audit chain is sealed (keyed from id {keyed_from}), but no checkpoint records it (see the log); \
                  run `coffer audit seal` again"
@@ -418,7 +423,8 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
 
 async fn reconcile(config: Config) -> Result<(), CliError> {
     init_logs(&config);
-    let services = crate::startup::build_services(config, std::sync::Arc::new(SystemClock)).await?;
+    let services =
+        crate::startup::build_services_for(config, std::sync::Arc::new(SystemClock), StoreUse::Write).await?;
     let result = services.reconcile(None, None).await;
     services.cache.release().await;
     services.store.close().await;
@@ -433,7 +439,8 @@ async fn run_lifecycle(
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), CliError> {
     init_logs(&config);
-    let services = crate::startup::build_services(config, std::sync::Arc::new(SystemClock)).await?;
+    let services =
+        crate::startup::build_services_for(config, std::sync::Arc::new(SystemClock), StoreUse::Write).await?;
     let ctx = crate::service::RequestContext { user_agent: Some("coffer lifecycle run".into()), ..Default::default() };
     let result = services.run_lifecycle(&ctx, dry_run, as_of).await;
     services.cache.release().await;

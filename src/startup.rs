@@ -11,7 +11,7 @@ use crate::cache::{self, CacheError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cpu_pinning::WorkerPinner;
-use crate::domain::audit::ChainKey;
+use crate::domain::audit::{ChainKey, GENESIS_HASH};
 use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
 use crate::service::signing::UrlSigner;
@@ -59,49 +59,81 @@ pub enum StoreUse {
     /// An untouched chain is sealed first, and a sealed chain must hold under the key.
     Serve,
     /// A command that appends audit events or seals the chain, as `Serve`;
-    /// but the master key must exist already (on SQLite the data dir's is
-    /// created, as `serve` on the same data dir would).
+    /// but it never makes a key to write with, except for a brand-new
+    /// embedded (SQLite) install, whose data dir is the server's.
     Write,
+    /// `migrate`: as `Write` when a key exists; without one it only applies
+    /// the migrations (it writes no event; `serve` seals the chain later).
+    Migrate,
     /// It reads, or replaces the database whole (backup, restore, verify):
     /// no key is created; without one, a throwaway key verifies (and reports the seal).
     Inspect,
 }
 
-fn chain_key(config: &Config, usage: StoreUse, engine: &str) -> Result<ChainKey, StartupError> {
-    let master = match usage {
-        StoreUse::Serve => MasterKey::load(config)?,
-        StoreUse::Write if engine == "sqlite" => MasterKey::load(config)?,
-        StoreUse::Write => MasterKey::load_existing(config)?.ok_or(crate::keys::KeyError::Missing)?,
-        StoreUse::Inspect => match MasterKey::load_existing(config)? {
-            Some(key) => key,
-            None => MasterKey::throwaway()?,
-        },
-    };
-    Ok(ChainKey::new(master.derive("audit chain hmac v1")))
-}
-
 /// Opens and migrates the metadata store named by the configuration.
 pub async fn open_store(config: &Config, usage: StoreUse) -> Result<Arc<dyn MetadataStore>, StartupError> {
-    let url = config.effective_database_url();
-    let engine = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
+    let engine = if config.effective_database_url().starts_with("sqlite:") { "sqlite" } else { "postgres" };
+    let master = match MasterKey::load_existing(config)? {
+        Some(key) => Some(key),
+        None if usage == StoreUse::Serve => Some(MasterKey::load(config)?),
+        None => None,
+    };
+    let keyed = master.is_some();
+    let mut store = connect_and_migrate(config, engine, master).await?;
+    match usage {
+        StoreUse::Inspect => return Ok(store),
+        StoreUse::Migrate if !keyed => return Ok(store),
+        StoreUse::Write if !keyed => {
+            let brand_new = engine == "sqlite" && untouched(&*store).await;
+            store.close().await;
+            if !brand_new {
+                return Err(crate::keys::KeyError::Missing.into());
+            }
+            store = connect_and_migrate(config, engine, Some(MasterKey::load(config)?)).await?;
+        }
+        _ => {}
+    }
+    prepare_audit_chain(&*store).await.map_err(|error| {
+        match error {
+            StartupError::AuditSeal => tracing::error!("{error}"),
+            _ => tracing::error!(%error, "cannot prepare the audit chain"),
+        }
+        error
+    })?;
+    Ok(store)
+}
+
+/// Connects and migrates, hashing the audit chain with `master`'s key (a
+/// throwaway one without it: such a store only reads the chain).
+async fn connect_and_migrate(
+    config: &Config,
+    engine: &'static str,
+    master: Option<MasterKey>,
+) -> Result<Arc<dyn MetadataStore>, StartupError> {
     let settings = PoolSettings {
         max_connections: config.database_max_connections,
         acquire_timeout: config.database_acquire_timeout,
     };
-    let chain = chain_key(config, usage, engine)?;
-    let store =
-        metadata::connect(&url, &settings, chain).await.map_err(|source| StartupError::Database { engine, source })?;
+    let master = match master {
+        Some(master) => master,
+        None => MasterKey::throwaway()?,
+    };
+    let chain = ChainKey::new(master.derive("audit chain hmac v1"));
+    let store = metadata::connect(&config.effective_database_url(), &settings, chain)
+        .await
+        .map_err(|source| StartupError::Database { engine, source })?;
     store.migrate().await.map_err(StartupError::Migrate)?;
-    if usage != StoreUse::Inspect {
-        prepare_audit_chain(&*store).await.map_err(|error| {
-            match error {
-                StartupError::AuditSeal => tracing::error!("{error}"),
-                _ => tracing::error!(%error, "cannot prepare the audit chain"),
-            }
-            error
-        })?;
-    }
     Ok(store)
+}
+
+/// Whether the audit chain is as migrations created it (nothing to protect yet).
+async fn untouched(store: &dyn MetadataStore) -> bool {
+    let (Ok(head), Ok(anchor)) = (store.audit_head().await, store.audit_anchor().await) else {
+        return false;
+    };
+    head == (0, GENESIS_HASH.to_owned())
+        && (anchor.first_id, anchor.prev_hash.as_str()) == (1, GENESIS_HASH)
+        && !anchor.claims_seal()
 }
 
 /// Seals an untouched chain (no replica can have written keyless events into
@@ -118,11 +150,22 @@ async fn prepare_audit_chain(store: &dyn MetadataStore) -> Result<(), StartupErr
 
 /// Everything `serve` needs, built from configuration with the system clock.
 pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Services>, StartupError> {
+    build_services_for(config, clock, StoreUse::Serve).await
+}
+
+/// As `build_services`, for a command other than `serve` (`StoreUse::Write`:
+/// it never makes a master key of its own).
+pub async fn build_services_for(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    usage: StoreUse,
+) -> Result<Arc<Services>, StartupError> {
     config.validate()?;
-    let store = open_store(&config, StoreUse::Serve).await?;
+    let store = open_store(&config, usage).await?;
     let blobs = storage::from_config(&config).await.map_err(StartupError::Storage)?;
     let cache = cache::from_config(&config).await.map_err(StartupError::Cache)?;
-    let master = MasterKey::load(&config)?;
+    // `open_store` made sure a key exists, creating one only where `usage` allows.
+    let master = MasterKey::load_existing(&config)?.ok_or(crate::keys::KeyError::Missing)?;
     let identity = Identity::new(&config, &master);
     let signer = url_signer(&config, &master);
     let thumbnails = crate::media::Thumbnails::new(&config);

@@ -56,12 +56,13 @@ pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_c
 pub(super) const LOCK_REFRESH_FAMILY: Option<&str> =
     Some("SELECT token_hash FROM refresh_tokens WHERE family_id = $1 ORDER BY token_hash FOR UPDATE");
 
-/// Locks every refresh token of a user until commit, in the order
+/// Locks every live refresh token of a user until commit, in the order
 /// `LOCK_REFRESH_FAMILY` takes a family's: revoking them all and issuing a
 /// successor then wait for each other instead of deadlocking, and a successor
 /// issued meanwhile is revoked with the rest (or born revoked).
-pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> =
-    Some("SELECT token_hash FROM refresh_tokens WHERE user_id = $1 ORDER BY token_hash FOR UPDATE");
+pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> = Some(
+    "SELECT token_hash FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY token_hash FOR UPDATE",
+);
 
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).

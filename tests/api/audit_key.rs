@@ -233,3 +233,47 @@ async fn no_start_seals_an_anchor_moved_while_unsealed() {
     let anchor = app.services.store.audit_anchor().await.expect("anchor");
     assert_eq!((anchor.keyed_from, anchor.seal), (None, None), "a start sealed a chain that was not untouched");
 }
+
+#[tokio::test]
+async fn only_serve_or_a_brand_new_embedded_install_makes_a_master_key() {
+    let app = spawn_app().await;
+    trail(&app).await;
+    // The servers' database, from a directory without their key.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let database = app.config.effective_database_url();
+    let command = |args: &[&str]| {
+        let mut command = app.coffer_command();
+        command.env("COFFER_DATA_DIR", elsewhere.path()).env("COFFER_DATABASE_URL", &database).args(args);
+        command.output().expect("run")
+    };
+    let created = command(&["lifecycle", "run", "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(!created.status.success() && stderr.contains("no master key"), "{stderr}");
+    let migrated = command(&["migrate"]);
+    assert!(migrated.status.success(), "migrate writes no event: {}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(!elsewhere.path().join("master.key").exists(), "a command made a master key of its own");
+
+    // A brand-new embedded install: the first admin comes before the first
+    // start, and the key made for it is the one the server will use.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let mut first_admin = app.coffer_command();
+    first_admin.env("COFFER_DATA_DIR", fresh.path()).env_remove("COFFER_DATABASE_URL").env_remove("COFFER_STORAGE");
+    let output = first_admin
+        .args(["user", "create", "root", "--role", "admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(b"Tr0ub4dor&3-brand-new-install\n")?;
+            child.wait_with_output()
+        })
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(fresh.path().join("master.key").exists());
+    let mut verify = app.coffer_command();
+    verify.env("COFFER_DATA_DIR", fresh.path()).env_remove("COFFER_DATABASE_URL").env_remove("COFFER_STORAGE");
+    let report: Value =
+        serde_json::from_slice(&verify.args(["audit", "verify"]).output().expect("run").stdout).expect("json report");
+    assert_eq!((report["ok"].as_bool(), report["keyed_from"].as_i64()), (Some(true), Some(1)), "{report}");
+}

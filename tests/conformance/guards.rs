@@ -169,16 +169,14 @@ async fn expired_credentials_are_purged(f: &Fixture) {
     );
 }
 
-/// A stolen refresh token replayed while the legitimate client's successor is
-/// being issued: whichever transaction comes second, the family's revocation
-/// takes the successor with it (on PostgreSQL both lock the family first).
-/// Many rounds, so an interleaving that misses the other's row shows up.
-async fn a_successor_issued_while_its_family_is_revoked_is_revoked_too(f: &Fixture) {
-    use coffer::metadata::{RefreshTokenRecord, RefreshUse};
-    let store = &f.store;
-    let owner = user(&**store, "rhea", Role::User, None).await;
-    let at = now();
-    let token = |hash: String, family: &str| RefreshTokenRecord {
+/// A day-long refresh token of `owner` in `family`, issued `at`.
+fn refresh_token(
+    owner: &coffer::metadata::UserRecord,
+    at: DateTime<Utc>,
+    hash: String,
+    family: &str,
+) -> coffer::metadata::RefreshTokenRecord {
+    coffer::metadata::RefreshTokenRecord {
         token_hash: hash,
         family_id: family.into(),
         user_id: owner.id,
@@ -186,7 +184,19 @@ async fn a_successor_issued_while_its_family_is_revoked_is_revoked_too(f: &Fixtu
         mfa: false,
         created_at: at,
         expires_at: at + chrono::Duration::days(1),
-    };
+    }
+}
+
+/// A stolen refresh token replayed while the legitimate client's successor is
+/// being issued: whichever transaction comes second, the family's revocation
+/// takes the successor with it (on PostgreSQL both lock the family first).
+/// Many rounds, so an interleaving that misses the other's row shows up.
+async fn a_successor_issued_while_its_family_is_revoked_is_revoked_too(f: &Fixture) {
+    use coffer::metadata::RefreshUse;
+    let store = &f.store;
+    let owner = user(&**store, "rhea", Role::User, None).await;
+    let at = now();
+    let token = |hash: String, family: &str| refresh_token(&owner, at, hash, family);
     for round in 0..60 {
         let family = format!("family-{round}");
         store.insert_refresh_token(&token(format!("{family}-0"), &family)).await.expect("first");
@@ -205,19 +215,11 @@ async fn a_successor_issued_while_its_family_is_revoked_is_revoked_too(f: &Fixtu
 /// The same race against a user-wide revocation (password change, disable):
 /// the successor must not outlive it, and neither side may deadlock.
 async fn a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too(f: &Fixture) {
-    use coffer::metadata::{RefreshTokenRecord, RefreshUse, UserPatch};
+    use coffer::metadata::{RefreshUse, UserPatch};
     let store = &f.store;
     let owner = user(&**store, "remy", Role::User, None).await;
     let at = now();
-    let token = |hash: String, family: &str| RefreshTokenRecord {
-        token_hash: hash,
-        family_id: family.into(),
-        user_id: owner.id,
-        generation: owner.token_generation,
-        mfa: false,
-        created_at: at,
-        expires_at: at + chrono::Duration::days(1),
-    };
+    let token = |hash: String, family: &str| refresh_token(&owner, at, hash, family);
     let revoke_all = UserPatch { revoke_refresh_tokens: true, ..UserPatch::default() };
     for round in 0..60 {
         // A few families, so that their rows' order on disk and by hash differ.
