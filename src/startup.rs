@@ -55,7 +55,7 @@ pub enum StartupError {
 /// What a command opens the metadata store for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreUse {
-    /// `serve` and the jobs it runs: the master key is created if missing.
+    /// `serve`: the master key is created if missing (`<data_dir>/master.key`).
     /// An untouched chain is sealed first, and a sealed chain must hold under the key.
     Serve,
     /// A command that appends audit events or seals the chain, as `Serve`;
