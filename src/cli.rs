@@ -405,11 +405,11 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
     }
     let store = open_store(&config, StoreUse::Write).await?;
     // What goes must have verified: a purge removes the evidence of any edit in it.
-    let blobs = crate::storage::from_config(&config).await.map_err(|error| CliError::Refused(error.to_string()));
-    let verified = match blobs {
-        Ok(blobs) => verified_checkpoint(&*blobs, &*store, "nothing purged").await.map(drop),
-        Err(error) => Err(error),
-    };
+    let verified = async {
+        let blobs = crate::storage::from_config(&config).await.map_err(|error| CliError::Refused(error.to_string()))?;
+        verified_checkpoint(&*blobs, &*store, "nothing purged").await.map(drop)
+    }
+    .await;
     if let Err(error) = verified {
         store.close().await;
         return Err(error);

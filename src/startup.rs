@@ -11,7 +11,7 @@ use crate::cache::{self, CacheError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cpu_pinning::WorkerPinner;
-use crate::domain::audit::{ChainKey, GENESIS_HASH};
+use crate::domain::audit::ChainKey;
 use crate::keys::MasterKey;
 use crate::metadata::{self, MetaError, MetadataStore, PoolSettings};
 use crate::service::signing::UrlSigner;
@@ -131,9 +131,7 @@ async fn untouched(store: &dyn MetadataStore) -> bool {
     let (Ok(head), Ok(anchor)) = (store.audit_head().await, store.audit_anchor().await) else {
         return false;
     };
-    head == (0, GENESIS_HASH.to_owned())
-        && (anchor.first_id, anchor.prev_hash.as_str()) == (1, GENESIS_HASH)
-        && !anchor.claims_seal()
+    anchor.as_created((head.0, &head.1))
 }
 
 /// Seals an untouched chain (no replica can have written keyless events into

@@ -73,6 +73,14 @@ impl AuditAnchor {
         self
     }
 
+    /// Whether the chain is as migrations created it, given its head: no
+    /// event was ever appended, nothing moved, nothing sealed.
+    pub fn as_created(&self, head: (i64, &str)) -> bool {
+        head == (0, GENESIS_HASH)
+            && (self.first_id, self.prev_hash.as_str()) == (1, GENESIS_HASH)
+            && !self.claims_seal()
+    }
+
     /// Whether the anchor claims a seal at all (either field set): a claim
     /// that must then hold.
     pub fn claims_seal(&self) -> bool {

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, Tokens, spawn_app};
+use crate::helpers::{TestApp, Tokens, run_with_input, spawn_app};
 
 /// The hash anyone can compute: SHA-256 over the link and the record, as
 /// events were hashed before the chain was keyed.
@@ -181,19 +181,9 @@ async fn a_process_with_another_master_key_writes_nothing_into_a_sealed_chain() 
     trail(&app).await;
     let before = app.services.store.audit_head().await.expect("head");
     let other_key = "ab".repeat(32);
-    let created = app
-        .coffer_command()
-        .env("COFFER_MASTER_KEY", &other_key)
-        .args(["user", "create", "mallory", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(b"a long enough password\n")?;
-            child.wait_with_output()
-        })
-        .expect("run");
+    let mut command = app.coffer_command();
+    command.env("COFFER_MASTER_KEY", &other_key).args(["user", "create", "mallory", "--password-stdin"]);
+    let created = run_with_input(&mut command, "a long enough password\n");
     let stderr = String::from_utf8_lossy(&created.stderr);
     assert!(!created.status.success() && stderr.contains("another master key"), "{stderr}");
     assert_eq!(app.services.store.audit_head().await.expect("head"), before, "nothing appended");
@@ -256,24 +246,17 @@ async fn only_serve_or_a_brand_new_embedded_install_makes_a_master_key() {
     // A brand-new embedded install: the first admin comes before the first
     // start, and the key made for it is the one the server will use.
     let fresh = tempfile::tempdir().expect("tempdir");
-    let mut first_admin = app.coffer_command();
-    first_admin.env("COFFER_DATA_DIR", fresh.path()).env_remove("COFFER_DATABASE_URL").env_remove("COFFER_STORAGE");
-    let output = first_admin
-        .args(["user", "create", "root", "--role", "admin", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(b"Tr0ub4dor&3-brand-new-install\n")?;
-            child.wait_with_output()
-        })
-        .expect("run");
+    let in_fresh = || {
+        let mut command = app.coffer_command();
+        command.env("COFFER_DATA_DIR", fresh.path()).env_remove("COFFER_DATABASE_URL").env_remove("COFFER_STORAGE");
+        command
+    };
+    let mut first_admin = in_fresh();
+    first_admin.args(["user", "create", "root", "--role", "admin", "--password-stdin"]);
+    let output = run_with_input(&mut first_admin, "Tr0ub4dor&3-brand-new-install\n");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(fresh.path().join("master.key").exists());
-    let mut verify = app.coffer_command();
-    verify.env("COFFER_DATA_DIR", fresh.path()).env_remove("COFFER_DATABASE_URL").env_remove("COFFER_STORAGE");
-    let report: Value =
-        serde_json::from_slice(&verify.args(["audit", "verify"]).output().expect("run").stdout).expect("json report");
+    let verified = in_fresh().args(["audit", "verify"]).output().expect("run");
+    let report: Value = serde_json::from_slice(&verified.stdout).expect("json report");
     assert_eq!((report["ok"].as_bool(), report["keyed_from"].as_i64()), (Some(true), Some(1)), "{report}");
 }

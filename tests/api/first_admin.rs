@@ -2,9 +2,6 @@
 //! enrol TOTP (codes from an RFC 6238 generator), create a user, grant a bucket,
 //! log in as that user.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret};
 
@@ -22,16 +19,9 @@ fn code_at(secret: &str, unix: i64) -> String {
 }
 
 fn create_with_cli(app: &crate::helpers::TestApp, username: &str, password: &str) -> std::process::Output {
-    let mut child = app
-        .coffer_command()
-        .args(["user", "create", username, "--role", "admin", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn coffer");
-    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write password");
-    child.wait_with_output().expect("wait")
+    let mut command = app.coffer_command();
+    command.args(["user", "create", username, "--role", "admin", "--password-stdin"]);
+    crate::helpers::run_with_input(&mut command, &format!("{password}\n"))
 }
 
 #[tokio::test]

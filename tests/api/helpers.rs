@@ -141,6 +141,16 @@ impl TestApp {
     }
 }
 
+/// Runs `command` with `input` on its standard input; its output and status.
+pub fn run_with_input(command: &mut std::process::Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn coffer");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 /// A fresh strong password (never in the common list).
 pub fn strong_password() -> String {
     format!("Tr0ub4dor&3-{}", uuid::Uuid::new_v4().simple())

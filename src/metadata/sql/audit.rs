@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Transaction};
 
-use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey, GENESIS_HASH};
+use crate::domain::audit::{AuditAnchor, AuditEntry, AuditRecord, ChainKey};
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{AuditRow, records};
 use crate::metadata::time::to_micros;
@@ -230,9 +230,7 @@ impl AuditStore for Store {
         // Untouched since migration: sealed, it says first id 1, the genesis
         // link, keyed from 1, whatever a database writer did before; sealing
         // any other chain by itself would vouch for an anchor they may have moved.
-        let pristine = !has_events
-            && (head.last_id, head.last_hash.as_str()) == (0, GENESIS_HASH)
-            && (anchor.first_id, anchor.prev_hash.as_str()) == (1, GENESIS_HASH);
+        let pristine = !has_events && anchor.as_created((head.last_id, &head.last_hash));
         if scope == SealScope::EmptyChain && !pristine {
             return Ok(SealOutcome::NotEmpty);
         }
