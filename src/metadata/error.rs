@@ -48,11 +48,60 @@ impl MetaError {
 }
 
 fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
-    // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6); PostgreSQL: admin shutdown / cannot connect now.
-    matches!(error.code().as_deref(), Some("5" | "6" | "517" | "57P01" | "57P03"))
+    // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6); PostgreSQL: admin shutdown / cannot connect now,
+    // and a transaction aborted to break a deadlock or a serialization conflict: nothing was
+    // written, and the same request sent again can succeed (writes take locks in one order, so
+    // this is a safety net, not a path the tests expect).
+    matches!(error.code().as_deref(), Some("5" | "6" | "517" | "57P01" | "57P03" | "40P01" | "40001"))
 }
 
 /// Maps driver errors for one kind of thing (`.map_err(sql_err("user"))`).
 pub(crate) fn sql_err(what: &'static str) -> impl Fn(sqlx::Error) -> MetaError {
     move |error| MetaError::from_sqlx(error, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::MetaError;
+
+    /// A driver error carrying only a SQLSTATE.
+    #[derive(Debug, thiserror::Error)]
+    #[error("sqlstate {0}")]
+    struct Coded(&'static str);
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn classify(code: &'static str) -> MetaError {
+        MetaError::from_sqlx(sqlx::Error::Database(Box::new(Coded(code))), "thing")
+    }
+
+    #[test]
+    fn an_aborted_deadlock_or_serialization_conflict_is_worth_retrying() {
+        for code in ["40P01", "40001", "5", "57P01"] {
+            assert!(matches!(classify(code), MetaError::Unavailable(_)), "{code}");
+        }
+        assert!(matches!(classify("22021"), MetaError::InvalidText("thing")));
+        assert!(matches!(classify("42601"), MetaError::Other(_)), "a syntax error is ours");
+    }
 }

@@ -64,6 +64,17 @@ pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> = Some(
     "SELECT token_hash FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY token_hash FOR UPDATE",
 );
 
+/// Locks a user's row against other writes to it until commit (not against
+/// new rows that refer to it). Writes to a user's row and to rows that hang
+/// off it (second factors, sessions) take it first: the order a deletion takes
+/// them in (the user, then its cascade), so they queue instead of deadlocking.
+pub(super) const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE";
+
+/// Keeps a user's row from being deleted until commit without holding up
+/// other writes to it: taken before rows that refer to the user are locked
+/// and written (issuing a refresh token), for the same order.
+pub(super) const PIN_USER: &str = "SELECT id FROM users WHERE id = $1 FOR KEY SHARE";
+
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
@@ -77,7 +88,7 @@ mod users {
     include!("sql/users.rs");
 }
 mod identity {
-    use super::{LOCK_REFRESH_FAMILY, Store, begin_write};
+    use super::{LOCK_REFRESH_FAMILY, LOCK_USER, PIN_USER, Store, begin_write};
     include!("sql/identity.rs");
 }
 mod buckets {

@@ -67,6 +67,10 @@ pub(super) const LOCK_CHAIN_HEAD: &str = "SELECT last_id, last_hash FROM audit_c
 pub(super) const LOCK_REFRESH_FAMILY: Option<&str> = None;
 pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> = None;
 
+/// A write transaction is already exclusive: these only tell whether the user is still there.
+pub(super) const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1";
+pub(super) const PIN_USER: &str = LOCK_USER;
+
 /// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
@@ -79,7 +83,7 @@ mod users {
     include!("sql/users.rs");
 }
 mod identity {
-    use super::{LOCK_REFRESH_FAMILY, Store, begin_write};
+    use super::{LOCK_REFRESH_FAMILY, LOCK_USER, PIN_USER, Store, begin_write};
     include!("sql/identity.rs");
 }
 mod buckets {

@@ -7,6 +7,7 @@ mod support;
 
 mod cache;
 mod guards;
+mod lock_order;
 mod metadata;
 mod storage;
 

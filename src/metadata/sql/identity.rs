@@ -22,10 +22,19 @@ async fn lock_family(tx: &mut sqlx::Transaction<'static, super::Db>, family_id: 
     Ok(())
 }
 
+/// Takes `lock` (`LOCK_USER` or `PIN_USER`) on user `user_id` inside `tx`:
+/// writes touching a user's rows start with it (see `LOCK_USER`).
+async fn lock_user(tx: &mut sqlx::Transaction<'static, super::Db>, lock: &'static str, user_id: i64) -> MetaResult<()> {
+    let found: Option<(i64,)> =
+        sqlx::query_as(lock).bind(user_id).fetch_optional(&mut **tx).await.map_err(sql_err("user"))?;
+    found.map(|_| ()).ok_or(MetaError::NotFound("user"))
+}
+
 #[async_trait]
 impl IdentityStore for Store {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        lock_user(&mut tx, PIN_USER, token.user_id).await?;
         lock_family(&mut tx, &token.family_id).await?;
         sqlx::query(concat!("INSERT INTO refresh_tokens (", refresh_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&token.token_hash)
@@ -242,6 +251,7 @@ impl IdentityStore for Store {
         audit: &AuditEntry,
     ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        lock_user(&mut tx, LOCK_USER, user_id).await?;
         let confirmed = sqlx::query(
             "UPDATE totp_credentials SET confirmed = TRUE, last_step = $2 WHERE user_id = $1 AND NOT confirmed",
         )
@@ -288,11 +298,12 @@ impl IdentityStore for Store {
 
     async fn delete_totp(&self, user_id: i64, audit: &AuditEntry) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        lock_user(&mut tx, LOCK_USER, user_id).await?;
         for statement in [
+            "UPDATE users SET mfa_enabled = FALSE WHERE id = $1",
             "DELETE FROM totp_credentials WHERE user_id = $1",
             "DELETE FROM recovery_codes WHERE user_id = $1",
             "DELETE FROM mfa_challenges WHERE user_id = $1",
-            "UPDATE users SET mfa_enabled = FALSE WHERE id = $1",
         ] {
             sqlx::query(statement).bind(user_id).execute(&mut *tx).await.map_err(sql_err("totp"))?;
         }
