@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::extract::Ctx;
+use super::extract::{Ctx, optional_json};
 use crate::service::auth::{LoginOutcome, TokenPair};
 use crate::service::{ServiceError, Services};
 
@@ -99,12 +99,7 @@ fn tokens_response(services: &Services, request: &HttpRequest, tokens: TokenPair
 /// The refresh token of a refresh/logout request: the body's, else (cookie
 /// sessions only, after the CSRF check) the cookie's.
 fn presented_token(services: &Services, request: &HttpRequest, body: &[u8]) -> Result<String, ServiceError> {
-    let parsed: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshRequest::default()
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ServiceError::bad_request("invalid-json", format!("invalid JSON body: {e}")))?
-    };
+    let parsed: RefreshRequest = optional_json(body)?;
     if let Some(token) = parsed.refresh_token {
         return Ok(token);
     }

@@ -141,6 +141,16 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
     Ok(Caller { principal, ctx })
 }
 
+/// A JSON body that may be left out: empty (or blank) is `T::default()`,
+/// anything else must parse (`400 invalid-json` otherwise).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ServiceError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ServiceError::bad_request("invalid-json", format!("invalid JSON body: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{bearer, forwarded_client, ip_text};

@@ -219,6 +219,7 @@ pub fn operations() -> Vec<Op> {
             "uploads",
             "Presign a part upload",
         )
+        .with_body(json!({"required": false, "content": {"application/json": {"schema": reference("PartPresign")}}}))
         .errors(RW),
         op("GET", "/api/v1/buckets/{bucket}/retention/{key}", "retention", "An object's retention").errors(READ),
         op("PUT", "/api/v1/buckets/{bucket}/retention/{key}", "retention", "Set or remove an object's retention")

@@ -104,6 +104,7 @@ pub fn schemas() -> Value {
             "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 604_800},
             "transfer_mode": {"type": ["string", "null"], "enum": ["gateway", "direct", null]},
         })),
+        "PartPresign": strict(&[], json!({"size": {"type": ["integer", "null"], "minimum": 0, "maximum": 5_368_709_120_i64}})),
         "Retention": {"oneOf": [
             strict(&[], json!({"mode": {"type": ["string", "null"], "enum": ["GOVERNANCE", "COMPLIANCE", null]},
                 "retain_until": {"type": ["string", "null"], "format": "date-time"}})),

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::extract::Caller;
+use super::extract::{Caller, optional_json};
 use crate::config::TransferMode;
 use crate::service::{ServiceError, Services};
 
@@ -35,12 +35,22 @@ pub async fn presign(
     Ok(HttpResponse::Ok().json(presigned))
 }
 
+/// The optional body of a part presign: the part's size, which a direct URL is signed for.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PartPresignRequest {
+    size: Option<i64>,
+}
+
 pub async fn presign_part(
     services: web::Data<Services>,
     caller: Caller,
     path: web::Path<(String, String, i64)>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ServiceError> {
     let (bucket, upload_id, number) = path.into_inner();
-    let presigned = services.presign_part(&caller.ctx, &caller.principal, &bucket, &upload_id, number).await?;
+    let request: PartPresignRequest = optional_json(&body)?;
+    let presigned =
+        services.presign_part(&caller.ctx, &caller.principal, &bucket, &upload_id, number, request.size).await?;
     Ok(HttpResponse::Ok().json(presigned))
 }

@@ -12,13 +12,14 @@ pub const FORMAT: u32 = 1;
 
 /// Tables in an order where every reference points backwards. Any table the
 /// schema gains later that is not listed goes last, in name order.
-pub const TABLE_ORDER: [&str; 18] = [
+pub const TABLE_ORDER: [&str; 19] = [
     "users",
     "buckets",
     "grants",
     "objects",
     "uploads",
     "upload_parts",
+    "direct_part_reservations",
     "audit_events",
     "audit_chain_head",
     "audit_anchor",

@@ -132,6 +132,7 @@ instrument! { UploadStore {
     fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> ();
     fn upload(&self, id: &str) -> Option<UploadRecord>;
     fn reserve_part(&self, upload_id: &str, bytes: i64) -> ();
+    fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> ();
     fn release_part(&self, upload_id: &str, bytes: i64) -> ();
     fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> ();
     fn upload_parts(&self, upload_id: &str) -> Vec<UploadPartRecord>;

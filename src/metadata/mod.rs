@@ -246,6 +246,11 @@ pub trait UploadStore: Send + Sync {
     async fn upload(&self, id: &str) -> MetaResult<Option<UploadRecord>>;
     /// Charges `bytes` for a part about to be written; `Conflict("quota")` if it does not fit.
     async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()>;
+    /// Reserves quota for part `part_number` of an open upload, about to be
+    /// signed for `bytes` and sent straight to the backend (direct transfer).
+    /// A part's reservation only grows; the upload's end settles it.
+    /// `Conflict("quota")` if it does not fit.
+    async fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> MetaResult<()>;
     /// Gives back a reservation whose part never arrived.
     async fn release_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()>;
     /// Records a written part (replacing, and crediting, an earlier one of the same number).

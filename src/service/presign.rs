@@ -9,7 +9,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
-use super::objects::parse_key;
+use super::objects::{parse_key, write_error};
 use super::signing::{Claim, SignedParams};
 use super::uploads::UploadAccess;
 use super::{ServiceError, ServiceResult, Services};
@@ -132,6 +132,10 @@ impl Services {
     }
 
     /// A URL to PUT one part of an upload to, without other credentials.
+    /// A direct URL (straight to the backend) is signed for exactly `size`
+    /// bytes, reserved against the uploader's quota now: Coffer never sees
+    /// the part arrive. A gateway URL charges the part when it arrives.
+    #[allow(clippy::too_many_arguments, reason = "a part is addressed by bucket, upload and number")]
     pub async fn presign_part(
         &self,
         ctx: &RequestContext,
@@ -139,26 +143,37 @@ impl Services {
         bucket: &str,
         upload_id: &str,
         part_number: i64,
+        size: Option<i64>,
     ) -> ServiceResult<Presigned> {
         if !(1..=super::uploads::MAX_PARTS).contains(&part_number) {
             return Err(ServiceError::bad_request("invalid-part-number", "part numbers run from 1 to 10000"));
         }
+        let size = size.map(|size| self.part_size(size)).transpose()?;
         let (_, upload) =
             self.own_upload(ctx, principal, (bucket, upload_id), "upload.presign_part", UploadAccess::Starter).await?;
         let mode = self.transfer_mode(None)?;
         let expires_at = self.clock.now() + PART_URL_TTL;
-        let url = match mode {
+        let (url, headers) = match mode {
             TransferMode::Gateway => {
                 let path = format!("/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{part_number}");
-                self.gateway_url(principal, "PUT", &path, expires_at)
+                (self.gateway_url(principal, "PUT", &path, expires_at), BTreeMap::new())
             }
             TransferMode::Direct => {
+                let size = size.ok_or_else(|| {
+                    ServiceError::bad_request(
+                        "part-size-required",
+                        "a direct part URL is signed for an exact size: send {\"size\": <bytes>}",
+                    )
+                })?;
+                self.store.reserve_direct_part(&upload.id, part_number, size).await.map_err(write_error)?;
                 let target = PresignTarget::UploadPart {
                     upload_id: upload.backend_upload_id.clone(),
                     part_number: u32::try_from(part_number).unwrap_or_default(),
+                    content_length: u64::try_from(size).unwrap_or_default(),
                 };
                 let ttl = PART_URL_TTL.to_std().unwrap_or_default();
-                self.blobs.presign(&upload.blob_key, target, ttl).await?.url
+                let signed = self.blobs.presign(&upload.blob_key, target, ttl).await?;
+                (signed.url, signed.headers.into_iter().collect())
             }
         };
         // A direct part URL's use never reaches Coffer: its issue is the only record.
@@ -171,7 +186,15 @@ impl Services {
                 "expires_at": expires_at, "transfer_mode": mode,
             }));
         self.reads.record(event);
-        Ok(Presigned { url, method: "PUT", headers: BTreeMap::new(), expires_at, transfer_mode: mode })
+        Ok(Presigned { url, method: "PUT", headers, expires_at, transfer_mode: mode })
+    }
+
+    /// A part size a client asked a URL for, within the limits of a part and of an object.
+    fn part_size(&self, size: i64) -> ServiceResult<i64> {
+        let bytes =
+            u64::try_from(size).map_err(|_| ServiceError::bad_request("invalid-size", "size must not be negative"))?;
+        self.check_part_length(bytes)?;
+        Ok(size)
     }
 
     /// Authenticates a request by its gateway signature. Every failure is 403

@@ -186,6 +186,20 @@ impl Services {
         Ok(upload)
     }
 
+    /// A part's length within the limits of a part and of an object.
+    pub(super) fn check_part_length(&self, length: u64) -> ServiceResult<()> {
+        if length > MAX_PART {
+            return Err(ServiceError::TooLarge { slug: "part-too-large", detail: "parts are limited to 5 GiB".into() });
+        }
+        if length > self.config.max_object_bytes {
+            return Err(ServiceError::TooLarge {
+                slug: "payload-too-large",
+                detail: format!("objects are limited to {} bytes", self.config.max_object_bytes),
+            });
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments, reason = "a part is addressed by bucket, upload and number")]
     pub async fn upload_part(
         &self,
@@ -207,15 +221,7 @@ impl Services {
         }
         let length =
             content_length.ok_or_else(|| ServiceError::LengthRequired("parts need a Content-Length".into()))?;
-        if length > MAX_PART {
-            return Err(ServiceError::TooLarge { slug: "part-too-large", detail: "parts are limited to 5 GiB".into() });
-        }
-        if length > self.config.max_object_bytes {
-            return Err(ServiceError::TooLarge {
-                slug: "payload-too-large",
-                detail: format!("objects are limited to {} bytes", self.config.max_object_bytes),
-            });
-        }
+        self.check_part_length(length)?;
         if upload.state != UploadState::Open {
             return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
         }

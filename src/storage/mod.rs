@@ -130,9 +130,12 @@ pub enum PresignTarget {
         content_disposition: String,
     },
     Put,
+    /// One part of a multipart upload, exactly `content_length` bytes long
+    /// (signed, so the backend refuses a body of any other length).
     UploadPart {
         upload_id: String,
         part_number: u32,
+        content_length: u64,
     },
 }
 

@@ -486,13 +486,14 @@ impl BlobStore for S3BlobStore {
                 let request = self.client.put_object().bucket(&self.bucket).key(&full);
                 request.presigned(config).await.map_err(classify)?
             }
-            PresignTarget::UploadPart { upload_id, part_number } => self
+            PresignTarget::UploadPart { upload_id, part_number, content_length } => self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
                 .key(&full)
                 .upload_id(upload_id)
                 .part_number(i32::try_from(part_number).unwrap_or(i32::MAX))
+                .content_length(i64::try_from(content_length).unwrap_or(i64::MAX))
                 .presigned(config)
                 .await
                 .map_err(classify)?,

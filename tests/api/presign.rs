@@ -340,12 +340,14 @@ async fn direct_mode_hands_out_the_backends_own_urls() {
             &format!("/api/v1/buckets/zola-files/uploads/{upload}/parts/1/presign"),
             &owner.access,
         )
+        .json(&json!({"size": 2048}))
         .send()
         .await
         .expect("presign")
         .json()
         .await
         .expect("json");
+    assert_eq!(presigned["headers"]["content-length"], "2048", "{presigned}");
     let part = crate::helpers::client().put(presigned["url"].as_str().expect("url")).body(vec![4u8; 2048]).send().await;
     let part = part.expect("put");
     assert!(part.status().is_success(), "{}", part.status());
@@ -358,4 +360,101 @@ async fn direct_mode_hands_out_the_backends_own_urls() {
         .expect("complete");
     assert_eq!(done.status(), 201);
     assert_eq!(done.json::<Value>().await.expect("json")["size"], 2048);
+}
+
+/// A direct part never passes through Coffer, so its URL is signed for an
+/// exact size that is reserved against the quota when the URL is issued: a
+/// quota cannot be outrun by parts sent straight to S3 and never completed.
+#[tokio::test]
+async fn direct_part_urls_are_signed_for_a_size_reserved_against_the_quota() {
+    let Some(_) = support::s3_env() else { return };
+    const KIB: i64 = 1024;
+    let app = spawn_app_with(|config| config.transfer_mode = coffer::config::TransferMode::Direct).await;
+    let owner = owner_with_bucket(&app, "yves", "yves-files").await;
+    let admin = app.user_session("root", Role::Admin).await;
+    let quota = app
+        .with_token(Method::PATCH, "/api/v1/admin/users/yves", &admin.access)
+        .json(&json!({"quota_bytes": 10 * KIB}))
+        .send()
+        .await
+        .expect("quota");
+    assert!(quota.status().is_success(), "{}", quota.status());
+    let used = || async { app.get_json("/api/v1/me", &owner.access).await["used_bytes"].as_i64().expect("used") };
+    let open = |key: &'static str| {
+        let app = &app;
+        let token = owner.access.clone();
+        async move {
+            let created: Value = app
+                .with_token(Method::POST, "/api/v1/buckets/yves-files/uploads", &token)
+                .json(&json!({"key": key}))
+                .send()
+                .await
+                .expect("create")
+                .json()
+                .await
+                .expect("json");
+            created["upload_id"].as_str().expect("id").to_owned()
+        }
+    };
+    let sign = |upload: String, part: i64, body: Option<Value>| {
+        let request = app.with_token(
+            Method::POST,
+            &format!("/api/v1/buckets/yves-files/uploads/{upload}/parts/{part}/presign"),
+            &owner.access,
+        );
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move { request.send().await.expect("presign") }
+    };
+    let upload = open("direct.bin").await;
+
+    let no_size = sign(upload.clone(), 1, None).await;
+    assert_eq!(no_size.status(), 400);
+    assert_eq!(no_size.json::<Value>().await.expect("json")["type"], "/problems/part-size-required");
+    assert_eq!(sign(upload.clone(), 1, Some(json!({"size": -1}))).await.status(), 400);
+    assert_eq!(sign(upload.clone(), 1, Some(json!({"sise": 1}))).await.status(), 400, "unknown field");
+
+    let first = sign(upload.clone(), 1, Some(json!({"size": 6 * KIB}))).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(used().await, 6 * KIB, "reserved when the URL is issued");
+    // Signing the same part again, even for less, reserves nothing more and gives nothing back.
+    assert_eq!(sign(upload.clone(), 1, Some(json!({"size": 6 * KIB}))).await.status(), 200);
+    assert_eq!(sign(upload.clone(), 1, Some(json!({"size": KIB}))).await.status(), 200);
+    assert_eq!(used().await, 6 * KIB);
+    let over = sign(upload.clone(), 2, Some(json!({"size": 5 * KIB}))).await;
+    assert_eq!(over.status(), 413, "6 + 5 KiB exceed the 10 KiB quota");
+    assert_eq!(over.json::<Value>().await.expect("json")["type"], "/problems/quota-exceeded");
+    assert_eq!(used().await, 6 * KIB);
+
+    // S3 holds the URL to its signed length.
+    let url = first["url"].as_str().expect("url");
+    let client = crate::helpers::client();
+    let longer = client.put(url).body(vec![7u8; 9 * 1024]).send().await.expect("put");
+    assert!(longer.status().is_client_error(), "a body longer than signed: {}", longer.status());
+    let exact = client.put(url).body(vec![7u8; 6 * 1024]).send().await.expect("put");
+    assert!(exact.status().is_success(), "{}", exact.status());
+    let etag = exact.headers()["etag"].to_str().expect("ascii").to_owned();
+    let done = app
+        .with_token(Method::POST, &format!("/api/v1/buckets/yves-files/uploads/{upload}/complete"), &owner.access)
+        .json(&json!({"parts": [{"part_number": 1, "etag": etag}]}))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.status(), 201);
+    assert_eq!(used().await, 6 * KIB, "completion charges the object's size in place of the reservation");
+
+    // An aborted upload gives its reservations back.
+    let abandoned = open("abandoned.bin").await;
+    assert_eq!(sign(abandoned.clone(), 1, Some(json!({"size": 4 * KIB}))).await.status(), 200);
+    assert_eq!(used().await, 10 * KIB);
+    let aborted = app
+        .with_token(Method::DELETE, &format!("/api/v1/buckets/yves-files/uploads/{abandoned}"), &owner.access)
+        .send()
+        .await
+        .expect("abort");
+    assert_eq!(aborted.status(), 204);
+    assert_eq!(used().await, 6 * KIB);
 }

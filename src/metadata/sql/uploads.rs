@@ -58,7 +58,11 @@ async fn charge_upload(tx: &mut Transaction<'static, Db>, upload: &UploadRecord,
 }
 
 async fn forget(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<()> {
-    for statement in ["DELETE FROM upload_parts WHERE upload_id = $1", "DELETE FROM uploads WHERE id = $1"] {
+    for statement in [
+        "DELETE FROM upload_parts WHERE upload_id = $1",
+        "DELETE FROM direct_part_reservations WHERE upload_id = $1",
+        "DELETE FROM uploads WHERE id = $1",
+    ] {
         sqlx::query(statement).bind(id).execute(&mut **tx).await.map_err(sql_err("upload"))?;
     }
     Ok(())
@@ -103,6 +107,35 @@ impl UploadStore for Store {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open).await?;
         charge_upload(&mut tx, &upload, bytes).await?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
+        Ok(())
+    }
+
+    async fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open).await?;
+        let reserved: Option<(i64,)> =
+            sqlx::query_as("SELECT bytes FROM direct_part_reservations WHERE upload_id = $1 AND part_number = $2")
+                .bind(upload_id)
+                .bind(part_number)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("part reservation"))?;
+        let reserved = reserved.map_or(0, |(bytes,)| bytes);
+        // Only ever grows: a URL signed earlier for more bytes may still be used.
+        if bytes > reserved {
+            charge_upload(&mut tx, &upload, bytes - reserved).await?;
+            sqlx::query(
+                "INSERT INTO direct_part_reservations (upload_id, part_number, bytes) VALUES ($1, $2, $3) \
+                 ON CONFLICT (upload_id, part_number) DO UPDATE SET bytes = excluded.bytes",
+            )
+            .bind(upload_id)
+            .bind(part_number)
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("part reservation"))?;
+        }
         tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
     }
