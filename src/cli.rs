@@ -302,6 +302,8 @@ async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Op
 
 async fn verify_audit(config: Config) -> Result<(), CliError> {
     init_logs(&config);
+    let keyless =
+        crate::keys::MasterKey::load_existing(&config).map_err(|error| CliError::Refused(error.to_string()))?.is_none();
     let store = open_store(&config, StoreUse::Inspect).await?;
     // Without the checkpoint, cutting the newest events would go unseen: no "ok" without it.
     let unreadable = |error: &dyn std::fmt::Display| {
@@ -316,8 +318,14 @@ async fn verify_audit(config: Config) -> Result<(), CliError> {
     if verification.ok {
         Ok(())
     } else {
+        let hint = if keyless {
+            "; no master key is configured here (COFFER_MASTER_KEY, or master.key in COFFER_DATA_DIR), \
+             and a keyed chain verifies only under the servers' key"
+        } else {
+            ""
+        };
         Err(CliError::Refused(format!(
-            "the audit chain is broken at id {}: {}",
+            "the audit chain is broken at id {}: {}{hint}",
             verification.first_bad_id.unwrap_or_default(),
             verification.reason.unwrap_or("broken")
         )))

@@ -162,7 +162,12 @@ pub async fn checkpoint_chain(
     }
     if let Some(previous) = read_checkpoint(blobs).await? {
         let pinned = store.audit_after(previous.id - 1, 1).await?;
-        let intact = previous.id == 0 || pinned.first().is_some_and(|r| r.id == previous.id && r.hash == previous.hash);
+        // A purge by a key holder (the anchor's seal held above) may have
+        // removed the checkpointed event; an unsealed anchor proves nothing.
+        let purged_past = previous.id < anchor.first_id && anchor.claims_seal();
+        let intact = previous.id == 0
+            || purged_past
+            || pinned.first().is_some_and(|r| r.id == previous.id && r.hash == previous.hash);
         if id < previous.id || !intact {
             return refuse("the audit chain no longer holds the last checkpointed event", Some(previous.id));
         }

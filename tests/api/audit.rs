@@ -294,7 +294,7 @@ async fn exports_stream_every_event_as_jsonl_or_csv() {
 async fn the_cli_verifies_and_purges_with_a_minimum_age() {
     let app = spawn_app().await;
     seed(&app).await;
-    app.services.checkpoint_audit(None).await.expect("checkpoint");
+    let checkpoint = app.services.checkpoint_audit(None).await.expect("checkpoint").expect("written");
     let verified = app.coffer_command().args(["audit", "verify"]).output().expect("run");
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
     let report: Value = serde_json::from_slice(&verified.stdout).expect("json report");
@@ -324,6 +324,10 @@ async fn the_cli_verifies_and_purges_with_a_minimum_age() {
     assert_eq!(result["ok"], true, "{result}");
     let purge_events: Value = app.get_json("/api/v1/admin/audit?action=audit.purge", &auditor.access).await;
     assert_eq!(purge_events["events"][0]["actor"], "cli");
+    // The purge took the checkpointed event with it; checkpoints go on past it.
+    assert!(checkpoint.id < first_id, "checkpoint {} purged", checkpoint.id);
+    let next = app.services.checkpoint_audit(Some(checkpoint.id)).await.expect("checkpoint after the purge");
+    assert!(next.is_some_and(|c| c.id >= first_id), "the worker checkpoints past a purge");
 
     app.execute_sql("UPDATE audit_events SET action = 'edited' WHERE action = 'audit.purge'").await;
     let broken = app.coffer_command().args(["audit", "verify"]).output().expect("run");

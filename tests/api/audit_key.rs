@@ -119,14 +119,11 @@ async fn an_anchor_moved_past_deleted_events_fails_verification() {
     assert_eq!(app.services.store.audit_anchor().await.expect("anchor").first_id, kept.id, "nothing moved");
 }
 
-#[tokio::test]
-async fn a_chain_from_before_the_key_is_keyed_only_once_sealed_and_stays_so() {
-    let app = spawn_app().await;
-    let admin = trail(&app).await;
-    // As an older Coffer left it: every event hashed without a key, no seal.
+/// Rewrites the chain as an older Coffer left it: every event hashed without a key, no seal.
+async fn unkey(app: &TestApp) {
     let mut prev = coffer::domain::audit::GENESIS_HASH.to_owned();
     let mut statements = String::new();
-    for mut record in records(&app).await {
+    for mut record in records(app).await {
         record.prev_hash.clone_from(&prev);
         prev = keyless_hash(&record);
         statements.push_str(&format!(
@@ -139,6 +136,13 @@ async fn a_chain_from_before_the_key_is_keyed_only_once_sealed_and_stays_so() {
          UPDATE audit_anchor SET keyed_from = NULL, seal = NULL WHERE id = 1"
     ));
     app.execute_sql(&statements).await;
+}
+
+#[tokio::test]
+async fn a_chain_from_before_the_key_is_keyed_only_once_sealed_and_stays_so() {
+    let app = spawn_app().await;
+    let admin = trail(&app).await;
+    unkey(&app).await;
     assert_eq!(verify_cli(&app)["ok"], true, "the keyless chain verifies");
 
     // A start (here: `coffer migrate`) never seals a chain that has events:
@@ -192,6 +196,17 @@ async fn a_process_with_another_master_key_writes_nothing_into_a_sealed_chain() 
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let output = app.coffer_command().env("COFFER_DATA_DIR", elsewhere.path()).args(["audit", "verify"]).output();
     output.expect("run");
+    assert!(!elsewhere.path().join("master.key").exists(), "verify created a master key");
+    // Without any key, verification says so rather than blaming another key.
+    let output = app
+        .coffer_command()
+        .env("COFFER_DATA_DIR", elsewhere.path())
+        .env("COFFER_DATABASE_URL", app.config.effective_database_url())
+        .args(["audit", "verify"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("no master key is configured"), "{stderr}");
     assert!(!elsewhere.path().join("master.key").exists(), "verify created a master key");
 
     // Verification still runs with the wrong key, and says what is wrong.
@@ -259,4 +274,26 @@ async fn only_serve_or_a_brand_new_embedded_install_makes_a_master_key() {
     let verified = in_fresh().args(["audit", "verify"]).output().expect("run");
     let report: Value = serde_json::from_slice(&verified.stdout).expect("json report");
     assert_eq!((report["ok"].as_bool(), report["keyed_from"].as_i64()), (Some(true), Some(1)), "{report}");
+}
+
+/// Checkpoints go on past a purge only when a sealed anchor vouches for it:
+/// on a keyless chain, an anchor moved past the checkpointed event is what
+/// deleting the oldest events to hide them looks like.
+#[tokio::test]
+async fn checkpoints_stop_when_a_keyless_anchor_is_moved_past_them() {
+    let app = spawn_app().await;
+    let admin = trail(&app).await;
+    unkey(&app).await;
+    let checkpoint = app.services.checkpoint_audit(None).await.expect("checkpoint").expect("written");
+    create_bucket(&app, &admin, "later").await;
+    let checkpointed = records(&app).await.into_iter().find(|r| r.id == checkpoint.id).expect("checkpointed event");
+    app.execute_sql(&format!(
+        "DELETE FROM audit_events WHERE id <= {id}; UPDATE audit_anchor SET first_id = {next}, prev_hash = '{hash}' WHERE id = 1",
+        id = checkpoint.id,
+        next = checkpoint.id + 1,
+        hash = checkpointed.hash
+    ))
+    .await;
+    let next = app.services.checkpoint_audit(Some(checkpoint.id)).await.expect("checkpoint");
+    assert!(next.is_none(), "checkpointed past events removed without the key: {next:?}");
 }
