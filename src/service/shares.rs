@@ -380,10 +380,12 @@ impl Services {
             }
         }
         // A download is claimed before any byte is fetched, so that a used-up
-        // link neither reads the backend nor records a read; a request that
-        // then sends no body (HEAD, 304, a failure) gives it back.
+        // link neither reads the backend nor records a read. Requests that
+        // will send no body (HEAD, 304, 412, 416) claim none, so they never
+        // hold the last download while a real one asks; one that fails to
+        // send its body after all (a backend failure) gives its claim back.
         let now = self.clock.now();
-        let sends_body = !request.head_only;
+        let sends_body = super::objects::sends_bytes(&object, request);
         if sends_body && !self.store.count_share_download(&share.id, now).await? {
             let error = ServiceError::Gone("this link has been used up".into());
             return Err(self.share_denied(ctx, &share, "exhausted", error).await);

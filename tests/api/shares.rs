@@ -294,6 +294,38 @@ async fn parallel_password_guesses_get_five_checks() {
 
 /// A one-download link refuses the others before reading anything: the audit
 /// shows one read, not one per request.
+/// Revalidations (`304`) and unsatisfiable ranges (`416`) send no bytes, so
+/// they never hold a download of a one-download link, even for a moment: the
+/// real download racing them is served every round.
+#[tokio::test]
+async fn requests_that_send_no_bytes_never_take_the_last_download() {
+    let app = spawn_app().await;
+    let owner = setup(&app, "gina").await;
+    let key = "<img src=x onerror=alert(1)>.png";
+    let client = plain();
+    let (_, probe) = share_url(&app, &owner.access, json!({"bucket": "gina-files", "key": key})).await;
+    let etag = client.head(&probe).send().await.expect("head").headers()["etag"].to_str().expect("etag").to_owned();
+    for round in 0..8 {
+        let (_, url) =
+            share_url(&app, &owner.access, json!({"bucket": "gina-files", "key": key, "max_downloads": 1})).await;
+        let revalidations = (0..12).map(|n| {
+            let request = if n % 2 == 0 {
+                client.get(&url).header("If-None-Match", &etag)
+            } else {
+                client.get(&url).header("Range", "bytes=100-")
+            };
+            request.send()
+        });
+        let (download, others) = tokio::join!(client.get(&url).send(), futures::future::join_all(revalidations));
+        assert_eq!(download.expect("get").status(), 200, "round {round}: the download was refused");
+        for other in others {
+            let status = other.expect("revalidate").status().as_u16();
+            assert!([304, 416, 410].contains(&status), "round {round}: {status}");
+        }
+        assert_eq!(client.get(&url).send().await.expect("get").status(), 410, "round {round}: used up");
+    }
+}
+
 #[tokio::test]
 async fn refused_downloads_are_not_recorded_as_reads() {
     let app = spawn_app().await;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub(crate) use read::validator_text;
 pub use read::{ListPage, ListRequest, ObjectRead, ReadOutcome, ReadRequest};
+pub(crate) use read::{sends_bytes, validator_text};
 pub use write::PutRequest;
 
 use super::{ServiceError, ServiceResult, Services};

@@ -102,6 +102,13 @@ fn preconditions(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<Opt
 }
 
 /// The range to serve, honouring `If-Range` (a stale validator means the whole body).
+/// Whether a read would send bytes, as far as the request and the record
+/// decide it (not a `HEAD`, no `304`/`412` precondition, no `416` range):
+/// only a backend failure can still make it send none.
+pub(crate) fn sends_bytes(object: &ObjectRecord, request: &ReadRequest<'_>) -> bool {
+    !request.head_only && matches!(preconditions(object, request), Ok(None)) && range_of(object, request).is_ok()
+}
+
 fn range_of(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<ReadOutcome, ServiceError> {
     let Some(header) = request.range else {
         return Ok(ReadOutcome::Full);
