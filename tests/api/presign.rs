@@ -26,6 +26,34 @@ async fn presigned_url(app: &TestApp, token: &str, bucket: &str, key: &str, meth
     body["url"].as_str().expect("url").to_owned()
 }
 
+/// Starts a multipart upload of `key`: its id.
+async fn open_upload(app: &TestApp, token: &str, bucket: &str, key: &str) -> String {
+    let created = app
+        .with_token(Method::POST, &format!("/api/v1/buckets/{bucket}/uploads"), token)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    created.json::<Value>().await.expect("json")["upload_id"].as_str().expect("id").to_owned()
+}
+
+/// PUTs `body` to a direct part URL (S3's own): the part's ETag, as the backend gave it.
+async fn put_direct_part(url: &str, body: Vec<u8>) -> String {
+    let part = crate::helpers::client().put(url).body(body).send().await.expect("put");
+    assert!(part.status().is_success(), "{}", part.status());
+    part.headers()["etag"].to_str().expect("ascii").to_owned()
+}
+
+/// Completes `upload` from its part 1 with `etag`.
+async fn complete_one_part(app: &TestApp, token: &str, bucket: &str, upload: &str, etag: &str) -> reqwest::Response {
+    app.with_token(Method::POST, &format!("/api/v1/buckets/{bucket}/uploads/{upload}/complete"), token)
+        .json(&json!({"parts": [{"part_number": 1, "etag": etag}]}))
+        .send()
+        .await
+        .expect("complete")
+}
+
 async fn with_object(app: &TestApp, user: &str, bucket: &str) -> Tokens {
     let owner = owner_with_bucket(app, user, bucket).await;
     assert_eq!(put(app, &owner.access, bucket, "docs/report 1.txt", b"0123456789".to_vec()).await.status(), 201);
@@ -320,16 +348,7 @@ async fn direct_mode_hands_out_the_backends_own_urls() {
     }
 
     // Direct parts: the client PUTs to S3, Coffer learns the parts from the backend at completion.
-    let created: Value = app
-        .with_token(Method::POST, "/api/v1/buckets/zola-files/uploads", &owner.access)
-        .json(&json!({"key": "direct.bin"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let upload = open_upload(&app, &owner.access, "zola-files", "direct.bin").await;
     let mut direct_config = app.config.clone();
     direct_config.transfer_mode = coffer::config::TransferMode::Direct;
     direct_config.bind = "127.0.0.1:0".into();
@@ -348,16 +367,8 @@ async fn direct_mode_hands_out_the_backends_own_urls() {
         .await
         .expect("json");
     assert_eq!(presigned["headers"]["content-length"], "2048", "{presigned}");
-    let part = crate::helpers::client().put(presigned["url"].as_str().expect("url")).body(vec![4u8; 2048]).send().await;
-    let part = part.expect("put");
-    assert!(part.status().is_success(), "{}", part.status());
-    let backend_etag = part.headers()["etag"].to_str().expect("ascii").to_owned();
-    let done = direct
-        .with_token(Method::POST, &format!("/api/v1/buckets/zola-files/uploads/{upload}/complete"), &owner.access)
-        .json(&json!({"parts": [{"part_number": 1, "etag": backend_etag}]}))
-        .send()
-        .await
-        .expect("complete");
+    let backend_etag = put_direct_part(presigned["url"].as_str().expect("url"), vec![4u8; 2048]).await;
+    let done = complete_one_part(&direct, &owner.access, "zola-files", &upload, &backend_etag).await;
     assert_eq!(done.status(), 201);
     assert_eq!(done.json::<Value>().await.expect("json")["size"], 2048);
 }
@@ -380,22 +391,6 @@ async fn direct_part_urls_are_signed_for_a_size_reserved_against_the_quota() {
         .expect("quota");
     assert!(quota.status().is_success(), "{}", quota.status());
     let used = || async { app.get_json("/api/v1/me", &owner.access).await["used_bytes"].as_i64().expect("used") };
-    let open = |key: &'static str| {
-        let app = &app;
-        let token = owner.access.clone();
-        async move {
-            let created: Value = app
-                .with_token(Method::POST, "/api/v1/buckets/yves-files/uploads", &token)
-                .json(&json!({"key": key}))
-                .send()
-                .await
-                .expect("create")
-                .json()
-                .await
-                .expect("json");
-            created["upload_id"].as_str().expect("id").to_owned()
-        }
-    };
     let sign = |upload: String, part: i64, body: Option<Value>| {
         let request = app.with_token(
             Method::POST,
@@ -408,7 +403,7 @@ async fn direct_part_urls_are_signed_for_a_size_reserved_against_the_quota() {
         };
         async move { request.send().await.expect("presign") }
     };
-    let upload = open("direct.bin").await;
+    let upload = open_upload(&app, &owner.access, "yves-files", "direct.bin").await;
 
     let no_size = sign(upload.clone(), 1, None).await;
     assert_eq!(no_size.status(), 400);
@@ -431,23 +426,15 @@ async fn direct_part_urls_are_signed_for_a_size_reserved_against_the_quota() {
 
     // S3 holds the URL to its signed length.
     let url = first["url"].as_str().expect("url");
-    let client = crate::helpers::client();
-    let longer = client.put(url).body(vec![7u8; 9 * 1024]).send().await.expect("put");
+    let longer = crate::helpers::client().put(url).body(vec![7u8; 9 * 1024]).send().await.expect("put");
     assert!(longer.status().is_client_error(), "a body longer than signed: {}", longer.status());
-    let exact = client.put(url).body(vec![7u8; 6 * 1024]).send().await.expect("put");
-    assert!(exact.status().is_success(), "{}", exact.status());
-    let etag = exact.headers()["etag"].to_str().expect("ascii").to_owned();
-    let done = app
-        .with_token(Method::POST, &format!("/api/v1/buckets/yves-files/uploads/{upload}/complete"), &owner.access)
-        .json(&json!({"parts": [{"part_number": 1, "etag": etag}]}))
-        .send()
-        .await
-        .expect("complete");
+    let etag = put_direct_part(url, vec![7u8; 6 * 1024]).await;
+    let done = complete_one_part(&app, &owner.access, "yves-files", &upload, &etag).await;
     assert_eq!(done.status(), 201);
     assert_eq!(used().await, 6 * KIB, "completion charges the object's size in place of the reservation");
 
     // An aborted upload gives its reservations back.
-    let abandoned = open("abandoned.bin").await;
+    let abandoned = open_upload(&app, &owner.access, "yves-files", "abandoned.bin").await;
     assert_eq!(sign(abandoned.clone(), 1, Some(json!({"size": 4 * KIB}))).await.status(), 200);
     assert_eq!(used().await, 10 * KIB);
     let aborted = app
