@@ -75,6 +75,14 @@ pub(super) const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR NO KE
 /// and written (issuing a refresh token), for the same order.
 pub(super) const PIN_USER: &str = "SELECT id FROM users WHERE id = $1 FOR KEY SHARE";
 
+/// Locks a user's uploads, then objects, in id order, before a deletion
+/// takes the user's row: the order writes that charge a quota take them
+/// (upload, then object rows oldest first, then the owner).
+pub(super) const LOCK_OWNED_ROWS: &[&str] = &[
+    "SELECT id FROM uploads WHERE owner_id = $1 ORDER BY id FOR UPDATE",
+    "SELECT id FROM objects WHERE owner_id = $1 ORDER BY id FOR UPDATE",
+];
+
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
@@ -84,7 +92,7 @@ pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_unti
      RETURNING id, kind, payload, attempts";
 
 mod users {
-    use super::{Db, LOCK_USER_REFRESH_TOKENS, Store, begin_write};
+    use super::{Db, LOCK_OWNED_ROWS, LOCK_USER_REFRESH_TOKENS, Store, begin_write};
     include!("sql/users.rs");
 }
 mod identity {

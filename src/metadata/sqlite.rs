@@ -71,6 +71,8 @@ pub(super) const LOCK_USER_REFRESH_TOKENS: Option<&str> = None;
 pub(super) const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1";
 pub(super) const PIN_USER: &str = LOCK_USER;
 
+pub(super) const LOCK_OWNED_ROWS: &[&str] = &[];
+
 /// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
@@ -79,7 +81,7 @@ pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_unti
      RETURNING id, kind, payload, attempts";
 
 mod users {
-    use super::{Db, LOCK_USER_REFRESH_TOKENS, Store, begin_write};
+    use super::{Db, LOCK_OWNED_ROWS, LOCK_USER_REFRESH_TOKENS, Store, begin_write};
     include!("sql/users.rs");
 }
 mod identity {

@@ -16,6 +16,7 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::config::{StorageKind, TransferMode};
 use crate::domain::Permission;
 use crate::domain::audit::Outcome;
+use crate::metadata::MetaError;
 use crate::policy::content::content_disposition;
 use crate::policy::rbac::Via;
 use crate::storage::PresignTarget;
@@ -165,14 +166,20 @@ impl Services {
                         "a direct part URL is signed for an exact size: send {\"size\": <bytes>}",
                     )
                 })?;
-                self.store.reserve_direct_part(&upload.id, part_number, size).await.map_err(write_error)?;
                 let target = PresignTarget::UploadPart {
                     upload_id: upload.backend_upload_id.clone(),
                     part_number: u32::try_from(part_number).unwrap_or_default(),
                     content_length: u64::try_from(size).unwrap_or_default(),
                 };
                 let ttl = PART_URL_TTL.to_std().unwrap_or_default();
+                // Signed first: a URL that could not be made reserves nothing.
                 let signed = self.blobs.presign(&upload.blob_key, target, ttl).await?;
+                self.store.reserve_direct_part(&upload.id, part_number, size).await.map_err(|error| match error {
+                    MetaError::Conflict("upload-state") => {
+                        ServiceError::conflict("upload-completing", "the upload is being completed")
+                    }
+                    other => write_error(other),
+                })?;
                 (signed.url, signed.headers.into_iter().collect())
             }
         };
@@ -183,7 +190,7 @@ impl Services {
             .key(upload.key.as_str())
             .details(serde_json::json!({
                 "method": "PUT", "upload_id": upload.id, "part_number": part_number,
-                "expires_at": expires_at, "transfer_mode": mode,
+                "expires_at": expires_at, "transfer_mode": mode, "size": size,
             }));
         self.reads.record(event);
         Ok(Presigned { url, method: "PUT", headers, expires_at, transfer_mode: mode })

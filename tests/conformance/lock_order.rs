@@ -8,13 +8,15 @@ use coffer::domain::Role;
 use coffer::metadata::{MetaError, MetadataStore, RefreshTokenRecord, UserPatch, UserRecord};
 
 use crate::for_each_adapter;
-use crate::metadata::{Fixture, audit, now, postgres, sqlite, user};
+use crate::metadata::{Fixture, audit, make_bucket, now, postgres, put, sqlite, user};
 
 for_each_adapter!({ sqlite, postgres }: [
     removing_a_second_factor_while_every_session_is_revoked_never_deadlocks,
     deleting_a_user_while_their_session_is_renewed_never_deadlocks,
     deleting_a_user_while_their_second_factor_is_confirmed_never_deadlocks,
     deleting_a_user_while_their_second_factor_is_removed_never_deadlocks,
+    deleting_a_user_while_they_overwrite_an_object_never_deadlocks,
+    deleting_a_user_while_they_log_out_everywhere_never_deadlocks,
 ]);
 
 /// Enough rounds for an interleaving that takes the locks in opposite orders
@@ -111,5 +113,66 @@ async fn deleting_a_user_while_their_second_factor_is_removed_never_deadlocks(f:
             tokio::join!(store.delete_totp(owner.id, &reset), store.delete_user(owner.id, &delete));
         deleted.unwrap_or_else(|e| panic!("round {round}: delete: {e}"));
         done_or_user_gone(removed, "remove the second factor", round);
+    }
+}
+
+/// Overwriting credits the replaced object to its owner: the object's row,
+/// then the owner's. Deleting the owner must not hold the owner's row while
+/// it waits for the object's.
+async fn deleting_a_user_while_they_overwrite_an_object_never_deadlocks(f: &Fixture) {
+    use coffer::domain::ObjectKey;
+    use coffer::metadata::{CommitObject, NewObject};
+    let store = &*f.store;
+    for round in 0..ROUNDS {
+        let owner = user(store, &format!("quin{round}"), Role::User, None).await;
+        let bucket = make_bucket(store, owner.id, &format!("quin{round}-files")).await;
+        put(store, bucket.id, owner.id, "same.txt", 10).await;
+        let pending = store
+            .insert_pending(&NewObject {
+                bucket_id: bucket.id,
+                key: ObjectKey::parse("same.txt").expect("key"),
+                blob_key: crate::support::unique("blob-"),
+                content_type: "text/plain".into(),
+                owner_id: Some(owner.id),
+                reserved_bytes: 20,
+                at: now(),
+            })
+            .await
+            .expect("pending");
+        let commit = CommitObject {
+            id: pending.id,
+            conditions: Default::default(),
+            size: 20,
+            etag: "etag".into(),
+            sha256: None,
+            content_type: "text/plain".into(),
+            retention_mode: None,
+            retain_until: None,
+            at: now(),
+        };
+        let (write, delete) = (audit("object.put"), audit("user.delete"));
+        let (committed, deleted) =
+            tokio::join!(store.commit_object(&commit, &write), store.delete_user(owner.id, &delete));
+        deleted.unwrap_or_else(|e| panic!("round {round}: delete: {e}"));
+        committed.unwrap_or_else(|e| panic!("round {round}: overwrite: {e}"));
+    }
+}
+
+/// Logging out revokes a whole refresh family; deleting the user deletes it.
+async fn deleting_a_user_while_they_log_out_everywhere_never_deadlocks(f: &Fixture) {
+    let store = &*f.store;
+    for round in 0..ROUNDS {
+        let name = format!("rolf{round}");
+        let owner = enrolled(store, &name).await;
+        let family = format!("{name}-family");
+        // Stored out of hash order, so a scan and a sort by hash differ.
+        for n in (1..4).rev() {
+            store.insert_refresh_token(&session(&owner, &family, n)).await.expect("session");
+        }
+        let (delete, newest) = (audit("user.delete"), format!("{family}-1"));
+        let (revoked, deleted) =
+            tokio::join!(store.revoke_refresh_family(&newest, now()), store.delete_user(owner.id, &delete));
+        deleted.unwrap_or_else(|e| panic!("round {round}: delete: {e}"));
+        revoked.unwrap_or_else(|e| panic!("round {round}: log out: {e}"));
     }
 }

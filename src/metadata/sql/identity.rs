@@ -87,6 +87,10 @@ impl IdentityStore for Store {
                 .map_err(sql_err("refresh token"))?;
                 match known {
                     Some((family_id, user_id, used, revoked)) if used.is_some() || revoked.is_some() => {
+                        // The user's row first, as a deletion takes it before its tokens.
+                        if let Err(MetaError::NotFound(_)) = lock_user(&mut tx, PIN_USER, user_id).await {
+                            return Ok(RefreshUse::Invalid);
+                        }
                         lock_family(&mut tx, &family_id).await?;
                         sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
                             .bind(&family_id)
@@ -115,6 +119,11 @@ impl IdentityStore for Store {
         let Some((family_id, user_id)) = known else {
             return Ok(None);
         };
+        // The user's row first, as a deletion takes it before its tokens.
+        match lock_user(&mut tx, PIN_USER, user_id).await {
+            Err(MetaError::NotFound(_)) => return Ok(None),
+            other => other?,
+        }
         lock_family(&mut tx, &family_id).await?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
             .bind(&family_id)

@@ -157,6 +157,18 @@ impl UserStore for Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(sql_err("user"))?;
+        // Uploads and objects before the user's row, in the order writes that
+        // charge a quota take them (see `LOCK_OWNED_ROWS`): the cascade below
+        // would otherwise hold the user's row while waiting for theirs.
+        for &lock in LOCK_OWNED_ROWS {
+            sqlx::query(lock).bind(id).fetch_all(&mut *tx).await.map_err(sql_err("user"))?;
+        }
+        for statement in [
+            "UPDATE uploads SET owner_id = NULL WHERE owner_id = $1",
+            "UPDATE objects SET owner_id = NULL WHERE owner_id = $1",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await.map_err(sql_err("user"))?;
+        }
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

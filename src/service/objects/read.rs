@@ -101,7 +101,6 @@ fn preconditions(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<Opt
     Ok(None)
 }
 
-/// The range to serve, honouring `If-Range` (a stale validator means the whole body).
 /// Whether a read would send bytes, as far as the request and the record
 /// decide it (not a `HEAD`, no `304`/`412` precondition, no `416` range):
 /// only a backend failure can still make it send none.
@@ -109,6 +108,7 @@ pub(crate) fn sends_bytes(object: &ObjectRecord, request: &ReadRequest<'_>) -> b
     !request.head_only && matches!(preconditions(object, request), Ok(None)) && range_of(object, request).is_ok()
 }
 
+/// The range to serve, honouring `If-Range` (a stale validator means the whole body).
 fn range_of(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<ReadOutcome, ServiceError> {
     let Some(header) = request.range else {
         return Ok(ReadOutcome::Full);
