@@ -10,7 +10,7 @@ use super::identity::{AccessClaims, digest, random_token, verify_code};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::Username;
 use crate::domain::audit::Outcome;
-use crate::metadata::{RefreshTokenRecord, RefreshUse, ThrottleScope, UserRecord};
+use crate::metadata::{MetaError, RefreshTokenRecord, RefreshUse, ThrottleScope, UserRecord};
 use crate::policy::rbac::Via;
 
 pub const API_KEY_PREFIX: &str = "cfk_";
@@ -274,7 +274,12 @@ impl Services {
                 created_at: now,
                 expires_at: now + chrono_duration(self.config.refresh_token_ttl),
             })
-            .await?;
+            .await
+            .map_err(|error| match error {
+                // Deleted while logging in or refreshing: the session is over.
+                MetaError::NotFound("user") => ServiceError::Unauthenticated("the account no longer exists".into()),
+                other => other.into(),
+            })?;
         Ok(TokenPair {
             access_token: self.identity.jwt.sign(&claims),
             refresh_token,
