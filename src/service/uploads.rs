@@ -277,14 +277,22 @@ impl Services {
         if direct {
             for part in self.blobs.list_parts(&upload.blob_key, &upload.backend_upload_id).await? {
                 let number = i64::from(part.part_number);
-                if !parts.iter().any(|p| p.part_number == number) {
-                    parts.push(UploadPartRecord {
-                        part_number: number,
-                        size: i64::try_from(part.size).unwrap_or(i64::MAX),
-                        etag: unquote(&part.etag).to_owned(),
-                        backend_etag: part.etag,
-                        created_at: self.clock.now(),
-                    });
+                let received = parts.iter().position(|p| p.part_number == number);
+                // The backend holds what was sent last: a part re-sent straight
+                // to it replaces the one Coffer received through the gateway.
+                if received.is_some_and(|i| unquote(&parts[i].backend_etag) == unquote(&part.etag)) {
+                    continue;
+                }
+                let listed = UploadPartRecord {
+                    part_number: number,
+                    size: i64::try_from(part.size).unwrap_or(i64::MAX),
+                    etag: unquote(&part.etag).to_owned(),
+                    backend_etag: part.etag,
+                    created_at: self.clock.now(),
+                };
+                match received {
+                    Some(i) => parts[i] = listed,
+                    None => parts.push(listed),
                 }
             }
             parts.sort_by_key(|p| p.part_number);

@@ -445,3 +445,43 @@ async fn direct_part_urls_are_signed_for_a_size_reserved_against_the_quota() {
     assert_eq!(aborted.status(), 204);
     assert_eq!(used().await, 6 * KIB);
 }
+
+/// A part re-sent straight to S3 after Coffer received it through the
+/// gateway: the backend's part is the one listed and completed.
+#[tokio::test]
+async fn a_part_resent_directly_replaces_the_one_received_through_the_gateway() {
+    let Some(_) = support::s3_env() else { return };
+    let app = spawn_app_with(|config| config.allow_direct_transfer = true).await;
+    let owner = owner_with_bucket(&app, "xena", "xena-files").await;
+    let upload = open_upload(&app, &owner.access, "xena-files", "twice.bin").await;
+    let parts_path = format!("/api/v1/buckets/xena-files/uploads/{upload}/parts");
+    let through_gateway =
+        app.with_token(Method::PUT, &format!("{parts_path}/1"), &owner.access).body(vec![1u8; 1000]).send().await;
+    assert_eq!(through_gateway.expect("put").status(), 200);
+    let listed: Value = app.get_json(&parts_path, &owner.access).await;
+    assert_eq!(listed["parts"].as_array().map(Vec::len), Some(1), "listed once: {listed}");
+    assert_eq!(listed["parts"][0]["size"], 1000);
+
+    let mut direct_config = app.config.clone();
+    direct_config.transfer_mode = coffer::config::TransferMode::Direct;
+    direct_config.bind = "127.0.0.1:0".into();
+    let direct = app.replica_with(direct_config).await;
+    let presigned: Value = direct
+        .with_token(Method::POST, &format!("{parts_path}/1/presign"), &owner.access)
+        .json(&json!({"size": 700}))
+        .send()
+        .await
+        .expect("presign")
+        .json()
+        .await
+        .expect("json");
+    let etag = put_direct_part(presigned["url"].as_str().expect("url"), vec![2u8; 700]).await;
+    let listed: Value = app.get_json(&parts_path, &owner.access).await;
+    assert_eq!(listed["parts"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["parts"][0]["size"], 700, "the backend's part: {listed}");
+    let done = complete_one_part(&app, &owner.access, "xena-files", &upload, etag.trim_matches('"')).await;
+    assert_eq!(done.status(), 201);
+    assert_eq!(done.json::<Value>().await.expect("json")["size"], 700);
+    let body = app.with_token(Method::GET, &object_path("xena-files", "twice.bin"), &owner.access).send().await;
+    assert_eq!(body.expect("get").bytes().await.expect("body").as_ref(), &[2u8; 700][..]);
+}
