@@ -83,6 +83,13 @@ pub(super) const LOCK_OWNED_ROWS: &[&str] = &[
     "SELECT id FROM objects WHERE owner_id = $1 ORDER BY id FOR UPDATE",
 ];
 
+/// Locks a pending object and the live object it will replace, in id order,
+/// before a commit charges the owner: the order a user's deletion takes them.
+pub(super) const LOCK_COMMIT_ROWS: Option<&str> = Some(
+    "SELECT id FROM objects WHERE id = $1 OR (bucket_id = $2 AND object_key = $3 AND state = 'committed') \
+     ORDER BY id FOR UPDATE",
+);
+
 /// Leases due jobs; rows another replica is claiming right now are skipped,
 /// not waited for (so concurrent claimers share the queue instead of colliding).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
@@ -104,7 +111,7 @@ mod buckets {
     include!("sql/buckets.rs");
 }
 mod objects {
-    use super::{Db, Store, begin_write};
+    use super::{Db, LOCK_COMMIT_ROWS, Store, begin_write};
     include!("sql/objects.rs");
 }
 mod uploads {

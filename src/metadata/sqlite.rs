@@ -73,6 +73,8 @@ pub(super) const PIN_USER: &str = LOCK_USER;
 
 pub(super) const LOCK_OWNED_ROWS: &[&str] = &[];
 
+pub(super) const LOCK_COMMIT_ROWS: Option<&str> = None;
+
 /// Leases due jobs (SQLite writes are serialized, so no row locking is needed).
 pub(super) const CLAIM_JOBS: &str = "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM jobs WHERE run_after <= $3 \
@@ -93,7 +95,7 @@ mod buckets {
     include!("sql/buckets.rs");
 }
 mod objects {
-    use super::{Db, Store, begin_write};
+    use super::{Db, LOCK_COMMIT_ROWS, Store, begin_write};
     include!("sql/objects.rs");
 }
 mod uploads {

@@ -65,6 +65,24 @@ impl IdentityStore for Store {
 
     async fn use_refresh_token(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<RefreshUse> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        // Locks in the order every other write takes them: the user's row,
+        // then the family's tokens by hash, and only then the spend itself (a
+        // spend that lost a race keeps its row lock, which taken first would
+        // be out of order).
+        let known: Option<(String, i64)> =
+            sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("refresh token"))?;
+        let Some((family_id, user_id)) = known else {
+            return Ok(RefreshUse::Invalid);
+        };
+        match lock_user(&mut tx, PIN_USER, user_id).await {
+            Err(MetaError::NotFound(_)) => return Ok(RefreshUse::Invalid),
+            other => other?,
+        }
+        lock_family(&mut tx, &family_id).await?;
         let spent: Option<RefreshRow> = sqlx::query_as(concat!(
             "UPDATE refresh_tokens SET used_at = $2 \
              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
@@ -78,20 +96,14 @@ impl IdentityStore for Store {
         let outcome = match spent {
             Some(row) => RefreshUse::Rotated(row.into()),
             None => {
-                let known: Option<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
-                    "SELECT family_id, user_id, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
-                )
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_err("refresh token"))?;
-                match known {
-                    Some((family_id, user_id, used, revoked)) if used.is_some() || revoked.is_some() => {
-                        // The user's row first, as a deletion takes it before its tokens.
-                        if let Err(MetaError::NotFound(_)) = lock_user(&mut tx, PIN_USER, user_id).await {
-                            return Ok(RefreshUse::Invalid);
-                        }
-                        lock_family(&mut tx, &family_id).await?;
+                let state: Option<(Option<i64>, Option<i64>)> =
+                    sqlx::query_as("SELECT used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(sql_err("refresh token"))?;
+                match state {
+                    Some((used, revoked)) if used.is_some() || revoked.is_some() => {
                         sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
                             .bind(&family_id)
                             .bind(to_micros(now))

@@ -192,6 +192,15 @@ impl ObjectStore for Store {
         .await
         .map_err(sql_err("object"))?;
         let pending: ObjectRecord = pending.ok_or(MetaError::NotFound("pending object"))?.try_into()?;
+        if let Some(lock) = LOCK_COMMIT_ROWS {
+            sqlx::query(lock)
+                .bind(pending.id)
+                .bind(pending.bucket_id)
+                .bind(pending.key.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(sql_err("object"))?;
+        }
         let replaced =
             retire_live(&mut tx, pending.bucket_id, pending.key.as_str(), commit.at, Retiring::Live(&commit.conditions))
                 .await?;
