@@ -1,7 +1,8 @@
 //! `MetadataStore` conformance for lock order: writes that touch a user's row
-//! and the rows that hang off it (sessions, second factors) race each other
-//! without deadlocking. On PostgreSQL each takes the user's row first, as a
-//! user's deletion does before cascading; SQLite serializes writers anyway.
+//! and the rows that hang off it (sessions, second factors, uploads, objects)
+//! race each other without deadlocking. On PostgreSQL they take those rows in
+//! one order (see `postgres.rs`: `LOCK_USER`, `PIN_USER`, `LOCK_OWNED_ROWS`,
+//! `LOCK_COMMIT_ROWS`); SQLite serializes writers anyway.
 
 use chrono::Duration;
 use coffer::domain::Role;
