@@ -42,6 +42,17 @@ pub(super) fn chrono_duration(duration: std::time::Duration) -> Duration {
     Duration::from_std(duration).unwrap_or(Duration::MAX)
 }
 
+/// A write that needs the user's row, made while the user was being deleted
+/// (the pin finds no row, or the challenge's reference fails): the login is over.
+fn account_gone(error: MetaError) -> ServiceError {
+    match error {
+        MetaError::NotFound("user") | MetaError::Conflict("mfa challenge") => {
+            ServiceError::Unauthenticated("the account no longer exists".into())
+        }
+        other => other.into(),
+    }
+}
+
 impl Services {
     /// Records a refused login (metrics and audit; the guess was counted when claimed).
     async fn login_failed(&self, ctx: &RequestContext, account: &str, reason: &str) -> ServiceResult<()> {
@@ -119,7 +130,7 @@ impl Services {
         if user.mfa_enabled {
             let mfa_token = random_token(MFA_PREFIX);
             let expires = self.clock.now() + MFA_CHALLENGE_TTL;
-            self.store.create_mfa_challenge(&digest(&mfa_token), user.id, expires).await?;
+            self.store.create_mfa_challenge(&digest(&mfa_token), user.id, expires).await.map_err(account_gone)?;
             let event = ctx.event(self.clock.now(), user.username.as_str(), "auth.mfa_challenge");
             self.store.append_audit(&event).await?;
             return Ok(LoginOutcome::MfaRequired { mfa_token });
@@ -275,11 +286,7 @@ impl Services {
                 expires_at: now + chrono_duration(self.config.refresh_token_ttl),
             })
             .await
-            .map_err(|error| match error {
-                // Deleted while logging in or refreshing: the session is over.
-                MetaError::NotFound("user") => ServiceError::Unauthenticated("the account no longer exists".into()),
-                other => other.into(),
-            })?;
+            .map_err(account_gone)?;
         Ok(TokenPair {
             access_token: self.identity.jwt.sign(&claims),
             refresh_token,
@@ -353,5 +360,18 @@ impl Services {
             token_generation: user.token_generation,
             actor_label: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MetaError, ServiceError, account_gone};
+
+    #[test]
+    fn a_login_whose_account_went_meanwhile_is_unauthenticated() {
+        for gone in [MetaError::NotFound("user"), MetaError::Conflict("mfa challenge")] {
+            assert!(matches!(account_gone(gone), ServiceError::Unauthenticated(_)));
+        }
+        assert!(!matches!(account_gone(MetaError::NotFound("share")), ServiceError::Unauthenticated(_)));
     }
 }
