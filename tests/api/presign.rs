@@ -45,6 +45,26 @@ async fn put_direct_part(url: &str, body: Vec<u8>) -> String {
     part.headers()["etag"].to_str().expect("ascii").to_owned()
 }
 
+/// A second instance of `app` whose transfer mode is `direct`.
+async fn direct_replica(app: &TestApp) -> TestApp {
+    let mut config = app.config.clone();
+    config.transfer_mode = coffer::config::TransferMode::Direct;
+    config.bind = "127.0.0.1:0".into();
+    app.replica_with(config).await
+}
+
+/// A direct URL for part 1 under `parts_path`, signed for `size` bytes.
+async fn presign_direct_part(direct: &TestApp, token: &str, parts_path: &str, size: i64) -> Value {
+    let response = direct
+        .with_token(Method::POST, &format!("{parts_path}/1/presign"), token)
+        .json(&json!({ "size": size }))
+        .send()
+        .await
+        .expect("presign");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
 /// Completes `upload` from its part 1 with `etag`.
 async fn complete_one_part(app: &TestApp, token: &str, bucket: &str, upload: &str, etag: &str) -> reqwest::Response {
     app.with_token(Method::POST, &format!("/api/v1/buckets/{bucket}/uploads/{upload}/complete"), token)
@@ -349,23 +369,9 @@ async fn direct_mode_hands_out_the_backends_own_urls() {
 
     // Direct parts: the client PUTs to S3, Coffer learns the parts from the backend at completion.
     let upload = open_upload(&app, &owner.access, "zola-files", "direct.bin").await;
-    let mut direct_config = app.config.clone();
-    direct_config.transfer_mode = coffer::config::TransferMode::Direct;
-    direct_config.bind = "127.0.0.1:0".into();
-    let direct = app.replica_with(direct_config).await;
-    let presigned: Value = direct
-        .with_token(
-            Method::POST,
-            &format!("/api/v1/buckets/zola-files/uploads/{upload}/parts/1/presign"),
-            &owner.access,
-        )
-        .json(&json!({"size": 2048}))
-        .send()
-        .await
-        .expect("presign")
-        .json()
-        .await
-        .expect("json");
+    let direct = direct_replica(&app).await;
+    let parts_path = format!("/api/v1/buckets/zola-files/uploads/{upload}/parts");
+    let presigned = presign_direct_part(&direct, &owner.access, &parts_path, 2048).await;
     assert_eq!(presigned["headers"]["content-length"], "2048", "{presigned}");
     let backend_etag = put_direct_part(presigned["url"].as_str().expect("url"), vec![4u8; 2048]).await;
     let done = complete_one_part(&direct, &owner.access, "zola-files", &upload, &backend_etag).await;
@@ -462,19 +468,8 @@ async fn a_part_resent_directly_replaces_the_one_received_through_the_gateway() 
     assert_eq!(listed["parts"].as_array().map(Vec::len), Some(1), "listed once: {listed}");
     assert_eq!(listed["parts"][0]["size"], 1000);
 
-    let mut direct_config = app.config.clone();
-    direct_config.transfer_mode = coffer::config::TransferMode::Direct;
-    direct_config.bind = "127.0.0.1:0".into();
-    let direct = app.replica_with(direct_config).await;
-    let presigned: Value = direct
-        .with_token(Method::POST, &format!("{parts_path}/1/presign"), &owner.access)
-        .json(&json!({"size": 700}))
-        .send()
-        .await
-        .expect("presign")
-        .json()
-        .await
-        .expect("json");
+    let direct = direct_replica(&app).await;
+    let presigned = presign_direct_part(&direct, &owner.access, &parts_path, 700).await;
     let etag = put_direct_part(presigned["url"].as_str().expect("url"), vec![2u8; 700]).await;
     let listed: Value = app.get_json(&parts_path, &owner.access).await;
     assert_eq!(listed["parts"].as_array().map(Vec::len), Some(1), "{listed}");

@@ -30,6 +30,30 @@ async fn lock_user(tx: &mut sqlx::Transaction<'static, super::Db>, lock: &'stati
     found.map(|_| ()).ok_or(MetaError::NotFound("user"))
 }
 
+/// The family and user of a refresh token, with the user's row pinned and
+/// then the family locked (the order every write takes them in); `None` for
+/// an unknown token or a user deleted meanwhile.
+async fn lock_family_of(
+    tx: &mut sqlx::Transaction<'static, super::Db>,
+    token_hash: &str,
+) -> MetaResult<Option<(String, i64)>> {
+    let known: Option<(String, i64)> =
+        sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(sql_err("refresh token"))?;
+    let Some((family_id, user_id)) = known else {
+        return Ok(None);
+    };
+    match lock_user(tx, PIN_USER, user_id).await {
+        Err(MetaError::NotFound(_)) => return Ok(None),
+        other => other?,
+    }
+    lock_family(tx, &family_id).await?;
+    Ok(Some((family_id, user_id)))
+}
+
 #[async_trait]
 impl IdentityStore for Store {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> MetaResult<()> {
@@ -69,20 +93,9 @@ impl IdentityStore for Store {
         // then the family's tokens by hash, and only then the spend itself (a
         // spend that lost a race keeps its row lock, which taken first would
         // be out of order).
-        let known: Option<(String, i64)> =
-            sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_err("refresh token"))?;
-        let Some((family_id, user_id)) = known else {
+        let Some((family_id, user_id)) = lock_family_of(&mut tx, token_hash).await? else {
             return Ok(RefreshUse::Invalid);
         };
-        match lock_user(&mut tx, PIN_USER, user_id).await {
-            Err(MetaError::NotFound(_)) => return Ok(RefreshUse::Invalid),
-            other => other?,
-        }
-        lock_family(&mut tx, &family_id).await?;
         let spent: Option<RefreshRow> = sqlx::query_as(concat!(
             "UPDATE refresh_tokens SET used_at = $2 \
              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
@@ -122,21 +135,9 @@ impl IdentityStore for Store {
 
     async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<Option<i64>> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let known: Option<(String, i64)> =
-            sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_err("refresh token"))?;
-        let Some((family_id, user_id)) = known else {
+        let Some((family_id, user_id)) = lock_family_of(&mut tx, token_hash).await? else {
             return Ok(None);
         };
-        // The user's row first, as a deletion takes it before its tokens.
-        match lock_user(&mut tx, PIN_USER, user_id).await {
-            Err(MetaError::NotFound(_)) => return Ok(None),
-            other => other?,
-        }
-        lock_family(&mut tx, &family_id).await?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
             .bind(&family_id)
             .bind(to_micros(now))
