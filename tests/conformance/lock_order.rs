@@ -9,7 +9,7 @@ use coffer::domain::Role;
 use coffer::metadata::{MetaError, MetadataStore, RefreshTokenRecord, UserPatch, UserRecord};
 
 use crate::for_each_adapter;
-use crate::metadata::{Fixture, audit, make_bucket, now, postgres, put, sqlite, user};
+use crate::metadata::{Fixture, audit, commit_of, make_bucket, now, pending, postgres, put, sqlite, user};
 
 for_each_adapter!({ sqlite, postgres }: [
     removing_a_second_factor_while_every_session_is_revoked_never_deadlocks,
@@ -121,8 +121,6 @@ async fn deleting_a_user_while_their_second_factor_is_removed_never_deadlocks(f:
 /// then the owner's. Deleting the owner must not hold the owner's row while
 /// it waits for the object's.
 async fn deleting_a_user_while_they_overwrite_an_object_never_deadlocks(f: &Fixture) {
-    use coffer::domain::ObjectKey;
-    use coffer::metadata::{CommitObject, NewObject};
     let store = &*f.store;
     for round in 0..ROUNDS {
         let owner = user(store, &format!("quin{round}"), Role::User, None).await;
@@ -131,29 +129,8 @@ async fn deleting_a_user_while_they_overwrite_an_object_never_deadlocks(f: &Fixt
         // was unknown (nothing reserved), so the commit charges the owner.
         let (key, reserved) = if round % 2 == 0 { ("same.txt", 20) } else { ("new.txt", 0) };
         put(store, bucket.id, owner.id, "same.txt", 10).await;
-        let pending = store
-            .insert_pending(&NewObject {
-                bucket_id: bucket.id,
-                key: ObjectKey::parse(key).expect("key"),
-                blob_key: crate::support::unique("blob-"),
-                content_type: "text/plain".into(),
-                owner_id: Some(owner.id),
-                reserved_bytes: reserved,
-                at: now(),
-            })
-            .await
-            .expect("pending");
-        let commit = CommitObject {
-            id: pending.id,
-            conditions: Default::default(),
-            size: 20,
-            etag: "etag".into(),
-            sha256: None,
-            content_type: "text/plain".into(),
-            retention_mode: None,
-            retain_until: None,
-            at: now(),
-        };
+        let pending = pending(store, bucket.id, owner.id, key, reserved).await;
+        let commit = commit_of(pending.id, key, 20);
         let (write, delete) = (audit("object.put"), audit("user.delete"));
         let (committed, deleted) =
             tokio::join!(store.commit_object(&commit, &write), store.delete_user(owner.id, &delete));

@@ -237,27 +237,32 @@ pub(crate) async fn make_bucket(store: &dyn MetadataStore, owner: i64, name: &st
     store.create_bucket(&new, &audit("bucket.create")).await.expect("bucket")
 }
 
-pub(crate) async fn put(
+/// A pending `key` of `owner` in `bucket` with `reserved` bytes charged.
+pub(crate) async fn pending(
     store: &dyn MetadataStore,
     bucket: i64,
     owner: i64,
     key: &str,
-    size: i64,
-) -> coffer::metadata::Committed {
-    let pending = store
+    reserved: i64,
+) -> coffer::metadata::ObjectRecord {
+    store
         .insert_pending(&NewObject {
             bucket_id: bucket,
             key: ObjectKey::parse(key).expect("key"),
             blob_key: support::unique("blob-"),
             content_type: "application/octet-stream".into(),
             owner_id: Some(owner),
-            reserved_bytes: size,
+            reserved_bytes: reserved,
             at: now(),
         })
         .await
-        .expect("pending");
-    let commit = CommitObject {
-        id: pending.id,
+        .expect("pending")
+}
+
+/// The commit of pending object `id` as `size` bytes, unconditionally.
+pub(crate) fn commit_of(id: i64, key: &str, size: i64) -> CommitObject {
+    CommitObject {
+        id,
         conditions: Default::default(),
         size,
         etag: format!("etag-{key}"),
@@ -266,8 +271,18 @@ pub(crate) async fn put(
         retention_mode: None,
         retain_until: None,
         at: now(),
-    };
-    store.commit_object(&commit, &audit("object.put")).await.expect("commit")
+    }
+}
+
+pub(crate) async fn put(
+    store: &dyn MetadataStore,
+    bucket: i64,
+    owner: i64,
+    key: &str,
+    size: i64,
+) -> coffer::metadata::Committed {
+    let pending = pending(store, bucket, owner, key, size).await;
+    store.commit_object(&commit_of(pending.id, key, size), &audit("object.put")).await.expect("commit")
 }
 
 async fn object_lifecycle_and_quota(f: &Fixture) {
