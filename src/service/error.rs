@@ -96,11 +96,30 @@ impl From<StorageError> for ServiceError {
             StorageError::Unavailable(source) => Self::Unavailable("storage", source),
             StorageError::Unsupported(what) => Self::bad_request("unsupported", what),
             StorageError::InvalidRange => Self::bad_request("invalid-range", "invalid byte range"),
+            StorageError::PartMismatch(reason) => Self::conflict(
+                "parts-changed",
+                format!(
+                    "a part changed while the upload was being completed ({reason}); list the parts and complete again"
+                ),
+            ),
             StorageError::Client(source) => Self::BadRequest {
                 slug: "upload-interrupted",
                 detail: format!("request body could not be read: {source}"),
             },
             StorageError::Backend(source) => Self::BadGateway(source),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_changed_under_a_completion_is_a_conflict_to_retry() {
+        let error = ServiceError::from(StorageError::PartMismatch("part 1".into()));
+        assert!(matches!(error, ServiceError::Conflict { slug: "parts-changed", .. }), "{error:?}");
+        let error = ServiceError::from(StorageError::Backend(anyhow::anyhow!("boom")));
+        assert!(matches!(error, ServiceError::BadGateway(_)), "{error:?}");
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::context::{Principal, RequestContext};
 use super::objects::{parse_key, write_error};
 use super::signing::{Claim, SignedParams};
-use super::uploads::UploadAccess;
+use super::uploads::{UploadAccess, upload_completing};
 use super::{ServiceError, ServiceResult, Services};
 use crate::config::{StorageKind, TransferMode};
 use crate::domain::Permission;
@@ -175,9 +175,7 @@ impl Services {
                 // Signed first: a URL that could not be made reserves nothing.
                 let signed = self.blobs.presign(&upload.blob_key, target, ttl).await?;
                 self.store.reserve_direct_part(&upload.id, part_number, size).await.map_err(|error| match error {
-                    MetaError::Conflict("upload-state") => {
-                        ServiceError::conflict("upload-completing", "the upload is being completed")
-                    }
+                    MetaError::Conflict("upload-state") => upload_completing(),
                     other => write_error(other),
                 })?;
                 (signed.url, signed.headers.into_iter().collect())

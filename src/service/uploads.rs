@@ -223,7 +223,7 @@ impl Services {
             content_length.ok_or_else(|| ServiceError::LengthRequired("parts need a Content-Length".into()))?;
         self.check_part_length(length)?;
         if upload.state != UploadState::Open {
-            return Err(ServiceError::conflict("upload-completing", "the upload is being completed"));
+            return Err(upload_completing());
         }
         let charged = i64::try_from(length).unwrap_or(i64::MAX);
         self.store.reserve_part(&upload.id, charged).await.map_err(write_error)?;
@@ -375,7 +375,7 @@ impl Services {
             return Err(locked());
         }
         if !self.store.start_completion(&upload.id, self.clock.now()).await? {
-            return Err(ServiceError::conflict("upload-completing", "the upload is already being completed"));
+            return Err(upload_completing());
         }
         let backend_parts: Vec<CompletedPart> = chosen
             .iter()
@@ -472,9 +472,8 @@ impl Services {
         let (bucket, upload) = self
             .own_upload(ctx, principal, (bucket, upload_id), "upload.abort", UploadAccess::StarterOrManager)
             .await?;
-        let completing = || ServiceError::conflict("upload-completing", "the upload is being completed");
         if upload.state == UploadState::Completing {
-            return Err(completing());
+            return Err(upload_completing());
         }
         // The row goes first, atomically with its state check, so that an abort
         // never pulls the parts from under a completion that started meanwhile;
@@ -482,7 +481,7 @@ impl Services {
         let audit = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
         match self.store.abort_upload(&upload.id, UploadState::Open, &audit).await {
             Ok(()) => {}
-            Err(MetaError::Conflict("upload-state")) => return Err(completing()),
+            Err(MetaError::Conflict("upload-state")) => return Err(upload_completing()),
             Err(error) => return Err(error.into()),
         }
         if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
@@ -490,6 +489,11 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// The answer to a change asked of an upload that a completion has taken.
+pub(crate) fn upload_completing() -> ServiceError {
+    ServiceError::conflict("upload-completing", "the upload is being completed")
 }
 
 #[cfg(test)]

@@ -322,7 +322,9 @@ impl BlobStore for FsBlobStore {
             let found = stored
                 .iter()
                 .find(|(part, _)| part.part_number == wanted.part_number && part.etag == wanted.etag)
-                .ok_or_else(|| StorageError::Backend(anyhow::anyhow!("part {} is missing", wanted.part_number)))?;
+                .ok_or_else(|| {
+                    StorageError::PartMismatch(format!("part {} is not stored with that ETag", wanted.part_number))
+                })?;
             sources.push(found.1.clone());
         }
         let temp = self.tmp.join(new_id());

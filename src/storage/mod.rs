@@ -42,6 +42,10 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("invalid byte range")]
     InvalidRange,
+    /// A part named to complete a multipart upload is not the one stored
+    /// under that number (replaced since it was listed, or gone).
+    #[error("part mismatch: {0}")]
+    PartMismatch(String),
     #[error("{0} is not supported by this storage backend")]
     Unsupported(&'static str),
     /// The body being stored failed to arrive (client went away, read error).

@@ -17,6 +17,9 @@ where
             match (service.raw().status().as_u16(), code) {
                 (404, _) | (_, "NoSuchKey" | "NoSuchUpload" | "NotFound") => StorageError::NotFound,
                 (416, _) | (_, "InvalidRange") => StorageError::InvalidRange,
+                (_, "InvalidPart" | "InvalidPartOrder") => {
+                    StorageError::PartMismatch(service.err().message().unwrap_or(code).to_owned())
+                }
                 (401 | 403 | 500..=599, _) => StorageError::Unavailable(described()),
                 _ => StorageError::Backend(described()),
             }

@@ -43,6 +43,7 @@ for_each_adapter!({ fs, s3 }: [
     failed_put_leaves_nothing,
     copy_duplicates,
     multipart_lifecycle,
+    completing_with_a_stale_part_loses_nothing,
     multipart_abort_and_listing,
     presign_where_supported,
     readiness_check,
@@ -219,6 +220,25 @@ async fn multipart_lifecycle(f: &Fixture) {
     let read = f.store.get("mp/object", None).await.expect("get");
     assert_eq!(read.total_size, expected.len() as u64);
     assert_eq!(sha(&collect(read.body).await), sha(&expected));
+}
+
+/// A part replaced after it was listed is named to the completion with its
+/// old ETag: a `PartMismatch` (409 for the client), and the upload stays
+/// open and completes with the ETag it now has.
+async fn completing_with_a_stale_part_loses_nothing(f: &Fixture) {
+    let upload = f.store.create_multipart("mp3/object").await.expect("create");
+    let first =
+        f.store.upload_part("mp3/object", &upload, 1, stream_of(b"first".to_vec()), Some(5)).await.expect("part");
+    let resent =
+        f.store.upload_part("mp3/object", &upload, 1, stream_of(b"again".to_vec()), Some(5)).await.expect("part");
+    assert_ne!(first.etag, resent.etag);
+    let stale = [CompletedPart { part_number: 1, etag: first.etag }];
+    let result = f.store.complete_multipart("mp3/object", &upload, &stale).await;
+    assert!(matches!(result, Err(StorageError::PartMismatch(_))), "{result:?}");
+    assert!(matches!(f.store.head("mp3/object").await, Err(StorageError::NotFound)));
+    let current = [CompletedPart { part_number: 1, etag: resent.etag }];
+    f.store.complete_multipart("mp3/object", &upload, &current).await.expect("complete");
+    assert_eq!(collect(f.store.get("mp3/object", None).await.expect("get").body).await, b"again");
 }
 
 async fn multipart_abort_and_listing(f: &Fixture) {
