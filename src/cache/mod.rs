@@ -1,4 +1,4 @@
-//! The `Cache` port: namespaced byte values with TTLs, in process (moka) or in Redis.
+//! The `Cache` port: namespaced byte values with TTLs, in process (quick_cache) or in Redis.
 
 mod coherent;
 pub mod instrumented;
