@@ -163,7 +163,8 @@ instrument! { AuditStore {
     fn audit_head(&self) -> (i64, String);
     fn audit_anchor(&self) -> AuditAnchor;
     fn seal_audit_anchor(&self, scope: SealScope) -> SealOutcome;
-    fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> u64;
+    fn audit_first_kept(&self, before: DateTime<Utc>) -> i64;
+    fn purge_audit(&self, before: DateTime<Utc>, expected_first_kept: i64, audit: &AuditEntry) -> u64;
 } }
 
 #[async_trait]

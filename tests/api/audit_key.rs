@@ -114,7 +114,9 @@ async fn an_anchor_moved_past_deleted_events_fails_verification() {
     assert!(!purged && stderr.contains("another master key"), "the CLI refuses to write: {stderr}");
     // And the store itself never re-seals a moved anchor where a purge moves it.
     let before = chrono::Utc::now();
-    let refused = app.services.store.purge_audit(before, &coffer::service::audit::purge_event(before, before)).await;
+    let first_kept = app.services.store.audit_first_kept(before).await.expect("cut");
+    let purge = coffer::service::audit::purge_event(before, before);
+    let refused = app.services.store.purge_audit(before, first_kept, &purge).await;
     assert!(refused.is_err_and(|e| e.to_string().contains("seal")), "purged past a moved anchor");
     assert_eq!(app.services.store.audit_anchor().await.expect("anchor").first_id, kept.id, "nothing moved");
 }

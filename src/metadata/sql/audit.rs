@@ -30,6 +30,19 @@ async fn lock_head(tx: &mut Transaction<'static, Db>) -> MetaResult<LockedHead> 
     Ok(LockedHead { last_id, last_hash, keyed: keyed_from.is_some() })
 }
 
+/// The first event a purge of everything before `before` keeps (the first at
+/// or after it), with the hash it links to; `None` when every event is older.
+async fn first_kept<'e>(
+    executor: impl sqlx::Executor<'e, Database = Db>,
+    before: DateTime<Utc>,
+) -> MetaResult<Option<(i64, String)>> {
+    sqlx::query_as("SELECT id, prev_hash FROM audit_events WHERE at >= $1 ORDER BY id LIMIT 1")
+        .bind(to_micros(before))
+        .fetch_optional(executor)
+        .await
+        .map_err(sql_err("audit events"))
+}
+
 /// Appends `entry` to the chain inside `tx`. Locks the chain head first, so
 /// concurrent writers (on any replica) queue here and the chain never forks.
 pub(in crate::metadata) async fn append_in_tx(
@@ -240,7 +253,12 @@ impl AuditStore for Store {
         Ok(SealOutcome::Sealed { keyed_from })
     }
 
-    async fn purge_audit(&self, before: DateTime<Utc>, audit: &AuditEntry) -> MetaResult<u64> {
+    async fn audit_first_kept(&self, before: DateTime<Utc>) -> MetaResult<i64> {
+        let (head_id, _) = self.audit_head().await?;
+        Ok(first_kept(self.pool(), before).await?.map_or(head_id + 1, |(id, _)| id))
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>, expected_first_kept: i64, audit: &AuditEntry) -> MetaResult<u64> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         // The head lock first: no append may interleave with the cut.
         let LockedHead { last_id: head_id, last_hash: head_hash, .. } = lock_head(&mut tx).await?;
@@ -251,16 +269,14 @@ impl AuditStore for Store {
                 "the audit anchor's seal does not hold under this master key (see `coffer audit verify`); nothing purged",
             ));
         }
-        // The cut is the first event at or after `before`; everything older goes.
-        let cut: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, prev_hash FROM audit_events WHERE at >= $1 ORDER BY id LIMIT 1",
-        )
-        .bind(to_micros(before))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(sql_err("audit events"))?;
         // With nothing recent enough to keep, the purge event itself starts the kept chain.
-        let (first_id, prev_hash) = cut.unwrap_or((head_id + 1, head_hash));
+        let (first_id, prev_hash) = first_kept(&mut *tx, before).await?.unwrap_or((head_id + 1, head_hash));
+        // An event whose time was moved back after verification passed it would go too.
+        if first_id != expected_first_kept {
+            return Err(MetaError::Integrity(
+                "the audit events to purge changed while the chain was verified (see `coffer audit verify`); nothing purged",
+            ));
+        }
         let moved = AuditAnchor { first_id, prev_hash, ..anchor };
         let moved = match moved.keyed_from {
             Some(keyed_from) => moved.sealed(keyed_from, &self.chain),
