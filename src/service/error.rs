@@ -96,12 +96,14 @@ impl From<StorageError> for ServiceError {
             StorageError::Unavailable(source) => Self::Unavailable("storage", source),
             StorageError::Unsupported(what) => Self::bad_request("unsupported", what),
             StorageError::InvalidRange => Self::bad_request("invalid-range", "invalid byte range"),
-            StorageError::PartMismatch(reason) => Self::conflict(
-                "parts-changed",
-                format!(
-                    "a part changed while the upload was being completed ({reason}); list the parts and complete again"
-                ),
-            ),
+            StorageError::PartMismatch(reason) => {
+                tracing::info!(reason, "a completion named a part the storage no longer holds as named");
+                Self::conflict(
+                    "parts-changed",
+                    "a part changed while the upload was being completed; list the parts, send again any part \
+                     that is missing, and complete again",
+                )
+            }
             StorageError::Client(source) => Self::BadRequest {
                 slug: "upload-interrupted",
                 detail: format!("request body could not be read: {source}"),

@@ -329,18 +329,24 @@ impl BlobStore for FsBlobStore {
         }
         let temp = self.tmp.join(new_id());
         let temp_for_join = temp.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut out = std::fs::File::create(&temp_for_join)?;
+        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            let mut out = std::fs::File::create(&temp_for_join).map_err(backend)?;
             for source in sources {
-                std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
+                // A part re-sent since the listing above was stored under another name, this one removed.
+                let mut part = std::fs::File::open(source).map_err(|error| match error.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        StorageError::PartMismatch("a part was replaced while the upload was being completed".into())
+                    }
+                    _ => backend(error),
+                })?;
+                std::io::copy(&mut part, &mut out).map_err(backend)?;
             }
-            out.sync_all()
+            out.sync_all().map_err(backend)
         })
         .await
         .map_err(|error| StorageError::Backend(error.into()))?
-        .map_err(|error| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&temp);
-            backend(error)
         })?;
         self.publish(&temp, &target).await?;
         let _ = fs::remove_dir_all(self.upload_dir(upload_id)?).await;

@@ -5,11 +5,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
     retry::RetryConfig,
 };
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::complete_multipart_upload::{CompleteMultipartUploadError, CompleteMultipartUploadOutput};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
 use aws_smithy_http_client::tls;
@@ -18,7 +21,7 @@ use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::ExposeSecret;
 
-use super::s3_errors::classify;
+use super::s3_errors::{classify, classify_client_completion};
 use super::s3_upload;
 use super::{
     BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob, OpenMultipart, PartInfo,
@@ -203,12 +206,22 @@ impl S3BlobStore {
             .ok_or_else(|| StorageError::Backend(anyhow::anyhow!("backend returned no upload id")))
     }
 
+    /// Completes an upload of parts Coffer sent itself: S3 refusing one is a backend fault.
     pub(super) async fn complete_full(
         &self,
         full: &str,
         upload_id: &str,
         parts: Vec<S3CompletedPart>,
     ) -> Result<(), StorageError> {
+        self.send_completion(full, upload_id, parts).await.map(drop).map_err(classify)
+    }
+
+    async fn send_completion(
+        &self,
+        full: &str,
+        upload_id: &str,
+        parts: Vec<S3CompletedPart>,
+    ) -> Result<CompleteMultipartUploadOutput, SdkError<CompleteMultipartUploadError, HttpResponse>> {
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -217,8 +230,6 @@ impl S3BlobStore {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
-            .map_err(classify)?;
-        Ok(())
     }
 
     pub(super) async fn abort_full(&self, full: &str, upload_id: &str) -> Result<(), StorageError> {
@@ -399,7 +410,8 @@ impl BlobStore for S3BlobStore {
                     .build()
             })
             .collect();
-        self.complete_full(&full, upload_id, parts).await
+        // The client sent these parts: one it replaced meanwhile is its race to retry, not a backend fault.
+        self.send_completion(&full, upload_id, parts).await.map(drop).map_err(classify_client_completion)
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {

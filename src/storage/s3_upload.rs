@@ -185,11 +185,7 @@ async fn put_in_parts(store: &S3BlobStore, full: &str, body: ByteStream) -> Resu
             Ok(()) => Ok(size),
             Err(error) => {
                 let _ = store.abort_full(full, &upload_id).await;
-                // These parts were just sent: S3 refusing them is its fault, not the client's.
-                Err(match error {
-                    StorageError::PartMismatch(reason) => StorageError::Backend(anyhow::anyhow!(reason)),
-                    other => other,
-                })
+                Err(error)
             }
         },
         Err(error) => {
