@@ -413,8 +413,7 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
     }
     let store = open_store(&config, StoreUse::Write).await?;
     // What goes must have verified: a purge removes the evidence of any edit
-    // in it. The cut is read first, so the purge can refuse if it moved while
-    // the chain was walked.
+    // in it. The cut is read first, so only events the walk saw can go.
     let verified = async {
         let first_kept = store.audit_first_kept(before).await.map_err(|error| CliError::Refused(error.to_string()))?;
         let blobs = crate::storage::from_config(&config).await.map_err(|error| CliError::Refused(error.to_string()))?;
@@ -428,7 +427,7 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
             return Err(error);
         }
     };
-    let deleted = store.purge_audit(before, first_kept, &purge_event(now, before)).await;
+    let deleted = store.purge_audit(first_kept, &purge_event(now, before)).await;
     store.close().await;
     let deleted = deleted.map_err(|error| CliError::Refused(error.to_string()))?;
     eprintln!("purged {deleted} audit events older than {}", before.to_rfc3339());

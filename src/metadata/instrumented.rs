@@ -164,7 +164,7 @@ instrument! { AuditStore {
     fn audit_anchor(&self) -> AuditAnchor;
     fn seal_audit_anchor(&self, scope: SealScope) -> SealOutcome;
     fn audit_first_kept(&self, before: DateTime<Utc>) -> i64;
-    fn purge_audit(&self, before: DateTime<Utc>, expected_first_kept: i64, audit: &AuditEntry) -> u64;
+    fn purge_audit(&self, first_kept: i64, audit: &AuditEntry) -> u64;
 } }
 
 #[async_trait]

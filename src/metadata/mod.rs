@@ -330,18 +330,16 @@ pub trait AuditStore: Send + Sync {
     /// event after the head; within `scope` only. A sealed anchor is left
     /// alone, even one whose seal fails: that is for verification to report.
     async fn seal_audit_anchor(&self, scope: SealScope) -> MetaResult<SealOutcome>;
-    /// The id of the first event `purge_audit(before, …)` would keep now: the
-    /// first at or after `before`, else the one the next append gets.
+    /// The id of the first event a purge of everything older than `before`
+    /// keeps: the first at or after `before`, else the one the next append gets.
     async fn audit_first_kept(&self, before: DateTime<Utc>) -> MetaResult<i64>;
-    /// Deletes events before `before` (whole prefix of the chain), moves the
-    /// anchor (sealing it again if it was sealed, and refusing with
-    /// `MetaError::Integrity` if that seal does not hold), and records `audit` —
-    /// all in one transaction. Refuses (`Integrity`) unless the first kept
-    /// event is still `expected_first_kept`, read before the chain was
-    /// verified: an event whose time was moved back during the walk must not
-    /// be deleted unseen. Returns how many went.
-    async fn purge_audit(&self, before: DateTime<Utc>, expected_first_kept: i64, audit: &AuditEntry)
-    -> MetaResult<u64>;
+    /// Deletes the events below `first_kept` (read with `audit_first_kept`
+    /// before the chain was verified, so only walked events go, even if an
+    /// event's time was moved back since), moves the anchor (sealing it again
+    /// if it was sealed, and refusing with `MetaError::Integrity` if that
+    /// seal does not hold, or if the chain now ends before the cut), and
+    /// records `audit` — all in one transaction. Returns how many went.
+    async fn purge_audit(&self, first_kept: i64, audit: &AuditEntry) -> MetaResult<u64>;
 }
 
 /// Which chains `seal_audit_anchor` may seal.

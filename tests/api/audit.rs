@@ -336,11 +336,11 @@ async fn the_cli_verifies_and_purges_with_a_minimum_age() {
     assert_eq!(report["ok"], false);
 }
 
-/// The CLI reads where a purge cuts before it verifies the chain; an event
-/// whose time is moved back while the walk runs (past it) would be deleted
-/// unverified, so the purge refuses when the cut has moved.
+/// The CLI reads where a purge cuts before it verifies the chain, and the
+/// purge deletes only the events below that cut: an event dated back while
+/// the walk runs (past it) is never deleted unseen.
 #[tokio::test]
-async fn a_purge_refuses_when_the_cut_moved_after_verification() {
+async fn a_purge_deletes_only_below_the_cut_read_before_verification() {
     let app = spawn_app().await;
     seed(&app).await;
     let store = &app.services.store;
@@ -349,17 +349,21 @@ async fn a_purge_refuses_when_the_cut_moved_after_verification() {
     let (head_id, _) = store.audit_head().await.expect("head");
     assert_eq!(first_kept, 1, "every seeded event is younger than an hour: nothing would go");
     // Mid-walk, all but the newest three events are dated back two hours
-    // (`at` is in microseconds): now they would go.
+    // (`at` is in microseconds): a cut read now would take them.
     app.execute_sql(&format!("UPDATE audit_events SET at = at - 7200000000 WHERE id <= {}", head_id - 3)).await;
+    let purge = coffer::service::audit::purge_event(chrono::Utc::now(), before);
+    assert_eq!(store.purge_audit(first_kept, &purge).await.expect("purge"), 0, "nothing the walk did not see");
+    assert_eq!(store.audit_anchor().await.expect("anchor").first_id, 1);
+    // A cut past the chain's end (its newest events cut meanwhile) is refused.
+    let (head_id_now, _) = store.audit_head().await.expect("head");
+    let refused = store.purge_audit(head_id_now + 2, &purge).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("ends before the cut")));
+    // A cut read now takes the dated-back events, and only them.
     let moved = store.audit_first_kept(before).await.expect("cut");
     assert_eq!(moved, head_id - 2);
-    let purge = coffer::service::audit::purge_event(chrono::Utc::now(), before);
-    let refused = store.purge_audit(before, first_kept, &purge).await;
-    assert!(refused.is_err_and(|e| e.to_string().contains("changed while the chain was verified")));
-    assert_eq!(store.audit_anchor().await.expect("anchor").first_id, 1, "nothing purged");
-    assert_eq!(store.audit_head().await.expect("head").0, head_id, "no purge event either");
-    let deleted = store.purge_audit(before, moved, &purge).await.expect("purge at the cut it read");
+    let deleted = store.purge_audit(moved, &purge).await.expect("purge at the cut it read");
     assert_eq!(deleted, u64::try_from(head_id - 3).expect("count"));
+    assert_eq!(store.audit_anchor().await.expect("anchor").first_id, moved);
 }
 
 #[tokio::test]

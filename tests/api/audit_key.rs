@@ -116,7 +116,7 @@ async fn an_anchor_moved_past_deleted_events_fails_verification() {
     let before = chrono::Utc::now();
     let first_kept = app.services.store.audit_first_kept(before).await.expect("cut");
     let purge = coffer::service::audit::purge_event(before, before);
-    let refused = app.services.store.purge_audit(before, first_kept, &purge).await;
+    let refused = app.services.store.purge_audit(first_kept, &purge).await;
     assert!(refused.is_err_and(|e| e.to_string().contains("seal")), "purged past a moved anchor");
     assert_eq!(app.services.store.audit_anchor().await.expect("anchor").first_id, kept.id, "nothing moved");
 }

@@ -502,7 +502,7 @@ async fn a_chain_with_events_is_sealed_only_when_asked(f: &Fixture) {
     let before = now() + chrono::Duration::hours(1);
     let first_kept = store.audit_first_kept(before).await.expect("cut");
     assert_eq!(first_kept, 5, "every event is older: the purge event comes next");
-    let deleted = store.purge_audit(before, first_kept, &purge).await.expect("purge");
+    let deleted = store.purge_audit(first_kept, &purge).await.expect("purge");
     assert_eq!(deleted, 4);
     let anchor = store.audit_anchor().await.expect("anchor");
     assert_eq!((anchor.first_id, anchor.keyed_from), (5, Some(4)));

@@ -43,6 +43,18 @@ async fn first_kept<'e>(
         .map_err(sql_err("audit events"))
 }
 
+/// The hash the event `id`, the first a purge keeps, links to.
+async fn kept_link(tx: &mut Transaction<'static, Db>, id: i64) -> MetaResult<String> {
+    let link: Option<(String,)> = sqlx::query_as("SELECT prev_hash FROM audit_events WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(sql_err("audit events"))?;
+    link.map(|(hash,)| hash).ok_or(MetaError::Integrity(
+        "the first audit event a purge keeps is missing (see `coffer audit verify`); nothing purged",
+    ))
+}
+
 /// Appends `entry` to the chain inside `tx`. Locks the chain head first, so
 /// concurrent writers (on any replica) queue here and the chain never forks.
 pub(in crate::metadata) async fn append_in_tx(
@@ -258,7 +270,7 @@ impl AuditStore for Store {
         Ok(first_kept(self.pool(), before).await?.map_or(head_id + 1, |(id, _)| id))
     }
 
-    async fn purge_audit(&self, before: DateTime<Utc>, expected_first_kept: i64, audit: &AuditEntry) -> MetaResult<u64> {
+    async fn purge_audit(&self, first_kept: i64, audit: &AuditEntry) -> MetaResult<u64> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         // The head lock first: no append may interleave with the cut.
         let LockedHead { last_id: head_id, last_hash: head_hash, .. } = lock_head(&mut tx).await?;
@@ -269,14 +281,18 @@ impl AuditStore for Store {
                 "the audit anchor's seal does not hold under this master key (see `coffer audit verify`); nothing purged",
             ));
         }
-        // With nothing recent enough to keep, the purge event itself starts the kept chain.
-        let (first_id, prev_hash) = first_kept(&mut *tx, before).await?.unwrap_or((head_id + 1, head_hash));
-        // An event whose time was moved back after verification passed it would go too.
-        if first_id != expected_first_kept {
+        // The cut was read before the chain was verified: only events that
+        // existed then, and were walked, go. It never moves the anchor back.
+        let first_id = first_kept.max(anchor.first_id);
+        let prev_hash = if first_id == head_id + 1 {
+            head_hash
+        } else if first_id <= head_id {
+            kept_link(&mut tx, first_id).await?
+        } else {
             return Err(MetaError::Integrity(
-                "the audit events to purge changed while the chain was verified (see `coffer audit verify`); nothing purged",
+                "the audit chain ends before the cut this purge read (see `coffer audit verify`); nothing purged",
             ));
-        }
+        };
         let moved = AuditAnchor { first_id, prev_hash, ..anchor };
         let moved = match moved.keyed_from {
             Some(keyed_from) => moved.sealed(keyed_from, &self.chain),
