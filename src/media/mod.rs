@@ -23,6 +23,10 @@ pub enum ThumbFailure {
     Unprocessable(String),
     #[error("the storage backend failed: {0}")]
     Storage(String),
+    /// The source's bytes were removed (its object deleted or overwritten)
+    /// before they could be read.
+    #[error("the image was removed while its thumbnail was being made")]
+    SourceGone,
 }
 
 /// In-process cache (which also makes concurrent requests for one missing

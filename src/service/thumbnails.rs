@@ -44,6 +44,7 @@ impl From<ThumbFailure> for ServiceError {
             ThumbFailure::Unsupported(why) => ServiceError::UnsupportedMediaType(why),
             ThumbFailure::Unprocessable(why) => ServiceError::Unprocessable(why),
             ThumbFailure::Storage(why) => ServiceError::BadGateway(anyhow::anyhow!(why)),
+            ThumbFailure::SourceGone => ServiceError::NotFound("object"),
         }
     }
 }
@@ -105,7 +106,7 @@ impl Services {
             })
             .await;
         crate::metrics::Metrics::count(&self.metrics.thumbnail_lookups, if missed { "miss" } else { "hit" });
-        if let Err(ThumbFailure::Storage(_)) = &result {
+        if let Err(ThumbFailure::Storage(_) | ThumbFailure::SourceGone) = &result {
             // Only the content's own verdicts are worth remembering.
             thumbs.cache.invalidate(&cache_key).await;
         }
@@ -201,7 +202,11 @@ impl Services {
         let thumbs = &self.thumbnails;
         // The slot is taken before the source is read: at most one source per render slot is in memory.
         let permit = thumbs.pool.clone().acquire_owned().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
-        let storage = |e: StorageError| ThumbFailure::Storage(e.to_string());
+        let storage = |e: StorageError| match e {
+            // Deleted or overwritten since the request looked the object up.
+            StorageError::NotFound => ThumbFailure::SourceGone,
+            other => ThumbFailure::Storage(other.to_string()),
+        };
         let size_bytes = u64::try_from(object.size).unwrap_or_default();
         // What is not an image at all is 415 whatever its size; only then does a big image get 422.
         if size_bytes > thumbnail::SIGNATURE_BYTES {

@@ -226,7 +226,11 @@ impl Services {
             return Err(upload_completing());
         }
         let charged = i64::try_from(length).unwrap_or(i64::MAX);
-        self.store.reserve_part(&upload.id, charged).await.map_err(write_error)?;
+        self.store.reserve_part(&upload.id, charged).await.map_err(|error| match error {
+            // A completion took the upload since it was read above.
+            MetaError::Conflict("upload-state") => upload_completing(),
+            other => write_error(other),
+        })?;
         let (stream, digester) = digesting(body, false, length);
         let number = u32::try_from(part_number).unwrap_or_default();
         let stored =

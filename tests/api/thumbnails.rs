@@ -196,6 +196,29 @@ async fn an_overwritten_image_never_shows_its_old_thumbnail() {
     assert!(blue.get_pixel(10, 10)[2] > 200 && blue.get_pixel(10, 10)[0] < 50, "{:?}", blue.get_pixel(10, 10));
 }
 
+/// An image whose bytes go before its thumbnail is made (deleted or
+/// overwritten meanwhile) answers 404, not a storage error, and the answer is
+/// not remembered.
+#[tokio::test]
+async fn a_source_removed_before_its_render_is_not_found() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "gus", "pics").await.access;
+    let image = DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 300, Rgb([0, 200, 0])));
+    let bytes = encoded(&image, ImageFormat::Png);
+    upload(&app, &owner, "gone.png", bytes.clone(), "image/png").await;
+    let bucket = app.services.store.bucket_by_name(&coffer::domain::BucketName::parse("pics").expect("name")).await;
+    let bucket = bucket.expect("bucket").expect("pics");
+    let key = coffer::domain::ObjectKey::parse("gone.png").expect("key");
+    let object = app.services.store.live_object(bucket.id, &key).await.expect("object").expect("gone.png");
+    // The race's outcome: the row still names the bytes a concurrent write removed.
+    app.services.blobs.delete(&object.blob_key).await.expect("remove the bytes");
+    let response = thumb(&app, &owner, "gone.png", "size=64").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    upload(&app, &owner, "gone.png", bytes, "image/png").await;
+    decoded(thumb(&app, &owner, "gone.png", "size=64").await).await;
+}
+
 async fn stored_thumbnail(app: &TestApp, sha256: &str) -> bool {
     app.services.blobs.get(&format!("t/{sha256}/256.webp"), None).await.is_ok()
 }
