@@ -314,7 +314,8 @@ impl Services {
         let mut attempt = 1;
         loop {
             match self.store.finish_upload(finish, audit).await {
-                Err(MetaError::Conflict("changed") | MetaError::Unavailable(_)) if attempt < ATTEMPTS => {
+                // `object`: a first write of the key committed meanwhile; this one now replaces it.
+                Err(MetaError::Conflict("changed" | "object") | MetaError::Unavailable(_)) if attempt < ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                     attempt += 1;
                 }

@@ -206,6 +206,30 @@ async fn racing_create_only_writes_have_one_winner() {
     assert!(statuses.iter().all(|s| *s == 201 || *s == 412), "{statuses:?}");
 }
 
+/// Racing unconditional first writes of one new key: every one succeeds (the
+/// last to commit is live), none is refused with a conflict.
+#[tokio::test]
+async fn racing_first_writes_of_a_key_all_succeed() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "theo", "theo-files").await;
+    for round in 0..8 {
+        let key = format!("race-{round}");
+        let attempts = (0..6).map(|n| {
+            app.with_token(Method::PUT, &object_path("theo-files", &key), &owner.access)
+                .body(format!("writer {n}"))
+                .send()
+        });
+        let mut answers = Vec::new();
+        for response in futures::future::join_all(attempts).await {
+            let response = response.expect("put");
+            answers.push((response.status().as_u16(), response.text().await.expect("body")));
+        }
+        assert!(answers.iter().all(|(status, _)| *status == 201), "round {round}: {answers:?}");
+        let body = get(&app, &owner.access, "theo-files", &key).await.text().await.expect("body");
+        assert!(body.starts_with("writer "), "{body}");
+    }
+}
+
 /// A writer that names the version it read (`If-Match`, `If-Unmodified-Since`)
 /// never replaces or deletes one written since: no lost updates.
 #[tokio::test]

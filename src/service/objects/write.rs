@@ -182,7 +182,19 @@ impl Services {
             .bucket(bucket.name.as_str())
             .key(key.as_str())
             .details(serde_json::json!({ "size": commit.size, "sha256": commit.sha256, "content_type": commit.content_type }));
-        let committed = match self.store.commit_object(&commit, &audit).await {
+        let mut result = self.store.commit_object(&commit, &audit).await;
+        // Racing writes of one key: the live row this commit found was made
+        // live (`object`) or retired (`changed`) by another one meanwhile.
+        // Without conditions, this write simply replaces whatever is live now.
+        // Each failed attempt means another writer committed: bounded by how many race.
+        for _ in 0..5 {
+            let raced = matches!(result, Err(MetaError::Conflict("object" | "changed")));
+            if !raced || commit.conditions != WriteConditions::default() {
+                break;
+            }
+            result = self.store.commit_object(&commit, &audit).await;
+        }
+        let committed = match result {
             Ok(committed) => {
                 guard.disarm();
                 committed
