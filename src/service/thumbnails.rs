@@ -13,7 +13,7 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::domain::Permission;
 use crate::media::ThumbFailure;
 use crate::media::thumbnail::{self, SIZES, ThumbError, ThumbFormat};
-use crate::metadata::ObjectRecord;
+use crate::metadata::{ObjectRecord, ObjectState};
 use crate::storage::{BlobRange, StorageError};
 
 /// A rendered thumbnail and the validator that names it.
@@ -110,7 +110,38 @@ impl Services {
             // Only the content's own verdicts are worth remembering.
             thumbs.cache.invalidate(&cache_key).await;
         }
+        let result = match result {
+            Err(ThumbFailure::SourceGone) => self.source_gone_or_missing(object, &digest, size, format).await,
+            other => other,
+        };
         (result, digest)
+    }
+
+    /// After a render found no source bytes: gone with this object (deleted or
+    /// overwritten meanwhile, a 404), gone with another object of the same
+    /// content whose render this one shared (render this one's own), or
+    /// missing under a live object (a storage fault, logged).
+    async fn source_gone_or_missing(
+        &self,
+        object: &ObjectRecord,
+        digest: &str,
+        size: u32,
+        format: ThumbFormat,
+    ) -> Result<Bytes, ThumbFailure> {
+        let still_live = match self.store.object_by_id(object.id).await {
+            Ok(current) => current.is_some_and(|c| c.state == ObjectState::Committed && c.blob_key == object.blob_key),
+            Err(error) => return Err(ThumbFailure::Storage(error.to_string())),
+        };
+        if !still_live {
+            return Err(ThumbFailure::SourceGone);
+        }
+        match self.stored_or_rendered(object, digest, size, format).await {
+            Err(ThumbFailure::SourceGone) => {
+                tracing::error!(object_id = object.id, blob_key = object.blob_key, "a live object's bytes are missing");
+                Err(ThumbFailure::Storage("the object's bytes are missing".into()))
+            }
+            other => other,
+        }
     }
 
     /// Drops the stored thumbnails of a removed version once no object has its

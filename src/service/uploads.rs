@@ -311,13 +311,17 @@ impl Services {
     /// bytes are already assembled, and giving up discards the whole upload.
     async fn finish_with_retries(&self, finish: &FinishUpload, audit: &AuditEntry) -> Result<Committed, MetaError> {
         const ATTEMPTS: u32 = 4;
+        let (mut finish, mut audit) = (finish.clone(), audit.clone());
         let mut attempt = 1;
         loop {
-            match self.store.finish_upload(finish, audit).await {
+            match self.store.finish_upload(&finish, &audit).await {
                 // `object`: a first write of the key committed meanwhile; this one now replaces it.
                 Err(MetaError::Conflict("changed" | "object") | MetaError::Unavailable(_)) if attempt < ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                     attempt += 1;
+                    // Stamped anew: the version it replaces now may be younger than the first attempt.
+                    finish.at = self.clock.now();
+                    audit.at = finish.at;
                 }
                 outcome => return outcome,
             }

@@ -17,17 +17,31 @@ where
             match (service.raw().status().as_u16(), code) {
                 (404, _) | (_, "NoSuchKey" | "NoSuchUpload" | "NotFound") => StorageError::NotFound,
                 (416, _) | (_, "InvalidRange") => StorageError::InvalidRange,
-                // S3 gave up waiting for a body the client stopped sending (AWS: ~20 s idle).
-                (400, "RequestTimeout" | "IncompleteBody") => StorageError::Client(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the request body stopped arriving before it was complete",
-                )),
                 (401 | 403 | 500..=599, _) => StorageError::Unavailable(described()),
                 _ => StorageError::Backend(described()),
             }
         }
         _ => StorageError::Backend(described()),
     }
+}
+
+/// As `classify`, for a request whose body streams from the client as it
+/// arrives: S3 giving up on a body that stopped arriving (`RequestTimeout`,
+/// `IncompleteBody`; AWS waits ~20 s) is the client's fault. For a body Coffer
+/// holds, the same codes mean the link to S3 stalls: a backend fault.
+pub(super) fn classify_streamed<E>(error: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if let SdkError::ServiceError(service) = &error
+        && matches!(service.err().code(), Some("RequestTimeout" | "IncompleteBody"))
+    {
+        return StorageError::Client(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the request body stopped arriving before it was complete",
+        ));
+    }
+    classify(error)
 }
 
 /// As `classify`, for the completion of an upload whose parts the client
@@ -60,11 +74,12 @@ mod tests {
     }
 
     #[test]
-    fn a_body_the_client_stopped_sending_is_the_clients_fault() {
+    fn a_streamed_body_the_client_stopped_sending_is_the_clients_fault() {
         for code in ["RequestTimeout", "IncompleteBody"] {
-            assert!(matches!(classify(refusal(400, code)), StorageError::Client(_)), "{code}");
+            assert!(matches!(classify_streamed(refusal(400, code)), StorageError::Client(_)), "{code}");
+            assert!(matches!(classify(refusal(400, code)), StorageError::Backend(_)), "Coffer's own body: {code}");
         }
-        assert!(matches!(classify(refusal(400, "MalformedXML")), StorageError::Backend(_)));
+        assert!(matches!(classify_streamed(refusal(400, "MalformedXML")), StorageError::Backend(_)));
         assert!(matches!(classify(refusal(503, "SlowDown")), StorageError::Unavailable(_)));
     }
 

@@ -19,7 +19,7 @@ use sync_wrapper::SyncStream;
 
 use super::part_buffers::PartBuffers;
 use super::s3::S3BlobStore;
-use super::s3_errors::classify;
+use super::s3_errors::{classify, classify_streamed};
 use super::{ByteStream, PartInfo, StorageError};
 
 /// Remembers the first error the client's body produced, so a failed request
@@ -101,7 +101,7 @@ async fn put_streaming(store: &S3BlobStore, full: &str, body: ByteStream, size: 
         .config_override(paced_by_the_client(store, size))
         .send()
         .await
-        .map_err(|error| fault.blame(classify(error)))?;
+        .map_err(|error| fault.blame(classify_streamed(error)))?;
     Ok(size)
 }
 
@@ -280,6 +280,7 @@ pub(super) async fn upload_part(
 ) -> Result<PartInfo, StorageError> {
     let number = i32::try_from(part_number).map_err(|_| StorageError::InvalidRange)?;
     let fault = BodyFault::default();
+    let streamed = size.is_some();
     let (sdk_body, length) = match size {
         Some(size) => (streaming_body(fault.watch(body)), size),
         None => {
@@ -303,7 +304,7 @@ pub(super) async fn upload_part(
         .config_override(paced_by_the_client(store, length))
         .send()
         .await
-        .map_err(|error| fault.blame(classify(error)))?;
+        .map_err(|error| fault.blame(if streamed { classify_streamed(error) } else { classify(error) }))?;
     Ok(PartInfo { part_number, etag: out.e_tag().unwrap_or_default().to_owned(), size: length })
 }
 

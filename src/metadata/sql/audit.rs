@@ -284,19 +284,21 @@ impl AuditStore for Store {
         // The cut was read before the chain was verified: only events that
         // existed then, and were walked, go. It never moves the anchor back.
         let first_id = first_kept.max(anchor.first_id);
-        let prev_hash = if first_id == head_id + 1 {
-            head_hash
-        } else if first_id <= head_id {
-            kept_link(&mut tx, first_id).await?
-        } else {
+        if first_id > head_id + 1 {
             return Err(MetaError::Integrity(
                 "the audit chain ends before the cut this purge read (see `coffer audit verify`); nothing purged",
             ));
-        };
-        let moved = AuditAnchor { first_id, prev_hash, ..anchor };
-        let moved = match moved.keyed_from {
-            Some(keyed_from) => moved.sealed(keyed_from, &self.chain),
-            None => moved,
+        }
+        // Nothing to delete leaves the anchor as verification last saw it.
+        let moved = if first_id == anchor.first_id {
+            None
+        } else {
+            let prev_hash = if first_id == head_id + 1 { head_hash } else { kept_link(&mut tx, first_id).await? };
+            let moved = AuditAnchor { first_id, prev_hash, ..anchor };
+            Some(match moved.keyed_from {
+                Some(keyed_from) => moved.sealed(keyed_from, &self.chain),
+                None => moved,
+            })
         };
         let deleted = sqlx::query("DELETE FROM audit_events WHERE id < $1")
             .bind(first_id)
@@ -309,7 +311,9 @@ impl AuditStore for Store {
             details.insert("first_kept_id".into(), first_id.into());
             details.insert("deleted".into(), deleted.rows_affected().into());
         }
-        write_anchor(&mut tx, &moved).await?;
+        if let Some(moved) = &moved {
+            write_anchor(&mut tx, moved).await?;
+        }
         let record = append_in_tx(&mut tx, &self.chain, &audit).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         emit_audit(&record);

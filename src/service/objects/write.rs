@@ -166,7 +166,7 @@ impl Services {
             request.content_type.clone().unwrap_or_else(|| infer_content_type(key.file_name(), &digests.head));
         let (retention_mode, retain_until) = self.default_retention(bucket);
         let sha256 = digests.sha256_hex();
-        let commit = CommitObject {
+        let mut commit = CommitObject {
             id: pending.id,
             conditions: request.conditions.clone(),
             size: i64::try_from(written).unwrap_or(i64::MAX),
@@ -177,7 +177,7 @@ impl Services {
             retain_until,
             at: self.clock.now(),
         };
-        let audit = ctx
+        let mut audit = ctx
             .event(commit.at, principal.actor(), "object.put")
             .bucket(bucket.name.as_str())
             .key(key.as_str())
@@ -192,6 +192,9 @@ impl Services {
             if !raced || commit.conditions != WriteConditions::default() {
                 break;
             }
+            // Stamped anew: the version it replaces now may be younger than the first attempt.
+            commit.at = self.clock.now();
+            audit.at = commit.at;
             result = self.store.commit_object(&commit, &audit).await;
         }
         let committed = match result {
