@@ -189,6 +189,23 @@ impl Services {
         request: &ReadRequest<'_>,
         bucket_name: &str,
     ) -> ServiceResult<ObjectRead> {
+        self.open_version(ctx, actor, object, validators, request, bucket_name, true).await
+    }
+
+    /// `open_object`; `reopen`: whether a version whose bytes went since it
+    /// was looked up (overwritten or deleted meanwhile) may give way, once,
+    /// to the version live now.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_version(
+        &self,
+        ctx: &RequestContext,
+        actor: &str,
+        object: std::sync::Arc<ObjectRecord>,
+        validators: ValidatorText,
+        request: &ReadRequest<'_>,
+        bucket_name: &str,
+        reopen: bool,
+    ) -> ServiceResult<ObjectRead> {
         if let Some(outcome) = preconditions(&object, request)? {
             return Ok(ObjectRead { object, validators, outcome, body: None });
         }
@@ -200,10 +217,23 @@ impl Services {
             ReadOutcome::Partial { start, end_inclusive } => Some(BlobRange { start, end_inclusive }),
             _ => None,
         };
-        let read = self.blobs.get(&object.blob_key, range).await.map_err(|error| match error {
-            crate::storage::StorageError::NotFound => ServiceError::NotFound("object"),
-            other => other.into(),
-        })?;
+        let read = match self.blobs.get(&object.blob_key, range).await {
+            Ok(read) => read,
+            Err(crate::storage::StorageError::NotFound) => {
+                let live = match reopen {
+                    true => self.store.live_object(object.bucket_id, &object.key).await?,
+                    false => None,
+                };
+                let Some(live) = live.filter(|live| live.id != object.id) else {
+                    return Err(ServiceError::NotFound("object"));
+                };
+                let validators = validator_text(&live);
+                let live = std::sync::Arc::new(live);
+                let reopened = self.open_version(ctx, actor, live, validators, request, bucket_name, false);
+                return Box::pin(reopened).await;
+            }
+            Err(other) => return Err(other.into()),
+        };
         let event = ctx
             .event(self.clock.now(), actor, "object.get")
             .bucket(bucket_name)
