@@ -4,9 +4,15 @@
 pub enum MetaError {
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A uniqueness or reference rule was violated (`what` names what is in the way).
+    /// A uniqueness rule was violated, or a store rule refused the change
+    /// (`what` names what is in the way).
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A reference rule was violated: the `what` written refers to a row that
+    /// is gone (a bucket or user deleted meanwhile), or a row still referred to
+    /// was to be deleted.
+    #[error("{0} refers to something that no longer exists")]
+    Dangling(&'static str),
     /// The database cannot be reached (pool timeout, connection refused, locked too long).
     /// Text the database cannot store (PostgreSQL refuses NUL characters):
     /// the client's input, not a fault of ours.
@@ -22,13 +28,13 @@ pub enum MetaError {
 }
 
 impl MetaError {
-    /// Classifies a driver error; unique violations become `Conflict(what)`.
+    /// Classifies a driver error; unique violations become `Conflict(what)`,
+    /// foreign-key violations `Dangling(what)`.
     pub(crate) fn from_sqlx(error: sqlx::Error, what: &'static str) -> Self {
         match &error {
             sqlx::Error::RowNotFound => Self::NotFound(what),
-            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
-                Self::Conflict(what)
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict(what),
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::Dangling(what),
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 Self::Unavailable(error)
             }
@@ -88,7 +94,11 @@ mod tests {
             self
         }
         fn kind(&self) -> sqlx::error::ErrorKind {
-            sqlx::error::ErrorKind::Other
+            match self.0 {
+                "23505" => sqlx::error::ErrorKind::UniqueViolation,
+                "23503" => sqlx::error::ErrorKind::ForeignKeyViolation,
+                _ => sqlx::error::ErrorKind::Other,
+            }
         }
     }
 
@@ -103,5 +113,11 @@ mod tests {
         }
         assert!(matches!(classify("22021"), MetaError::InvalidText("thing")));
         assert!(matches!(classify("42601"), MetaError::Other(_)), "a syntax error is ours");
+    }
+
+    #[test]
+    fn a_broken_reference_is_not_a_uniqueness_conflict() {
+        assert!(matches!(classify("23505"), MetaError::Conflict("thing")));
+        assert!(matches!(classify("23503"), MetaError::Dangling("thing")));
     }
 }

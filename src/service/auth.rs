@@ -46,7 +46,7 @@ pub(super) fn chrono_duration(duration: std::time::Duration) -> Duration {
 /// (the pin finds no row, or the challenge's reference fails): the login is over.
 fn account_gone(error: MetaError) -> ServiceError {
     match error {
-        MetaError::NotFound("user") | MetaError::Conflict("mfa challenge") => {
+        MetaError::NotFound("user") | MetaError::Dangling("mfa challenge") => {
             ServiceError::Unauthenticated("the account no longer exists".into())
         }
         other => other.into(),
@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_login_whose_account_went_meanwhile_is_unauthenticated() {
-        for gone in [MetaError::NotFound("user"), MetaError::Conflict("mfa challenge")] {
+        for gone in [MetaError::NotFound("user"), MetaError::Dangling("mfa challenge")] {
             assert!(matches!(account_gone(gone), ServiceError::Unauthenticated(_)));
         }
         assert!(!matches!(account_gone(MetaError::NotFound("share")), ServiceError::Unauthenticated(_)));

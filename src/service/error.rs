@@ -77,6 +77,9 @@ impl From<MetaError> for ServiceError {
         match error {
             MetaError::NotFound(what) => Self::NotFound(what),
             MetaError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
+            // Every reference but a bucket's objects (checked where buckets are
+            // deleted) points from what is written to its bucket or user.
+            MetaError::Dangling(_) => Self::NotFound("bucket or user"),
             MetaError::InvalidText(what) => Self::bad_request(
                 "invalid-text",
                 format!("the {what} asked for contains a character that cannot be stored (NUL)"),
@@ -123,5 +126,13 @@ mod tests {
         assert!(matches!(error, ServiceError::Conflict { slug: "parts-changed", .. }), "{error:?}");
         let error = ServiceError::from(StorageError::Backend(anyhow::anyhow!("boom")));
         assert!(matches!(error, ServiceError::BadGateway(_)), "{error:?}");
+    }
+
+    #[test]
+    fn a_write_under_a_deleted_bucket_is_not_found_not_a_conflict() {
+        let error = ServiceError::from(MetaError::Dangling("upload"));
+        assert!(matches!(error, ServiceError::NotFound("bucket or user")), "{error:?}");
+        let error = ServiceError::from(MetaError::Conflict("upload"));
+        assert!(matches!(error, ServiceError::Conflict { slug: "conflict", .. }), "{error:?}");
     }
 }

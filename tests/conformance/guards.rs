@@ -14,6 +14,7 @@ for_each_adapter!({ sqlite, postgres }: [
     parallel_guesses_are_claimed_up_to_the_threshold,
     a_committed_write_is_never_rolled_back,
     an_abort_and_a_completion_exclude_each_other,
+    writes_under_a_deleted_bucket_are_dangling_not_conflicts,
     expired_credentials_are_purged,
     a_successor_issued_while_its_family_is_revoked_is_revoked_too,
     a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too,
@@ -114,6 +115,33 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
     store.abort_upload("up-1", UploadState::Completing, &audit("upload.abort")).await.expect("abort");
     assert_eq!(store.user_by_id(owner.id).await.expect("user").map(|u| u.used_bytes), Some(0), "refunded once");
     assert!(store.upload("up-1").await.expect("read").is_none());
+}
+
+/// A write under a bucket deleted meanwhile breaks a reference, which is not
+/// a uniqueness conflict (the client gets 404, not "already exists"); a
+/// bucket that still holds an object is refused as a conflict.
+async fn writes_under_a_deleted_bucket_are_dangling_not_conflicts(f: &Fixture) {
+    use coffer::metadata::MetaError;
+    let store = &*f.store;
+    let owner = user(store, "zeno", Role::User, None).await;
+    let bucket = make_bucket(store, owner.id, "zeno-files").await;
+    let gone = make_bucket(store, owner.id, "zeno-gone").await;
+    store.delete_bucket(gone.id, &audit("bucket.delete")).await.expect("delete the empty bucket");
+    let orphan = store
+        .insert_pending(&NewObject {
+            bucket_id: gone.id,
+            key: ObjectKey::parse("late.txt").expect("key"),
+            blob_key: support::unique("blob-"),
+            content_type: "text/plain".into(),
+            owner_id: Some(owner.id),
+            reserved_bytes: 0,
+            at: now(),
+        })
+        .await;
+    assert!(matches!(orphan, Err(MetaError::Dangling("object"))), "{orphan:?}");
+    put(store, bucket.id, owner.id, "kept.txt", 10).await;
+    let refused = store.delete_bucket(bucket.id, &audit("bucket.delete")).await;
+    assert!(matches!(refused, Err(MetaError::Conflict(_))), "{refused:?}");
 }
 
 /// Refresh tokens and MFA steps past their expiry, and throttle rows whose

@@ -99,7 +99,11 @@ impl BucketStore for Store {
             .bind(bucket_id)
             .execute(&mut *tx)
             .await
-            .map_err(sql_err("objects"))?;
+            .map_err(|error| match MetaError::from_sqlx(error, "objects") {
+                // A row added under the bucket since the count above.
+                MetaError::Dangling(what) => MetaError::Conflict(what),
+                other => other,
+            })?;
         if deleted.rows_affected() == 0 {
             return Err(MetaError::NotFound("bucket"));
         }
