@@ -230,6 +230,35 @@ async fn racing_first_writes_of_a_key_all_succeed() {
     }
 }
 
+/// Copies onto one key racing PUTs of it: every one succeeds (the last to
+/// commit is live), none is refused with a conflict.
+#[tokio::test]
+async fn copies_racing_writes_of_their_target_all_succeed() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "tove", "tove-files").await;
+    assert_eq!(put(&app, &owner.access, "tove-files", "source", b"copied".to_vec()).await.status(), 201);
+    for round in 0..8 {
+        let key = format!("race-{round}");
+        let writes = (0..6).map(|n| {
+            let request = if n % 2 == 0 {
+                app.with_token(Method::POST, "/api/v1/buckets/tove-files/copy/source", &owner.access)
+                    .json(&json!({ "to_key": key }))
+            } else {
+                app.with_token(Method::PUT, &object_path("tove-files", &key), &owner.access).body(format!("writer {n}"))
+            };
+            request.send()
+        });
+        let mut answers = Vec::new();
+        for response in futures::future::join_all(writes).await {
+            let response = response.expect("write");
+            answers.push((response.status().as_u16(), response.text().await.expect("body")));
+        }
+        assert!(answers.iter().all(|(status, _)| *status == 201), "round {round}: {answers:?}");
+        let body = get(&app, &owner.access, "tove-files", &key).await.text().await.expect("body");
+        assert!(body == "copied" || body.starts_with("writer "), "{body}");
+    }
+}
+
 /// A read that looked up a version whose bytes then went (overwritten
 /// meanwhile) is answered with the version live now, not a 404.
 #[tokio::test]

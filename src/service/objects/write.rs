@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{PendingWrite, locked, new_blob_key, parse_key, write_error};
-use crate::domain::audit::Outcome;
+use crate::domain::audit::{AuditEntry, Outcome};
 use crate::domain::conditional::WriteConditions;
 use crate::domain::{ObjectKey, Permission};
 use crate::metadata::{BucketRecord, CommitObject, Committed, MetaError, NewObject, ObjectRecord, RetentionMode};
@@ -182,22 +182,7 @@ impl Services {
             .bucket(bucket.name.as_str())
             .key(key.as_str())
             .details(serde_json::json!({ "size": commit.size, "sha256": commit.sha256, "content_type": commit.content_type }));
-        let mut result = self.store.commit_object(&commit, &audit).await;
-        // Racing writes of one key: the live row this commit found was made
-        // live (`object`) or retired (`changed`) by another one meanwhile.
-        // Without conditions, this write simply replaces whatever is live now.
-        // Each failed attempt means another writer committed: bounded by how many race.
-        for _ in 0..5 {
-            let raced = matches!(result, Err(MetaError::Conflict("object" | "changed")));
-            if !raced || commit.conditions != WriteConditions::default() {
-                break;
-            }
-            // Stamped anew: the version it replaces now may be younger than the first attempt.
-            commit.at = self.clock.now();
-            audit.at = commit.at;
-            result = self.store.commit_object(&commit, &audit).await;
-        }
-        let committed = match result {
+        let committed = match self.commit_racing(&mut commit, &mut audit).await {
             Ok(committed) => {
                 guard.disarm();
                 committed
@@ -222,6 +207,28 @@ impl Services {
         self.mirror_new_object(&committed.object).await;
         self.queue_thumbnail(&committed.object).await;
         Ok(committed.object)
+    }
+
+    /// Commits a pending write. A commit that raced another writer of the key
+    /// (the live row it found was made live, `object`, or retired, `changed`,
+    /// meanwhile) is tried again when the write has no conditions: it then
+    /// replaces whatever is live now, stamped anew, since the version it
+    /// replaces may be younger than its first attempt. Each failed attempt
+    /// means another writer committed, so a few attempts suffice.
+    async fn commit_racing(&self, commit: &mut CommitObject, audit: &mut AuditEntry) -> Result<Committed, MetaError> {
+        let mut result = self.store.commit_object(commit, audit).await;
+        if commit.conditions != WriteConditions::default() {
+            return result;
+        }
+        for _ in 0..5 {
+            if !matches!(result, Err(MetaError::Conflict("object" | "changed"))) {
+                break;
+            }
+            commit.at = self.clock.now();
+            audit.at = commit.at;
+            result = self.store.commit_object(commit, audit).await;
+        }
+        result
     }
 
     /// The most one request may store: `max_object_bytes`, or less where the
@@ -300,7 +307,7 @@ impl Services {
             return Err(error.into());
         }
         let (retention_mode, retain_until) = self.default_retention(&target_bucket);
-        let commit = CommitObject {
+        let mut commit = CommitObject {
             id: pending.id,
             conditions: WriteConditions::default(),
             size: source.size,
@@ -311,14 +318,14 @@ impl Services {
             retain_until,
             at: self.clock.now(),
         };
-        let audit = ctx
+        let mut audit = ctx
             .event(commit.at, principal.actor(), "object.copy")
             .bucket(target_bucket.name.as_str())
             .key(target_key.as_str())
             .details(
                 serde_json::json!({ "from_bucket": source_bucket.name, "from_key": source.key, "size": source.size }),
             );
-        let committed = match self.store.commit_object(&commit, &audit).await {
+        let committed = match self.commit_racing(&mut commit, &mut audit).await {
             Ok(committed) => {
                 guard.disarm();
                 committed
