@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::context::RequestContext;
 use super::{ServiceResult, Services};
-use crate::metadata::{MetaError, ObjectState, UploadState};
+use crate::metadata::{MetaError, ObjectState, UploadRecord, UploadState};
+use crate::storage::StorageError;
 
 /// Everything Coffer writes to a backend lives under these.
 const BUCKET_DATA_PREFIX: &str = "b/";
@@ -18,6 +19,9 @@ pub struct ReconcileReport {
     pub pending_rolled_back: u64,
     pub deletions_finished: u64,
     pub uploads_aborted: u64,
+    /// Completions cut short with the object assembled or its parts still
+    /// stored, handed back to their clients, whose retried completion finishes.
+    pub uploads_reopened: u64,
     pub backend_uploads_aborted: u64,
     pub orphans_removed: u64,
     pub orphans_scanned: u64,
@@ -65,6 +69,23 @@ impl Services {
 
         let open_before = now - Duration::from_std(self.config.upload_ttl).unwrap_or(Duration::MAX);
         for upload in self.store.stale_uploads(open_before, cutoff, BATCH).await? {
+            // A completion cut short (a crash, the database gone) whose upload
+            // has not expired goes back to its client while there is something
+            // to complete: the assembled object, or the parts still waiting.
+            if upload.state == UploadState::Completing && upload.created_at >= open_before {
+                match self.completable(&upload).await {
+                    Ok(true) => {
+                        self.store.reopen_upload(&upload.id, now).await?;
+                        report.uploads_reopened += 1;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not tell whether an upload can still complete");
+                        continue;
+                    }
+                }
+            }
             let reason = if upload.state == UploadState::Open { "expired" } else { "completion interrupted" };
             let audit = RequestContext::default()
                 .event(now, "system", "upload.abort")
@@ -81,9 +102,8 @@ impl Services {
             if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
                 tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not abort a backend upload");
             }
-            if upload.state == UploadState::Completing
-                && let Err(error) = self.blobs.delete(&upload.blob_key).await
-            {
+            // Completing or not, an earlier completion may have assembled the bytes.
+            if let Err(error) = self.blobs.delete(&upload.blob_key).await {
                 tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not remove assembled bytes");
             }
         }
@@ -109,12 +129,27 @@ impl Services {
         let repaired = report.pending_rolled_back
             + report.deletions_finished
             + report.uploads_aborted
+            + report.uploads_reopened
             + report.backend_uploads_aborted
             + report.orphans_removed;
         if repaired > 0 {
             tracing::info!(?report, "reconciler made repairs");
         }
         Ok((report, cursor))
+    }
+
+    /// Whether the backend still holds the upload's assembled object or its parts.
+    async fn completable(&self, upload: &UploadRecord) -> Result<bool, StorageError> {
+        match self.blobs.head(&upload.blob_key).await {
+            Ok(_) => return Ok(true),
+            Err(StorageError::NotFound) => {}
+            Err(error) => return Err(error),
+        }
+        match self.blobs.list_parts(&upload.blob_key, &upload.backend_upload_id).await {
+            Ok(parts) => Ok(!parts.is_empty()),
+            Err(StorageError::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     async fn remove_orphans(

@@ -3,6 +3,7 @@
 //! as it arrives, so concurrent uploads overshoot by at most one part each.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -14,7 +15,8 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{Permission, Role};
 use crate::metadata::{
-    BucketRecord, Committed, FinishUpload, MetaError, ObjectRecord, UploadPartRecord, UploadRecord, UploadState,
+    BucketRecord, Committed, FinishUpload, MetaError, MetadataStore, ObjectRecord, UploadPartRecord, UploadRecord,
+    UploadState,
 };
 use crate::policy::content::{infer_content_type, valid_content_type};
 use crate::policy::retention::is_locked;
@@ -226,7 +228,7 @@ impl Services {
             return Err(upload_completing());
         }
         let charged = i64::try_from(length).unwrap_or(i64::MAX);
-        self.store.reserve_part(&upload.id, charged).await.map_err(|error| match error {
+        let reservation = PartReservation::take(self, &upload.id, charged).await.map_err(|error| match error {
             // A completion took the upload since it was read above.
             MetaError::Conflict("upload-state") => upload_completing(),
             other => write_error(other),
@@ -239,7 +241,7 @@ impl Services {
         let part = match stored {
             Ok(part) if part.size == length => part,
             result => {
-                self.store.release_part(&upload.id, charged).await?;
+                reservation.release().await?;
                 return Err(match result {
                     Ok(_) | Err(StorageError::Client(_)) => {
                         ServiceError::bad_request("upload-interrupted", "the part body ended early; send it again")
@@ -255,6 +257,9 @@ impl Services {
             backend_etag: part.etag,
             created_at: self.clock.now(),
         };
+        // The part is stored: from here on it holds the quota (as it does if
+        // recording it fails, since the backend may list it).
+        reservation.keep();
         self.store.record_part(&upload.id, &record).await?;
         Ok(record)
     }
@@ -279,7 +284,12 @@ impl Services {
         let direct = self.config.storage == crate::config::StorageKind::S3
             && (self.config.transfer_mode == crate::config::TransferMode::Direct || self.config.allow_direct_transfer);
         if direct {
-            for part in self.blobs.list_parts(&upload.blob_key, &upload.backend_upload_id).await? {
+            let listed = match self.blobs.list_parts(&upload.blob_key, &upload.backend_upload_id).await {
+                // Gone from the backend: assembled by a completion whose answer was lost.
+                Err(StorageError::NotFound) => Vec::new(),
+                listed => listed?,
+            };
+            for part in listed {
                 let number = i64::from(part.part_number);
                 let received = parts.iter().position(|p| p.part_number == number);
                 // The backend holds what was sent last: a part re-sent straight
@@ -393,11 +403,9 @@ impl Services {
                 etag: p.backend_etag.clone(),
             })
             .collect();
-        if let Err(error) =
-            self.blobs.complete_multipart(&upload.blob_key, &upload.backend_upload_id, &backend_parts).await
-        {
+        if let Err(error) = self.assemble(&upload, &backend_parts, size).await {
             self.store.reopen_upload(&upload.id, self.clock.now()).await?;
-            return Err(error.into());
+            return Err(error);
         }
         let content_type = match &upload.content_type {
             Some(content_type) => content_type.clone(),
@@ -418,6 +426,15 @@ impl Services {
             .details(serde_json::json!({ "upload_id": upload.id, "size": size, "parts": chosen.len() }));
         let committed = match self.finish_with_retries(&finish, &audit).await {
             Ok(committed) => committed,
+            Err(error @ MetaError::Unavailable(_)) => {
+                // The bytes are assembled and only the commit is missing: the
+                // upload is reopened, not aborted, so that the client's retried
+                // completion finds them assembled and commits them.
+                if let Err(reopen) = self.store.reopen_upload(&upload.id, self.clock.now()).await {
+                    tracing::warn!(error = %reopen, upload_id = upload.id, "could not reopen an assembled upload; the reconciler will");
+                }
+                return Err(error.into());
+            }
             Err(error) => {
                 // The bytes were assembled but cannot become the object (locked
                 // meanwhile, quota): undo it all, unless an attempt whose answer
@@ -447,7 +464,31 @@ impl Services {
         Ok(committed.object)
     }
 
-    /// The content type of an assembled upload from its name and first bytes.
+    /// Asks the backend to assemble the chosen parts of `size` bytes. An
+    /// earlier completion whose answer was lost (a timeout, a dropped
+    /// connection, a database failure after the backend finished) left the
+    /// object assembled and the backend upload gone: a blob of `size` bytes
+    /// under the upload's own key, which only this upload ever writes, is that
+    /// assembly, and the completion carries on from it.
+    async fn assemble(&self, upload: &UploadRecord, parts: &[CompletedPart], size: i64) -> ServiceResult<()> {
+        let error = match self.blobs.complete_multipart(&upload.blob_key, &upload.backend_upload_id, parts).await {
+            Ok(()) => return Ok(()),
+            Err(error @ (StorageError::NotFound | StorageError::Unavailable(_) | StorageError::Backend(_))) => error,
+            Err(error) => return Err(error.into()),
+        };
+        match self.blobs.head(&upload.blob_key).await {
+            Ok(assembled) if u64::try_from(size).is_ok_and(|size| size == assembled.size) => {
+                tracing::info!(error = %error, upload_id = upload.id, "the parts were assembled by an earlier completion");
+                Ok(())
+            }
+            Ok(_) if matches!(error, StorageError::NotFound) => Err(ServiceError::conflict(
+                "upload-assembled",
+                "an earlier completion assembled this upload from another list of parts; complete it with that list, or abort it",
+            )),
+            _ => Err(error.into()),
+        }
+    }
+
     /// The content type from the name and the first bytes (at most 512) of an
     /// assembled object of `size` bytes.
     async fn sniff(&self, upload: &UploadRecord, size: i64) -> String {
@@ -497,6 +538,48 @@ impl Services {
             tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload; the reconciler will");
         }
         Ok(())
+    }
+}
+
+/// The quota a part holds while its body arrives. Released when the part is
+/// not stored, also when the request is dropped mid-body (the client gone),
+/// so that the owner's quota does not stay charged until the upload ends.
+struct PartReservation {
+    store: Arc<dyn MetadataStore>,
+    upload_id: String,
+    bytes: i64,
+    armed: bool,
+}
+
+impl PartReservation {
+    async fn take(services: &Services, upload_id: &str, bytes: i64) -> Result<Self, MetaError> {
+        services.store.reserve_part(upload_id, bytes).await?;
+        Ok(Self { store: services.store.clone(), upload_id: upload_id.to_owned(), bytes, armed: true })
+    }
+
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    async fn release(mut self) -> Result<(), MetaError> {
+        self.armed = false;
+        self.store.release_part(&self.upload_id, self.bytes).await
+    }
+}
+
+impl Drop for PartReservation {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, upload_id, bytes) = (self.store.clone(), std::mem::take(&mut self.upload_id), self.bytes);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.release_part(&upload_id, bytes).await {
+                    tracing::warn!(error = %error, upload_id, "could not release a dropped part's quota; it is released when the upload ends");
+                }
+            });
+        }
     }
 }
 

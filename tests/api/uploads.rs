@@ -384,3 +384,146 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
     }
     assert_eq!(delete_bucket().await.expect("delete").status(), 204);
 }
+
+/// Starts an upload of two parts (5 MiB and 1,000 bytes) and has the backend
+/// assemble them behind Coffer's back, as a completion does whose answer was
+/// lost: the backend upload is gone, the object assembled, nothing committed.
+/// Returns the upload's id, the client's part list and the expected bytes.
+async fn assembled_but_not_committed(app: &TestApp, token: &str, bucket: &str, key: &str) -> (String, Value, Vec<u8>) {
+    let created: Value = create(app, token, bucket, json!({ "key": key })).await.json().await.expect("json");
+    let upload_id = created["upload_id"].as_str().expect("id").to_owned();
+    let (first, last) = (pattern(5 * MIB, 3), pattern(1000, 4));
+    let mut etags = Vec::new();
+    for (n, data) in [(1, first.clone()), (2, last.clone())] {
+        let part: Value = put_part(app, token, bucket, &upload_id, n, data).await.json().await.expect("json");
+        etags.push(json!({ "part_number": n, "etag": part["etag"] }));
+    }
+    let upload = app.services.store.upload(&upload_id).await.expect("lookup").expect("the upload");
+    let parts = app.services.store.upload_parts(&upload_id).await.expect("parts");
+    let backend_parts: Vec<coffer::storage::CompletedPart> = parts
+        .iter()
+        .map(|p| coffer::storage::CompletedPart {
+            part_number: u32::try_from(p.part_number).expect("number"),
+            etag: p.backend_etag.clone(),
+        })
+        .collect();
+    app.services
+        .blobs
+        .complete_multipart(&upload.blob_key, &upload.backend_upload_id, &backend_parts)
+        .await
+        .expect("assembled by the backend");
+    let mut expected = first;
+    expected.extend_from_slice(&last);
+    (upload_id, Value::Array(etags), expected)
+}
+
+async fn object_bytes(app: &TestApp, token: &str, bucket: &str, key: &str) -> Vec<u8> {
+    let response = app.with_token(Method::GET, &object_path(bucket, key), token).send().await.expect("get");
+    assert_eq!(response.status(), 200);
+    response.bytes().await.expect("body").to_vec()
+}
+
+/// A completion sent again after its first answer was lost finds the backend
+/// upload gone and the object assembled: it commits those bytes instead of
+/// failing for ever.
+#[tokio::test]
+async fn a_completion_sent_again_after_a_lost_answer_commits_the_assembled_bytes() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "lene", "lene-files").await;
+    let (upload, parts, expected) = assembled_but_not_committed(&app, &owner.access, "lene-files", "clip.bin").await;
+    let done = complete(&app, &owner.access, "lene-files", &upload, parts).await;
+    assert_eq!(done.status(), 201, "{:?}", done.text().await);
+    assert_eq!(
+        Sha256::digest(object_bytes(&app, &owner.access, "lene-files", "clip.bin").await),
+        Sha256::digest(&expected)
+    );
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
+    assert_eq!(me["used_bytes"], expected.len());
+
+    // Another list of parts than the one assembled does not pass for it.
+    let (other, _, _) = assembled_but_not_committed(&app, &owner.access, "lene-files", "other.bin").await;
+    let listed: Value = app.get_json(&format!("/api/v1/buckets/lene-files/uploads/{other}/parts"), &owner.access).await;
+    let first_only = json!([{ "part_number": 1, "etag": listed["parts"][0]["etag"] }]);
+    let refused = complete(&app, &owner.access, "lene-files", &other, first_only).await;
+    assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
+    let missing = app.with_token(Method::GET, &object_path("lene-files", "other.bin"), &owner.access).send().await;
+    assert_eq!(missing.expect("get").status(), 404);
+}
+
+/// A completion cut short (a crash, the database gone) is handed back to its
+/// client by the reconciler while the backend holds the assembled object or
+/// the parts, so that a retried completion finishes; one with nothing left to
+/// complete is aborted.
+#[tokio::test]
+async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
+    let app = spawn_app_with(|config| config.reconcile_grace = Duration::from_secs(1)).await;
+    let owner = owner_with_bucket(&app, "mira", "mira-files").await;
+    let (assembled, parts, expected) = assembled_but_not_committed(&app, &owner.access, "mira-files", "film.bin").await;
+    let start = |key: &'static str| {
+        let token = owner.access.clone();
+        let app = &app;
+        async move {
+            let created: Value =
+                create(app, &token, "mira-files", json!({ "key": key })).await.json().await.expect("json");
+            created["upload_id"].as_str().expect("id").to_owned()
+        }
+    };
+    let waiting = start("waiting.bin").await;
+    let part: Value =
+        put_part(&app, &owner.access, "mira-files", &waiting, 1, b"waiting".to_vec()).await.json().await.expect("json");
+    let empty = start("empty.bin").await;
+    for upload in [&assembled, &waiting, &empty] {
+        assert!(app.services.store.start_completion(upload, app.clock_now()).await.expect("start"));
+    }
+    let busy = complete(&app, &owner.access, "mira-files", &assembled, parts.clone()).await;
+    assert_eq!(busy.status(), 409, "a completion in progress is left alone");
+
+    app.clock.advance(chrono::Duration::seconds(5));
+    let (report, _) = app.services.reconcile(None, None).await.expect("reconcile");
+    assert_eq!((report.uploads_reopened, report.uploads_aborted), (2, 1), "{report:?}");
+    let done = complete(&app, &owner.access, "mira-files", &assembled, parts).await;
+    assert_eq!(done.status(), 201, "{:?}", done.text().await);
+    assert_eq!(
+        Sha256::digest(object_bytes(&app, &owner.access, "mira-files", "film.bin").await),
+        Sha256::digest(&expected)
+    );
+    let done =
+        complete(&app, &owner.access, "mira-files", &waiting, json!([{ "part_number": 1, "etag": part["etag"] }]))
+            .await;
+    assert_eq!(done.status(), 201, "{:?}", done.text().await);
+    assert_eq!(object_bytes(&app, &owner.access, "mira-files", "waiting.bin").await, b"waiting");
+    assert!(app.services.store.upload(&empty).await.expect("lookup").is_none(), "aborted");
+}
+
+/// A part whose client goes away mid-body gives back the quota it reserved
+/// at once, not when its upload ends.
+#[tokio::test]
+async fn a_part_cut_off_mid_body_gives_its_quota_back() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "nora", "nora-files").await;
+    let created: Value =
+        create(&app, &owner.access, "nora-files", json!({"key": "cut.bin"})).await.json().await.expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
+    let head = format!(
+        "PUT /api/v1/buckets/nora-files/uploads/{upload}/parts/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 6000000\r\n\r\n",
+        owner.access
+    );
+    socket.write_all(head.as_bytes()).await.expect("headers");
+    socket.write_all(&vec![7u8; 1_000_000]).await.expect("some body");
+    let charged = || async { app.services.store.upload(&upload).await.expect("lookup").expect("upload").charged_bytes };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while charged().await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the part never reserved its quota");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(socket);
+    while charged().await != 0 {
+        assert!(std::time::Instant::now() < deadline, "the cut-off part still holds its quota");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
+    assert_eq!(me["used_bytes"], 0);
+}

@@ -220,6 +220,13 @@ async fn multipart_lifecycle(f: &Fixture) {
     let read = f.store.get("mp/object", None).await.expect("get");
     assert_eq!(read.total_size, expected.len() as u64);
     assert_eq!(sha(&collect(read.body).await), sha(&expected));
+    // A completion sent again (its first answer lost) and a listing find the
+    // upload gone, as S3's NoSuchUpload; the assembled object stays.
+    let again = f.store.complete_multipart("mp/object", &upload, &completed).await;
+    assert!(matches!(again, Err(StorageError::NotFound)), "{again:?}");
+    let listed = f.store.list_parts("mp/object", &upload).await;
+    assert!(matches!(listed, Err(StorageError::NotFound)), "{listed:?}");
+    assert_eq!(f.store.head("mp/object").await.expect("head").size, expected.len() as u64);
 }
 
 /// A part replaced after it was listed is named to the completion with its

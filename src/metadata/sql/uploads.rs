@@ -202,7 +202,7 @@ impl UploadStore for Store {
     }
 
     async fn reopen_upload(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<()> {
-        sqlx::query("UPDATE uploads SET state = 'open', state_at = $2 WHERE id = $1")
+        sqlx::query("UPDATE uploads SET state = 'open', state_at = $2 WHERE id = $1 AND state = 'completing'")
             .bind(upload_id)
             .bind(to_micros(now))
             .execute(self.pool())
