@@ -256,10 +256,21 @@ pub trait UploadStore: Send + Sync {
     /// Records a written part (replacing, and crediting, an earlier one of the same number).
     async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()>;
     async fn upload_parts(&self, upload_id: &str) -> MetaResult<Vec<UploadPartRecord>>;
-    /// `open` → `completing`; false if the upload was not open (a concurrent completion).
-    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<bool>;
-    /// `completing` → `open` after a failed completion, so the client can retry.
-    async fn reopen_upload(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<()>;
+    /// `open` → `completing` for a completion of the parts whose ETag is
+    /// `etag`, kept as the upload's `completion_etag` unless one is there
+    /// already; false if the upload was not open (a concurrent completion).
+    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, etag: &str) -> MetaResult<bool>;
+    /// `completing` → `open` after a failed completion, so the client can
+    /// retry, leaving `completion_etag` (that of an assembled object, or none);
+    /// only the completion that started at `started`: false if the upload
+    /// has moved on since.
+    async fn reopen_upload(
+        &self,
+        upload_id: &str,
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+        completion_etag: Option<&str>,
+    ) -> MetaResult<bool>;
     /// Turns a completing upload into a live object (replacing, and crediting, the
     /// previous version; `Conflict("object-locked")` if that one is retained), and
     /// forgets the upload, all with `audit` in one transaction.

@@ -363,6 +363,8 @@ pub struct UploadRecord {
     pub state_at: DateTime<Utc>,
     /// Bytes charged to the owner for parts (stored or in flight).
     pub charged_bytes: i64,
+    /// The ETag of the part list an unsettled completion sent for assembly.
+    pub completion_etag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

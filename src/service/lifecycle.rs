@@ -280,9 +280,7 @@ impl Services {
                         Err(MetaError::NotFound(_) | MetaError::Conflict("upload-state")) => continue,
                         Err(error) => return Err(error.into()),
                     }
-                    if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
-                        tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload; the reconciler will");
-                    }
+                    self.discard_backend_upload(upload).await;
                 }
                 report.aborted_uploads += 1;
             }

@@ -14,6 +14,12 @@ use crate::storage::StorageError;
 const BUCKET_DATA_PREFIX: &str = "b/";
 const BATCH: usize = 500;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeftToComplete {
+    Assembled,
+    Parts,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
     pub pending_rolled_back: u64,
@@ -73,13 +79,16 @@ impl Services {
             // has not expired goes back to its client while there is something
             // to complete: the assembled object, or the parts still waiting.
             if upload.state == UploadState::Completing && upload.created_at >= open_before {
-                match self.completable(&upload).await {
-                    Ok(true) => {
-                        self.store.reopen_upload(&upload.id, now).await?;
-                        report.uploads_reopened += 1;
+                match self.left_to_complete(&upload).await {
+                    Ok(Some(left)) => {
+                        let assembled_from =
+                            (left == LeftToComplete::Assembled).then_some(upload.completion_etag.as_deref()).flatten();
+                        if self.store.reopen_upload(&upload.id, upload.state_at, now, assembled_from).await? {
+                            report.uploads_reopened += 1;
+                        }
                         continue;
                     }
-                    Ok(false) => {}
+                    Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not tell whether an upload can still complete");
                         continue;
@@ -99,13 +108,7 @@ impl Services {
                 Err(MetaError::NotFound(_) | MetaError::Conflict("upload-state")) => continue,
                 Err(error) => return Err(error.into()),
             }
-            if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
-                tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not abort a backend upload");
-            }
-            // Completing or not, an earlier completion may have assembled the bytes.
-            if let Err(error) = self.blobs.delete(&upload.blob_key).await {
-                tracing::warn!(error = %error, upload_id = upload.id, "reconciler could not remove assembled bytes");
-            }
+            self.discard_backend_upload(&upload).await;
         }
 
         for open in self.blobs.list_multipart_uploads(BUCKET_DATA_PREFIX).await? {
@@ -138,16 +141,17 @@ impl Services {
         Ok((report, cursor))
     }
 
-    /// Whether the backend still holds the upload's assembled object or its parts.
-    async fn completable(&self, upload: &UploadRecord) -> Result<bool, StorageError> {
+    /// What the backend still holds of an upload: its assembled object, its
+    /// parts, or nothing.
+    async fn left_to_complete(&self, upload: &UploadRecord) -> Result<Option<LeftToComplete>, StorageError> {
         match self.blobs.head(&upload.blob_key).await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Some(LeftToComplete::Assembled)),
             Err(StorageError::NotFound) => {}
             Err(error) => return Err(error),
         }
         match self.blobs.list_parts(&upload.blob_key, &upload.backend_upload_id).await {
-            Ok(parts) => Ok(!parts.is_empty()),
-            Err(StorageError::NotFound) => Ok(false),
+            Ok(parts) if !parts.is_empty() => Ok(Some(LeftToComplete::Parts)),
+            Ok(_) | Err(StorageError::NotFound) => Ok(None),
             Err(error) => Err(error),
         }
     }

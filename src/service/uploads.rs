@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::context::{Principal, RequestContext};
@@ -182,6 +183,7 @@ impl Services {
             state: UploadState::Open,
             state_at: self.clock.now(),
             charged_bytes: 0,
+            completion_etag: None,
         };
         let audit = self.upload_event(ctx, principal, "upload.create", bucket.name.as_str(), &upload);
         self.store.create_upload(&upload, &audit).await?;
@@ -393,7 +395,9 @@ impl Services {
         {
             return Err(locked());
         }
-        if !self.store.start_completion(&upload.id, self.clock.now()).await? {
+        let etag = multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
+        let started = self.clock.now();
+        if !self.store.start_completion(&upload.id, started, &etag).await? {
             return Err(upload_completing());
         }
         let backend_parts: Vec<CompletedPart> = chosen
@@ -403,9 +407,12 @@ impl Services {
                 etag: p.backend_etag.clone(),
             })
             .collect();
-        if let Err(error) = self.assemble(&upload, &backend_parts, size).await {
-            self.store.reopen_upload(&upload.id, self.clock.now()).await?;
-            return Err(error);
+        if let Err(failed) = self.assemble(&upload, &backend_parts, size, &etag).await {
+            // What an earlier completion assembled stays named; with nothing assembled, any list may try again.
+            let assembled_from = upload.completion_etag.as_deref().unwrap_or(&etag);
+            let keep = failed.earlier_assembly.then_some(assembled_from);
+            self.store.reopen_upload(&upload.id, started, self.clock.now(), keep).await?;
+            return Err(failed.error);
         }
         let content_type = match &upload.content_type {
             Some(content_type) => content_type.clone(),
@@ -415,7 +422,7 @@ impl Services {
         let finish = FinishUpload {
             upload_id: upload.id.clone(),
             size,
-            etag: multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()),
+            etag,
             content_type,
             retention_mode,
             retain_until,
@@ -426,33 +433,9 @@ impl Services {
             .details(serde_json::json!({ "upload_id": upload.id, "size": size, "parts": chosen.len() }));
         let committed = match self.finish_with_retries(&finish, &audit).await {
             Ok(committed) => committed,
-            Err(error @ MetaError::Unavailable(_)) => {
-                // The bytes are assembled and only the commit is missing: the
-                // upload is reopened, not aborted, so that the client's retried
-                // completion finds them assembled and commits them.
-                if let Err(reopen) = self.store.reopen_upload(&upload.id, self.clock.now()).await {
-                    tracing::warn!(error = %reopen, upload_id = upload.id, "could not reopen an assembled upload; the reconciler will");
-                }
-                return Err(error.into());
-            }
             Err(error) => {
-                // The bytes were assembled but cannot become the object (locked
-                // meanwhile, quota): undo it all, unless an attempt whose answer
-                // was lost did commit (the upload is then gone, the object live).
                 let abort = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
-                match self.store.abort_upload(&upload.id, UploadState::Completing, &abort).await {
-                    Ok(()) => {
-                        let _ = self.blobs.delete(&upload.blob_key).await;
-                        return Err(write_error(error));
-                    }
-                    Err(MetaError::NotFound(_)) => {
-                        let live = self.store.live_object(bucket.id, &upload.key).await?;
-                        let object =
-                            live.filter(|o| o.blob_key == upload.blob_key).ok_or_else(|| write_error(error))?;
-                        Committed { object, replaced: None }
-                    }
-                    Err(abort_error) => return Err(abort_error.into()),
-                }
+                self.settle_failed_finish(&bucket, &upload, (started, &finish.etag), error, &abort).await?
             }
         };
         self.invalidate(&objects_scope(committed.object.bucket_id)).await;
@@ -464,28 +447,89 @@ impl Services {
         Ok(committed.object)
     }
 
-    /// Asks the backend to assemble the chosen parts of `size` bytes. An
-    /// earlier completion whose answer was lost (a timeout, a dropped
-    /// connection, a database failure after the backend finished) left the
-    /// object assembled and the backend upload gone: a blob of `size` bytes
-    /// under the upload's own key, which only this upload ever writes, is that
-    /// assembly, and the completion carries on from it.
-    async fn assemble(&self, upload: &UploadRecord, parts: &[CompletedPart], size: i64) -> ServiceResult<()> {
+    /// After the commit of an assembled upload failed: the object, when an
+    /// attempt whose answer was lost did commit (the upload is then gone, the
+    /// object live); otherwise the error, with the upload reopened when the
+    /// database was unreachable (its retried completion commits the assembled
+    /// bytes), or aborted when they cannot become the object (locked
+    /// meanwhile, quota).
+    async fn settle_failed_finish(
+        &self,
+        bucket: &BucketRecord,
+        upload: &UploadRecord,
+        (started, etag): (DateTime<Utc>, &str),
+        error: MetaError,
+        abort: &AuditEntry,
+    ) -> ServiceResult<Committed> {
+        let committed_unheard = || async {
+            let live = self.store.live_object(bucket.id, &upload.key).await?;
+            Ok::<_, MetaError>(live.filter(|o| o.blob_key == upload.blob_key))
+        };
+        match error {
+            MetaError::Unavailable(_) => {
+                if let Ok(Some(object)) = committed_unheard().await {
+                    return Ok(Committed { object, replaced: None });
+                }
+                if let Err(reopen) = self.store.reopen_upload(&upload.id, started, self.clock.now(), Some(etag)).await {
+                    tracing::warn!(error = %reopen, upload_id = upload.id, "could not reopen an assembled upload; the reconciler will");
+                }
+                Err(error.into())
+            }
+            // The reconciler took the completion for abandoned and reopened the upload.
+            MetaError::Conflict("upload-state") => Err(ServiceError::conflict(
+                "upload-changed",
+                "the upload was reopened while it was being completed; complete it again",
+            )),
+            error => match self.store.abort_upload(&upload.id, UploadState::Completing, abort).await {
+                Ok(()) => {
+                    let _ = self.blobs.delete(&upload.blob_key).await;
+                    Err(write_error(error))
+                }
+                Err(MetaError::NotFound(_)) => {
+                    let object = committed_unheard().await?.ok_or_else(|| write_error(error))?;
+                    Ok(Committed { object, replaced: None })
+                }
+                Err(abort_error) => Err(abort_error.into()),
+            },
+        }
+    }
+
+    /// Asks the backend to assemble the chosen parts (of `size` bytes, whose
+    /// ETag is `etag`). An earlier completion whose answer was lost (a
+    /// timeout, a crash, a database failure after the backend finished) left
+    /// the object assembled and the backend upload gone: a blob under the
+    /// upload's own key, which only this upload ever writes. It is this
+    /// completion's when it was assembled from the same list (the upload's
+    /// `completion_etag`) and has its size; the completion then carries on
+    /// from it.
+    async fn assemble(
+        &self,
+        upload: &UploadRecord,
+        parts: &[CompletedPart],
+        size: i64,
+        etag: &str,
+    ) -> Result<(), NotAssembled> {
         let error = match self.blobs.complete_multipart(&upload.blob_key, &upload.backend_upload_id, parts).await {
             Ok(()) => return Ok(()),
             Err(error @ (StorageError::NotFound | StorageError::Unavailable(_) | StorageError::Backend(_))) => error,
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(NotAssembled { error: error.into(), earlier_assembly: false }),
         };
         match self.blobs.head(&upload.blob_key).await {
-            Ok(assembled) if u64::try_from(size).is_ok_and(|size| size == assembled.size) => {
-                tracing::info!(error = %error, upload_id = upload.id, "the parts were assembled by an earlier completion");
-                Ok(())
+            Ok(assembled) => {
+                let same_list = upload.completion_etag.as_deref().is_none_or(|earlier| earlier == etag);
+                if same_list && u64::try_from(size).is_ok_and(|size| size == assembled.size) {
+                    tracing::info!(error = %error, upload_id = upload.id, "the parts were assembled by an earlier completion");
+                    return Ok(());
+                }
+                let error = ServiceError::conflict(
+                    "upload-assembled",
+                    "an earlier completion assembled this upload from another list of parts; complete it with that list, or abort it",
+                );
+                Err(NotAssembled { error, earlier_assembly: true })
             }
-            Ok(_) if matches!(error, StorageError::NotFound) => Err(ServiceError::conflict(
-                "upload-assembled",
-                "an earlier completion assembled this upload from another list of parts; complete it with that list, or abort it",
-            )),
-            _ => Err(error.into()),
+            Err(StorageError::NotFound) => Err(NotAssembled { error: error.into(), earlier_assembly: false }),
+            // Unknown: what an earlier completion may have assembled stays named.
+            Err(_) => Err(NotAssembled { error: error.into(), earlier_assembly: true }),
         }
     }
 
@@ -534,11 +578,29 @@ impl Services {
             Err(MetaError::Conflict("upload-state")) => return Err(upload_completing()),
             Err(error) => return Err(error.into()),
         }
+        self.discard_backend_upload(&upload).await;
+        Ok(())
+    }
+
+    /// After an upload's row went: its backend upload, and the object an
+    /// earlier completion may have assembled. What fails is left to the
+    /// reconciler's sweeps (backend uploads, orphan bytes).
+    pub(crate) async fn discard_backend_upload(&self, upload: &UploadRecord) {
         if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
             tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload; the reconciler will");
         }
-        Ok(())
+        let maybe_assembled = upload.state == UploadState::Completing || upload.completion_etag.is_some();
+        if maybe_assembled && let Err(error) = self.blobs.delete(&upload.blob_key).await {
+            tracing::warn!(error = %error, upload_id = upload.id, "could not remove assembled bytes; the orphan scan will");
+        }
     }
+}
+
+/// Why `assemble` did not give this completion its object, and whether the
+/// backend may hold one an earlier completion assembled.
+struct NotAssembled {
+    error: ServiceError,
+    earlier_assembly: bool,
 }
 
 /// The quota a part holds while its body arrives. Released when the part is

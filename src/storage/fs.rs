@@ -163,11 +163,7 @@ impl FsBlobStore {
 
     async fn read_parts(&self, upload_id: &str) -> Result<Vec<(PartInfo, PathBuf)>, StorageError> {
         let dir = self.upload_dir(upload_id)?;
-        let mut entries = fs::read_dir(&dir).await.map_err(|error| match error.kind() {
-            // Completed or aborted: as S3's NoSuchUpload.
-            std::io::ErrorKind::NotFound => StorageError::NotFound,
-            _ => backend(error),
-        })?;
+        let mut entries = fs::read_dir(&dir).await.map_err(backend)?;
         let mut parts = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(backend)? {
             let name = entry.file_name();

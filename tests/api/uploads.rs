@@ -385,22 +385,33 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
     assert_eq!(delete_bucket().await.expect("delete").status(), 204);
 }
 
-/// Starts an upload of two parts (5 MiB and 1,000 bytes) and has the backend
-/// assemble them behind Coffer's back, as a completion does whose answer was
-/// lost: the backend upload is gone, the object assembled, nothing committed.
-/// Returns the upload's id, the client's part list and the expected bytes.
-async fn assembled_but_not_committed(app: &TestApp, token: &str, bucket: &str, key: &str) -> (String, Value, Vec<u8>) {
+/// Starts an upload of `parts` and lets a completion of the `assembled` ones
+/// go as one does whose commit failed after the backend assembled them (the
+/// database gone): the backend upload is gone, the object assembled, nothing
+/// committed, the upload reopened. Returns the upload's id, the list naming
+/// every part for a completion, and the assembled bytes.
+async fn assembled_but_not_committed(
+    app: &TestApp,
+    token: &str,
+    (bucket, key): (&str, &str),
+    parts: &[Vec<u8>],
+    assembled: &[usize],
+) -> (String, Vec<Value>, Vec<u8>) {
     let created: Value = create(app, token, bucket, json!({ "key": key })).await.json().await.expect("json");
     let upload_id = created["upload_id"].as_str().expect("id").to_owned();
-    let (first, last) = (pattern(5 * MIB, 3), pattern(1000, 4));
-    let mut etags = Vec::new();
-    for (n, data) in [(1, first.clone()), (2, last.clone())] {
-        let part: Value = put_part(app, token, bucket, &upload_id, n, data).await.json().await.expect("json");
-        etags.push(json!({ "part_number": n, "etag": part["etag"] }));
+    let mut listed = Vec::new();
+    for (n, data) in (1..).zip(parts) {
+        let part: Value = put_part(app, token, bucket, &upload_id, n, data.clone()).await.json().await.expect("json");
+        listed.push(json!({ "part_number": n, "etag": part["etag"] }));
     }
-    let upload = app.services.store.upload(&upload_id).await.expect("lookup").expect("the upload");
-    let parts = app.services.store.upload_parts(&upload_id).await.expect("parts");
-    let backend_parts: Vec<coffer::storage::CompletedPart> = parts
+    let store = &app.services.store;
+    let upload = store.upload(&upload_id).await.expect("lookup").expect("the upload");
+    let stored = store.upload_parts(&upload_id).await.expect("parts");
+    let chosen: Vec<_> = assembled.iter().map(|&i| &stored[i]).collect();
+    let etag = coffer::service::uploads::multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
+    let started = app.clock_now();
+    assert!(store.start_completion(&upload_id, started, &etag).await.expect("start"));
+    let backend_parts: Vec<coffer::storage::CompletedPart> = chosen
         .iter()
         .map(|p| coffer::storage::CompletedPart {
             part_number: u32::try_from(p.part_number).expect("number"),
@@ -412,9 +423,9 @@ async fn assembled_but_not_committed(app: &TestApp, token: &str, bucket: &str, k
         .complete_multipart(&upload.blob_key, &upload.backend_upload_id, &backend_parts)
         .await
         .expect("assembled by the backend");
-    let mut expected = first;
-    expected.extend_from_slice(&last);
-    (upload_id, Value::Array(etags), expected)
+    assert!(store.reopen_upload(&upload_id, started, app.clock_now(), Some(&etag)).await.expect("reopen"));
+    let bytes = assembled.iter().flat_map(|&i| parts[i].iter().copied()).collect();
+    (upload_id, listed, bytes)
 }
 
 async fn object_bytes(app: &TestApp, token: &str, bucket: &str, key: &str) -> Vec<u8> {
@@ -423,31 +434,37 @@ async fn object_bytes(app: &TestApp, token: &str, bucket: &str, key: &str) -> Ve
     response.bytes().await.expect("body").to_vec()
 }
 
-/// A completion sent again after its first answer was lost finds the backend
-/// upload gone and the object assembled: it commits those bytes instead of
-/// failing for ever.
+/// A completion sent again after its first attempt assembled the object but
+/// could not commit it finds the backend upload gone and the object
+/// assembled: it commits those bytes instead of failing for ever. Another
+/// list of parts, even one of the same size, does not pass for it.
 #[tokio::test]
-async fn a_completion_sent_again_after_a_lost_answer_commits_the_assembled_bytes() {
+async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "lene", "lene-files").await;
-    let (upload, parts, expected) = assembled_but_not_committed(&app, &owner.access, "lene-files", "clip.bin").await;
-    let done = complete(&app, &owner.access, "lene-files", &upload, parts).await;
+    let parts = [pattern(5 * MIB, 3), pattern(5 * MIB, 4), pattern(5 * MIB, 5)];
+    let (upload, listed, expected) =
+        assembled_but_not_committed(&app, &owner.access, ("lene-files", "clip.bin"), &parts, &[0, 1]).await;
+    for other in [json!([listed[0], listed[2]]), json!([listed[0]])] {
+        let refused = complete(&app, &owner.access, "lene-files", &upload, other).await;
+        assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
+    }
+    let done = complete(&app, &owner.access, "lene-files", &upload, json!([listed[0], listed[1]])).await;
     assert_eq!(done.status(), 201, "{:?}", done.text().await);
-    assert_eq!(
-        Sha256::digest(object_bytes(&app, &owner.access, "lene-files", "clip.bin").await),
-        Sha256::digest(&expected)
-    );
+    let object = object_bytes(&app, &owner.access, "lene-files", "clip.bin").await;
+    assert_eq!(Sha256::digest(object), Sha256::digest(&expected));
     let me: Value = app.get_json("/api/v1/me", &owner.access).await;
-    assert_eq!(me["used_bytes"], expected.len());
+    assert_eq!(me["used_bytes"], expected.len(), "the part left out is credited back");
 
-    // Another list of parts than the one assembled does not pass for it.
-    let (other, _, _) = assembled_but_not_committed(&app, &owner.access, "lene-files", "other.bin").await;
-    let listed: Value = app.get_json(&format!("/api/v1/buckets/lene-files/uploads/{other}/parts"), &owner.access).await;
-    let first_only = json!([{ "part_number": 1, "etag": listed["parts"][0]["etag"] }]);
-    let refused = complete(&app, &owner.access, "lene-files", &other, first_only).await;
-    assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
-    let missing = app.with_token(Method::GET, &object_path("lene-files", "other.bin"), &owner.access).send().await;
-    assert_eq!(missing.expect("get").status(), 404);
+    // Aborting an upload an earlier completion assembled removes those bytes too.
+    let (other, _, _) =
+        assembled_but_not_committed(&app, &owner.access, ("lene-files", "gone.bin"), &parts[..1], &[0]).await;
+    let blob_key = app.services.store.upload(&other).await.expect("lookup").expect("upload").blob_key;
+    let path = format!("/api/v1/buckets/lene-files/uploads/{other}");
+    let aborted = app.with_token(Method::DELETE, &path, &owner.access).send().await.expect("abort");
+    assert_eq!(aborted.status(), 204);
+    let head = app.services.blobs.head(&blob_key).await;
+    assert!(matches!(head, Err(coffer::storage::StorageError::NotFound)), "{head:?}");
 }
 
 /// A completion cut short (a crash, the database gone) is handed back to its
@@ -458,7 +475,16 @@ async fn a_completion_sent_again_after_a_lost_answer_commits_the_assembled_bytes
 async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
     let app = spawn_app_with(|config| config.reconcile_grace = Duration::from_secs(1)).await;
     let owner = owner_with_bucket(&app, "mira", "mira-files").await;
-    let (assembled, parts, expected) = assembled_but_not_committed(&app, &owner.access, "mira-files", "film.bin").await;
+    let (assembled, listed, expected) = assembled_but_not_committed(
+        &app,
+        &owner.access,
+        ("mira-files", "film.bin"),
+        &[pattern(5 * MIB, 3), pattern(1000, 4)],
+        &[0, 1],
+    )
+    .await;
+    let parts = Value::Array(listed);
+    assert!(app.services.store.start_completion(&assembled, app.clock_now(), "?").await.expect("start again"));
     let start = |key: &'static str| {
         let token = owner.access.clone();
         let app = &app;
@@ -472,8 +498,8 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
     let part: Value =
         put_part(&app, &owner.access, "mira-files", &waiting, 1, b"waiting".to_vec()).await.json().await.expect("json");
     let empty = start("empty.bin").await;
-    for upload in [&assembled, &waiting, &empty] {
-        assert!(app.services.store.start_completion(upload, app.clock_now()).await.expect("start"));
+    for upload in [&waiting, &empty] {
+        assert!(app.services.store.start_completion(upload, app.clock_now(), "?").await.expect("start"));
     }
     let busy = complete(&app, &owner.access, "mira-files", &assembled, parts.clone()).await;
     assert_eq!(busy.status(), 409, "a completion in progress is left alone");

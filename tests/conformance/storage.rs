@@ -221,11 +221,12 @@ async fn multipart_lifecycle(f: &Fixture) {
     assert_eq!(read.total_size, expected.len() as u64);
     assert_eq!(sha(&collect(read.body).await), sha(&expected));
     // A completion sent again (its first answer lost) and a listing find the
-    // upload gone, as S3's NoSuchUpload; the assembled object stays.
+    // upload gone (S3's NoSuchUpload; some S3s answer a repeated completion
+    // as the first), never a backend fault; the assembled object stays.
     let again = f.store.complete_multipart("mp/object", &upload, &completed).await;
-    assert!(matches!(again, Err(StorageError::NotFound)), "{again:?}");
+    assert!(matches!(again, Ok(()) | Err(StorageError::NotFound)), "{again:?}");
     let listed = f.store.list_parts("mp/object", &upload).await;
-    assert!(matches!(listed, Err(StorageError::NotFound)), "{listed:?}");
+    assert!(matches!(&listed, Err(StorageError::NotFound)) || listed.as_ref().is_ok_and(Vec::is_empty), "{listed:?}");
     assert_eq!(f.store.head("mp/object").await.expect("head").size, expected.len() as u64);
 }
 

@@ -75,7 +75,7 @@ impl UploadStore for Store {
         sqlx::query(concat!(
             "INSERT INTO uploads (",
             upload_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0, NULL)"
         ))
         .bind(&upload.id)
         .bind(upload.bucket_id)
@@ -191,24 +191,39 @@ impl UploadStore for Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<bool> {
-        let started = sqlx::query("UPDATE uploads SET state = 'completing', state_at = $2 WHERE id = $1 AND state = 'open'")
-            .bind(upload_id)
-            .bind(to_micros(now))
-            .execute(self.pool())
-            .await
-            .map_err(sql_err("upload"))?;
+    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, etag: &str) -> MetaResult<bool> {
+        let started = sqlx::query(
+            "UPDATE uploads SET state = 'completing', state_at = $2, completion_etag = COALESCE(completion_etag, $3) \
+             WHERE id = $1 AND state = 'open'",
+        )
+        .bind(upload_id)
+        .bind(to_micros(now))
+        .bind(etag)
+        .execute(self.pool())
+        .await
+        .map_err(sql_err("upload"))?;
         Ok(started.rows_affected() == 1)
     }
 
-    async fn reopen_upload(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<()> {
-        sqlx::query("UPDATE uploads SET state = 'open', state_at = $2 WHERE id = $1 AND state = 'completing'")
-            .bind(upload_id)
-            .bind(to_micros(now))
-            .execute(self.pool())
-            .await
-            .map_err(sql_err("upload"))?;
-        Ok(())
+    async fn reopen_upload(
+        &self,
+        upload_id: &str,
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+        completion_etag: Option<&str>,
+    ) -> MetaResult<bool> {
+        let reopened = sqlx::query(
+            "UPDATE uploads SET state = 'open', state_at = $3, completion_etag = $4 \
+             WHERE id = $1 AND state = 'completing' AND state_at = $2",
+        )
+        .bind(upload_id)
+        .bind(to_micros(started))
+        .bind(to_micros(now))
+        .bind(completion_etag)
+        .execute(self.pool())
+        .await
+        .map_err(sql_err("upload"))?;
+        Ok(reopened.rows_affected() == 1)
     }
 
     async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed> {
