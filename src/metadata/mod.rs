@@ -468,3 +468,22 @@ pub(crate) fn emit_audit(record: &AuditRecord) {
         "audit event"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    /// Both engines run the same migrations under the same numbers, 1 to n
+    /// without a gap: a migration deleted (which `set_ignore_missing`, kept
+    /// for rollbacks, would hide at run time) or added to one engine only
+    /// fails here.
+    #[test]
+    fn both_engines_have_the_same_numbered_migrations() {
+        let listed = |migrator: sqlx::migrate::Migrator| {
+            migrator.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>()
+        };
+        let sqlite = listed(sqlx::migrate!("./migrations/sqlite"));
+        let postgres = listed(sqlx::migrate!("./migrations/postgres"));
+        assert_eq!(sqlite, postgres);
+        let versions: Vec<i64> = sqlite.iter().map(|(version, _)| *version).collect();
+        assert_eq!(versions, (1..=i64::try_from(versions.len()).expect("count")).collect::<Vec<_>>());
+    }
+}

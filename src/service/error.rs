@@ -99,14 +99,11 @@ impl From<StorageError> for ServiceError {
             StorageError::Unavailable(source) => Self::Unavailable("storage", source),
             StorageError::Unsupported(what) => Self::bad_request("unsupported", what),
             StorageError::InvalidRange => Self::bad_request("invalid-range", "invalid byte range"),
-            StorageError::PartMismatch(reason) => {
-                tracing::info!(reason, "a completion named a part the storage no longer holds as named");
-                Self::conflict(
-                    "parts-changed",
-                    "a part changed while the upload was being completed; list the parts, send again any part \
-                     that is missing, and complete again",
-                )
-            }
+            StorageError::PartMismatch(_) => Self::conflict(
+                "parts-changed",
+                "a part changed while the upload was being completed; list the parts, send again any part \
+                 that is missing, and complete again",
+            ),
             StorageError::Client(source) => Self::BadRequest {
                 slug: "upload-interrupted",
                 detail: format!("request body could not be read: {source}"),

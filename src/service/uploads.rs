@@ -512,7 +512,16 @@ impl Services {
         let error = match self.blobs.complete_multipart(&upload.blob_key, &upload.backend_upload_id, parts).await {
             Ok(()) => return Ok(()),
             Err(error @ (StorageError::NotFound | StorageError::Unavailable(_) | StorageError::Backend(_))) => error,
-            Err(error) => return Err(NotAssembled { error: error.into(), earlier_assembly: false }),
+            Err(error) => {
+                if let StorageError::PartMismatch(reason) = &error {
+                    tracing::info!(
+                        reason,
+                        upload_id = upload.id,
+                        "a completion named a part the storage no longer holds as named"
+                    );
+                }
+                return Err(NotAssembled { error: error.into(), earlier_assembly: false });
+            }
         };
         match self.blobs.head(&upload.blob_key).await {
             Ok(assembled) => {
