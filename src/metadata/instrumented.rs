@@ -136,10 +136,10 @@ instrument! { UploadStore {
     fn release_part(&self, upload_id: &str, bytes: i64) -> ();
     fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> ();
     fn upload_parts(&self, upload_id: &str) -> Vec<UploadPartRecord>;
-    fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, etag: &str) -> bool;
+    fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> Option<UploadRecord>;
     fn reopen_upload(&self, upload_id: &str, started: DateTime<Utc>, now: DateTime<Utc>, completion_etag: Option<&str>) -> bool;
     fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> Committed;
-    fn abort_upload(&self, upload_id: &str, state: UploadState, audit: &AuditEntry) -> ();
+    fn abort_upload(&self, upload_id: &str, state: UploadState, since: Option<DateTime<Utc>>, audit: &AuditEntry) -> ();
     fn stale_uploads(&self, open_before: DateTime<Utc>, completing_before: DateTime<Utc>, limit: usize) -> Vec<UploadRecord>;
     fn backend_upload_known(&self, backend_upload_id: &str) -> bool;
     fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, after: Option<(&str, &str)>, limit: usize) -> Vec<UploadRecord>;

@@ -256,14 +256,13 @@ pub trait UploadStore: Send + Sync {
     /// Records a written part (replacing, and crediting, an earlier one of the same number).
     async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()>;
     async fn upload_parts(&self, upload_id: &str) -> MetaResult<Vec<UploadPartRecord>>;
-    /// `open` → `completing` for a completion of the parts whose ETag is
-    /// `etag`, kept as the upload's `completion_etag` unless one is there
-    /// already; false if the upload was not open (a concurrent completion).
-    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, etag: &str) -> MetaResult<bool>;
+    /// `open` → `completing`: the upload as it now is, or `None` if it was
+    /// not open (a concurrent completion).
+    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<Option<UploadRecord>>;
     /// `completing` → `open` after a failed completion, so the client can
-    /// retry, leaving `completion_etag` (that of an assembled object, or none);
-    /// only the completion that started at `started`: false if the upload
-    /// has moved on since.
+    /// retry, with `completion_etag` (that of the list whose object the
+    /// backend holds assembled, when known); only the completion that started
+    /// at `started`: false if the upload has moved on since.
     async fn reopen_upload(
         &self,
         upload_id: &str,
@@ -278,7 +277,15 @@ pub trait UploadStore: Send + Sync {
     /// Forgets an upload that is in `state` and credits its charged bytes,
     /// with `audit`; `Conflict("upload-state")` when it has moved on (an
     /// abort racing a completion must not undo what the completion charged).
-    async fn abort_upload(&self, upload_id: &str, state: UploadState, audit: &AuditEntry) -> MetaResult<()>;
+    /// Only an upload in `state` since `since` (when given: the completion
+    /// that started then), so that a stale caller never aborts a newer one.
+    async fn abort_upload(
+        &self,
+        upload_id: &str,
+        state: UploadState,
+        since: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
     /// Open uploads created before `open_before`, and completions stuck since before `completing_before`.
     async fn stale_uploads(
         &self,

@@ -363,7 +363,8 @@ pub struct UploadRecord {
     pub state_at: DateTime<Utc>,
     /// Bytes charged to the owner for parts (stored or in flight).
     pub charged_bytes: i64,
-    /// The ETag of the part list an unsettled completion sent for assembly.
+    /// The ETag of the part list whose object the backend holds assembled,
+    /// when a completion got that far but could not commit it.
     pub completion_etag: Option<String>,
 }
 
@@ -388,6 +389,8 @@ pub struct FinishUpload {
     pub retention_mode: Option<RetentionMode>,
     pub retain_until: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
+    /// When the completion began (`start_completion`): only it may finish.
+    pub started: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -275,7 +275,7 @@ impl Services {
                         .key(upload.key.as_str())
                         .details(serde_json::json!({ "upload_id": upload.id, "rule": rule }));
                     // The row first, if still open: a completion that started meanwhile goes on.
-                    match self.store.abort_upload(&upload.id, UploadState::Open, &audit).await {
+                    match self.store.abort_upload(&upload.id, UploadState::Open, None, &audit).await {
                         Ok(()) => Metrics::count(&self.metrics.lifecycle_actions, "aborted_upload"),
                         Err(MetaError::NotFound(_) | MetaError::Conflict("upload-state")) => continue,
                         Err(error) => return Err(error.into()),

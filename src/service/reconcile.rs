@@ -103,7 +103,7 @@ impl Services {
             // The row first, in the state it was listed in: an upload that moved
             // on (completed meanwhile) keeps its bytes. What fails after is left
             // to the sweeps below (backend uploads, orphan bytes).
-            match self.store.abort_upload(&upload.id, upload.state, &audit).await {
+            match self.store.abort_upload(&upload.id, upload.state, Some(upload.state_at), &audit).await {
                 Ok(()) => report.uploads_aborted += 1,
                 Err(MetaError::NotFound(_) | MetaError::Conflict("upload-state")) => continue,
                 Err(error) => return Err(error.into()),

@@ -397,22 +397,25 @@ impl Services {
         }
         let etag = multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
         let started = self.clock.now();
-        if !self.store.start_completion(&upload.id, started, &etag).await? {
+        let Some(upload) = self.store.start_completion(&upload.id, started).await? else {
             return Err(upload_completing());
-        }
-        let backend_parts: Vec<CompletedPart> = chosen
-            .iter()
-            .map(|p| CompletedPart {
-                part_number: u32::try_from(p.part_number).unwrap_or_default(),
-                etag: p.backend_etag.clone(),
-            })
-            .collect();
-        if let Err(failed) = self.assemble(&upload, &backend_parts, size, &etag).await {
-            // What an earlier completion assembled stays named; with nothing assembled, any list may try again.
-            let assembled_from = upload.completion_etag.as_deref().unwrap_or(&etag);
-            let keep = failed.earlier_assembly.then_some(assembled_from);
-            self.store.reopen_upload(&upload.id, started, self.clock.now(), keep).await?;
-            return Err(failed.error);
+        };
+        let assembled = match upload.completion_etag.as_deref() {
+            Some(earlier) => self.assembled_earlier(&upload, earlier, (&etag, size)).await,
+            None => {
+                let backend_parts: Vec<CompletedPart> = chosen
+                    .iter()
+                    .map(|p| CompletedPart {
+                        part_number: u32::try_from(p.part_number).unwrap_or_default(),
+                        etag: p.backend_etag.clone(),
+                    })
+                    .collect();
+                self.assemble(&upload, &backend_parts, size).await
+            }
+        };
+        if let Err(error) = assembled {
+            self.store.reopen_upload(&upload.id, started, self.clock.now(), upload.completion_etag.as_deref()).await?;
+            return Err(error);
         }
         let content_type = match &upload.content_type {
             Some(content_type) => content_type.clone(),
@@ -427,6 +430,7 @@ impl Services {
             retention_mode,
             retain_until,
             at: self.clock.now(),
+            started,
         };
         let audit = self
             .upload_event(ctx, principal, "upload.complete", bucket.name.as_str(), &upload)
@@ -480,7 +484,7 @@ impl Services {
                 "upload-changed",
                 "the upload was reopened while it was being completed; complete it again",
             )),
-            error => match self.store.abort_upload(&upload.id, UploadState::Completing, abort).await {
+            error => match self.store.abort_upload(&upload.id, UploadState::Completing, Some(started), abort).await {
                 Ok(()) => {
                     let _ = self.blobs.delete(&upload.blob_key).await;
                     Err(write_error(error))
@@ -494,21 +498,12 @@ impl Services {
         }
     }
 
-    /// Asks the backend to assemble the chosen parts (of `size` bytes, whose
-    /// ETag is `etag`). An earlier completion whose answer was lost (a
-    /// timeout, a crash, a database failure after the backend finished) left
-    /// the object assembled and the backend upload gone: a blob under the
-    /// upload's own key, which only this upload ever writes. It is this
-    /// completion's when it was assembled from the same list (the upload's
-    /// `completion_etag`) and has its size; the completion then carries on
-    /// from it.
-    async fn assemble(
-        &self,
-        upload: &UploadRecord,
-        parts: &[CompletedPart],
-        size: i64,
-        etag: &str,
-    ) -> Result<(), NotAssembled> {
+    /// Asks the backend to assemble the chosen parts of `size` bytes. A
+    /// completion whose outcome was never heard (a timeout, a crash) may have
+    /// left the object assembled and the backend upload gone: a blob of that
+    /// size under the upload's own key, which only this upload ever writes, is
+    /// taken for it (its list cannot be known; only its size is compared).
+    async fn assemble(&self, upload: &UploadRecord, parts: &[CompletedPart], size: i64) -> ServiceResult<()> {
         let error = match self.blobs.complete_multipart(&upload.blob_key, &upload.backend_upload_id, parts).await {
             Ok(()) => return Ok(()),
             Err(error @ (StorageError::NotFound | StorageError::Unavailable(_) | StorageError::Backend(_))) => error,
@@ -520,25 +515,36 @@ impl Services {
                         "a completion named a part the storage no longer holds as named"
                     );
                 }
-                return Err(NotAssembled { error: error.into(), earlier_assembly: false });
+                return Err(error.into());
             }
         };
         match self.blobs.head(&upload.blob_key).await {
-            Ok(assembled) => {
-                let same_list = upload.completion_etag.as_deref().is_none_or(|earlier| earlier == etag);
-                if same_list && u64::try_from(size).is_ok_and(|size| size == assembled.size) {
-                    tracing::info!(error = %error, upload_id = upload.id, "the parts were assembled by an earlier completion");
-                    return Ok(());
-                }
-                let error = ServiceError::conflict(
-                    "upload-assembled",
-                    "an earlier completion assembled this upload from another list of parts; complete it with that list, or abort it",
-                );
-                Err(NotAssembled { error, earlier_assembly: true })
+            Ok(assembled) if u64::try_from(size).is_ok_and(|size| size == assembled.size) => {
+                tracing::info!(error = %error, upload_id = upload.id, "the parts were assembled by an earlier completion");
+                Ok(())
             }
-            Err(StorageError::NotFound) => Err(NotAssembled { error: error.into(), earlier_assembly: false }),
-            // Unknown: what an earlier completion may have assembled stays named.
-            Err(_) => Err(NotAssembled { error: error.into(), earlier_assembly: true }),
+            Ok(_) => Err(assembled_from_another_list()),
+            Err(_) => Err(error.into()),
+        }
+    }
+
+    /// For an upload whose object an earlier completion assembled from the
+    /// list whose ETag is `earlier` (its commit failed): this completion's,
+    /// when it names the same list, with no new call to assemble.
+    async fn assembled_earlier(
+        &self,
+        upload: &UploadRecord,
+        earlier: &str,
+        (etag, size): (&str, i64),
+    ) -> ServiceResult<()> {
+        if earlier != etag {
+            return Err(assembled_from_another_list());
+        }
+        let assembled = self.blobs.head(&upload.blob_key).await?;
+        if u64::try_from(size).is_ok_and(|size| size == assembled.size) {
+            Ok(())
+        } else {
+            Err(ServiceError::internal(anyhow::anyhow!("upload {}: the assembled object has another size", upload.id)))
         }
     }
 
@@ -582,7 +588,7 @@ impl Services {
         // never pulls the parts from under a completion that started meanwhile;
         // a backend upload left behind is aborted by the reconciler's sweep.
         let audit = self.upload_event(ctx, principal, "upload.abort", bucket.name.as_str(), &upload);
-        match self.store.abort_upload(&upload.id, UploadState::Open, &audit).await {
+        match self.store.abort_upload(&upload.id, UploadState::Open, None, &audit).await {
             Ok(()) => {}
             Err(MetaError::Conflict("upload-state")) => return Err(upload_completing()),
             Err(error) => return Err(error.into()),
@@ -605,11 +611,11 @@ impl Services {
     }
 }
 
-/// Why `assemble` did not give this completion its object, and whether the
-/// backend may hold one an earlier completion assembled.
-struct NotAssembled {
-    error: ServiceError,
-    earlier_assembly: bool,
+fn assembled_from_another_list() -> ServiceError {
+    ServiceError::conflict(
+        "upload-assembled",
+        "an earlier completion assembled this upload from another list of parts; complete it with that list, or abort it",
+    )
 }
 
 /// The quota a part holds while its body arrives. Released when the part is

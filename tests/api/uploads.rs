@@ -388,14 +388,15 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
 /// Starts an upload of `parts` and lets a completion of the `assembled` ones
 /// go as one does whose commit failed after the backend assembled them (the
 /// database gone): the backend upload is gone, the object assembled, nothing
-/// committed, the upload reopened. Returns the upload's id, the list naming
+/// committed, the upload reopened; or, not `heard`, as one whose assembly
+/// Coffer never heard of (a timeout, a crash). Returns the upload's id, the list naming
 /// every part for a completion, and the assembled bytes.
 async fn assembled_but_not_committed(
     app: &TestApp,
     token: &str,
     (bucket, key): (&str, &str),
     parts: &[Vec<u8>],
-    assembled: &[usize],
+    (assembled, heard): (&[usize], bool),
 ) -> (String, Vec<Value>, Vec<u8>) {
     let created: Value = create(app, token, bucket, json!({ "key": key })).await.json().await.expect("json");
     let upload_id = created["upload_id"].as_str().expect("id").to_owned();
@@ -410,7 +411,9 @@ async fn assembled_but_not_committed(
     let chosen: Vec<_> = assembled.iter().map(|&i| &stored[i]).collect();
     let etag = coffer::service::uploads::multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
     let started = app.clock_now();
-    assert!(store.start_completion(&upload_id, started, &etag).await.expect("start"));
+    if heard {
+        assert!(store.start_completion(&upload_id, started).await.expect("start").is_some());
+    }
     let backend_parts: Vec<coffer::storage::CompletedPart> = chosen
         .iter()
         .map(|p| coffer::storage::CompletedPart {
@@ -423,7 +426,9 @@ async fn assembled_but_not_committed(
         .complete_multipart(&upload.blob_key, &upload.backend_upload_id, &backend_parts)
         .await
         .expect("assembled by the backend");
-    assert!(store.reopen_upload(&upload_id, started, app.clock_now(), Some(&etag)).await.expect("reopen"));
+    if heard {
+        assert!(store.reopen_upload(&upload_id, started, app.clock_now(), Some(&etag)).await.expect("reopen"));
+    }
     let bytes = assembled.iter().flat_map(|&i| parts[i].iter().copied()).collect();
     (upload_id, listed, bytes)
 }
@@ -444,7 +449,7 @@ async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
     let owner = owner_with_bucket(&app, "lene", "lene-files").await;
     let parts = [pattern(5 * MIB, 3), pattern(5 * MIB, 4), pattern(5 * MIB, 5)];
     let (upload, listed, expected) =
-        assembled_but_not_committed(&app, &owner.access, ("lene-files", "clip.bin"), &parts, &[0, 1]).await;
+        assembled_but_not_committed(&app, &owner.access, ("lene-files", "clip.bin"), &parts, (&[0, 1], true)).await;
     for other in [json!([listed[0], listed[2]]), json!([listed[0]])] {
         let refused = complete(&app, &owner.access, "lene-files", &upload, other).await;
         assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
@@ -456,9 +461,19 @@ async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
     let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!(me["used_bytes"], expected.len(), "the part left out is credited back");
 
+    // An assembly Coffer never heard of is known by its size only.
+    let (unheard, listed, expected) =
+        assembled_but_not_committed(&app, &owner.access, ("lene-files", "unheard.bin"), &parts, (&[0, 2], false)).await;
+    let refused = complete(&app, &owner.access, "lene-files", &unheard, json!([listed[0]])).await;
+    assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
+    let done = complete(&app, &owner.access, "lene-files", &unheard, json!([listed[0], listed[2]])).await;
+    assert_eq!(done.status(), 201, "{:?}", done.text().await);
+    let object = object_bytes(&app, &owner.access, "lene-files", "unheard.bin").await;
+    assert_eq!(Sha256::digest(object), Sha256::digest(&expected));
+
     // Aborting an upload an earlier completion assembled removes those bytes too.
     let (other, _, _) =
-        assembled_but_not_committed(&app, &owner.access, ("lene-files", "gone.bin"), &parts[..1], &[0]).await;
+        assembled_but_not_committed(&app, &owner.access, ("lene-files", "gone.bin"), &parts[..1], (&[0], true)).await;
     let blob_key = app.services.store.upload(&other).await.expect("lookup").expect("upload").blob_key;
     let path = format!("/api/v1/buckets/lene-files/uploads/{other}");
     let aborted = app.with_token(Method::DELETE, &path, &owner.access).send().await.expect("abort");
@@ -480,11 +495,11 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
         &owner.access,
         ("mira-files", "film.bin"),
         &[pattern(5 * MIB, 3), pattern(1000, 4)],
-        &[0, 1],
+        (&[0, 1], true),
     )
     .await;
     let parts = Value::Array(listed);
-    assert!(app.services.store.start_completion(&assembled, app.clock_now(), "?").await.expect("start again"));
+    assert!(app.services.store.start_completion(&assembled, app.clock_now()).await.expect("start again").is_some());
     let start = |key: &'static str| {
         let token = owner.access.clone();
         let app = &app;
@@ -499,7 +514,7 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
         put_part(&app, &owner.access, "mira-files", &waiting, 1, b"waiting".to_vec()).await.json().await.expect("json");
     let empty = start("empty.bin").await;
     for upload in [&waiting, &empty] {
-        assert!(app.services.store.start_completion(upload, app.clock_now(), "?").await.expect("start"));
+        assert!(app.services.store.start_completion(upload, app.clock_now()).await.expect("start").is_some());
     }
     let busy = complete(&app, &owner.access, "mira-files", &assembled, parts.clone()).await;
     assert_eq!(busy.status(), 409, "a completion in progress is left alone");

@@ -109,28 +109,29 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
     };
     store.create_upload(&upload("up-1"), &audit("upload.create")).await.expect("create");
     store.reserve_part("up-1", 100).await.expect("reserve");
-    assert!(store.start_completion("up-1", now(), "etag-1").await.expect("start"));
-    let refused = store.abort_upload("up-1", UploadState::Open, &audit("upload.abort")).await;
+    assert!(store.start_completion("up-1", now()).await.expect("start").is_some());
+    let refused = store.abort_upload("up-1", UploadState::Open, None, &audit("upload.abort")).await;
     assert!(matches!(refused, Err(MetaError::Conflict("upload-state"))), "{refused:?}");
     assert_eq!(store.upload("up-1").await.expect("read").map(|u| u.charged_bytes), Some(100), "nothing refunded");
-    store.abort_upload("up-1", UploadState::Completing, &audit("upload.abort")).await.expect("abort");
+    store.abort_upload("up-1", UploadState::Completing, None, &audit("upload.abort")).await.expect("abort");
     assert_eq!(store.user_by_id(owner.id).await.expect("user").map(|u| u.used_bytes), Some(0), "refunded once");
     assert!(store.upload("up-1").await.expect("read").is_none());
 
-    // A completion is reopened only by itself, and what an earlier completion
-    // assembled stays named until a reopen says nothing was assembled.
+    // A completion is reopened, or aborted, only by itself; what it assembled
+    // stays named for the next one.
     store.create_upload(&upload("up-2"), &audit("upload.create")).await.expect("create");
     let first = now();
-    assert!(store.start_completion("up-2", first, "etag-a").await.expect("start"));
+    assert!(store.start_completion("up-2", first).await.expect("start").is_some());
+    assert!(store.start_completion("up-2", first).await.expect("start").is_none(), "one completion at a time");
     let later = first + chrono::Duration::seconds(1);
     assert!(!store.reopen_upload("up-2", later, later, None).await.expect("reopen"), "not this completion's");
     assert!(store.reopen_upload("up-2", first, later, Some("etag-a")).await.expect("reopen"));
     assert!(!store.reopen_upload("up-2", later, later, None).await.expect("reopen"), "already open");
-    assert!(store.start_completion("up-2", later, "etag-b").await.expect("start again"));
-    let read = store.upload("up-2").await.expect("read").expect("upload");
-    assert_eq!((read.state, read.completion_etag.as_deref()), (UploadState::Completing, Some("etag-a")));
-    assert!(store.reopen_upload("up-2", later, later, None).await.expect("reopen"));
-    assert_eq!(store.upload("up-2").await.expect("read").expect("upload").completion_etag, None);
+    let again = store.start_completion("up-2", later).await.expect("start again").expect("it was open");
+    assert_eq!((again.state, again.completion_etag.as_deref()), (UploadState::Completing, Some("etag-a")));
+    let stale = store.abort_upload("up-2", UploadState::Completing, Some(first), &audit("upload.abort")).await;
+    assert!(matches!(stale, Err(MetaError::Conflict("upload-state"))), "{stale:?}");
+    store.abort_upload("up-2", UploadState::Completing, Some(later), &audit("upload.abort")).await.expect("abort");
 }
 
 /// A write under a bucket deleted meanwhile breaks a reference, which is not

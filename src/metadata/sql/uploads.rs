@@ -30,14 +30,17 @@ async fn locked_upload(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResul
     row.ok_or(MetaError::NotFound("upload"))?.try_into()
 }
 
-/// The locked upload, if it is in `state`; `Conflict("upload-state")` otherwise.
+/// The locked upload, if it is in `state` (since `since`, when given);
+/// `Conflict("upload-state")` otherwise.
 async fn locked_upload_in(
     tx: &mut Transaction<'static, Db>,
     id: &str,
     state: UploadState,
+    since: Option<DateTime<Utc>>,
 ) -> MetaResult<UploadRecord> {
     let upload = locked_upload(tx, id).await?;
-    if upload.state != state {
+    let moved_on = since.is_some_and(|since| to_micros(since) != to_micros(upload.state_at));
+    if upload.state != state || moved_on {
         return Err(MetaError::Conflict("upload-state"));
     }
     Ok(upload)
@@ -105,7 +108,7 @@ impl UploadStore for Store {
 
     async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open).await?;
+        let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open, None).await?;
         charge_upload(&mut tx, &upload, bytes).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
@@ -113,7 +116,7 @@ impl UploadStore for Store {
 
     async fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open).await?;
+        let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open, None).await?;
         let reserved: Option<(i64,)> =
             sqlx::query_as("SELECT bytes FROM direct_part_reservations WHERE upload_id = $1 AND part_number = $2")
                 .bind(upload_id)
@@ -191,18 +194,17 @@ impl UploadStore for Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, etag: &str) -> MetaResult<bool> {
-        let started = sqlx::query(
-            "UPDATE uploads SET state = 'completing', state_at = $2, completion_etag = COALESCE(completion_etag, $3) \
-             WHERE id = $1 AND state = 'open'",
-        )
+    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<Option<UploadRecord>> {
+        let row: Option<UploadRow> = sqlx::query_as(concat!(
+            "UPDATE uploads SET state = 'completing', state_at = $2 WHERE id = $1 AND state = 'open' RETURNING ",
+            upload_columns!()
+        ))
         .bind(upload_id)
         .bind(to_micros(now))
-        .bind(etag)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await
         .map_err(sql_err("upload"))?;
-        Ok(started.rows_affected() == 1)
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn reopen_upload(
@@ -228,7 +230,7 @@ impl UploadStore for Store {
 
     async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload_in(&mut tx, &finish.upload_id, UploadState::Completing).await?;
+        let upload = locked_upload_in(&mut tx, &finish.upload_id, UploadState::Completing, Some(finish.started)).await?;
         let unconditional = WriteConditions::default();
         let replaced =
             retire_live(&mut tx, upload.bucket_id, upload.key.as_str(), finish.at, Retiring::Live(&unconditional))
@@ -259,9 +261,15 @@ impl UploadStore for Store {
         Ok(Committed { object: row.try_into()?, replaced })
     }
 
-    async fn abort_upload(&self, upload_id: &str, state: UploadState, audit: &AuditEntry) -> MetaResult<()> {
+    async fn abort_upload(
+        &self,
+        upload_id: &str,
+        state: UploadState,
+        since: Option<DateTime<Utc>>,
+        audit: &AuditEntry,
+    ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        let upload = locked_upload_in(&mut tx, upload_id, state).await?;
+        let upload = locked_upload_in(&mut tx, upload_id, state, since).await?;
         charge_upload(&mut tx, &upload, -upload.charged_bytes).await?;
         forget(&mut tx, upload_id).await?;
         commit_audited(tx, &self.chain, audit).await?;
