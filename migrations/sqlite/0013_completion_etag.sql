@@ -1,6 +1,5 @@
--- The ETag of the part list the first unsettled completion of an upload sent
--- for assembly. A completion whose answer was lost leaves the object assembled
--- and the backend upload gone; a retried completion commits that object only
--- when it names the same list (same ETag), never another list's bytes.
--- Cleared when a completion failed with nothing assembled.
+-- The multipart ETag of the part list whose object the backend holds
+-- assembled for an upload whose completion could not commit it (the database
+-- unreachable after the assembly). The upload is reopened, and a retried
+-- completion commits that object only when it names the same list.
 ALTER TABLE uploads ADD COLUMN completion_etag TEXT;
