@@ -256,11 +256,17 @@ pub trait UploadStore: Send + Sync {
     /// Records a written part (replacing, and crediting, an earlier one of the same number).
     async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()>;
     async fn upload_parts(&self, upload_id: &str) -> MetaResult<Vec<UploadPartRecord>>;
-    /// `open` → `completing`: the upload as it now is, or `None` if it was
-    /// not open (a concurrent completion).
-    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<Option<UploadRecord>>;
+    /// `open` → `completing` for a completion of the list whose ETag is
+    /// `etag` (kept as `attempt_etag`): the upload as it now is, or `None` if
+    /// it was not open (a concurrent completion).
+    async fn start_completion(
+        &self,
+        upload_id: &str,
+        now: DateTime<Utc>,
+        etag: &str,
+    ) -> MetaResult<Option<UploadRecord>>;
     /// `completing` → `open` after a failed completion, so the client can
-    /// retry, with `completion_etag` (that of the list whose object the
+    /// retry, with `assembled_etag` (that of the list whose object the
     /// backend holds assembled, when known); only the completion that started
     /// at `started`: false if the upload has moved on since.
     async fn reopen_upload(
@@ -268,7 +274,7 @@ pub trait UploadStore: Send + Sync {
         upload_id: &str,
         started: DateTime<Utc>,
         now: DateTime<Utc>,
-        completion_etag: Option<&str>,
+        assembled_etag: Option<&str>,
     ) -> MetaResult<bool>;
     /// Turns a completing upload into a live object (replacing, and crediting, the
     /// previous version; `Conflict("object-locked")` if that one is retained), and

@@ -363,9 +363,11 @@ pub struct UploadRecord {
     pub state_at: DateTime<Utc>,
     /// Bytes charged to the owner for parts (stored or in flight).
     pub charged_bytes: i64,
-    /// The ETag of the part list whose object the backend holds assembled,
-    /// when a completion got that far but could not commit it.
-    pub completion_etag: Option<String>,
+    /// The multipart ETag of the part list the latest completion sent.
+    pub attempt_etag: Option<String>,
+    /// The multipart ETag of the part list whose object the backend holds
+    /// assembled, once known (a completion got that far but could not commit).
+    pub assembled_etag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,7 +34,7 @@ macro_rules! refresh_columns {
 macro_rules! upload_columns {
     () => {
         "id, bucket_id, object_key, blob_key, backend_upload_id, owner_id, content_type, declared_size, part_size, \
-         created_at, state, state_at, charged_bytes, completion_etag"
+         created_at, state, state_at, charged_bytes, attempt_etag, assembled_etag"
     };
 }
 
@@ -319,7 +319,8 @@ pub(super) struct UploadRow {
     state: String,
     state_at: i64,
     charged_bytes: i64,
-    completion_etag: Option<String>,
+    attempt_etag: Option<String>,
+    assembled_etag: Option<String>,
 }
 
 impl TryFrom<UploadRow> for UploadRecord {
@@ -339,7 +340,8 @@ impl TryFrom<UploadRow> for UploadRecord {
             state: UploadState::parse(&row.state).ok_or_else(|| MetaError::corrupt(&row.state))?,
             state_at: from_micros(row.state_at),
             charged_bytes: row.charged_bytes,
-            completion_etag: row.completion_etag,
+            attempt_etag: row.attempt_etag,
+            assembled_etag: row.assembled_etag,
         })
     }
 }

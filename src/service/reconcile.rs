@@ -81,8 +81,14 @@ impl Services {
             if upload.state == UploadState::Completing && upload.created_at >= open_before {
                 match self.left_to_complete(&upload).await {
                     Ok(Some(left)) => {
-                        let assembled_from =
-                            (left == LeftToComplete::Assembled).then_some(upload.completion_etag.as_deref()).flatten();
+                        // An object assembled while this completion ran is its list's (or,
+                        // never heard of, one Coffer would have taken for it by size).
+                        let assembled_from = match left {
+                            LeftToComplete::Assembled => {
+                                upload.assembled_etag.as_deref().or(upload.attempt_etag.as_deref())
+                            }
+                            LeftToComplete::Parts => None,
+                        };
                         if self.store.reopen_upload(&upload.id, upload.state_at, now, assembled_from).await? {
                             report.uploads_reopened += 1;
                         }

@@ -183,7 +183,8 @@ impl Services {
             state: UploadState::Open,
             state_at: self.clock.now(),
             charged_bytes: 0,
-            completion_etag: None,
+            attempt_etag: None,
+            assembled_etag: None,
         };
         let audit = self.upload_event(ctx, principal, "upload.create", bucket.name.as_str(), &upload);
         self.store.create_upload(&upload, &audit).await?;
@@ -397,10 +398,10 @@ impl Services {
         }
         let etag = multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
         let started = self.clock.now();
-        let Some(upload) = self.store.start_completion(&upload.id, started).await? else {
+        let Some(upload) = self.store.start_completion(&upload.id, started, &etag).await? else {
             return Err(upload_completing());
         };
-        let assembled = match upload.completion_etag.as_deref() {
+        let assembled = match upload.assembled_etag.as_deref() {
             Some(earlier) => self.assembled_earlier(&upload, earlier, (&etag, size)).await,
             None => {
                 let backend_parts: Vec<CompletedPart> = chosen
@@ -414,7 +415,11 @@ impl Services {
             }
         };
         if let Err(error) = assembled {
-            self.store.reopen_upload(&upload.id, started, self.clock.now(), upload.completion_etag.as_deref()).await?;
+            let reopened =
+                self.store.reopen_upload(&upload.id, started, self.clock.now(), upload.assembled_etag.as_deref()).await;
+            if let Err(reopen) = reopened {
+                tracing::warn!(error = %reopen, upload_id = upload.id, "could not reopen an upload; the reconciler will");
+            }
             return Err(error);
         }
         let content_type = match &upload.content_type {
@@ -480,10 +485,7 @@ impl Services {
                 Err(error.into())
             }
             // The reconciler took the completion for abandoned and reopened the upload.
-            MetaError::Conflict("upload-state") => Err(ServiceError::conflict(
-                "upload-changed",
-                "the upload was reopened while it was being completed; complete it again",
-            )),
+            MetaError::Conflict("upload-state") => Err(upload_changed()),
             error => match self.store.abort_upload(&upload.id, UploadState::Completing, Some(started), abort).await {
                 Ok(()) => {
                     let _ = self.blobs.delete(&upload.blob_key).await;
@@ -493,6 +495,7 @@ impl Services {
                     let object = committed_unheard().await?.ok_or_else(|| write_error(error))?;
                     Ok(Committed { object, replaced: None })
                 }
+                Err(MetaError::Conflict("upload-state")) => Err(upload_changed()),
                 Err(abort_error) => Err(abort_error.into()),
             },
         }
@@ -540,11 +543,16 @@ impl Services {
         if earlier != etag {
             return Err(assembled_from_another_list());
         }
-        let assembled = self.blobs.head(&upload.blob_key).await?;
-        if u64::try_from(size).is_ok_and(|size| size == assembled.size) {
-            Ok(())
-        } else {
-            Err(ServiceError::internal(anyhow::anyhow!("upload {}: the assembled object has another size", upload.id)))
+        match self.blobs.head(&upload.blob_key).await {
+            Ok(assembled) if u64::try_from(size).is_ok_and(|size| size == assembled.size) => Ok(()),
+            Ok(_) | Err(StorageError::NotFound) => {
+                tracing::error!(upload_id = upload.id, "the object assembled for an upload is gone or changed");
+                Err(ServiceError::conflict(
+                    "upload-lost",
+                    "the object assembled for this upload is no longer stored; abort the upload and upload again",
+                ))
+            }
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -604,11 +612,15 @@ impl Services {
         if let Err(error) = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await {
             tracing::warn!(error = %error, upload_id = upload.id, "could not abort a backend upload; the reconciler will");
         }
-        let maybe_assembled = upload.state == UploadState::Completing || upload.completion_etag.is_some();
-        if maybe_assembled && let Err(error) = self.blobs.delete(&upload.blob_key).await {
+        // Only this upload ever writes its key: deleting what may not be there is harmless.
+        if let Err(error) = self.blobs.delete(&upload.blob_key).await {
             tracing::warn!(error = %error, upload_id = upload.id, "could not remove assembled bytes; the orphan scan will");
         }
     }
+}
+
+fn upload_changed() -> ServiceError {
+    ServiceError::conflict("upload-changed", "the upload was reopened while it was being completed; complete it again")
 }
 
 fn assembled_from_another_list() -> ServiceError {

@@ -385,18 +385,27 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
     assert_eq!(delete_bucket().await.expect("delete").status(), 204);
 }
 
+/// How far a completion got after the backend assembled its parts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Assembly {
+    /// Its commit failed (the database gone) and the upload was reopened.
+    Reopened,
+    /// Its commit failed and so did the reopen: the upload stays completing.
+    Stuck,
+    /// Coffer never heard of the assembly (a timeout, then S3 finished).
+    Unheard,
+}
+
 /// Starts an upload of `parts` and lets a completion of the `assembled` ones
-/// go as one does whose commit failed after the backend assembled them (the
-/// database gone): the backend upload is gone, the object assembled, nothing
-/// committed, the upload reopened; or, not `heard`, as one whose assembly
-/// Coffer never heard of (a timeout, a crash). Returns the upload's id, the list naming
+/// go as `how` says: the backend upload is gone, the object assembled,
+/// nothing committed. Returns the upload's id, the list naming
 /// every part for a completion, and the assembled bytes.
 async fn assembled_but_not_committed(
     app: &TestApp,
     token: &str,
     (bucket, key): (&str, &str),
     parts: &[Vec<u8>],
-    (assembled, heard): (&[usize], bool),
+    (assembled, how): (&[usize], Assembly),
 ) -> (String, Vec<Value>, Vec<u8>) {
     let created: Value = create(app, token, bucket, json!({ "key": key })).await.json().await.expect("json");
     let upload_id = created["upload_id"].as_str().expect("id").to_owned();
@@ -411,8 +420,8 @@ async fn assembled_but_not_committed(
     let chosen: Vec<_> = assembled.iter().map(|&i| &stored[i]).collect();
     let etag = coffer::service::uploads::multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
     let started = app.clock_now();
-    if heard {
-        assert!(store.start_completion(&upload_id, started).await.expect("start").is_some());
+    if how != Assembly::Unheard {
+        assert!(store.start_completion(&upload_id, started, &etag).await.expect("start").is_some());
     }
     let backend_parts: Vec<coffer::storage::CompletedPart> = chosen
         .iter()
@@ -426,7 +435,7 @@ async fn assembled_but_not_committed(
         .complete_multipart(&upload.blob_key, &upload.backend_upload_id, &backend_parts)
         .await
         .expect("assembled by the backend");
-    if heard {
+    if how == Assembly::Reopened {
         assert!(store.reopen_upload(&upload_id, started, app.clock_now(), Some(&etag)).await.expect("reopen"));
     }
     let bytes = assembled.iter().flat_map(|&i| parts[i].iter().copied()).collect();
@@ -448,8 +457,14 @@ async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "lene", "lene-files").await;
     let parts = [pattern(5 * MIB, 3), pattern(5 * MIB, 4), pattern(5 * MIB, 5)];
-    let (upload, listed, expected) =
-        assembled_but_not_committed(&app, &owner.access, ("lene-files", "clip.bin"), &parts, (&[0, 1], true)).await;
+    let (upload, listed, expected) = assembled_but_not_committed(
+        &app,
+        &owner.access,
+        ("lene-files", "clip.bin"),
+        &parts,
+        (&[0, 1], Assembly::Reopened),
+    )
+    .await;
     for other in [json!([listed[0], listed[2]]), json!([listed[0]])] {
         let refused = complete(&app, &owner.access, "lene-files", &upload, other).await;
         assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
@@ -462,8 +477,14 @@ async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
     assert_eq!(me["used_bytes"], expected.len(), "the part left out is credited back");
 
     // An assembly Coffer never heard of is known by its size only.
-    let (unheard, listed, expected) =
-        assembled_but_not_committed(&app, &owner.access, ("lene-files", "unheard.bin"), &parts, (&[0, 2], false)).await;
+    let (unheard, listed, expected) = assembled_but_not_committed(
+        &app,
+        &owner.access,
+        ("lene-files", "unheard.bin"),
+        &parts,
+        (&[0, 2], Assembly::Unheard),
+    )
+    .await;
     let refused = complete(&app, &owner.access, "lene-files", &unheard, json!([listed[0]])).await;
     assert_eq!(problem(refused).await["type"], "/problems/upload-assembled");
     let done = complete(&app, &owner.access, "lene-files", &unheard, json!([listed[0], listed[2]])).await;
@@ -472,8 +493,14 @@ async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
     assert_eq!(Sha256::digest(object), Sha256::digest(&expected));
 
     // Aborting an upload an earlier completion assembled removes those bytes too.
-    let (other, _, _) =
-        assembled_but_not_committed(&app, &owner.access, ("lene-files", "gone.bin"), &parts[..1], (&[0], true)).await;
+    let (other, _, _) = assembled_but_not_committed(
+        &app,
+        &owner.access,
+        ("lene-files", "gone.bin"),
+        &parts[..1],
+        (&[0], Assembly::Reopened),
+    )
+    .await;
     let blob_key = app.services.store.upload(&other).await.expect("lookup").expect("upload").blob_key;
     let path = format!("/api/v1/buckets/lene-files/uploads/{other}");
     let aborted = app.with_token(Method::DELETE, &path, &owner.access).send().await.expect("abort");
@@ -490,16 +517,16 @@ async fn a_completion_sent_again_commits_what_its_first_attempt_assembled() {
 async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
     let app = spawn_app_with(|config| config.reconcile_grace = Duration::from_secs(1)).await;
     let owner = owner_with_bucket(&app, "mira", "mira-files").await;
+    // Parts of one size: a list other than the one assembled adds up to the same size.
     let (assembled, listed, expected) = assembled_but_not_committed(
         &app,
         &owner.access,
         ("mira-files", "film.bin"),
-        &[pattern(5 * MIB, 3), pattern(1000, 4)],
-        (&[0, 1], true),
+        &[pattern(5 * MIB, 3), pattern(5 * MIB, 4), pattern(5 * MIB, 5)],
+        (&[0, 1], Assembly::Stuck),
     )
     .await;
-    let parts = Value::Array(listed);
-    assert!(app.services.store.start_completion(&assembled, app.clock_now()).await.expect("start again").is_some());
+    let parts = json!([listed[0], listed[1]]);
     let start = |key: &'static str| {
         let token = owner.access.clone();
         let app = &app;
@@ -514,7 +541,7 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
         put_part(&app, &owner.access, "mira-files", &waiting, 1, b"waiting".to_vec()).await.json().await.expect("json");
     let empty = start("empty.bin").await;
     for upload in [&waiting, &empty] {
-        assert!(app.services.store.start_completion(upload, app.clock_now()).await.expect("start").is_some());
+        assert!(app.services.store.start_completion(upload, app.clock_now(), "?").await.expect("start").is_some());
     }
     let busy = complete(&app, &owner.access, "mira-files", &assembled, parts.clone()).await;
     assert_eq!(busy.status(), 409, "a completion in progress is left alone");
@@ -522,6 +549,8 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
     app.clock.advance(chrono::Duration::seconds(5));
     let (report, _) = app.services.reconcile(None, None).await.expect("reconcile");
     assert_eq!((report.uploads_reopened, report.uploads_aborted), (2, 1), "{report:?}");
+    let other = complete(&app, &owner.access, "mira-files", &assembled, json!([listed[0], listed[2]])).await;
+    assert_eq!(problem(other).await["type"], "/problems/upload-assembled", "the stuck completion's list is kept");
     let done = complete(&app, &owner.access, "mira-files", &assembled, parts).await;
     assert_eq!(done.status(), 201, "{:?}", done.text().await);
     assert_eq!(

@@ -78,7 +78,7 @@ impl UploadStore for Store {
         sqlx::query(concat!(
             "INSERT INTO uploads (",
             upload_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0, NULL)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0, NULL, NULL)"
         ))
         .bind(&upload.id)
         .bind(upload.bucket_id)
@@ -194,13 +194,20 @@ impl UploadStore for Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn start_completion(&self, upload_id: &str, now: DateTime<Utc>) -> MetaResult<Option<UploadRecord>> {
+    async fn start_completion(
+        &self,
+        upload_id: &str,
+        now: DateTime<Utc>,
+        etag: &str,
+    ) -> MetaResult<Option<UploadRecord>> {
         let row: Option<UploadRow> = sqlx::query_as(concat!(
-            "UPDATE uploads SET state = 'completing', state_at = $2 WHERE id = $1 AND state = 'open' RETURNING ",
+            "UPDATE uploads SET state = 'completing', state_at = $2, attempt_etag = $3 WHERE id = $1 AND state = 'open' \
+             RETURNING ",
             upload_columns!()
         ))
         .bind(upload_id)
         .bind(to_micros(now))
+        .bind(etag)
         .fetch_optional(self.pool())
         .await
         .map_err(sql_err("upload"))?;
@@ -212,16 +219,16 @@ impl UploadStore for Store {
         upload_id: &str,
         started: DateTime<Utc>,
         now: DateTime<Utc>,
-        completion_etag: Option<&str>,
+        assembled_etag: Option<&str>,
     ) -> MetaResult<bool> {
         let reopened = sqlx::query(
-            "UPDATE uploads SET state = 'open', state_at = $3, completion_etag = $4 \
+            "UPDATE uploads SET state = 'open', state_at = $3, assembled_etag = $4 \
              WHERE id = $1 AND state = 'completing' AND state_at = $2",
         )
         .bind(upload_id)
         .bind(to_micros(started))
         .bind(to_micros(now))
-        .bind(completion_etag)
+        .bind(assembled_etag)
         .execute(self.pool())
         .await
         .map_err(sql_err("upload"))?;
