@@ -136,7 +136,7 @@ instrument! { UploadStore {
     fn release_part(&self, upload_id: &str, bytes: i64) -> ();
     fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> ();
     fn upload_parts(&self, upload_id: &str) -> Vec<UploadPartRecord>;
-    fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, etag: &str) -> Option<UploadRecord>;
+    fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, attempt: (&str, i64)) -> Option<UploadRecord>;
     fn reopen_upload(&self, upload_id: &str, started: DateTime<Utc>, now: DateTime<Utc>, assembled_etag: Option<&str>) -> bool;
     fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> Committed;
     fn abort_upload(&self, upload_id: &str, state: UploadState, since: Option<DateTime<Utc>>, audit: &AuditEntry) -> ();

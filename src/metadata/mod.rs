@@ -256,14 +256,14 @@ pub trait UploadStore: Send + Sync {
     /// Records a written part (replacing, and crediting, an earlier one of the same number).
     async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()>;
     async fn upload_parts(&self, upload_id: &str) -> MetaResult<Vec<UploadPartRecord>>;
-    /// `open` → `completing` for a completion of the list whose ETag is
-    /// `etag` (kept as `attempt_etag`): the upload as it now is, or `None` if
-    /// it was not open (a concurrent completion).
+    /// `open` → `completing` for a completion of the list whose ETag and size
+    /// are `attempt` (kept as `attempt_etag`, `attempt_size`): the upload as
+    /// it now is, or `None` if it was not open (a concurrent completion).
     async fn start_completion(
         &self,
         upload_id: &str,
         now: DateTime<Utc>,
-        etag: &str,
+        attempt: (&str, i64),
     ) -> MetaResult<Option<UploadRecord>>;
     /// `completing` → `open` after a failed completion, so the client can
     /// retry, with `assembled_etag` (that of the list whose object the

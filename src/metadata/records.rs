@@ -363,8 +363,9 @@ pub struct UploadRecord {
     pub state_at: DateTime<Utc>,
     /// Bytes charged to the owner for parts (stored or in flight).
     pub charged_bytes: i64,
-    /// The multipart ETag of the part list the latest completion sent.
+    /// The multipart ETag and the size of the part list the latest completion sent.
     pub attempt_etag: Option<String>,
+    pub attempt_size: Option<i64>,
     /// The multipart ETag of the part list whose object the backend holds
     /// assembled, once known (a completion got that far but could not commit).
     pub assembled_etag: Option<String>,

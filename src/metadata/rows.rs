@@ -34,7 +34,7 @@ macro_rules! refresh_columns {
 macro_rules! upload_columns {
     () => {
         "id, bucket_id, object_key, blob_key, backend_upload_id, owner_id, content_type, declared_size, part_size, \
-         created_at, state, state_at, charged_bytes, attempt_etag, assembled_etag"
+         created_at, state, state_at, charged_bytes, attempt_etag, attempt_size, assembled_etag"
     };
 }
 
@@ -320,6 +320,7 @@ pub(super) struct UploadRow {
     state_at: i64,
     charged_bytes: i64,
     attempt_etag: Option<String>,
+    attempt_size: Option<i64>,
     assembled_etag: Option<String>,
 }
 
@@ -341,6 +342,7 @@ impl TryFrom<UploadRow> for UploadRecord {
             state_at: from_micros(row.state_at),
             charged_bytes: row.charged_bytes,
             attempt_etag: row.attempt_etag,
+            attempt_size: row.attempt_size,
             assembled_etag: row.assembled_etag,
         })
     }

@@ -16,7 +16,8 @@ const BATCH: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LeftToComplete {
-    Assembled,
+    /// The object, of this size.
+    Assembled(u64),
     Parts,
 }
 
@@ -81,12 +82,13 @@ impl Services {
             if upload.state == UploadState::Completing && upload.created_at >= open_before {
                 match self.left_to_complete(&upload).await {
                     Ok(Some(left)) => {
-                        // An object assembled while this completion ran is its list's (or,
-                        // never heard of, one Coffer would have taken for it by size).
+                        // Without a known assembly, an object of the size this completion
+                        // sent is its list's: the completion would have taken it so.
                         let assembled_from = match left {
-                            LeftToComplete::Assembled => {
-                                upload.assembled_etag.as_deref().or(upload.attempt_etag.as_deref())
-                            }
+                            LeftToComplete::Assembled(size) => upload.assembled_etag.as_deref().or_else(|| {
+                                let same_size = upload.attempt_size.and_then(|s| u64::try_from(s).ok()) == Some(size);
+                                upload.attempt_etag.as_deref().filter(|_| same_size)
+                            }),
                             LeftToComplete::Parts => None,
                         };
                         if self.store.reopen_upload(&upload.id, upload.state_at, now, assembled_from).await? {
@@ -151,7 +153,7 @@ impl Services {
     /// parts, or nothing.
     async fn left_to_complete(&self, upload: &UploadRecord) -> Result<Option<LeftToComplete>, StorageError> {
         match self.blobs.head(&upload.blob_key).await {
-            Ok(_) => return Ok(Some(LeftToComplete::Assembled)),
+            Ok(assembled) => return Ok(Some(LeftToComplete::Assembled(assembled.size))),
             Err(StorageError::NotFound) => {}
             Err(error) => return Err(error),
         }

@@ -184,6 +184,7 @@ impl Services {
             state_at: self.clock.now(),
             charged_bytes: 0,
             attempt_etag: None,
+            attempt_size: None,
             assembled_etag: None,
         };
         let audit = self.upload_event(ctx, principal, "upload.create", bucket.name.as_str(), &upload);
@@ -398,7 +399,7 @@ impl Services {
         }
         let etag = multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
         let started = self.clock.now();
-        let Some(upload) = self.store.start_completion(&upload.id, started, &etag).await? else {
+        let Some(upload) = self.store.start_completion(&upload.id, started, (&etag, size)).await? else {
             return Err(upload_completing());
         };
         let assembled = match upload.assembled_etag.as_deref() {

@@ -419,9 +419,10 @@ async fn assembled_but_not_committed(
     let stored = store.upload_parts(&upload_id).await.expect("parts");
     let chosen: Vec<_> = assembled.iter().map(|&i| &stored[i]).collect();
     let etag = coffer::service::uploads::multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
+    let size = chosen.iter().map(|p| p.size).sum();
     let started = app.clock_now();
     if how != Assembly::Unheard {
-        assert!(store.start_completion(&upload_id, started, &etag).await.expect("start").is_some());
+        assert!(store.start_completion(&upload_id, started, (&etag, size)).await.expect("start").is_some());
     }
     let backend_parts: Vec<coffer::storage::CompletedPart> = chosen
         .iter()
@@ -527,6 +528,18 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
     )
     .await;
     let parts = json!([listed[0], listed[1]]);
+    // An assembly never heard of, then a completion of another size that got stuck.
+    let (unheard, unheard_listed, _) = assembled_but_not_committed(
+        &app,
+        &owner.access,
+        ("mira-files", "mixed.bin"),
+        &[pattern(5 * MIB, 6), pattern(5 * MIB, 7)],
+        (&[0, 1], Assembly::Unheard),
+    )
+    .await;
+    assert!(
+        app.services.store.start_completion(&unheard, app.clock_now(), ("other", 5)).await.expect("start").is_some()
+    );
     let start = |key: &'static str| {
         let token = owner.access.clone();
         let app = &app;
@@ -541,14 +554,16 @@ async fn the_reconciler_reopens_completions_cut_short_for_their_clients() {
         put_part(&app, &owner.access, "mira-files", &waiting, 1, b"waiting".to_vec()).await.json().await.expect("json");
     let empty = start("empty.bin").await;
     for upload in [&waiting, &empty] {
-        assert!(app.services.store.start_completion(upload, app.clock_now(), "?").await.expect("start").is_some());
+        assert!(app.services.store.start_completion(upload, app.clock_now(), ("?", 7)).await.expect("start").is_some());
     }
     let busy = complete(&app, &owner.access, "mira-files", &assembled, parts.clone()).await;
     assert_eq!(busy.status(), 409, "a completion in progress is left alone");
 
     app.clock.advance(chrono::Duration::seconds(5));
     let (report, _) = app.services.reconcile(None, None).await.expect("reconcile");
-    assert_eq!((report.uploads_reopened, report.uploads_aborted), (2, 1), "{report:?}");
+    assert_eq!((report.uploads_reopened, report.uploads_aborted), (3, 1), "{report:?}");
+    let done = complete(&app, &owner.access, "mira-files", &unheard, Value::Array(unheard_listed)).await;
+    assert_eq!(done.status(), 201, "not bound to the stuck completion's list of another size");
     let other = complete(&app, &owner.access, "mira-files", &assembled, json!([listed[0], listed[2]])).await;
     assert_eq!(problem(other).await["type"], "/problems/upload-assembled", "the stuck completion's list is kept");
     let done = complete(&app, &owner.access, "mira-files", &assembled, parts).await;

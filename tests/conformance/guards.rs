@@ -106,11 +106,12 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
         state_at: now(),
         charged_bytes: 0,
         attempt_etag: None,
+        attempt_size: None,
         assembled_etag: None,
     };
     store.create_upload(&upload("up-1"), &audit("upload.create")).await.expect("create");
     store.reserve_part("up-1", 100).await.expect("reserve");
-    assert!(store.start_completion("up-1", now(), "etag-1").await.expect("start").is_some());
+    assert!(store.start_completion("up-1", now(), ("etag-1", 100)).await.expect("start").is_some());
     let refused = store.abort_upload("up-1", UploadState::Open, None, &audit("upload.abort")).await;
     assert!(matches!(refused, Err(MetaError::Conflict("upload-state"))), "{refused:?}");
     assert_eq!(store.upload("up-1").await.expect("read").map(|u| u.charged_bytes), Some(100), "nothing refunded");
@@ -122,16 +123,16 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
     // stays named for the next one.
     store.create_upload(&upload("up-2"), &audit("upload.create")).await.expect("create");
     let first = now();
-    assert!(store.start_completion("up-2", first, "etag-a").await.expect("start").is_some());
+    assert!(store.start_completion("up-2", first, ("etag-a", 1)).await.expect("start").is_some());
     assert!(
-        store.start_completion("up-2", first, "etag-a").await.expect("start").is_none(),
+        store.start_completion("up-2", first, ("etag-a", 1)).await.expect("start").is_none(),
         "one completion at a time"
     );
     let later = first + chrono::Duration::seconds(1);
     assert!(!store.reopen_upload("up-2", later, later, None).await.expect("reopen"), "not this completion's");
     assert!(store.reopen_upload("up-2", first, later, Some("etag-a")).await.expect("reopen"));
     assert!(!store.reopen_upload("up-2", later, later, None).await.expect("reopen"), "already open");
-    let again = store.start_completion("up-2", later, "etag-b").await.expect("start again").expect("it was open");
+    let again = store.start_completion("up-2", later, ("etag-b", 2)).await.expect("start again").expect("it was open");
     let etags = (again.attempt_etag.as_deref(), again.assembled_etag.as_deref());
     assert_eq!((again.state, etags), (UploadState::Completing, (Some("etag-b"), Some("etag-a"))));
     let stale = store.abort_upload("up-2", UploadState::Completing, Some(first), &audit("upload.abort")).await;

@@ -78,7 +78,7 @@ impl UploadStore for Store {
         sqlx::query(concat!(
             "INSERT INTO uploads (",
             upload_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0, NULL, NULL)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $10, 0, NULL, NULL, NULL)"
         ))
         .bind(&upload.id)
         .bind(upload.bucket_id)
@@ -198,16 +198,17 @@ impl UploadStore for Store {
         &self,
         upload_id: &str,
         now: DateTime<Utc>,
-        etag: &str,
+        (etag, size): (&str, i64),
     ) -> MetaResult<Option<UploadRecord>> {
         let row: Option<UploadRow> = sqlx::query_as(concat!(
-            "UPDATE uploads SET state = 'completing', state_at = $2, attempt_etag = $3 WHERE id = $1 AND state = 'open' \
-             RETURNING ",
+            "UPDATE uploads SET state = 'completing', state_at = $2, attempt_etag = $3, attempt_size = $4 \
+             WHERE id = $1 AND state = 'open' RETURNING ",
             upload_columns!()
         ))
         .bind(upload_id)
         .bind(to_micros(now))
         .bind(etag)
+        .bind(size)
         .fetch_optional(self.pool())
         .await
         .map_err(sql_err("upload"))?;
