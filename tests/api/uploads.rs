@@ -612,3 +612,50 @@ async fn a_part_cut_off_mid_body_gives_its_quota_back() {
     let me: Value = app.get_json("/api/v1/me", &owner.access).await;
     assert_eq!(me["used_bytes"], 0);
 }
+
+/// A commit that fails with the database going away after the backend
+/// assembled the parts: the upload is reopened (`503`), and a completion
+/// sent again with the same list commits the assembled object without
+/// assembling anew; another list of the same size is refused.
+#[tokio::test]
+async fn a_completion_whose_commit_failed_is_finished_by_its_retry() {
+    let app = spawn_app().await;
+    // The failure is a PostgreSQL trigger raising "admin shutdown" on the object's insert.
+    if app.services.store.engine() != "postgres" {
+        return;
+    }
+    let owner = owner_with_bucket(&app, "olga", "olga-files").await;
+    let created: Value =
+        create(&app, &owner.access, "olga-files", json!({"key": "kept.bin"})).await.json().await.expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let parts = [pattern(5 * MIB, 8), pattern(5 * MIB, 9), pattern(5 * MIB, 10)];
+    let mut listed = Vec::new();
+    for (n, data) in (1..).zip(&parts) {
+        let part: Value =
+            put_part(&app, &owner.access, "olga-files", &upload, n, data.clone()).await.json().await.expect("json");
+        listed.push(json!({ "part_number": n, "etag": part["etag"] }));
+    }
+    app.execute_sql(
+        "CREATE FUNCTION refuse_objects() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'going away' USING ERRCODE = '57P01'; END $$; \
+         CREATE TRIGGER refuse_objects BEFORE INSERT ON objects FOR EACH ROW EXECUTE FUNCTION refuse_objects();",
+    )
+    .await;
+    let failed = complete(&app, &owner.access, "olga-files", &upload, json!([listed[0], listed[1]])).await;
+    assert_eq!(failed.status(), 503, "{:?}", failed.text().await);
+    let row = app.services.store.upload(&upload).await.expect("lookup").expect("reopened, not aborted");
+    assert_eq!(row.state, coffer::metadata::UploadState::Open);
+    assert!(row.assembled_etag.is_some(), "the assembled list is recorded");
+    app.execute_sql("DROP TRIGGER refuse_objects ON objects").await;
+
+    let other = complete(&app, &owner.access, "olga-files", &upload, json!([listed[0], listed[2]])).await;
+    assert_eq!(problem(other).await["type"], "/problems/upload-assembled");
+    let done = complete(&app, &owner.access, "olga-files", &upload, json!([listed[0], listed[1]])).await;
+    assert_eq!(done.status(), 201, "{:?}", done.text().await);
+    let mut expected = parts[0].clone();
+    expected.extend_from_slice(&parts[1]);
+    let object = object_bytes(&app, &owner.access, "olga-files", "kept.bin").await;
+    assert_eq!(Sha256::digest(object), Sha256::digest(&expected));
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
+    assert_eq!(me["used_bytes"], expected.len(), "the part left out is credited back");
+}
