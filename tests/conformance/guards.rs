@@ -7,7 +7,7 @@ use coffer::domain::{ObjectKey, Role};
 use coffer::metadata::NewObject;
 
 use crate::for_each_adapter;
-use crate::metadata::{Fixture, audit, make_bucket, now, postgres, put, sqlite, user};
+use crate::metadata::{Fixture, audit, make_bucket, now, pending_like, postgres, put, sqlite, user};
 use crate::support;
 
 for_each_adapter!({ sqlite, postgres }: [
@@ -150,17 +150,7 @@ async fn writes_under_a_deleted_bucket_are_dangling_not_conflicts(f: &Fixture) {
     let bucket = make_bucket(store, owner.id, "zeno-files").await;
     let gone = make_bucket(store, owner.id, "zeno-gone").await;
     store.delete_bucket(gone.id, &audit("bucket.delete")).await.expect("delete the empty bucket");
-    let orphan = store
-        .insert_pending(&NewObject {
-            bucket_id: gone.id,
-            key: ObjectKey::parse("late.txt").expect("key"),
-            blob_key: support::unique("blob-"),
-            content_type: "text/plain".into(),
-            owner_id: Some(owner.id),
-            reserved_bytes: 0,
-            at: now(),
-        })
-        .await;
+    let orphan = store.insert_pending(&pending_like(&gone, &owner, &ObjectKey::parse("late.txt").expect("key"))).await;
     assert!(matches!(orphan, Err(MetaError::Dangling("object"))), "{orphan:?}");
     put(store, bucket.id, owner.id, "kept.txt", 10).await;
     let refused = store.delete_bucket(bucket.id, &audit("bucket.delete")).await;

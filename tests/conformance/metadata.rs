@@ -361,7 +361,7 @@ async fn object_lifecycle_and_quota(f: &Fixture) {
     assert!(store.stale_objects(future, 10).await.expect("stale").is_empty());
 }
 
-fn pending_like(
+pub(crate) fn pending_like(
     bucket: &coffer::metadata::BucketRecord,
     owner: &coffer::metadata::UserRecord,
     key: &ObjectKey,
