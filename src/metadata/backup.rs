@@ -12,7 +12,7 @@ pub const FORMAT: u32 = 1;
 
 /// Tables in an order where every reference points backwards. Any table the
 /// schema gains later that is not listed goes last, in name order.
-pub const TABLE_ORDER: [&str; 19] = [
+pub const TABLE_ORDER: [&str; 20] = [
     "users",
     "buckets",
     "grants",
@@ -20,6 +20,7 @@ pub const TABLE_ORDER: [&str; 19] = [
     "uploads",
     "upload_parts",
     "direct_part_reservations",
+    "completed_uploads",
     "audit_events",
     "audit_chain_head",
     "audit_anchor",

@@ -139,6 +139,8 @@ instrument! { UploadStore {
     fn start_completion(&self, upload_id: &str, now: DateTime<Utc>, attempt: (&str, i64)) -> Option<UploadRecord>;
     fn reopen_upload(&self, upload_id: &str, started: DateTime<Utc>, now: DateTime<Utc>, assembled_etag: Option<&str>) -> bool;
     fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> Committed;
+    fn completed_upload(&self, id: &str) -> Option<CompletedUpload>;
+    fn forget_completed_uploads(&self, before: DateTime<Utc>) -> u64;
     fn abort_upload(&self, upload_id: &str, state: UploadState, since: Option<DateTime<Utc>>, audit: &AuditEntry) -> ();
     fn stale_uploads(&self, open_before: DateTime<Utc>, completing_before: DateTime<Utc>, limit: usize) -> Vec<UploadRecord>;
     fn backend_upload_known(&self, backend_upload_id: &str) -> bool;

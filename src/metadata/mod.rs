@@ -278,8 +278,13 @@ pub trait UploadStore: Send + Sync {
     ) -> MetaResult<bool>;
     /// Turns a completing upload into a live object (replacing, and crediting, the
     /// previous version; `Conflict("object-locked")` if that one is retained), and
-    /// forgets the upload, all with `audit` in one transaction.
+    /// forgets the upload, all with `audit` in one transaction. The upload is
+    /// remembered as completed (`completed_upload`) until `forget_completed_uploads`.
     async fn finish_upload(&self, finish: &FinishUpload, audit: &AuditEntry) -> MetaResult<Committed>;
+    /// An upload `finish_upload` committed and that is not yet forgotten.
+    async fn completed_upload(&self, id: &str) -> MetaResult<Option<CompletedUpload>>;
+    /// Forgets the uploads completed before `before`; how many.
+    async fn forget_completed_uploads(&self, before: DateTime<Utc>) -> MetaResult<u64>;
     /// Forgets an upload that is in `state` and credits its charged bytes,
     /// with `audit`; `Conflict("upload-state")` when it has moved on (an
     /// abort racing a completion must not undo what the completion charged).

@@ -371,6 +371,21 @@ pub struct UploadRecord {
     pub assembled_etag: Option<String>,
 }
 
+/// An upload committed in the last day: what a completion of it sent again
+/// (its first answer lost) is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub id: String,
+    pub bucket_id: i64,
+    pub key: ObjectKey,
+    pub owner_id: Option<i64>,
+    /// The backend key of the object the upload became.
+    pub blob_key: String,
+    /// The multipart ETag of the part list it was completed with.
+    pub etag: String,
+    pub completed_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadPartRecord {
     pub part_number: i64,

@@ -4,8 +4,9 @@ use sqlx::FromRow;
 
 use super::time::from_micros;
 use super::{
-    ApiKeyRecord, BucketRecord, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord, ObjectState,
-    RefreshTokenRecord, RetentionMode, ShareRecord, UploadPartRecord, UploadRecord, UploadState, UserRecord,
+    ApiKeyRecord, BucketRecord, CompletedUpload, DefaultRetention, GrantRecord, MetaError, MetaResult, ObjectRecord,
+    ObjectState, RefreshTokenRecord, RetentionMode, ShareRecord, UploadPartRecord, UploadRecord, UploadState,
+    UserRecord,
 };
 use crate::domain::audit::{AuditRecord, Outcome};
 use crate::domain::{BucketName, ObjectKey, Scopes, Username};
@@ -322,6 +323,32 @@ pub(super) struct UploadRow {
     attempt_etag: Option<String>,
     attempt_size: Option<i64>,
     assembled_etag: Option<String>,
+}
+
+#[derive(FromRow)]
+pub(super) struct CompletedUploadRow {
+    id: String,
+    bucket_id: i64,
+    object_key: String,
+    owner_id: Option<i64>,
+    blob_key: String,
+    etag: String,
+    completed_at: i64,
+}
+
+impl TryFrom<CompletedUploadRow> for CompletedUpload {
+    type Error = MetaError;
+    fn try_from(row: CompletedUploadRow) -> MetaResult<Self> {
+        Ok(Self {
+            id: row.id,
+            bucket_id: row.bucket_id,
+            key: ObjectKey::parse(&row.object_key).map_err(MetaError::corrupt)?,
+            owner_id: row.owner_id,
+            blob_key: row.blob_key,
+            etag: row.etag,
+            completed_at: from_micros(row.completed_at),
+        })
+    }
 }
 
 impl TryFrom<UploadRow> for UploadRecord {

@@ -13,6 +13,9 @@ use crate::storage::StorageError;
 /// Everything Coffer writes to a backend lives under these.
 const BUCKET_DATA_PREFIX: &str = "b/";
 const BATCH: usize = 500;
+/// How long a completed upload answers a completion sent again with its
+/// object: long past any client's retries.
+const COMPLETIONS_REMEMBERED: Duration = Duration::days(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LeftToComplete {
@@ -34,6 +37,9 @@ pub struct ReconcileReport {
     pub orphans_scanned: u64,
     /// Expired refresh tokens and MFA steps, and spent login-throttle rows.
     pub credentials_purged: u64,
+    /// Completed uploads older than `COMPLETIONS_REMEMBERED`, whose completion
+    /// sent again is now `404`.
+    pub completions_forgotten: u64,
 }
 
 impl Services {
@@ -135,6 +141,7 @@ impl Services {
         let window = Duration::from_std(self.config.lockout_window).unwrap_or(Duration::MAX);
         let spent_before = now.checked_sub_signed(window).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         report.credentials_purged = self.store.purge_expired_identity(now, spent_before).await?;
+        report.completions_forgotten = self.store.forget_completed_uploads(now - COMPLETIONS_REMEMBERED).await?;
 
         let cursor = self.remove_orphans(cutoff, orphan_cursor, orphan_scan_limit, &mut report).await?;
         let repaired = report.pending_rolled_back

@@ -70,16 +70,31 @@ impl Services {
         access: UploadAccess,
     ) -> ServiceResult<(BucketRecord, UploadRecord)> {
         let (bucket, permission) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, action).await?;
+        let upload = self
+            .visible_upload(&bucket, permission, principal, upload_id, access)
+            .await?
+            .ok_or(ServiceError::NotFound("upload"))?;
+        Ok((bucket, upload))
+    }
+
+    /// The upload `upload_id` of `bucket`, if the caller, holding `permission`
+    /// on it, may act on it as `own_upload` describes.
+    pub(crate) async fn visible_upload(
+        &self,
+        bucket: &BucketRecord,
+        permission: Permission,
+        principal: &Principal,
+        upload_id: &str,
+        access: UploadAccess,
+    ) -> ServiceResult<Option<UploadRecord>> {
         let for_others = principal.role == Role::Admin
             || (access == UploadAccess::StarterOrManager && permission == Permission::Manage);
-        let upload = self
+        Ok(self
             .store
             .upload(upload_id)
             .await?
             .filter(|u| u.bucket_id == bucket.id)
-            .filter(|u| u.owner_id == Some(principal.user_id) || for_others)
-            .ok_or(ServiceError::NotFound("upload"))?;
-        Ok((bucket, upload))
+            .filter(|u| u.owner_id == Some(principal.user_id) || for_others))
     }
 
     /// One page of a bucket's open uploads in key order: the caller's own, or

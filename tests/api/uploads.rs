@@ -385,6 +385,73 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
     assert_eq!(delete_bucket().await.expect("delete").status(), 204);
 }
 
+#[tokio::test]
+async fn a_completion_sent_again_after_its_commit_gets_the_object_it_committed() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "rhea", "rhea-files").await.access;
+    let writer = app.user_session("remo", Role::User).await.access;
+    let granted = app
+        .with_token(Method::PUT, "/api/v1/buckets/rhea-files/grants/remo", &owner)
+        .json(&json!({"permission": "write"}))
+        .send()
+        .await
+        .expect("grant");
+    assert_eq!(granted.status(), 204);
+    let created: Value =
+        create(&app, &owner, "rhea-files", json!({"key": "done.bin"})).await.json().await.expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let part = put_part(&app, &owner, "rhea-files", &upload, 1, pattern(1000, 3)).await;
+    let etag = part.json::<Value>().await.expect("json")["etag"].as_str().expect("etag").to_owned();
+    let list = json!([{"part_number": 1, "etag": etag}]);
+    let first = complete(&app, &owner, "rhea-files", &upload, list.clone()).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+
+    // The first answer was lost: the same completion again is answered as it was.
+    let again =
+        complete(&app, &owner, "rhea-files", &upload, json!([{"part_number": 1, "etag": format!("\"{etag}\"")}])).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.expect("json"), first);
+    let other_list = complete(&app, &owner, "rhea-files", &upload, json!([{"part_number": 1, "etag": "0".repeat(32)}]));
+    let other_list = other_list.await;
+    assert_eq!(other_list.status(), 409);
+    assert_eq!(problem(other_list).await["type"], "/problems/upload-completed");
+    let stranger = complete(&app, &writer, "rhea-files", &upload, list.clone()).await;
+    assert_eq!(stranger.status(), 404, "only its starter (or an admin) sees a completed upload");
+    let elsewhere = owner_with_bucket(&app, "sven", "sven-files").await.access;
+    let other_bucket = complete(&app, &elsewhere, "sven-files", &upload, list.clone()).await;
+    assert_eq!(other_bucket.status(), 404);
+
+    // Once the key holds another object, the completion cannot be answered with its own.
+    crate::objects::put(&app, &writer, "rhea-files", "done.bin", b"newer".to_vec()).await;
+    let replaced = complete(&app, &owner, "rhea-files", &upload, list.clone()).await;
+    assert_eq!(replaced.status(), 409);
+    assert_eq!(problem(replaced).await["type"], "/problems/upload-completed");
+
+    // A remembered completion does not keep its bucket from being deleted.
+    let created: Value =
+        create(&app, &elsewhere, "sven-files", json!({"key": "gone.bin"})).await.json().await.expect("json");
+    let gone = created["upload_id"].as_str().expect("id").to_owned();
+    let part = put_part(&app, &elsewhere, "sven-files", &gone, 1, pattern(10, 4)).await;
+    let etag = part.json::<Value>().await.expect("json")["etag"].as_str().expect("etag").to_owned();
+    let done = complete(&app, &elsewhere, "sven-files", &gone, json!([{"part_number": 1, "etag": etag}])).await;
+    assert_eq!(done.status(), 201);
+    let object = app.with_token(Method::DELETE, &object_path("sven-files", "gone.bin"), &elsewhere).send().await;
+    assert_eq!(object.expect("delete").status(), 204);
+    let bucket = app.with_token(Method::DELETE, "/api/v1/buckets/sven-files", &elsewhere).send().await;
+    assert_eq!(bucket.expect("delete").status(), 204);
+
+    // Forgotten after a day (tokens expire sooner: an admin's new session asks).
+    app.clock.advance(chrono::Duration::hours(23));
+    assert_eq!(app.services.reconcile(None, None).await.expect("reconcile").0.completions_forgotten, 0);
+    app.clock.advance(chrono::Duration::hours(2));
+    let admin = app.user_session("ada", Role::Admin).await.access;
+    let remembered = complete(&app, &admin, "rhea-files", &upload, list.clone()).await;
+    assert_eq!(remembered.status(), 409, "admins see every completed upload");
+    assert_eq!(app.services.reconcile(None, None).await.expect("reconcile").0.completions_forgotten, 1);
+    assert_eq!(complete(&app, &admin, "rhea-files", &upload, list).await.status(), 404);
+}
+
 /// How far a completion got after the backend assembled its parts.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Assembly {

@@ -6,10 +6,10 @@ use sqlx::Transaction;
 
 use crate::domain::audit::AuditEntry;
 use crate::metadata::error::sql_err;
-use crate::metadata::rows::{ObjectRow, PartRow, UploadRow, records};
+use crate::metadata::rows::{CompletedUploadRow, ObjectRow, PartRow, UploadRow, records};
 use crate::metadata::time::to_micros;
 use crate::metadata::{
-    Committed, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadState, UploadStore,
+    Committed, CompletedUpload, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadState, UploadStore,
 };
 
 use super::audit::commit_audited;
@@ -264,9 +264,43 @@ impl UploadStore for Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("object"))?;
+        sqlx::query(
+            "INSERT INTO completed_uploads (id, bucket_id, object_key, owner_id, blob_key, etag, completed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&upload.id)
+        .bind(upload.bucket_id)
+        .bind(upload.key.as_str())
+        .bind(upload.owner_id)
+        .bind(&upload.blob_key)
+        .bind(&finish.etag)
+        .bind(to_micros(finish.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_err("upload"))?;
         forget(&mut tx, &upload.id).await?;
         commit_audited(tx, &self.chain, audit).await?;
         Ok(Committed { object: row.try_into()?, replaced })
+    }
+
+    async fn completed_upload(&self, id: &str) -> MetaResult<Option<CompletedUpload>> {
+        let row: Option<CompletedUploadRow> = sqlx::query_as(
+            "SELECT id, bucket_id, object_key, owner_id, blob_key, etag, completed_at FROM completed_uploads WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(sql_err("upload"))?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn forget_completed_uploads(&self, before: DateTime<Utc>) -> MetaResult<u64> {
+        let forgotten = sqlx::query("DELETE FROM completed_uploads WHERE completed_at < $1")
+            .bind(to_micros(before))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("upload"))?;
+        Ok(forgotten.rows_affected())
     }
 
     async fn abort_upload(

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{MAX_PARTS, MIN_PART, UploadAccess, multipart_etag, unquote, upload_completing};
 use crate::domain::audit::AuditEntry;
+use crate::domain::{Permission, Role};
 use crate::metadata::{
     BucketRecord, Committed, FinishUpload, MetaError, ObjectRecord, UploadPartRecord, UploadRecord, UploadState,
 };
@@ -82,8 +83,13 @@ impl Services {
         upload_id: &str,
         requested: &[(i64, String)],
     ) -> ServiceResult<ObjectRecord> {
-        let (bucket, upload) =
-            self.own_upload(ctx, principal, (bucket, upload_id), "upload.complete", UploadAccess::Starter).await?;
+        let (bucket, permission) =
+            self.authorize_bucket(ctx, principal, bucket, Permission::Write, "upload.complete").await?;
+        let Some(upload) =
+            self.visible_upload(&bucket, permission, principal, upload_id, UploadAccess::Starter).await?
+        else {
+            return self.completed_earlier(&bucket, principal, upload_id, requested).await;
+        };
         let stored = self.all_parts(&upload).await?;
         let chosen = Self::chosen_parts(&stored, requested)?;
         let size: i64 = chosen.iter().map(|p| p.size).sum();
@@ -160,6 +166,40 @@ impl Services {
         self.mirror_new_object(&committed.object).await;
         self.queue_thumbnail(&committed.object).await;
         Ok(committed.object)
+    }
+
+    /// A completion sent again after its upload was committed (the first
+    /// answer lost on its way): the object that completion committed, when
+    /// this one names the same list of parts and that object is still the
+    /// key's live version. Completed uploads are remembered for a day.
+    async fn completed_earlier(
+        &self,
+        bucket: &BucketRecord,
+        principal: &Principal,
+        upload_id: &str,
+        requested: &[(i64, String)],
+    ) -> ServiceResult<ObjectRecord> {
+        let completed = self
+            .store
+            .completed_upload(upload_id)
+            .await?
+            .filter(|c| c.bucket_id == bucket.id)
+            .filter(|c| c.owner_id == Some(principal.user_id) || principal.role == Role::Admin)
+            .ok_or(ServiceError::NotFound("upload"))?;
+        let etags: Vec<String> = requested.iter().map(|(_, etag)| unquote(etag).to_owned()).collect();
+        if multipart_etag(&etags) != completed.etag {
+            return Err(ServiceError::conflict(
+                "upload-completed",
+                "this upload was already completed, with another list of parts",
+            ));
+        }
+        match self.store.live_object(bucket.id, &completed.key).await? {
+            Some(object) if object.blob_key == completed.blob_key => Ok(object),
+            _ => Err(ServiceError::conflict(
+                "upload-completed",
+                "this upload was already completed; its object has since been replaced or deleted",
+            )),
+        }
     }
 
     /// After the commit of an assembled upload failed: the object, when an
