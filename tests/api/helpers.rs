@@ -260,6 +260,14 @@ impl TestApp {
         response.expect("create key").json().await.expect("json")
     }
 
+    /// Grants `username` `permission` on `bucket`, as the bucket's manager `token` (asserts `204`).
+    pub async fn grant(&self, token: &str, bucket: &str, username: &str, permission: &str) {
+        let path = format!("/api/v1/buckets/{bucket}/grants/{username}");
+        let response =
+            self.with_token(reqwest::Method::PUT, &path, token).json(&serde_json::json!({ "permission": permission }));
+        assert_eq!(response.send().await.expect("grant").status(), 204, "grant {permission} on {bucket} to {username}");
+    }
+
     /// `GET path` with a bearer token, answered as JSON.
     pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
         let response = self.with_token(reqwest::Method::GET, path, token).send().await.expect("GET");

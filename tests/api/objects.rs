@@ -374,13 +374,7 @@ async fn grants_decide_who_reads_and_writes() {
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "vic", "vic-files").await;
     let reader = app.user_session("wes", Role::User).await;
-    let grant = app
-        .with_token(Method::PUT, "/api/v1/buckets/vic-files/grants/wes", &owner.access)
-        .json(&json!({"permission": "read"}))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(grant.status(), 204);
+    app.grant(&owner.access, "vic-files", "wes", "read").await;
     put(&app, &owner.access, "vic-files", "shared.txt", b"hi".to_vec()).await;
     assert_eq!(get(&app, &reader.access, "vic-files", "shared.txt").await.status(), 200);
     assert_eq!(put(&app, &reader.access, "vic-files", "mine.txt", b"x".to_vec()).await.status(), 403);

@@ -55,13 +55,7 @@ async fn vault(app: &TestApp) -> Crew {
         .expect("create bucket");
     assert_eq!(created.status(), 201);
     let writer_password = app.create_user("walt", Role::User).await;
-    let granted = app
-        .with_token(Method::PUT, "/api/v1/buckets/vault/grants/walt", &owner)
-        .json(&json!({ "permission": "write" }))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(granted.status(), 204);
+    app.grant(&owner, "vault", "walt", "write").await;
     let admin_password = app.create_user("ada", Role::Admin).await;
     Crew { passwords: [owner_password, writer_password, admin_password] }
 }

@@ -337,13 +337,7 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "vera", "team").await.access;
     let writer = app.user_session("walt", Role::User).await.access;
-    let granted = app
-        .with_token(Method::PUT, "/api/v1/buckets/team/grants/walt", &owner)
-        .json(&json!({"permission": "write"}))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(granted.status(), 204);
+    app.grant(&owner, "team", "walt", "write").await;
     let mut ids = Vec::new();
     for (token, key) in [(&writer, "b/walt-1.bin"), (&writer, "c/walt-2.bin"), (&owner, "a/vera.bin")] {
         let created: Value = create(&app, token, "team", json!({"key": key})).await.json().await.expect("json");
@@ -390,13 +384,7 @@ async fn a_completion_sent_again_after_its_commit_gets_the_object_it_committed()
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "rhea", "rhea-files").await.access;
     let writer = app.user_session("remo", Role::User).await.access;
-    let granted = app
-        .with_token(Method::PUT, "/api/v1/buckets/rhea-files/grants/remo", &owner)
-        .json(&json!({"permission": "write"}))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(granted.status(), 204);
+    app.grant(&owner, "rhea-files", "remo", "write").await;
     let created: Value =
         create(&app, &owner, "rhea-files", json!({"key": "done.bin"})).await.json().await.expect("json");
     let upload = created["upload_id"].as_str().expect("id").to_owned();
