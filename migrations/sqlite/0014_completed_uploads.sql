@@ -13,3 +13,5 @@ CREATE TABLE completed_uploads (
     completed_at INTEGER NOT NULL
 );
 CREATE INDEX completed_uploads_by_age ON completed_uploads (completed_at);
+CREATE INDEX completed_uploads_by_bucket ON completed_uploads (bucket_id);
+CREATE INDEX completed_uploads_by_owner ON completed_uploads (owner_id);

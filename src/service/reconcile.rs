@@ -6,6 +6,7 @@ use chrono::Duration;
 use serde::Serialize;
 
 use super::context::RequestContext;
+use super::uploads::COMPLETIONS_REMEMBERED;
 use super::{ServiceResult, Services};
 use crate::metadata::{MetaError, ObjectState, UploadRecord, UploadState};
 use crate::storage::StorageError;
@@ -13,9 +14,6 @@ use crate::storage::StorageError;
 /// Everything Coffer writes to a backend lives under these.
 const BUCKET_DATA_PREFIX: &str = "b/";
 const BATCH: usize = 500;
-/// How long a completed upload answers a completion sent again with its
-/// object: long past any client's retries.
-const COMPLETIONS_REMEMBERED: Duration = Duration::days(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LeftToComplete {
@@ -37,8 +35,8 @@ pub struct ReconcileReport {
     pub orphans_scanned: u64,
     /// Expired refresh tokens and MFA steps, and spent login-throttle rows.
     pub credentials_purged: u64,
-    /// Completed uploads older than `COMPLETIONS_REMEMBERED`, whose completion
-    /// sent again is now `404`.
+    /// Completed uploads older than `COMPLETIONS_REMEMBERED` (whose completion
+    /// sent again is `404` from then on), deleted.
     pub completions_forgotten: u64,
 }
 
@@ -54,6 +52,8 @@ impl Services {
         let now = self.clock.now();
         let grace = Duration::from_std(self.config.reconcile_grace).unwrap_or(Duration::MAX);
         let cutoff = now - grace;
+        // First: what follows may stop at a backend failure.
+        report.completions_forgotten = self.store.forget_completed_uploads(now - COMPLETIONS_REMEMBERED).await?;
 
         loop {
             let stale = self.store.stale_objects(cutoff, BATCH).await?;
@@ -141,7 +141,6 @@ impl Services {
         let window = Duration::from_std(self.config.lockout_window).unwrap_or(Duration::MAX);
         let spent_before = now.checked_sub_signed(window).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         report.credentials_purged = self.store.purge_expired_identity(now, spent_before).await?;
-        report.completions_forgotten = self.store.forget_completed_uploads(now - COMPLETIONS_REMEMBERED).await?;
 
         let cursor = self.remove_orphans(cutoff, orphan_cursor, orphan_scan_limit, &mut report).await?;
         let repaired = report.pending_rolled_back

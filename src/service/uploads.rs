@@ -53,6 +53,10 @@ pub fn multipart_etag(part_etags: &[String]) -> String {
     format!("{}-{}", hex::encode(hasher.finalize()), part_etags.len())
 }
 
+/// How long a completed upload answers a completion sent again with its
+/// object: long past any client's retries.
+pub(crate) const COMPLETIONS_REMEMBERED: chrono::Duration = chrono::Duration::days(1);
+
 fn unquote(etag: &str) -> &str {
     etag.trim().trim_start_matches("W/").trim_matches('"')
 }

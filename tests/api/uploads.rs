@@ -406,17 +406,24 @@ async fn a_completion_sent_again_after_its_commit_gets_the_object_it_committed()
     assert_eq!(problem(other_list).await["type"], "/problems/upload-completed");
     let stranger = complete(&app, &writer, "rhea-files", &upload, list.clone()).await;
     assert_eq!(stranger.status(), 404, "only its starter (or an admin) sees a completed upload");
-    let elsewhere = owner_with_bucket(&app, "sven", "sven-files").await.access;
-    let other_bucket = complete(&app, &elsewhere, "sven-files", &upload, list.clone()).await;
-    assert_eq!(other_bucket.status(), 404);
+    let second_bucket = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "rhea-more"}));
+    assert_eq!(second_bucket.send().await.expect("bucket").status(), 201);
+    let other_bucket = complete(&app, &owner, "rhea-more", &upload, list.clone()).await;
+    assert_eq!(other_bucket.status(), 404, "an upload is completed in its own bucket only");
+    let admin = app.user_session("ada", Role::Admin).await.access;
+    let by_admin = complete(&app, &admin, "rhea-files", &upload, list.clone()).await;
+    assert_eq!(by_admin.status(), 201, "admins see every completed upload");
+    assert_eq!(by_admin.json::<Value>().await.expect("json"), first);
 
     // Once the key holds another object, the completion cannot be answered with its own.
-    crate::objects::put(&app, &writer, "rhea-files", "done.bin", b"newer".to_vec()).await;
+    let newer = crate::objects::put(&app, &writer, "rhea-files", "done.bin", b"newer".to_vec()).await;
+    assert_eq!(newer.status(), 201);
     let replaced = complete(&app, &owner, "rhea-files", &upload, list.clone()).await;
     assert_eq!(replaced.status(), 409);
     assert_eq!(problem(replaced).await["type"], "/problems/upload-completed");
 
     // A remembered completion does not keep its bucket from being deleted.
+    let elsewhere = owner_with_bucket(&app, "sven", "sven-files").await.access;
     let created: Value =
         create(&app, &elsewhere, "sven-files", json!({"key": "gone.bin"})).await.json().await.expect("json");
     let gone = created["upload_id"].as_str().expect("id").to_owned();
@@ -429,15 +436,17 @@ async fn a_completion_sent_again_after_its_commit_gets_the_object_it_committed()
     let bucket = app.with_token(Method::DELETE, "/api/v1/buckets/sven-files", &elsewhere).send().await;
     assert_eq!(bucket.expect("delete").status(), 204);
 
-    // Forgotten after a day (tokens expire sooner: an admin's new session asks).
+    // Forgotten after a day, even before the reconciler deletes it (tokens
+    // expire sooner: an admin's new session asks).
     app.clock.advance(chrono::Duration::hours(23));
     assert_eq!(app.services.reconcile(None, None).await.expect("reconcile").0.completions_forgotten, 0);
-    app.clock.advance(chrono::Duration::hours(2));
-    let admin = app.user_session("ada", Role::Admin).await.access;
+    let admin = app.user_session("bea", Role::Admin).await.access;
     let remembered = complete(&app, &admin, "rhea-files", &upload, list.clone()).await;
-    assert_eq!(remembered.status(), 409, "admins see every completed upload");
-    assert_eq!(app.services.reconcile(None, None).await.expect("reconcile").0.completions_forgotten, 1);
+    assert_eq!(remembered.status(), 409, "remembered for a day");
+    app.clock.advance(chrono::Duration::hours(2));
+    let admin = app.user_session("cleo", Role::Admin).await.access;
     assert_eq!(complete(&app, &admin, "rhea-files", &upload, list).await.status(), 404);
+    assert_eq!(app.services.reconcile(None, None).await.expect("reconcile").0.completions_forgotten, 1);
 }
 
 /// How far a completion got after the backend assembled its parts.

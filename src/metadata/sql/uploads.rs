@@ -9,7 +9,8 @@ use crate::metadata::error::sql_err;
 use crate::metadata::rows::{CompletedUploadRow, ObjectRow, PartRow, UploadRow, records};
 use crate::metadata::time::to_micros;
 use crate::metadata::{
-    Committed, CompletedUpload, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadState, UploadStore,
+    Committed, CompletedUpload, FinishUpload, MetaError, MetaResult, UploadPartRecord, UploadRecord, UploadState,
+    UploadStore,
 };
 
 use super::audit::commit_audited;

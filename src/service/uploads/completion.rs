@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{MAX_PARTS, MIN_PART, UploadAccess, multipart_etag, unquote, upload_completing};
+use super::{COMPLETIONS_REMEMBERED, MAX_PARTS, MIN_PART, UploadAccess, multipart_etag, unquote, upload_completing};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{Permission, Role};
 use crate::metadata::{
@@ -90,6 +90,10 @@ impl Services {
         else {
             return self.completed_earlier(&bucket, principal, upload_id, requested).await;
         };
+        // Before its parts are read: they go when the running completion commits.
+        if upload.state == UploadState::Completing {
+            return Err(upload_completing());
+        }
         let stored = self.all_parts(&upload).await?;
         let chosen = Self::chosen_parts(&stored, requested)?;
         let size: i64 = chosen.iter().map(|p| p.size).sum();
@@ -185,6 +189,8 @@ impl Services {
             .await?
             .filter(|c| c.bucket_id == bucket.id)
             .filter(|c| c.owner_id == Some(principal.user_id) || principal.role == Role::Admin)
+            // Until the reconciler forgets it, which a backend outage may delay.
+            .filter(|c| c.completed_at >= self.clock.now() - COMPLETIONS_REMEMBERED)
             .ok_or(ServiceError::NotFound("upload"))?;
         let etags: Vec<String> = requested.iter().map(|(_, etag)| unquote(etag).to_owned()).collect();
         if multipart_etag(&etags) != completed.etag {
