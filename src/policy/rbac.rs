@@ -47,7 +47,18 @@ pub fn credential_ceiling(via: Via) -> Option<Permission> {
     }
 }
 
-/// What `subject` may do on a bucket: the role and grant, capped by the credential.
+/// Whether a credential may read: sessions, and keys with the `read` scope.
+/// A write-only key (a drop box for an agent) stores, but never reads back,
+/// lists, shares or presigns a read.
+pub fn credential_reads(via: Via) -> bool {
+    match via {
+        Via::Session { .. } => true,
+        Via::ApiKey(scopes) => scopes.read,
+    }
+}
+
+/// What `subject` may do on a bucket: the role and grant, capped by the
+/// credential (for writes; reads also need `credential_reads`).
 pub fn effective_permission(subject: Subject, grant: Option<Permission>) -> Option<Permission> {
     let granted = bucket_permission(subject.role, grant)?;
     credential_ceiling(subject.via).map(|ceiling| granted.min(ceiling))
@@ -58,7 +69,8 @@ pub fn bucket_access(subject: Subject, grant: Option<Permission>, required: Perm
     if bucket_permission(subject.role, grant).is_none() {
         return Decision::Hidden;
     }
-    if effective_permission(subject, grant).is_some_and(|p| p >= required) {
+    let may_read = required != Permission::Read || credential_reads(subject.via);
+    if may_read && effective_permission(subject, grant).is_some_and(|p| p >= required) {
         Decision::Allow
     } else {
         Decision::Forbidden
@@ -71,24 +83,24 @@ pub fn may_create_bucket(subject: Subject) -> bool {
 }
 
 /// Administration (users, lifecycle runs): admins, with a credential that may
-/// write and — when the deployment requires it — a session that passed MFA.
+/// read and write and — when the deployment requires it — a session that passed MFA.
 pub fn may_administer(subject: Subject, require_mfa_for_admins: bool) -> bool {
     if subject.role != Role::Admin {
         return false;
     }
     match subject.via {
         Via::Session { mfa } => mfa || !require_mfa_for_admins,
-        Via::ApiKey(scopes) => scopes.write,
+        Via::ApiKey(scopes) => scopes.write && scopes.read,
     }
 }
 
-/// Reading the audit trail: admins and auditors.
+/// Reading the audit trail: admins and auditors, with a credential that may read.
 pub fn may_read_audit(subject: Subject, require_mfa_for_admins: bool) -> bool {
     match subject.role {
-        Role::Auditor => true,
+        Role::Auditor => credential_reads(subject.via),
         Role::Admin => match subject.via {
             Via::Session { mfa } => mfa || !require_mfa_for_admins,
-            Via::ApiKey(_) => true,
+            Via::ApiKey(scopes) => scopes.read,
         },
         Role::User => false,
     }
@@ -175,7 +187,8 @@ mod tests {
             // Callers branch on the permission `effective_permission` returns (retention, legal
             // hold): it must never claim more than `bucket_access` would allow.
             let allowed = bucket_access(s, grant, need) == Decision::Allow;
-            prop_assert_eq!(effective_permission(s, grant).is_some_and(|p| p >= need), allowed);
+            let reads = need != Permission::Read || credential_reads(s.via);
+            prop_assert_eq!(reads && effective_permission(s, grant).is_some_and(|p| p >= need), allowed);
             prop_assert!(effective_permission(s, grant) <= credential_ceiling(s.via));
         }
 
@@ -190,11 +203,22 @@ mod tests {
         }
 
         #[test]
+        fn write_only_keys_never_read(role in role(), grant in proptest::option::of(permission())) {
+            let s = Subject { role, via: Via::ApiKey(Scopes { read: false, write: true }) };
+            prop_assert_ne!(bucket_access(s, grant, Permission::Read), Decision::Allow);
+            prop_assert!(!may_read_audit(s, false));
+            prop_assert!(!may_administer(s, false));
+            if role == Role::User && grant >= Some(Permission::Write) {
+                prop_assert_eq!(bucket_access(s, grant, Permission::Write), Decision::Allow, "they still write");
+            }
+        }
+
+        #[test]
         fn auditors_never_touch_buckets(via in via(), grant in proptest::option::of(permission()), need in permission()) {
             let s = Subject { role: Role::Auditor, via };
             prop_assert_eq!(bucket_access(s, grant, need), Decision::Hidden);
             prop_assert!(!may_create_bucket(s));
-            prop_assert!(may_read_audit(s, true));
+            prop_assert_eq!(may_read_audit(s, true), credential_reads(via));
         }
 
         #[test]

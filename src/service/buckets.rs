@@ -191,7 +191,8 @@ impl Services {
         username: &str,
         action: &str,
     ) -> ServiceResult<(BucketRecord, i64, Username)> {
-        let (bucket_record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, action).await?;
+        // What may change a grant is `grant_change`'s to say; a key that cannot write is refused first.
+        let (bucket_record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Write, action).await?;
         let caller_grant = self.grant_of(bucket_record.id, principal.user_id).await?;
         let target =
             Username::parse(username).map_err(|e| ServiceError::bad_request("invalid-username", e.to_string()))?;

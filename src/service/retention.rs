@@ -54,9 +54,9 @@ impl Services {
         principal: &Principal,
         bucket: &str,
         key: &str,
-        action: &str,
+        (action, required): (&str, Permission),
     ) -> ServiceResult<(BucketRecord, Permission, ObjectRecord)> {
-        let (bucket, permission) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, action).await?;
+        let (bucket, permission) = self.authorize_bucket(ctx, principal, bucket, required, action).await?;
         let key = parse_key(key)?;
         let object = self.store.live_object(bucket.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
         Ok((bucket, permission, object))
@@ -69,7 +69,8 @@ impl Services {
         bucket: &str,
         key: &str,
     ) -> ServiceResult<RetentionView> {
-        let (_, _, object) = self.governed_object(ctx, principal, bucket, key, "object.retention_get").await?;
+        let (_, _, object) =
+            self.governed_object(ctx, principal, bucket, key, ("object.retention_get", Permission::Read)).await?;
         Ok(view(&object, self.clock.now()))
     }
 
@@ -85,7 +86,8 @@ impl Services {
     ) -> ServiceResult<RetentionView> {
         const ACTION: &str = "object.retention_set";
         for _ in 0..RETRIES {
-            let (_, permission, object) = self.governed_object(ctx, principal, bucket, key, ACTION).await?;
+            let (_, permission, object) =
+                self.governed_object(ctx, principal, bucket, key, (ACTION, Permission::Write)).await?;
             let now = self.clock.now();
             let current = Retention::of(&object);
             let change = RetentionChange {
@@ -145,7 +147,8 @@ impl Services {
         on: bool,
     ) -> ServiceResult<RetentionView> {
         const ACTION: &str = "object.legal_hold_set";
-        let (_, permission, object) = self.governed_object(ctx, principal, bucket, key, ACTION).await?;
+        let (_, permission, object) =
+            self.governed_object(ctx, principal, bucket, key, (ACTION, Permission::Write)).await?;
         let now = self.clock.now();
         if let Err(denied) = retention::decide_legal_hold(permission >= Permission::Manage) {
             let error = ServiceError::Forbidden(denied.explain().into());

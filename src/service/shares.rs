@@ -298,7 +298,10 @@ impl Services {
                 .store
                 .api_key_by_id(id)
                 .await?
-                .is_some_and(|key| key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now)),
+                // A write-only key never could read what it would share (links made before that rule).
+                .is_some_and(|key| {
+                    key.scopes.read && key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now)
+                }),
             None => true,
         };
         let still_allowed = key_live && creator.is_some_and(|u| rbac::bucket_permission(u.role, grant).is_some());

@@ -1,6 +1,6 @@
 //! What an API key's scopes allow beyond plain reads and writes: a read key of
 //! a bucket's manager cannot lock objects, revoke its owner's other keys or
-//! run lifecycle expiry.
+//! run lifecycle expiry; a write-only key stores but never reads.
 
 use coffer::domain::Role;
 use reqwest::Method;
@@ -47,6 +47,42 @@ async fn a_read_key_of_a_manager_stays_a_reader() {
 
     assert_eq!(status(&app, Method::PUT, hold, &write_key, Some(json!({"status": "ON"}))).await, 200);
     assert_eq!(status(&app, Method::PUT, hold, &read_key, Some(json!({"status": "OFF"}))).await, 403);
+}
+
+#[tokio::test]
+async fn a_write_only_key_stores_but_never_reads() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "dora", "dora-drop").await;
+    let (_, drop_key) = key(&app, &owner.access, &["write"]).await;
+    let object = "/api/v1/buckets/dora-drop/objects/log.txt";
+    let stored = app.with_token(Method::PUT, object, &drop_key).body("line 1").send().await.expect("put");
+    assert_eq!(stored.status(), 201, "it writes");
+    assert_eq!(status(&app, Method::GET, object, &drop_key, None).await, 403);
+    assert_eq!(status(&app, Method::HEAD, object, &drop_key, None).await, 403);
+    assert_eq!(status(&app, Method::GET, "/api/v1/buckets/dora-drop/objects", &drop_key, None).await, 403);
+    assert_eq!(status(&app, Method::GET, "/api/v1/buckets/dora-drop/thumbnails/log.txt", &drop_key, None).await, 403);
+    assert_eq!(status(&app, Method::GET, "/api/v1/buckets/dora-drop/retention/log.txt", &drop_key, None).await, 403);
+    let copy = json!({"to_key": "copied.txt"});
+    let copied = status(&app, Method::POST, "/api/v1/buckets/dora-drop/copy/log.txt", &drop_key, Some(copy)).await;
+    assert_eq!(copied, 403, "a copy reads its source");
+    let share = json!({"bucket": "dora-drop", "key": "log.txt"});
+    assert_eq!(status(&app, Method::POST, "/api/v1/shares", &drop_key, Some(share)).await, 403);
+    let presign =
+        |method: &str| json!({"bucket": "dora-drop", "key": "log.txt", "method": method, "expires_in_seconds": 60});
+    assert_eq!(status(&app, Method::POST, "/api/v1/presign", &drop_key, Some(presign("GET"))).await, 403);
+    assert_eq!(status(&app, Method::POST, "/api/v1/presign", &drop_key, Some(presign("PUT"))).await, 200);
+    // A manager's write-only key still manages what it writes.
+    let hold = "/api/v1/buckets/dora-drop/legal-hold/log.txt";
+    assert_eq!(status(&app, Method::PUT, hold, &drop_key, Some(json!({"status": "ON"}))).await, 200);
+    let held: Value = app.get_json("/api/v1/buckets/dora-drop/retention/log.txt", &owner.access).await;
+    assert_eq!(held["legal_hold"], true);
+    let body = app.with_token(Method::GET, object, &owner.access).send().await.expect("get").text().await;
+    assert_eq!(body.expect("body"), "line 1", "its owner reads it");
+
+    let admin = app.user_session("root", Role::Admin).await;
+    let (_, admin_drop) = key(&app, &admin.access, &["write"]).await;
+    assert_eq!(status(&app, Method::GET, "/api/v1/admin/users", &admin_drop, None).await, 403);
+    assert_eq!(status(&app, Method::GET, "/api/v1/admin/audit", &admin_drop, None).await, 403);
 }
 
 #[tokio::test]
