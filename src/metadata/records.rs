@@ -190,8 +190,8 @@ pub struct CommitObject {
     pub etag: String,
     pub sha256: Option<String>,
     pub content_type: String,
-    pub retention_mode: Option<RetentionMode>,
-    pub retain_until: Option<DateTime<Utc>>,
+    /// The commit's time; the bucket's default retention (read in the
+    /// commit's transaction, so a rule set mid-upload applies) runs from it.
     pub at: DateTime<Utc>,
 }
 
@@ -404,8 +404,7 @@ pub struct FinishUpload {
     pub size: i64,
     pub etag: String,
     pub content_type: String,
-    pub retention_mode: Option<RetentionMode>,
-    pub retain_until: Option<DateTime<Utc>>,
+    /// As `CommitObject::at`.
     pub at: DateTime<Utc>,
     /// When the completion began (`start_completion`): only it may finish.
     pub started: DateTime<Utc>,

@@ -270,6 +270,33 @@ async fn default_retention_applies_to_objects_written_afterwards() {
 }
 
 #[tokio::test]
+async fn a_default_retention_set_while_an_object_arrives_applies_to_it() {
+    let app = spawn_app().await;
+    let crew = vault(&app).await;
+    let (owner, writer, _) = crew.sessions(&app).await;
+    // The write begins (its bucket read, with no rule yet), then stalls mid-body.
+    let (sender, body) = futures::channel::mpsc::unbounded::<Result<bytes::Bytes, std::io::Error>>();
+    sender.unbounded_send(Ok(bytes::Bytes::from_static(b"first half, "))).expect("send");
+    let write = app
+        .with_token(Method::PUT, &object_path("vault", "slow.txt"), &writer)
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let rule_then_rest = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let path = "/api/v1/buckets/vault/default-retention";
+        let rule = app.with_token(Method::PUT, path, &owner).json(&json!({"mode": "COMPLIANCE", "days": 1}));
+        assert_eq!(rule.send().await.expect("rule").status(), 200);
+        sender.unbounded_send(Ok(bytes::Bytes::from_static(b"second half"))).expect("send");
+        drop(sender);
+    };
+    let (written, ()) = tokio::join!(write, rule_then_rest);
+    assert_eq!(written.expect("put").status(), 201);
+    let view: Value = app.get_json("/api/v1/buckets/vault/retention/slow.txt", &owner).await;
+    assert_eq!(view["mode"], "COMPLIANCE", "{view}");
+    assert_locked(delete(&app, &owner, "slow.txt").await).await;
+}
+
+#[tokio::test]
 async fn bad_retention_input_gets_a_clear_problem_and_changes_nothing() {
     let app = spawn_app().await;
     let crew = vault(&app).await;

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use coffer::domain::audit::{AuditEntry, AuditRecord, ChainKey, GENESIS_HASH, Outcome};
 use coffer::domain::{BucketName, ObjectKey, Permission, Role, Username};
 use coffer::metadata::{
-    self, CommitObject, DefaultRetention, ListQuery, MetaError, MetadataStore, NewBucket, NewObject, NewUser,
-    ObjectState, PoolSettings, RetentionMode, SealOutcome, SealScope, UserPatch,
+    self, CommitObject, DefaultRetention, FinishUpload, ListQuery, MetaError, MetadataStore, NewBucket, NewObject,
+    NewUser, ObjectState, PoolSettings, RetentionMode, SealOutcome, SealScope, UserPatch,
 };
 use proptest::strategy::{Strategy, ValueTree};
 
@@ -61,6 +61,7 @@ for_each_adapter!({ sqlite, postgres }: [
     last_admin_is_protected,
     buckets_and_grants,
     object_lifecycle_and_quota,
+    a_default_retention_set_mid_write_applies_at_commit,
     listing_matches_a_model,
     audit_chain_is_unbroken_under_concurrency,
     a_chain_with_events_is_sealed_only_when_asked,
@@ -268,8 +269,6 @@ pub(crate) fn commit_of(id: i64, key: &str, size: i64) -> CommitObject {
         etag: format!("etag-{key}"),
         sha256: Some("00".repeat(32)),
         content_type: "application/octet-stream".into(),
-        retention_mode: None,
-        retain_until: None,
         at: now(),
     }
 }
@@ -283,6 +282,54 @@ pub(crate) async fn put(
 ) -> coffer::metadata::Committed {
     let pending = pending(store, bucket, owner, key, size).await;
     store.commit_object(&commit_of(pending.id, key, size), &audit("object.put")).await.expect("commit")
+}
+
+/// The bucket's default retention is read when a write commits, not when it
+/// began: a rule set while the bytes were arriving applies, from the commit.
+async fn a_default_retention_set_mid_write_applies_at_commit(f: &Fixture) {
+    let store = &*f.store;
+    let owner = user(store, "keeper", Role::User, None).await;
+    let bucket = make_bucket(store, owner.id, "ledger").await;
+    let plain = put(store, bucket.id, owner.id, "before", 10).await.object;
+    assert_eq!((plain.retention_mode, plain.retain_until), (None, None));
+    let begun = pending(store, bucket.id, owner.id, "during", 10).await;
+    let rule = DefaultRetention { mode: RetentionMode::Compliance, days: 3 };
+    store.set_default_retention(bucket.id, Some(rule), &audit("bucket.retention")).await.expect("rule");
+    let commit = CommitObject { at: now() + chrono::Duration::seconds(5), ..commit_of(begun.id, "during", 10) };
+    let locked = store.commit_object(&commit, &audit("object.put")).await.expect("commit").object;
+    assert_eq!(locked.retention_mode, Some(RetentionMode::Compliance));
+    assert_eq!(locked.retain_until, Some(commit.at + chrono::Duration::days(3)));
+    let upload = coffer::metadata::UploadRecord {
+        id: "ledger-upload".into(),
+        bucket_id: bucket.id,
+        key: ObjectKey::parse("assembled").expect("key"),
+        blob_key: format!("{}o/assembled", bucket.blob_prefix()),
+        backend_upload_id: "backend-ledger".into(),
+        owner_id: Some(owner.id),
+        content_type: None,
+        declared_size: None,
+        part_size: 5 << 20,
+        created_at: now(),
+        state: coffer::metadata::UploadState::Open,
+        state_at: now(),
+        charged_bytes: 0,
+        attempt_etag: None,
+        attempt_size: None,
+        assembled_etag: None,
+    };
+    store.create_upload(&upload, &audit("upload.create")).await.expect("create");
+    let upload = store.start_completion(&upload.id, now(), ("etag-list", 10)).await.expect("start").expect("open");
+    let finish = FinishUpload {
+        upload_id: upload.id.clone(),
+        size: 10,
+        etag: "etag-list".into(),
+        content_type: "application/octet-stream".into(),
+        at: now(),
+        started: upload.state_at,
+    };
+    let finished = store.finish_upload(&finish, &audit("upload.complete")).await.expect("finish").object;
+    assert_eq!(finished.retention_mode, Some(RetentionMode::Compliance));
+    assert_eq!(finished.retain_until, Some(finish.at + chrono::Duration::days(3)));
 }
 
 async fn object_lifecycle_and_quota(f: &Fixture) {
@@ -316,8 +363,6 @@ async fn object_lifecycle_and_quota(f: &Fixture) {
         etag: "e1".into(),
         sha256: Some("ab".repeat(32)),
         content_type: "application/pdf".into(),
-        retention_mode: Some(RetentionMode::Governance),
-        retain_until: Some(now()),
         at: now(),
     };
     let committed = store.commit_object(&commit, &audit("object.put")).await.expect("commit");

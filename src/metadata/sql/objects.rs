@@ -209,7 +209,9 @@ impl ObjectStore for Store {
         }
         let row: ObjectRow = sqlx::query_as(concat!(
             "UPDATE objects SET state = 'committed', size = $2, etag = $3, sha256 = $4, content_type = $5, \
-             retention_mode = $6, retain_until = $7, created_at = $8, updated_at = $8 WHERE id = $1 RETURNING ",
+             retention_mode = (SELECT default_retention_mode FROM buckets WHERE id = objects.bucket_id), \
+             retain_until = (SELECT $6 + default_retention_days * 86400000000 FROM buckets WHERE id = objects.bucket_id), \
+             created_at = $6, updated_at = $6 WHERE id = $1 RETURNING ",
             object_columns!()
         ))
         .bind(commit.id)
@@ -217,8 +219,6 @@ impl ObjectStore for Store {
         .bind(&commit.etag)
         .bind(&commit.sha256)
         .bind(&commit.content_type)
-        .bind(commit.retention_mode.map(|m| m.as_str()))
-        .bind(commit.retain_until.map(to_micros))
         .bind(to_micros(commit.at))
         .fetch_one(&mut *tx)
         .await

@@ -249,7 +249,9 @@ impl UploadStore for Store {
         let row: ObjectRow = sqlx::query_as(concat!(
             "INSERT INTO objects (bucket_id, object_key, blob_key, state, size, etag, sha256, content_type, owner_id, \
              created_at, updated_at, retention_mode, retain_until, legal_hold) \
-             VALUES ($1, $2, $3, 'committed', $4, $5, NULL, $6, $7, $8, $8, $9, $10, FALSE) RETURNING ",
+             VALUES ($1, $2, $3, 'committed', $4, $5, NULL, $6, $7, $8, $8, \
+             (SELECT default_retention_mode FROM buckets WHERE id = $1), \
+             (SELECT $8 + default_retention_days * 86400000000 FROM buckets WHERE id = $1), FALSE) RETURNING ",
             object_columns!()
         ))
         .bind(upload.bucket_id)
@@ -260,8 +262,6 @@ impl UploadStore for Store {
         .bind(&finish.content_type)
         .bind(upload.owner_id)
         .bind(to_micros(finish.at))
-        .bind(finish.retention_mode.map(|m| m.as_str()))
-        .bind(finish.retain_until.map(to_micros))
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_err("object"))?;

@@ -2,13 +2,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{PendingWrite, locked, new_blob_key, parse_key, write_error};
 use crate::domain::audit::{AuditEntry, Outcome};
 use crate::domain::conditional::WriteConditions;
 use crate::domain::{ObjectKey, Permission};
-use crate::metadata::{BucketRecord, CommitObject, Committed, MetaError, NewObject, ObjectRecord, RetentionMode};
+use crate::metadata::{BucketRecord, CommitObject, Committed, MetaError, NewObject, ObjectRecord};
 use crate::policy::content::{OCTET_STREAM, infer_content_type, valid_content_type};
 use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
@@ -50,17 +50,6 @@ fn decode_digest<const N: usize>(value: &str, header: &str) -> ServiceResult<[u8
 }
 
 impl Services {
-    /// Default retention of the bucket, applied to objects written after it was set.
-    pub(crate) fn default_retention(
-        &self,
-        bucket: &BucketRecord,
-    ) -> (Option<RetentionMode>, Option<chrono::DateTime<chrono::Utc>>) {
-        match bucket.default_retention {
-            Some(rule) => (Some(rule.mode), Some(self.clock.now() + Duration::days(i64::from(rule.days)))),
-            None => (None, None),
-        }
-    }
-
     pub async fn put_object(
         &self,
         ctx: &RequestContext,
@@ -164,7 +153,6 @@ impl Services {
         }
         let content_type =
             request.content_type.clone().unwrap_or_else(|| infer_content_type(key.file_name(), &digests.head));
-        let (retention_mode, retain_until) = self.default_retention(bucket);
         let sha256 = digests.sha256_hex();
         let mut commit = CommitObject {
             id: pending.id,
@@ -173,8 +161,6 @@ impl Services {
             etag: sha256.clone(),
             sha256: Some(sha256),
             content_type,
-            retention_mode,
-            retain_until,
             at: self.clock.now(),
         };
         let mut audit = ctx
@@ -306,7 +292,6 @@ impl Services {
             guard.abandon().await;
             return Err(error.into());
         }
-        let (retention_mode, retain_until) = self.default_retention(&target_bucket);
         let mut commit = CommitObject {
             id: pending.id,
             conditions: WriteConditions::default(),
@@ -314,8 +299,6 @@ impl Services {
             etag: source.etag.clone().unwrap_or_default(),
             sha256: source.sha256.clone(),
             content_type: source.content_type.clone(),
-            retention_mode,
-            retain_until,
             at: self.clock.now(),
         };
         let mut audit = ctx

@@ -142,17 +142,8 @@ impl Services {
             Some(content_type) => content_type.clone(),
             None => self.sniff(&upload, size).await,
         };
-        let (retention_mode, retain_until) = self.default_retention(&bucket);
-        let finish = FinishUpload {
-            upload_id: upload.id.clone(),
-            size,
-            etag,
-            content_type,
-            retention_mode,
-            retain_until,
-            at: self.clock.now(),
-            started,
-        };
+        let finish =
+            FinishUpload { upload_id: upload.id.clone(), size, etag, content_type, at: self.clock.now(), started };
         let audit = self
             .upload_event(ctx, principal, "upload.complete", bucket.name.as_str(), &upload)
             .details(serde_json::json!({ "upload_id": upload.id, "size": size, "parts": chosen.len() }));
