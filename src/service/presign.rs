@@ -40,6 +40,8 @@ pub struct Presigned {
     pub transfer_mode: TransferMode,
 }
 
+const EXPIRED: &str = "the signed URL has expired";
+
 impl Services {
     /// The transfer mode a request gets: the configured default, or `direct` when asked and allowed.
     fn transfer_mode(&self, requested: Option<TransferMode>) -> ServiceResult<TransferMode> {
@@ -202,9 +204,11 @@ impl Services {
         Ok(size)
     }
 
-    /// Authenticates a request by its gateway signature. Every failure is 403
-    /// (and audited): a wrong byte, an expired URL, a disabled signer, a
-    /// password reset since signing, a revoked key.
+    /// Authenticates a request by its gateway signature. Every failure is 403:
+    /// a wrong byte, an expired URL, a disabled signer, a password reset since
+    /// signing, a revoked key. Beyond expiry (which the URL shows anyway) the
+    /// answer never says which, so a forged URL cannot probe accounts; the
+    /// audit trail keeps the reason, for signers that exist.
     pub async fn authenticate_signed(
         &self,
         ctx: &RequestContext,
@@ -213,12 +217,14 @@ impl Services {
         params: &SignedParams,
     ) -> ServiceResult<Principal> {
         let now = self.clock.now();
+        let mut signer_exists = false;
         let result = async {
             if params.expires <= now.timestamp() {
-                return Err("the signed URL has expired");
+                return Err(EXPIRED);
             }
-            let user = self.account_state(params.signer).await.ok().flatten().filter(|u| !u.disabled);
-            let user = user.ok_or("the signer can no longer sign")?;
+            let user = self.account_state(params.signer).await.ok().flatten();
+            signer_exists = user.is_some();
+            let user = user.filter(|u| !u.disabled).ok_or("the signer can no longer sign")?;
             let via = match &params.api_key {
                 Some(id) => {
                     let key = self.store.api_key_by_id(id).await.ok().flatten();
@@ -256,12 +262,16 @@ impl Services {
         match result {
             Ok(principal) => Ok(principal),
             Err(reason) => {
-                let event = ctx
-                    .event(now, &format!("presign:{}", params.signer), "presign.rejected")
-                    .outcome(Outcome::Denied)
-                    .details(serde_json::json!({ "reason": reason, "method": method }));
-                self.store.append_audit(&event).await?;
-                Err(ServiceError::Forbidden(reason.into()))
+                // Made-up signers would only fill the trail with noise.
+                if signer_exists {
+                    let event = ctx
+                        .event(now, &format!("presign:{}", params.signer), "presign.rejected")
+                        .outcome(Outcome::Denied)
+                        .details(serde_json::json!({ "reason": reason, "method": method }));
+                    self.store.append_audit(&event).await?;
+                }
+                let told = if reason == EXPIRED { EXPIRED } else { "the signed URL is not valid" };
+                Err(ServiceError::Forbidden(told.into()))
             }
         }
     }

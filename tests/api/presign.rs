@@ -231,6 +231,20 @@ async fn disabling_resetting_or_revoking_voids_urls_at_once() {
         .expect("disable");
     assert_eq!(disable.status(), 200);
     assert_eq!(plain.get(&url).send().await.expect("get").status(), 403, "a disabled signer's URLs die");
+
+    // The answer never tells which check failed, so made-up URLs cannot probe
+    // accounts; the trail keeps the reason, for signers that exist.
+    let disabled = crate::helpers::problem(plain.get(&url).send().await.expect("get")).await;
+    let signer = url.split("X-Coffer-Signer=").nth(1).and_then(|rest| rest.split('&').next()).expect("signer");
+    let made_up = url.replace(&format!("X-Coffer-Signer={signer}"), "X-Coffer-Signer=987654");
+    let unknown = crate::helpers::problem(plain.get(&made_up).send().await.expect("get")).await;
+    assert_eq!(disabled["detail"], "the signed URL is not valid");
+    assert_eq!(unknown["detail"], disabled["detail"]);
+    let page: Value = app.get_json("/api/v1/admin/audit?action=presign.rejected", &admin.access).await;
+    let actors: Vec<&str> =
+        page["events"].as_array().expect("events").iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert!(actors.contains(&format!("presign:{signer}").as_str()), "{actors:?}");
+    assert!(!actors.contains(&"presign:987654"), "{actors:?}");
 }
 
 #[tokio::test]
