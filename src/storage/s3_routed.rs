@@ -74,10 +74,16 @@ impl S3BlobStore {
     /// Creates a backend bucket in the client's region; one that exists
     /// already (ours) is fine. AWS refuses a bucket outside us-east-1 whose
     /// request names no region; Garage checks the name against its own.
+    /// With Object Lock on this (the main) bucket, the new one has it too, so
+    /// retention keeps being mirrored to the backend (Object Lock can only be
+    /// enabled when a bucket is created).
     pub(super) async fn create_backend_bucket(&self, name: &str) -> Result<(), StorageError> {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
         let region = self.client.config().region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
         let mut request = self.client.create_bucket().bucket(name);
+        if self.object_lock_enabled().await {
+            request = request.object_lock_enabled_for_bucket(true);
+        }
         if !region.is_empty() && region != "us-east-1" {
             let location = CreateBucketConfiguration::builder()
                 .location_constraint(BucketLocationConstraint::from(region.as_str()))

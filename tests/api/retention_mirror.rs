@@ -89,3 +89,47 @@ async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
     let status = head.object_lock_legal_hold_status;
     assert_eq!(status, Some(ObjectLockLegalHoldStatus::On));
 }
+
+#[tokio::test]
+async fn backend_buckets_of_their_own_get_object_lock_from_the_main_one() {
+    let Ok(endpoint) = std::env::var("COFFER_TEST_MOTO_ENDPOINT") else {
+        assert!(!services_required(), "COFFER_TEST_MOTO_ENDPOINT is required with the real services");
+        return;
+    };
+    let client = backend_client(&endpoint);
+    let main_bucket = unique("lockmain-");
+    client.create_bucket().bucket(&main_bucket).object_lock_enabled_for_bucket(true).send().await.expect("main");
+    let env = S3Env {
+        endpoint: endpoint.clone(),
+        region: "us-east-1".into(),
+        bucket: main_bucket.clone(),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+    };
+    let app = spawn_app_with(|config| {
+        use_s3(config, &env, "routed/");
+        config.s3_bucket_per_coffer_bucket = true;
+    })
+    .await;
+    let owner = app.user_session("olga", Role::User).await.access;
+    let created = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "vault"})).send().await;
+    assert_eq!(created.expect("bucket").status(), 201);
+    let bucket = app.services.store.bucket_by_name(&BucketName::parse("vault").expect("name")).await;
+    let own_bucket = format!("{main_bucket}-b{}", bucket.expect("bucket").expect("exists").id);
+    let lock = client.get_object_lock_configuration().bucket(&own_bucket).send().await.expect("lock configuration");
+    let enabled = lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()).map(|e| e.as_str());
+    assert_eq!(enabled, Some("Enabled"));
+
+    assert_eq!(put(&app, &owner, "vault", "deed.pdf", b"%PDF-1.7".to_vec()).await.status(), 201);
+    let hold = app
+        .with_token(Method::PUT, "/api/v1/buckets/vault/legal-hold/deed.pdf", &owner)
+        .json(&json!({"status": "ON"}))
+        .send()
+        .await
+        .expect("hold");
+    assert_eq!(hold.status(), 200);
+    let listed = client.list_objects_v2().bucket(&own_bucket).send().await.expect("list");
+    let key = listed.contents().first().and_then(|o| o.key()).expect("the object is in its own bucket").to_owned();
+    let head = client.head_object().bucket(&own_bucket).key(&key).send().await.expect("head");
+    assert_eq!(head.object_lock_legal_hold_status, Some(ObjectLockLegalHoldStatus::On), "mirrored");
+}
