@@ -32,5 +32,6 @@ mod retention_mirror;
 mod retention_model;
 mod shares;
 mod thumbnails;
+mod upload_retries;
 mod uploads;
 mod web_session;
