@@ -31,28 +31,36 @@ fn backend_client(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-#[tokio::test]
-async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
+/// moto's client and the settings of a new moto bucket with Object Lock
+/// named `prefix…`; none (the test skips) where moto is not configured.
+async fn locked_backend(prefix: &str) -> Option<(aws_sdk_s3::Client, S3Env)> {
     let Ok(endpoint) = std::env::var("COFFER_TEST_MOTO_ENDPOINT") else {
         assert!(!services_required(), "COFFER_TEST_MOTO_ENDPOINT is required with the real services");
-        return;
+        return None;
     };
     let client = backend_client(&endpoint);
-    let backend_bucket = unique("lock-");
+    let bucket = unique(prefix);
     client
         .create_bucket()
-        .bucket(&backend_bucket)
+        .bucket(&bucket)
         .object_lock_enabled_for_bucket(true)
         .send()
         .await
         .expect("create a bucket with Object Lock");
     let env = S3Env {
-        endpoint: endpoint.clone(),
+        endpoint,
         region: "us-east-1".into(),
-        bucket: backend_bucket.clone(),
+        bucket,
         access_key_id: "test".into(),
         secret_access_key: "test".into(),
     };
+    Some((client, env))
+}
+
+#[tokio::test]
+async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
+    let Some((client, env)) = locked_backend("lock-").await else { return };
+    let backend_bucket = env.bucket.clone();
     let app = spawn_app_with(|config| use_s3(config, &env, "mirror/")).await;
     let ready: Value = app.get("/health/ready").await.json().await.expect("json");
     assert_eq!(ready["retention_enforcement"], "gateway+backend", "{ready}");
@@ -92,20 +100,8 @@ async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
 
 #[tokio::test]
 async fn backend_buckets_of_their_own_get_object_lock_from_the_main_one() {
-    let Ok(endpoint) = std::env::var("COFFER_TEST_MOTO_ENDPOINT") else {
-        assert!(!services_required(), "COFFER_TEST_MOTO_ENDPOINT is required with the real services");
-        return;
-    };
-    let client = backend_client(&endpoint);
-    let main_bucket = unique("lockmain-");
-    client.create_bucket().bucket(&main_bucket).object_lock_enabled_for_bucket(true).send().await.expect("main");
-    let env = S3Env {
-        endpoint: endpoint.clone(),
-        region: "us-east-1".into(),
-        bucket: main_bucket.clone(),
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-    };
+    let Some((client, env)) = locked_backend("lockmain-").await else { return };
+    let main_bucket = env.bucket.clone();
     let app = spawn_app_with(|config| {
         use_s3(config, &env, "routed/");
         config.s3_bucket_per_coffer_bucket = true;

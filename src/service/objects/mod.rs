@@ -16,7 +16,8 @@ pub use write::PutRequest;
 
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::ObjectKey;
-use crate::metadata::{BucketRecord, MetaError, MetadataStore, ObjectRecord, ObjectState};
+use crate::metadata::{BucketRecord, Committed, MetaError, MetadataStore, ObjectRecord, ObjectState};
+use crate::service::scopes::objects_scope;
 use crate::storage::BlobStore;
 
 /// An object as the API shows it.
@@ -156,6 +157,19 @@ impl Drop for PendingWrite {
 }
 
 impl Services {
+    /// What follows every commit of a new version (PUT, copy, multipart
+    /// completion): the key's cached entries, the replaced version's bytes,
+    /// the backend's copy of its retention, its thumbnail.
+    pub(crate) async fn after_commit(&self, committed: Committed) -> ObjectRecord {
+        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
+        if let Some(old) = &committed.replaced {
+            self.remove_version(old).await;
+        }
+        self.mirror_new_object(&committed.object).await;
+        self.queue_thumbnail(&committed.object).await;
+        committed.object
+    }
+
     /// Removes a version that left the live state (replaced or deleted).
     /// A failure leaves the row `deleting` for the reconciler.
     pub(crate) async fn remove_version(&self, object: &ObjectRecord) {

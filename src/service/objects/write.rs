@@ -186,13 +186,7 @@ impl Services {
                 None => return Err(write_error(error)),
             },
         };
-        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
-        if let Some(old) = &committed.replaced {
-            self.remove_version(old).await;
-        }
-        self.mirror_new_object(&committed.object).await;
-        self.queue_thumbnail(&committed.object).await;
-        Ok(committed.object)
+        Ok(self.after_commit(committed).await)
     }
 
     /// Commits a pending write. A commit that raced another writer of the key
@@ -318,13 +312,7 @@ impl Services {
                 None => return Err(write_error(error)),
             },
         };
-        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
-        if let Some(old) = &committed.replaced {
-            self.remove_version(old).await;
-        }
-        self.mirror_new_object(&committed.object).await;
-        self.queue_thumbnail(&committed.object).await;
-        Ok(committed.object)
+        Ok(self.after_commit(committed).await)
     }
 
     pub async fn delete_object(

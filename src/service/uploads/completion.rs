@@ -16,7 +16,6 @@ use crate::policy::content::infer_content_type;
 use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
 use crate::service::objects::{locked, write_error};
-use crate::service::scopes::objects_scope;
 use crate::service::{ServiceError, ServiceResult, Services};
 use crate::storage::{BlobRange, CompletedPart, StorageError};
 
@@ -154,13 +153,7 @@ impl Services {
                 self.settle_failed_finish(&bucket, &upload, (started, &finish.etag), error, &abort).await?
             }
         };
-        self.invalidate(&objects_scope(committed.object.bucket_id)).await;
-        if let Some(old) = &committed.replaced {
-            self.remove_version(old).await;
-        }
-        self.mirror_new_object(&committed.object).await;
-        self.queue_thumbnail(&committed.object).await;
-        Ok(committed.object)
+        Ok(self.after_commit(committed).await)
     }
 
     /// A completion sent again after its upload was committed (the first
