@@ -14,23 +14,35 @@ use crate::metadata::RetentionMode;
 use crate::policy::retention::Retention;
 
 impl S3BlobStore {
-    /// Whether the backend bucket reports Object Lock enabled; asked once.
+    /// Whether the backend bucket reports Object Lock enabled; remembered once
+    /// the backend has answered (a backend that could not be reached is asked
+    /// again next time, so a brief outage never turns mirroring off for good).
     pub(super) async fn object_lock_enabled(&self) -> bool {
-        *self
-            .object_lock
-            .get_or_init(|| async {
-                match self.client.get_object_lock_configuration().bucket(&self.bucket).send().await {
-                    Ok(out) => out
-                        .object_lock_configuration()
-                        .and_then(|c| c.object_lock_enabled())
-                        .is_some_and(|e| *e == ObjectLockEnabled::Enabled),
-                    Err(error) => {
-                        tracing::info!(error = %classify(error), "backend has no Object Lock; Coffer enforces retention alone");
-                        false
-                    }
-                }
-            })
-            .await
+        self.object_lock.get_or_try_init(|| self.ask_object_lock()).await.is_ok_and(|enabled| *enabled)
+    }
+
+    /// Asks the backend whether this bucket has Object Lock enabled. A refusal
+    /// (no lock configuration, or a backend without Object Lock) is a definite
+    /// no; `Err` when the backend could not answer.
+    pub(super) async fn ask_object_lock(&self) -> Result<bool, StorageError> {
+        let error = match self.client.get_object_lock_configuration().bucket(&self.bucket).send().await {
+            Ok(out) => {
+                let configuration = out.object_lock_configuration();
+                return Ok(configuration.and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled));
+            }
+            Err(error) => error,
+        };
+        let not_implemented = error.raw_response().is_some_and(|raw| raw.status().as_u16() == 501);
+        match classify(error) {
+            StorageError::Unavailable(why) if !not_implemented => {
+                tracing::warn!(bucket = %self.bucket, error = %why, "could not ask the backend about Object Lock");
+                Err(StorageError::Unavailable(why))
+            }
+            refusal => {
+                tracing::info!(bucket = %self.bucket, error = %refusal, "backend bucket has no Object Lock; Coffer enforces retention alone");
+                Ok(false)
+            }
+        }
     }
 
     pub(super) async fn put_retention(

@@ -5,6 +5,7 @@
 //! a re-created bucket never meets an old one's leftovers.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +19,16 @@ use super::{
 
 pub struct RoutedS3 {
     main: S3BlobStore,
+    /// Whether each Coffer bucket's backend bucket has Object Lock, once it
+    /// answered: buckets created by Coffer before 2026-12-07 have none even
+    /// when the main bucket does.
+    backend_locks: std::sync::Mutex<HashMap<u64, bool>>,
+    /// The last answer of `object_lock` (it lists the backend's buckets) and when.
+    enforcement: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long `object_lock`'s answer is reused (bucket listings and readiness ask it).
+const ENFORCEMENT_TTL: Duration = Duration::from_secs(60);
 
 /// `b/{id}/rest` → `(id, rest)`.
 fn split(key: &str) -> Option<(u64, &str)> {
@@ -29,7 +39,44 @@ fn split(key: &str) -> Option<(u64, &str)> {
 
 impl RoutedS3 {
     pub fn new(main: S3BlobStore) -> Self {
-        Self { main }
+        Self { main, backend_locks: std::sync::Mutex::default(), enforcement: std::sync::Mutex::default() }
+    }
+
+    fn known_locks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, bool>> {
+        self.backend_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the backend bucket of Coffer bucket `id` has Object Lock.
+    async fn backend_lock(&self, id: u64) -> Result<bool, StorageError> {
+        if let Some(known) = self.known_locks().get(&id) {
+            return Ok(*known);
+        }
+        let enabled = self.main.for_bucket(self.backend_bucket(id)).ask_object_lock().await?;
+        self.known_locks().insert(id, enabled);
+        Ok(enabled)
+    }
+
+    /// Whether the main bucket and every Coffer bucket's own have Object Lock;
+    /// `None` when the backend could not say.
+    async fn every_bucket_locked(&self) -> Option<bool> {
+        if !self.main.object_lock_enabled().await {
+            return Some(false);
+        }
+        for id in self.bucket_ids().await.ok()? {
+            if !self.backend_lock(id).await.ok()? {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// Where `key` lives, when its store has Object Lock to mirror to.
+    async fn locked_store<'k>(&self, key: &'k str) -> Result<Option<(Cow<'_, S3BlobStore>, &'k str)>, StorageError> {
+        let locked = match split(key) {
+            Some((id, _)) => self.backend_lock(id).await?,
+            None => self.main.object_lock_enabled().await,
+        };
+        Ok(locked.then(|| self.route(key)))
     }
 
     fn backend_bucket(&self, id: u64) -> String {
@@ -131,7 +178,9 @@ impl BlobStore for RoutedS3 {
 
     async fn remove_container(&self, bucket_prefix: &str) -> Result<(), StorageError> {
         let (id, _) = split(bucket_prefix).ok_or_else(|| StorageError::InvalidKey(bucket_prefix.into()))?;
-        self.main.delete_backend_bucket(&self.backend_bucket(id)).await
+        self.main.delete_backend_bucket(&self.backend_bucket(id)).await?;
+        self.known_locks().remove(&id);
+        Ok(())
     }
 
     async fn put(&self, key: &str, body: ByteStream, size: Option<u64>) -> Result<u64, StorageError> {
@@ -247,8 +296,17 @@ impl BlobStore for RoutedS3 {
         Ok(all)
     }
 
+    /// The backend enforces retention only if every bucket it holds objects
+    /// in has Object Lock: the main one and each Coffer bucket's own.
     async fn object_lock(&self) -> bool {
-        self.main.object_lock().await
+        let last = *self.enforcement.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, enforced)) = last.filter(|(at, _)| at.elapsed() < ENFORCEMENT_TTL) {
+            return enforced;
+        }
+        let Some(enforced) = self.every_bucket_locked().await else { return false };
+        *self.enforcement.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), enforced));
+        enforced
     }
 
     async fn mirror_retention(
@@ -257,13 +315,17 @@ impl BlobStore for RoutedS3 {
         retention: Option<crate::policy::retention::Retention>,
         bypass: bool,
     ) -> Result<(), StorageError> {
-        let (store, key) = self.route(key);
-        store.mirror_retention(key, retention, bypass).await
+        match self.locked_store(key).await? {
+            Some((store, key)) => store.put_retention(&store.full_key(key)?, retention, bypass).await,
+            None => Ok(()),
+        }
     }
 
     async fn mirror_legal_hold(&self, key: &str, on: bool) -> Result<(), StorageError> {
-        let (store, key) = self.route(key);
-        store.mirror_legal_hold(key, on).await
+        match self.locked_store(key).await? {
+            Some((store, key)) => store.put_legal_hold(&store.full_key(key)?, on).await,
+            None => Ok(()),
+        }
     }
 
     async fn presign(

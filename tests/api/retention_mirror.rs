@@ -10,7 +10,7 @@ use coffer::domain::{BucketName, ObjectKey, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{TestApp, spawn_app_with};
 use crate::objects::put;
 use crate::support::{S3Env, services_required, unique, use_s3};
 
@@ -98,6 +98,20 @@ async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
     assert_eq!(status, Some(ObjectLockLegalHoldStatus::On));
 }
 
+/// A Coffer bucket `name` of `owner` and the name of its own backend bucket.
+async fn routed_bucket(app: &TestApp, owner: &str, main_bucket: &str, name: &str) -> String {
+    let created = app.with_token(Method::POST, "/api/v1/buckets", owner).json(&json!({ "name": name })).send().await;
+    assert_eq!(created.expect("bucket").status(), 201);
+    let bucket = app.services.store.bucket_by_name(&BucketName::parse(name).expect("name")).await;
+    format!("{main_bucket}-b{}", bucket.expect("bucket").expect("exists").id)
+}
+
+async fn hold(app: &TestApp, owner: &str, bucket: &str, key: &str) {
+    let path = format!("/api/v1/buckets/{bucket}/legal-hold/{key}");
+    let held = app.with_token(Method::PUT, &path, owner).json(&json!({"status": "ON"})).send().await;
+    assert_eq!(held.expect("hold").status(), 200);
+}
+
 #[tokio::test]
 async fn backend_buckets_of_their_own_get_object_lock_from_the_main_one() {
     let Some((client, env)) = locked_backend("lockmain-").await else { return };
@@ -108,24 +122,44 @@ async fn backend_buckets_of_their_own_get_object_lock_from_the_main_one() {
     })
     .await;
     let owner = app.user_session("olga", Role::User).await.access;
-    let created = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "vault"})).send().await;
-    assert_eq!(created.expect("bucket").status(), 201);
-    let bucket = app.services.store.bucket_by_name(&BucketName::parse("vault").expect("name")).await;
-    let own_bucket = format!("{main_bucket}-b{}", bucket.expect("bucket").expect("exists").id);
+    let own_bucket = routed_bucket(&app, &owner, &main_bucket, "vault").await;
     let lock = client.get_object_lock_configuration().bucket(&own_bucket).send().await.expect("lock configuration");
     let enabled = lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()).map(|e| e.as_str());
     assert_eq!(enabled, Some("Enabled"));
 
     assert_eq!(put(&app, &owner, "vault", "deed.pdf", b"%PDF-1.7".to_vec()).await.status(), 201);
-    let hold = app
-        .with_token(Method::PUT, "/api/v1/buckets/vault/legal-hold/deed.pdf", &owner)
-        .json(&json!({"status": "ON"}))
-        .send()
-        .await
-        .expect("hold");
-    assert_eq!(hold.status(), 200);
+    hold(&app, &owner, "vault", "deed.pdf").await;
+    let ready: Value = app.get("/health/ready").await.json().await.expect("json");
+    assert_eq!(ready["retention_enforcement"], "gateway+backend", "{ready}");
     let listed = client.list_objects_v2().bucket(&own_bucket).send().await.expect("list");
     let key = listed.contents().first().and_then(|o| o.key()).expect("the object is in its own bucket").to_owned();
     let head = client.head_object().bucket(&own_bucket).key(&key).send().await.expect("head");
     assert_eq!(head.object_lock_legal_hold_status, Some(ObjectLockLegalHoldStatus::On), "mirrored");
+}
+
+#[tokio::test]
+async fn a_backend_bucket_without_object_lock_is_not_reported_as_enforcing() {
+    let Some((client, env)) = locked_backend("lockold-").await else { return };
+    let main_bucket = env.bucket.clone();
+    let app = spawn_app_with(|config| {
+        use_s3(config, &env, "routed/");
+        config.s3_bucket_per_coffer_bucket = true;
+    })
+    .await;
+    let owner = app.user_session("omar", Role::User).await.access;
+    // As Coffer made them before 2026-12-07: the bucket's own backend bucket has no Object Lock.
+    let own_bucket = routed_bucket(&app, &owner, &main_bucket, "archive").await;
+    client.delete_bucket().bucket(&own_bucket).send().await.expect("delete the empty bucket");
+    client.create_bucket().bucket(&own_bucket).send().await.expect("create it without Object Lock");
+
+    // A replica started since (this one remembers what it asked at the bucket's creation).
+    let app = app.replica().await;
+    assert_eq!(put(&app, &owner, "archive", "deed.pdf", b"%PDF-1.7".to_vec()).await.status(), 201);
+    hold(&app, &owner, "archive", "deed.pdf").await;
+    let status = app.get_json("/api/v1/buckets/archive/legal-hold/deed.pdf", &owner).await;
+    assert_eq!(status["status"], "ON", "Coffer enforces it alone");
+    let ready: Value = app.get("/health/ready").await.json().await.expect("json");
+    assert_eq!(ready["retention_enforcement"], "gateway", "{ready}");
+    let blocked = app.with_token(Method::DELETE, "/api/v1/buckets/archive/objects/deed.pdf", &owner).send().await;
+    assert_eq!(blocked.expect("delete").status(), 409);
 }
