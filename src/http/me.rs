@@ -37,6 +37,8 @@ struct KeyView {
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
+    /// Created in a session that passed MFA (what `require_mfa_for_admins` asks of admin keys).
+    mfa: bool,
 }
 
 impl From<ApiKeyRecord> for KeyView {
@@ -49,6 +51,7 @@ impl From<ApiKeyRecord> for KeyView {
             created_at: key.created_at,
             expires_at: key.expires_at,
             last_used_at: key.last_used_at,
+            mfa: key.minted_with_mfa,
         }
     }
 }

@@ -253,6 +253,9 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The session that created the key had passed a second factor.
+    #[serde(default)]
+    pub minted_with_mfa: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

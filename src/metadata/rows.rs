@@ -22,7 +22,7 @@ macro_rules! user_columns {
 
 macro_rules! api_key_columns {
     () => {
-        "id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, last_used_at, revoked_at"
+        "id, user_id, name, prefix, key_hash, scopes, created_at, expires_at, last_used_at, revoked_at, minted_with_mfa"
     };
 }
 
@@ -260,6 +260,7 @@ pub(super) struct ApiKeyRow {
     expires_at: Option<i64>,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+    minted_with_mfa: bool,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKeyRecord {
@@ -276,6 +277,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
             expires_at: row.expires_at.map(from_micros),
             last_used_at: row.last_used_at.map(from_micros),
             revoked_at: row.revoked_at.map(from_micros),
+            minted_with_mfa: row.minted_with_mfa,
         })
     }
 }

@@ -8,8 +8,9 @@ use crate::domain::{Permission, Role, Scopes};
 pub enum Via {
     /// An interactive session (JWT); `mfa` when the login passed a second factor.
     Session { mfa: bool },
-    /// An API key limited to its scopes.
-    ApiKey(Scopes),
+    /// An API key limited to its scopes; `mfa` when the session that created
+    /// it had passed a second factor (a key carries no more assurance than that).
+    ApiKey { scopes: Scopes, mfa: bool },
 }
 
 /// The facts a decision depends on.
@@ -41,9 +42,9 @@ pub fn bucket_permission(role: Role, grant: Option<Permission>) -> Option<Permis
 pub fn credential_ceiling(via: Via) -> Option<Permission> {
     match via {
         Via::Session { .. } => Some(Permission::Manage),
-        Via::ApiKey(scopes) if scopes.write => Some(Permission::Manage),
-        Via::ApiKey(scopes) if scopes.read => Some(Permission::Read),
-        Via::ApiKey(_) => None,
+        Via::ApiKey { scopes, .. } if scopes.write => Some(Permission::Manage),
+        Via::ApiKey { scopes, .. } if scopes.read => Some(Permission::Read),
+        Via::ApiKey { .. } => None,
     }
 }
 
@@ -53,7 +54,7 @@ pub fn credential_ceiling(via: Via) -> Option<Permission> {
 pub fn credential_reads(via: Via) -> bool {
     match via {
         Via::Session { .. } => true,
-        Via::ApiKey(scopes) => scopes.read,
+        Via::ApiKey { scopes, .. } => scopes.read,
     }
 }
 
@@ -82,26 +83,31 @@ pub fn may_create_bucket(subject: Subject) -> bool {
     subject.role != Role::Auditor && credential_ceiling(subject.via) >= Some(Permission::Write)
 }
 
-/// Administration (users, lifecycle runs): admins, with a credential that may
-/// read and write and — when the deployment requires it — a session that passed MFA.
-pub fn may_administer(subject: Subject, require_mfa_for_admins: bool) -> bool {
-    if subject.role != Role::Admin {
-        return false;
-    }
-    match subject.via {
-        Via::Session { mfa } => mfa || !require_mfa_for_admins,
-        Via::ApiKey(scopes) => scopes.write && scopes.read,
-    }
+/// Whether the credential carries a second factor where the deployment asks
+/// admins for one: a session that passed MFA, or a key created by such a session.
+fn admin_assurance(via: Via, require_mfa_for_admins: bool) -> bool {
+    let mfa = match via {
+        Via::Session { mfa } | Via::ApiKey { mfa, .. } => mfa,
+    };
+    mfa || !require_mfa_for_admins
 }
 
-/// Reading the audit trail: admins and auditors, with a credential that may read.
+/// Administration (users, lifecycle runs): admins, with a credential that may
+/// read and write and — when the deployment requires it — passed MFA.
+pub fn may_administer(subject: Subject, require_mfa_for_admins: bool) -> bool {
+    let scoped = match subject.via {
+        Via::Session { .. } => true,
+        Via::ApiKey { scopes, .. } => scopes.write && scopes.read,
+    };
+    subject.role == Role::Admin && scoped && admin_assurance(subject.via, require_mfa_for_admins)
+}
+
+/// Reading the audit trail: admins and auditors, with a credential that may
+/// read; admins also need MFA when the deployment requires it.
 pub fn may_read_audit(subject: Subject, require_mfa_for_admins: bool) -> bool {
     match subject.role {
         Role::Auditor => credential_reads(subject.via),
-        Role::Admin => match subject.via {
-            Via::Session { mfa } => mfa || !require_mfa_for_admins,
-            Via::ApiKey(scopes) => scopes.read,
-        },
+        Role::Admin => credential_reads(subject.via) && admin_assurance(subject.via, require_mfa_for_admins),
         Role::User => false,
     }
 }
@@ -147,9 +153,15 @@ mod tests {
     fn via() -> impl Strategy<Value = Via> {
         prop_oneof![
             any::<bool>().prop_map(|mfa| Via::Session { mfa }),
-            Just(Via::ApiKey(Scopes { read: true, write: false })),
-            Just(Via::ApiKey(Scopes { read: false, write: true })),
-            Just(Via::ApiKey(Scopes::ALL)),
+            (scopes(), any::<bool>()).prop_map(|(scopes, mfa)| Via::ApiKey { scopes, mfa }),
+        ]
+    }
+
+    fn scopes() -> impl Strategy<Value = Scopes> {
+        prop_oneof![
+            Just(Scopes { read: true, write: false }),
+            Just(Scopes { read: false, write: true }),
+            Just(Scopes::ALL),
         ]
     }
 
@@ -164,7 +176,8 @@ mod tests {
         assert_eq!(bucket_access(user, None, Permission::Read), Decision::Hidden);
         assert_eq!(bucket_access(user, Some(Permission::Read), Permission::Write), Decision::Forbidden);
         assert_eq!(bucket_access(user, Some(Permission::Write), Permission::Write), Decision::Allow);
-        let read_key = Subject { role: Role::User, via: Via::ApiKey(Scopes { read: true, write: false }) };
+        let read_key =
+            Subject { role: Role::User, via: Via::ApiKey { scopes: Scopes { read: true, write: false }, mfa: false } };
         assert_eq!(bucket_access(read_key, Some(Permission::Manage), Permission::Write), Decision::Forbidden);
         assert_eq!(bucket_access(read_key, Some(Permission::Manage), Permission::Read), Decision::Allow);
         let admin = Subject { role: Role::Admin, via: session };
@@ -193,8 +206,8 @@ mod tests {
         }
 
         #[test]
-        fn read_only_keys_never_write(role in role(), grant in proptest::option::of(permission())) {
-            let s = Subject { role, via: Via::ApiKey(Scopes { read: true, write: false }) };
+        fn read_only_keys_never_write(role in role(), grant in proptest::option::of(permission()), mfa in any::<bool>()) {
+            let s = Subject { role, via: Via::ApiKey { scopes: Scopes { read: true, write: false }, mfa } };
             prop_assert_ne!(bucket_access(s, grant, Permission::Write), Decision::Allow);
             prop_assert_ne!(bucket_access(s, grant, Permission::Manage), Decision::Allow);
             prop_assert!(effective_permission(s, grant) <= Some(Permission::Read));
@@ -203,14 +216,34 @@ mod tests {
         }
 
         #[test]
-        fn write_only_keys_never_read(role in role(), grant in proptest::option::of(permission())) {
-            let s = Subject { role, via: Via::ApiKey(Scopes { read: false, write: true }) };
+        fn write_only_keys_never_read(role in role(), grant in proptest::option::of(permission()), mfa in any::<bool>()) {
+            let s = Subject { role, via: Via::ApiKey { scopes: Scopes { read: false, write: true }, mfa } };
             prop_assert_ne!(bucket_access(s, grant, Permission::Read), Decision::Allow);
             prop_assert!(!may_read_audit(s, false));
             prop_assert!(!may_administer(s, false));
             if role == Role::User && grant >= Some(Permission::Write) {
                 prop_assert_eq!(bucket_access(s, grant, Permission::Write), Decision::Allow, "they still write");
             }
+        }
+
+        #[test]
+        fn admin_power_needs_mfa_where_required(via in via(), grant in proptest::option::of(permission()), need in permission()) {
+            // A session without MFA, and every key it creates, administer nothing where MFA
+            // is required for admins; their bucket access is the same either way.
+            let s = Subject { role: Role::Admin, via };
+            let mfa = matches!(via, Via::Session { mfa: true } | Via::ApiKey { mfa: true, .. });
+            if !mfa {
+                prop_assert!(!may_administer(s, true));
+                prop_assert!(!may_read_audit(s, true));
+            } else {
+                prop_assert_eq!(may_administer(s, true), may_administer(s, false));
+                prop_assert_eq!(may_read_audit(s, true), may_read_audit(s, false));
+            }
+            let flipped = match via {
+                Via::Session { mfa } => Via::Session { mfa: !mfa },
+                Via::ApiKey { scopes, mfa } => Via::ApiKey { scopes, mfa: !mfa },
+            };
+            prop_assert_eq!(bucket_access(s, grant, need), bucket_access(Subject { via: flipped, ..s }, grant, need));
         }
 
         #[test]
@@ -246,8 +279,8 @@ mod tests {
         }
 
         #[test]
-        fn api_keys_never_manage_credentials(scopes in prop_oneof![Just(Scopes::ALL), Just(Scopes { read: true, write: false })], role in role()) {
-            let subject = Subject { role, via: Via::ApiKey(scopes) };
+        fn api_keys_never_manage_credentials(scopes in scopes(), mfa in any::<bool>(), role in role()) {
+            let subject = Subject { role, via: Via::ApiKey { scopes, mfa } };
             prop_assert!(!may_manage_own_credentials(subject));
         }
     }

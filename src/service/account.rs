@@ -237,6 +237,7 @@ impl Services {
             expires_at,
             last_used_at: None,
             revoked_at: None,
+            minted_with_mfa: matches!(principal.via, rbac::Via::Session { mfa: true }),
         };
         let event = ctx
             .event(self.clock.now(), principal.username.as_str(), "apikey.create")

@@ -355,7 +355,7 @@ impl Services {
             user_id: user.id,
             username: user.username,
             role: user.role,
-            via: Via::ApiKey(record.scopes),
+            via: Via::ApiKey { scopes: record.scopes, mfa: record.minted_with_mfa },
             api_key_id: Some(record.id),
             token_generation: user.token_generation,
             actor_label: None,

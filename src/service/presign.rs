@@ -233,7 +233,7 @@ impl Services {
                             k.user_id == user.id && k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now)
                         })
                         .ok_or("the API key that signed this URL was revoked")?;
-                    Via::ApiKey(key.scopes)
+                    Via::ApiKey { scopes: key.scopes, mfa: key.minted_with_mfa }
                 }
                 None => Via::Session { mfa: false },
             };

@@ -81,10 +81,12 @@ impl Services {
         if rbac::may_administer(principal.subject(), self.config.require_mfa_for_admins) {
             return Ok(());
         }
-        let reason = if principal.role == Role::Admin {
-            "administration needs a session with MFA (or a write-scoped API key)"
-        } else {
-            "administrators only"
+        let reason = match principal.role {
+            Role::Admin if self.config.require_mfa_for_admins => {
+                "administration needs a session that passed MFA, or a read and write API key created by one"
+            }
+            Role::Admin => "administration needs a session, or an API key with read and write scopes",
+            _ => "administrators only",
         };
         Err(self.deny(ctx, principal, action, None, None, ServiceError::Forbidden(reason.into())).await)
     }

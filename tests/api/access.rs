@@ -228,10 +228,33 @@ async fn mfa_can_be_required_for_administration() {
     let session = app.login("sam", &password).await;
     let refused = app.with_token(Method::GET, "/api/v1/admin/users", &session.access).send().await.expect("list");
     assert_eq!(refused.status(), 403);
+    // A key created by that session carries no more assurance than the session.
+    let weak_key = app.create_api_key(&session.access, json!({"name": "weak"})).await;
+    assert_eq!(weak_key["mfa"], false, "{weak_key}");
+    let weak_key = weak_key["key"].as_str().expect("key");
+    for path in ["/api/v1/admin/users", "/api/v1/admin/audit"] {
+        let refused = app.with_token(Method::GET, path, weak_key).send().await.expect("admin read");
+        assert_eq!(refused.status(), 403, "{path}");
+    }
+    let run = app.with_token(Method::POST, "/api/v1/admin/lifecycle/run", weak_key).json(&json!({"dry_run": false}));
+    assert_eq!(run.send().await.expect("run").status(), 403);
+    let bucket = app.with_token(Method::POST, "/api/v1/buckets", weak_key).json(&json!({"name": "sam-keys"}));
+    assert_eq!(bucket.send().await.expect("bucket").status(), 201, "its bucket access is the admin's");
     let (secret, _) = enable_mfa(&app, &session.access).await;
     let strong = app.login_with_mfa("sam", &password, &secret, Span::seconds(30)).await;
     let allowed = app.with_token(Method::GET, "/api/v1/admin/users", &strong).send().await.expect("list");
     assert_eq!(allowed.status(), 200);
+    let strong_key = app.create_api_key(&strong, json!({"name": "strong"})).await;
+    assert_eq!(strong_key["mfa"], true, "{strong_key}");
+    for path in ["/api/v1/admin/users", "/api/v1/admin/audit"] {
+        let key = strong_key["key"].as_str().expect("key");
+        let allowed = app.with_token(Method::GET, path, key).send().await.expect("admin read");
+        assert_eq!(allowed.status(), 200, "{path}");
+    }
+    let keys = app.get_json("/api/v1/me/api-keys", &strong).await;
+    let flags: Vec<_> =
+        keys["api_keys"].as_array().expect("keys").iter().map(|k| (k["name"].clone(), k["mfa"].clone())).collect();
+    assert_eq!(flags, [(json!("weak"), json!(false)), (json!("strong"), json!(true))]);
     // Admin reset-mfa turns it off for that user.
     let other = app.create_user("tina", Role::Admin).await;
     let tina = app.login("tina", &other).await;

@@ -153,7 +153,7 @@ impl IdentityStore for Store {
         sqlx::query(concat!(
             "INSERT INTO api_keys (",
             api_key_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9)"
         ))
         .bind(&key.id)
         .bind(key.user_id)
@@ -163,6 +163,7 @@ impl IdentityStore for Store {
         .bind(key.scopes.to_string())
         .bind(to_micros(key.created_at))
         .bind(key.expires_at.map(to_micros))
+        .bind(key.minted_with_mfa)
         .execute(&mut *tx)
         .await
         .map_err(sql_err("api key"))?;
