@@ -436,8 +436,7 @@ async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> R
 
 async fn reconcile(config: Config) -> Result<(), CliError> {
     init_logs(&config);
-    let services =
-        crate::startup::build_services_for(config, std::sync::Arc::new(SystemClock), StoreUse::Write).await?;
+    let services = crate::startup::build_aligned_services(config, StoreUse::Write).await?;
     let result = services.reconcile(None, None).await;
     services.cache.release().await;
     services.store.close().await;
@@ -452,8 +451,7 @@ async fn run_lifecycle(
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), CliError> {
     init_logs(&config);
-    let services =
-        crate::startup::build_services_for(config, std::sync::Arc::new(SystemClock), StoreUse::Write).await?;
+    let services = crate::startup::build_aligned_services(config, StoreUse::Write).await?;
     let ctx = crate::service::RequestContext { user_agent: Some("coffer lifecycle run".into()), ..Default::default() };
     let result = services.run_lifecycle(&ctx, dry_run, as_of).await;
     services.cache.release().await;

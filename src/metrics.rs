@@ -84,6 +84,8 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Upload-class requests (object PUTs, form uploads, parts) in progress.
     pub active_uploads: Gauge,
+    /// The correction applied to this replica's clock to follow the database's.
+    pub clock_offset_milliseconds: Gauge,
     /// Object-store calls by operation, and their failures.
     pub storage_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
     pub storage_errors: Family<OperationLabel, Counter>,
@@ -184,6 +186,7 @@ impl Metrics {
             bytes_received: Counter::default(),
             bytes_sent: Counter::default(),
             active_uploads: Gauge::default(),
+            clock_offset_milliseconds: Gauge::default(),
             storage_seconds: Family::new_with_constructor(latency_histogram),
             storage_errors: Family::default(),
             cache_seconds: Family::new_with_constructor(latency_histogram),
@@ -234,6 +237,11 @@ impl Metrics {
         registry.register("http_request_body_bytes", "Request body bytes received", metrics.bytes_received.clone());
         registry.register("http_response_body_bytes", "Response body bytes sent", metrics.bytes_sent.clone());
         registry.register("active_uploads", "Uploads in progress", metrics.active_uploads.clone());
+        registry.register(
+            "clock_offset_milliseconds",
+            "Correction applied to this replica's clock to follow the database's (0 within a second)",
+            metrics.clock_offset_milliseconds.clone(),
+        );
         registry.register(
             "storage_operation_duration_seconds",
             "Object-store call latency by operation",

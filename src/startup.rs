@@ -146,7 +146,18 @@ async fn prepare_audit_chain(store: &dyn MetadataStore) -> Result<(), StartupErr
     Ok(())
 }
 
-/// Everything `serve` needs, built from configuration with the system clock.
+/// Services on the system clock, aligned to the database's clock before they
+/// act (and, in `serve`, every minute after).
+pub async fn build_aligned_services(config: Config, usage: StoreUse) -> Result<Arc<Services>, StartupError> {
+    let clock = Arc::new(crate::clock::DatabaseAlignedClock::new(Arc::new(SystemClock)));
+    let services = build_services_for(config, clock, usage).await?;
+    if let Err(error) = services.align_clock().await {
+        tracing::warn!(error = %error, "could not compare this replica's clock with the database's");
+    }
+    Ok(services)
+}
+
+/// Everything `serve` needs, built from configuration with `clock`.
 pub async fn build_services(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Services>, StartupError> {
     build_services_for(config, clock, StoreUse::Serve).await
 }
@@ -213,8 +224,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let services = build_services(config, Arc::new(SystemClock)).await?;
-        Self::with_services(services)
+        Self::with_services(build_aligned_services(config, StoreUse::Serve).await?)
     }
 
     /// Binds and prepares the HTTP server around already-built services.

@@ -202,6 +202,10 @@ impl MetadataStore for Instrumented {
         self.timer.time_counting("ping", self.inner.ping(), MetaError::is_fault).await
     }
 
+    async fn database_now(&self) -> MetaResult<DateTime<Utc>> {
+        self.timer.time_counting("database_now", self.inner.database_now(), MetaError::is_fault).await
+    }
+
     async fn close(&self) {
         self.inner.close().await
     }

@@ -446,6 +446,8 @@ pub trait MetadataStore:
     /// The key the audit chain is hashed with.
     fn chain_key(&self) -> &ChainKey;
     async fn ping(&self) -> MetaResult<()>;
+    /// The database server's own clock (replicas align theirs to it).
+    async fn database_now(&self) -> MetaResult<DateTime<Utc>>;
     async fn close(&self);
 }
 

@@ -178,6 +178,14 @@ impl MetadataStore for PostgresStore {
             .map_err(|error| MetaError::from_sqlx(error, "database"))
     }
 
+    async fn database_now(&self) -> MetaResult<chrono::DateTime<chrono::Utc>> {
+        let (micros,): (i64,) = sqlx::query_as("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| MetaError::from_sqlx(error, "database"))?;
+        Ok(crate::metadata::time::from_micros(micros))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -165,6 +165,15 @@ impl MetadataStore for SqliteStore {
             .map_err(|error| MetaError::from_sqlx(error, "database"))
     }
 
+    async fn database_now(&self) -> MetaResult<chrono::DateTime<chrono::Utc>> {
+        let (micros,): (i64,) =
+            sqlx::query_as("SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000000.0) AS INTEGER)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|error| MetaError::from_sqlx(error, "database"))?;
+        Ok(crate::metadata::time::from_micros(micros))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

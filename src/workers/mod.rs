@@ -1,6 +1,7 @@
 //! Background loops with graceful shutdown: one `Worker` trait, one `Supervisor`.
 
 mod audit_checkpoint;
+mod clock_alignment;
 mod jobs;
 mod lifecycle;
 mod read_log;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use audit_checkpoint::AuditCheckpoint;
+pub use clock_alignment::ClockAlignment;
 pub use jobs::JobRunner;
 pub use lifecycle::LifecycleRunner;
 pub use read_log::ReadLogFlusher;
@@ -68,7 +70,9 @@ impl Supervisor {
     /// The workers every server runs.
     pub fn for_services(services: &Arc<Services>) -> Self {
         // Read events are flushed even where background jobs are off: they are part of the audit trail.
-        let mut workers: Vec<Arc<dyn Worker>> = vec![Arc::new(ReadLogFlusher::new(services.clone()))];
+        // So is the clock's alignment: retention and token expiry are decided on it.
+        let mut workers: Vec<Arc<dyn Worker>> =
+            vec![Arc::new(ReadLogFlusher::new(services.clone())), Arc::new(ClockAlignment::new(services.clone()))];
         if services.config.run_workers {
             workers.push(Arc::new(AuditCheckpoint::new(services.clone())));
             workers.push(Arc::new(Reconciler::new(services.clone())));

@@ -64,9 +64,20 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 async fn start(config: Config, dir: Option<tempfile::TempDir>, database_to_drop: Option<(String, String)>) -> TestApp {
-    install_log_capture();
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let services = build_services(config.clone(), clock.clone()).await.expect("build services");
+    start_on(config, dir, database_to_drop, clock.clone(), clock).await
+}
+
+/// Starts an app whose services read `services_clock`, built over `clock` (the one tests move).
+async fn start_on(
+    config: Config,
+    dir: Option<tempfile::TempDir>,
+    database_to_drop: Option<(String, String)>,
+    clock: Arc<ManualClock>,
+    services_clock: Arc<dyn coffer::clock::Clock>,
+) -> TestApp {
+    install_log_capture();
+    let services = build_services(config.clone(), services_clock).await.expect("build services");
     let app = Application::with_services(services.clone()).expect("bind");
     let port = app.port();
     let handle = app.handle();
@@ -133,6 +144,18 @@ impl TestApp {
         let mut config = self.config.clone();
         config.bind = "127.0.0.1:0".into();
         start(config, None, None).await
+    }
+
+    /// Another replica whose own clock runs `ahead` of the others' (and the
+    /// database's), corrected to the database's clock as `serve` does.
+    pub async fn replica_with_aligned_clock(&self, ahead: chrono::Duration) -> TestApp {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".into();
+        let clock = Arc::new(ManualClock::new(Utc::now() + ahead));
+        let aligned = Arc::new(coffer::clock::DatabaseAlignedClock::new(clock.clone()));
+        let replica = start_on(config, None, None, clock, aligned).await;
+        replica.services.align_clock().await.expect("align the clock");
+        replica
     }
 
     /// Another instance on the same data with a different configuration.

@@ -338,3 +338,29 @@ async fn readiness_and_buckets_say_who_enforces_retention() {
     let buckets: Value = app.get_json("/api/v1/buckets", &owner).await;
     assert_eq!(buckets["buckets"][0]["retention_enforcement"], "gateway");
 }
+
+#[tokio::test]
+async fn a_replica_whose_clock_runs_fast_still_honours_retention() {
+    let app = spawn_app().await;
+    let crew = vault(&app).await;
+    let (owner, _, _) = crew.sessions(&app).await;
+    assert_eq!(put(&app, &owner, "vault", "deed.txt", b"signed".to_vec()).await.status(), 201);
+    let until = rfc3339(app.clock_now() + Duration::hours(1));
+    let set = set_retention(&app, &owner, "deed.txt", json!({"mode": "COMPLIANCE", "retain_until": until}), false);
+    assert_eq!(set.await.status(), 200);
+
+    // Its own clock reads two hours ahead, past the retention; it follows the database's.
+    let fast = app.replica_with_aligned_clock(Duration::hours(2)).await;
+    let offset = (fast.clock_now() - app.clock_now()).num_minutes();
+    assert!(offset >= 119, "the premise: {offset} minutes ahead");
+    let aligned = coffer::clock::Clock::now(&*fast.services.clock);
+    assert!((aligned - Utc::now()).num_seconds().abs() < 5, "aligned to {aligned}");
+    let (owner_there, _, _) = crew.sessions(&fast).await;
+    assert_locked(delete(&fast, &owner_there, "deed.txt").await).await;
+    let view: Value = fast.get_json("/api/v1/buckets/vault/retention/deed.txt", &owner_there).await;
+    assert_eq!(view["active"], true, "{view}");
+    let metrics = fast.get("/metrics").await.text().await.expect("metrics");
+    let line = metrics.lines().find(|l| l.starts_with("coffer_clock_offset_milliseconds ")).expect("offset metric");
+    let reported: i64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number");
+    assert!((reported + 7_200_000).abs() < 5_000, "{line}");
+}
