@@ -23,6 +23,7 @@ mod key_scopes;
 mod lifecycle;
 mod metrics;
 mod near_copies;
+mod object_races;
 mod object_streams;
 mod objects;
 mod presign;

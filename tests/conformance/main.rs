@@ -6,6 +6,7 @@
 mod support;
 
 mod cache;
+mod coordination;
 mod guards;
 mod lock_order;
 mod metadata;
