@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use secrecy::SecretString;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, DatabaseAlignedClock, SystemClock};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::metadata::{SealOutcome, SealScope};
@@ -284,6 +284,15 @@ async fn restore(config: Config, from: &std::path::Path) -> Result<(), CliError>
     Ok(())
 }
 
+/// The system clock aligned to the database's, as a server keeps it.
+async fn database_clock(store: &dyn crate::metadata::MetadataStore) -> DatabaseAlignedClock {
+    let clock = DatabaseAlignedClock::new(std::sync::Arc::new(SystemClock));
+    if let Err(error) = crate::service::clock_alignment::align(&clock, store).await {
+        tracing::warn!(error = %error, "could not compare this host's clock with the database's");
+    }
+    clock
+}
+
 async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Option<i64>) -> Result<(), CliError> {
     init_logs(&config);
     let role: Role = role.parse().map_err(|e: crate::domain::Invalid| CliError::Refused(e.to_string()))?;
@@ -292,8 +301,9 @@ async fn create_user(config: Config, username: &str, role: &str, quota_bytes: Op
     let password = SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned());
     let store = open_store(&config, StoreUse::Write).await?;
     let hasher = PasswordHasher::new(&config);
-    let audit = RequestContext::default().event(SystemClock.now(), "cli", "user.create");
-    let result = create_account(&*store, &hasher, &SystemClock, audit, (username, &password, role, quota_bytes)).await;
+    let clock = database_clock(&*store).await;
+    let audit = RequestContext::default().event(clock.now(), "cli", "user.create");
+    let result = create_account(&*store, &hasher, &clock, audit, (username, &password, role, quota_bytes)).await;
     store.close().await;
     let user = result.map_err(|error| CliError::Refused(error.to_string()))?;
     eprintln!("created user {} ({})", user.username, user.role);
@@ -363,7 +373,8 @@ async fn seal_verified_chain(
         };
     // Recorded outside the database at once: from then on, unsealing fails verification.
     if checkpoint.is_none_or(|c| c.keyed_from != Some(keyed_from)) {
-        let written = checkpoint_chain(store, &*blobs, SystemClock.now(), None).await.map_err(|e| refused(&e))?;
+        let now = database_clock(store).await.now();
+        let written = checkpoint_chain(store, &*blobs, now, None).await.map_err(|e| refused(&e))?;
         // None: nothing new to write, perhaps because a server's worker just wrote it.
         let latest = match written {
             Some(written) => Some(written),
@@ -401,17 +412,19 @@ async fn verified_checkpoint(
 
 async fn purge_audit(config: Config, before: chrono::DateTime<chrono::Utc>) -> Result<(), CliError> {
     init_logs(&config);
-    let now = SystemClock.now();
+    let store = open_store(&config, StoreUse::Write).await?;
+    // The minimum age is counted on the database's clock, like retention.
+    let now = database_clock(&*store).await.now();
     let youngest_allowed =
         now - chrono::Duration::from_std(config.audit_min_retention).unwrap_or(chrono::Duration::MAX);
     if before > youngest_allowed {
+        store.close().await;
         return Err(CliError::Refused(format!(
             "audit events must be kept at least {}; --before must be {} or earlier",
             humantime::format_duration(config.audit_min_retention),
             youngest_allowed.to_rfc3339()
         )));
     }
-    let store = open_store(&config, StoreUse::Write).await?;
     // What goes must have verified: a purge removes the evidence of any edit
     // in it. The cut is read first, so only events the walk saw can go.
     let verified = async {

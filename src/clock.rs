@@ -1,54 +1,77 @@
 //! The one source of "now": the system clock in production (aligned to the
 //! database's clock), a settable clock in tests.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 
-    /// Tells the clock that the reference clock (the database's) reads
-    /// `residual` ahead of `now()`; answers the correction now applied. Only
-    /// an aligned clock acts on it.
-    fn correct(&self, _residual: Duration) -> Duration {
+    /// Tells the clock that the reference clock (the database's) read
+    /// `reference` at the monotonic instant `measured`; answers how far the
+    /// host's clock is corrected now. Only an aligned clock acts on it.
+    fn align(&self, _reference: DateTime<Utc>, _measured: Instant) -> Duration {
         Duration::zero()
+    }
+
+    /// The host's own clock, for times the host itself stamped (file
+    /// modification times); `now()` except on an aligned clock.
+    fn local_now(&self) -> DateTime<Utc> {
+        self.now()
     }
 }
 
 /// Differences below this are measurement noise and NTP's business, not ours.
 pub const ALIGNMENT_TOLERANCE: Duration = Duration::seconds(1);
 
-/// A local clock corrected by its measured offset to the database's clock,
-/// so replicas whose clocks drift apart still agree on when retention ends,
-/// when tokens expire and in which order events happened: a replica running
-/// an hour fast must not release a COMPLIANCE object an hour early.
+/// The host's clock while it agrees with the database's (within
+/// `ALIGNMENT_TOLERANCE`); otherwise the database's time at the last
+/// measurement plus the monotonic time since. Replicas whose clocks drift
+/// apart then still agree on when retention ends, when tokens expire and in
+/// which order events happened: a replica running an hour fast must not
+/// release a COMPLIANCE object an hour early, and a step of the host's clock
+/// (NTP fixing it) changes nothing until the next measurement.
 pub struct DatabaseAlignedClock {
     local: Arc<dyn Clock>,
-    offset_micros: AtomicI64,
+    anchor: Mutex<Option<(DateTime<Utc>, Instant)>>,
 }
 
 impl DatabaseAlignedClock {
     pub fn new(local: Arc<dyn Clock>) -> Self {
-        Self { local, offset_micros: AtomicI64::new(0) }
+        Self { local, anchor: Mutex::new(None) }
     }
 
-    fn offset(&self) -> Duration {
-        Duration::microseconds(self.offset_micros.load(Ordering::Relaxed))
+    fn anchor(&self) -> std::sync::MutexGuard<'_, Option<(DateTime<Utc>, Instant)>> {
+        self.anchor.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn since(instant: Instant) -> Duration {
+    Duration::from_std(instant.elapsed()).unwrap_or(Duration::MAX)
 }
 
 impl Clock for DatabaseAlignedClock {
     fn now(&self) -> DateTime<Utc> {
-        self.local.now() + self.offset()
+        match *self.anchor() {
+            Some((reference, measured)) => reference + since(measured),
+            None => self.local.now(),
+        }
     }
 
-    fn correct(&self, residual: Duration) -> Duration {
-        let total = self.offset() + residual;
-        let applied = if total.abs() < ALIGNMENT_TOLERANCE { Duration::zero() } else { total };
-        self.offset_micros.store(applied.num_microseconds().unwrap_or(0), Ordering::Relaxed);
-        applied
+    fn align(&self, reference: DateTime<Utc>, measured: Instant) -> Duration {
+        let offset = reference + since(measured) - self.local.now();
+        if offset.abs() < ALIGNMENT_TOLERANCE {
+            *self.anchor() = None;
+            return Duration::zero();
+        }
+        *self.anchor() = Some((reference, measured));
+        offset
+    }
+
+    fn local_now(&self) -> DateTime<Utc> {
+        self.local.now()
     }
 }
 
@@ -96,16 +119,20 @@ mod tests {
     #[test]
     fn an_aligned_clock_follows_its_reference_beyond_the_tolerance() {
         let start = Utc::now();
+        let close = |a: DateTime<Utc>, b: DateTime<Utc>| (a - b).num_milliseconds().abs() < 50;
         let local = Arc::new(ManualClock::new(start));
         let aligned = DatabaseAlignedClock::new(local.clone());
-        assert_eq!(aligned.correct(Duration::milliseconds(400)), Duration::zero(), "noise");
+        assert_eq!(aligned.align(start + Duration::milliseconds(400), Instant::now()), Duration::zero(), "noise");
+        assert_eq!(aligned.now(), start, "the host's clock while they agree");
+        let offset = aligned.align(start - Duration::hours(2), Instant::now());
+        assert!((offset + Duration::hours(2)).num_milliseconds().abs() < 50, "{offset}");
+        assert!(close(aligned.now(), start - Duration::hours(2)));
+        local.advance(Duration::hours(2));
+        assert!(close(aligned.now(), start - Duration::hours(2)), "a step of the host's clock changes nothing");
+        assert_eq!(aligned.local_now(), start + Duration::hours(2));
+        local.set(start);
+        assert_eq!(aligned.align(start, Instant::now()), Duration::zero(), "agreeing again");
         assert_eq!(aligned.now(), start);
-        assert_eq!(aligned.correct(Duration::hours(-2)), Duration::hours(-2));
-        assert_eq!(aligned.now(), start - Duration::hours(2));
-        local.advance(Duration::minutes(1));
-        assert_eq!(aligned.now(), start - Duration::hours(2) + Duration::minutes(1), "it still moves");
-        assert_eq!(aligned.correct(Duration::milliseconds(5)), Duration::hours(-2) + Duration::milliseconds(5));
-        assert_eq!(aligned.correct(Duration::hours(2)), Duration::zero(), "the local clock was fixed");
-        assert_eq!(ManualClock::new(start).correct(Duration::hours(1)), Duration::zero(), "only aligned clocks move");
+        assert_eq!(ManualClock::new(start).align(start + Duration::hours(1), Instant::now()), Duration::zero());
     }
 }

@@ -239,9 +239,10 @@ impl Services {
             revoked_at: None,
             minted_with_mfa: matches!(principal.via, rbac::Via::Session { mfa: true }),
         };
-        let event = ctx
-            .event(self.clock.now(), principal.username.as_str(), "apikey.create")
-            .details(serde_json::json!({ "id": record.id, "name": record.name, "scopes": scopes.to_string() }));
+        let event =
+            ctx.event(self.clock.now(), principal.username.as_str(), "apikey.create").details(serde_json::json!({
+                "id": record.id, "name": record.name, "scopes": scopes.to_string(), "mfa": record.minted_with_mfa
+            }));
         self.store.insert_api_key(&record, &event).await?;
         Ok(NewApiKey { record, key })
     }

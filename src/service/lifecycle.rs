@@ -117,8 +117,8 @@ impl Services {
         as_of: Option<DateTime<Utc>>,
     ) -> ServiceResult<LifecycleReport> {
         if !dry_run {
-            // Expiring deletes objects: administration proper (write-scoped key or, when
-            // required, a session that passed MFA). A dry run only reads.
+            // Expiring deletes objects: administration proper (`rbac::may_administer`:
+            // a read and write key, and MFA where required). A dry run only reads.
             self.require_admin(ctx, principal, "lifecycle.run").await?;
         } else if principal.role != Role::Admin {
             let error = ServiceError::Forbidden("running lifecycle rules needs the admin role".into());

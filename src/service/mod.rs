@@ -7,7 +7,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod buckets;
-mod clock_alignment;
+pub mod clock_alignment;
 pub mod context;
 pub mod digest;
 mod error;

@@ -52,6 +52,9 @@ impl Services {
         let now = self.clock.now();
         let grace = Duration::from_std(self.config.reconcile_grace).unwrap_or(Duration::MAX);
         let cutoff = now - grace;
+        // Times the backend stamped (a file's modification time is the host's
+        // clock): counted from the earlier of the two clocks, never sooner.
+        let backend_cutoff = now.min(self.clock.local_now()) - grace;
         // First: what follows may stop at a backend failure.
         report.completions_forgotten = self.store.forget_completed_uploads(now - COMPLETIONS_REMEMBERED).await?;
 
@@ -126,7 +129,7 @@ impl Services {
         }
 
         for open in self.blobs.list_multipart_uploads(BUCKET_DATA_PREFIX).await? {
-            if open.initiated < cutoff && !self.store.backend_upload_known(&open.upload_id).await? {
+            if open.initiated < backend_cutoff && !self.store.backend_upload_known(&open.upload_id).await? {
                 // One that cannot be aborted (a permission, a backend quirk) must not stop the orphan scan.
                 match self.blobs.abort_multipart(&open.key, &open.upload_id).await {
                     Ok(()) => report.backend_uploads_aborted += 1,
@@ -142,7 +145,7 @@ impl Services {
         let spent_before = now.checked_sub_signed(window).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         report.credentials_purged = self.store.purge_expired_identity(now, spent_before).await?;
 
-        let cursor = self.remove_orphans(cutoff, orphan_cursor, orphan_scan_limit, &mut report).await?;
+        let cursor = self.remove_orphans(backend_cutoff, orphan_cursor, orphan_scan_limit, &mut report).await?;
         let repaired = report.pending_rolled_back
             + report.deletions_finished
             + report.uploads_aborted

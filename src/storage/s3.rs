@@ -47,7 +47,9 @@ pub struct S3BlobStore {
     pub(super) single_put_max: u64,
     pub(super) connect_timeout: Duration,
     pub(super) operation_timeout: Duration,
-    pub(super) object_lock: tokio::sync::OnceCell<bool>,
+    /// What backend buckets answered about Object Lock (shared with the
+    /// stores of other backend buckets made by `for_bucket`).
+    pub(super) lock_answers: std::sync::Arc<super::s3_lock::LockAnswers>,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -130,7 +132,7 @@ impl S3BlobStore {
             single_put_max: config.s3_single_put_max_mib * 1024 * 1024,
             connect_timeout: config.s3_connect_timeout,
             operation_timeout: config.s3_operation_timeout,
-            object_lock: tokio::sync::OnceCell::new(),
+            lock_answers: std::sync::Arc::default(),
         })
     }
 
@@ -462,14 +464,14 @@ impl BlobStore for S3BlobStore {
         retention: Option<crate::policy::retention::Retention>,
         bypass: bool,
     ) -> Result<(), StorageError> {
-        if !self.object_lock_enabled().await {
+        if !self.object_lock_answer().await? {
             return Ok(());
         }
         self.put_retention(&self.full_key(key)?, retention, bypass).await
     }
 
     async fn mirror_legal_hold(&self, key: &str, on: bool) -> Result<(), StorageError> {
-        if !self.object_lock_enabled().await {
+        if !self.object_lock_answer().await? {
             return Ok(());
         }
         self.put_legal_hold(&self.full_key(key)?, on).await

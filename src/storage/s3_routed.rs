@@ -5,7 +5,6 @@
 //! a re-created bucket never meets an old one's leftovers.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,10 +18,6 @@ use super::{
 
 pub struct RoutedS3 {
     main: S3BlobStore,
-    /// Whether each Coffer bucket's backend bucket has Object Lock, once it
-    /// answered: buckets created by Coffer before 2026-12-07 have none even
-    /// when the main bucket does.
-    backend_locks: std::sync::Mutex<HashMap<u64, bool>>,
     /// The last answer of `object_lock` (it lists the backend's buckets) and when.
     enforcement: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
@@ -39,42 +34,33 @@ fn split(key: &str) -> Option<(u64, &str)> {
 
 impl RoutedS3 {
     pub fn new(main: S3BlobStore) -> Self {
-        Self { main, backend_locks: std::sync::Mutex::default(), enforcement: std::sync::Mutex::default() }
+        Self { main, enforcement: std::sync::Mutex::default() }
     }
 
-    fn known_locks(&self) -> std::sync::MutexGuard<'_, HashMap<u64, bool>> {
-        self.backend_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether the backend bucket of Coffer bucket `id` has Object Lock.
+    /// Whether the backend bucket of Coffer bucket `id` has Object Lock
+    /// (buckets created by Coffer before 2026-12-07 have none even when the
+    /// main bucket does).
     async fn backend_lock(&self, id: u64) -> Result<bool, StorageError> {
-        if let Some(known) = self.known_locks().get(&id) {
-            return Ok(*known);
-        }
-        let enabled = self.main.for_bucket(self.backend_bucket(id)).ask_object_lock().await?;
-        self.known_locks().insert(id, enabled);
-        Ok(enabled)
+        self.main.for_bucket(self.backend_bucket(id)).object_lock_answer().await
     }
 
     /// Whether the main bucket and every Coffer bucket's own have Object Lock;
     /// `None` when the backend could not say.
     async fn every_bucket_locked(&self) -> Option<bool> {
-        if !self.main.object_lock_enabled().await {
+        use futures::{StreamExt, TryStreamExt};
+        if !self.main.object_lock_answer().await.ok()? {
             return Some(false);
         }
-        for id in self.bucket_ids().await.ok()? {
-            if !self.backend_lock(id).await.ok()? {
-                return Some(false);
-            }
-        }
-        Some(true)
+        let ids = self.bucket_ids().await.ok()?;
+        let answers = futures::stream::iter(ids).map(|id| self.backend_lock(id)).buffer_unordered(8);
+        answers.try_fold(true, |all, locked| async move { Ok(all && locked) }).await.ok()
     }
 
     /// Where `key` lives, when its store has Object Lock to mirror to.
     async fn locked_store<'k>(&self, key: &'k str) -> Result<Option<(Cow<'_, S3BlobStore>, &'k str)>, StorageError> {
         let locked = match split(key) {
             Some((id, _)) => self.backend_lock(id).await?,
-            None => self.main.object_lock_enabled().await,
+            None => self.main.object_lock_answer().await?,
         };
         Ok(locked.then(|| self.route(key)))
     }
@@ -110,7 +96,7 @@ impl RoutedS3 {
 impl S3BlobStore {
     /// The same connection and settings, on another backend bucket.
     pub(super) fn for_bucket(&self, bucket: String) -> S3BlobStore {
-        S3BlobStore { bucket, object_lock: tokio::sync::OnceCell::new(), ..self.clone() }
+        S3BlobStore { bucket, ..self.clone() }
     }
 
     pub(super) async fn backend_buckets(&self) -> Result<Vec<String>, StorageError> {
@@ -128,7 +114,10 @@ impl S3BlobStore {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
         let region = self.client.config().region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
         let mut request = self.client.create_bucket().bucket(name);
-        if self.object_lock_enabled().await {
+        // Object Lock can only be enabled at creation: a backend that cannot
+        // say whether the main bucket has it fails the creation (the client
+        // retries) rather than making a bucket without it for good.
+        if self.object_lock_answer().await? {
             request = request.object_lock_enabled_for_bucket(true);
         }
         if !region.is_empty() && region != "us-east-1" {
@@ -178,8 +167,9 @@ impl BlobStore for RoutedS3 {
 
     async fn remove_container(&self, bucket_prefix: &str) -> Result<(), StorageError> {
         let (id, _) = split(bucket_prefix).ok_or_else(|| StorageError::InvalidKey(bucket_prefix.into()))?;
-        self.main.delete_backend_bucket(&self.backend_bucket(id)).await?;
-        self.known_locks().remove(&id);
+        let bucket = self.backend_bucket(id);
+        self.main.delete_backend_bucket(&bucket).await?;
+        self.main.lock_answers.forget(&bucket);
         Ok(())
     }
 
@@ -303,7 +293,9 @@ impl BlobStore for RoutedS3 {
         if let Some((_, enforced)) = last.filter(|(at, _)| at.elapsed() < ENFORCEMENT_TTL) {
             return enforced;
         }
-        let Some(enforced) = self.every_bucket_locked().await else { return false };
+        // "Could not say" is remembered as "no" as long: readiness and bucket
+        // listings must not list every bucket on each call during an outage.
+        let enforced = self.every_bucket_locked().await.unwrap_or(false);
         *self.enforcement.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((std::time::Instant::now(), enforced));
         enforced
