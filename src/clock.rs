@@ -1,6 +1,7 @@
 //! The one source of "now": the system clock in production (aligned to the
 //! database's clock), a settable clock in tests.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,38 +36,45 @@ pub const ALIGNMENT_TOLERANCE: Duration = Duration::seconds(1);
 /// (NTP fixing it) changes nothing until the next measurement.
 pub struct DatabaseAlignedClock {
     local: Arc<dyn Clock>,
-    anchor: Mutex<Option<(DateTime<Utc>, Instant)>>,
+    /// A fixed monotonic origin.
+    origin: Instant,
+    /// The database's time at `origin`, in microseconds, as last measured;
+    /// `FOLLOW_LOCAL` while the host's clock agrees (one atomic load per
+    /// `now()`, read on every request).
+    reference_at_origin: AtomicI64,
 }
+
+const FOLLOW_LOCAL: i64 = i64::MIN;
 
 impl DatabaseAlignedClock {
     pub fn new(local: Arc<dyn Clock>) -> Self {
-        Self { local, anchor: Mutex::new(None) }
-    }
-
-    fn anchor(&self) -> std::sync::MutexGuard<'_, Option<(DateTime<Utc>, Instant)>> {
-        self.anchor.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        Self { local, origin: Instant::now(), reference_at_origin: AtomicI64::new(FOLLOW_LOCAL) }
     }
 }
 
-fn since(instant: Instant) -> Duration {
-    Duration::from_std(instant.elapsed()).unwrap_or(Duration::MAX)
+fn micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl Clock for DatabaseAlignedClock {
     fn now(&self) -> DateTime<Utc> {
-        match *self.anchor() {
-            Some((reference, measured)) => reference + since(measured),
-            None => self.local.now(),
+        match self.reference_at_origin.load(Ordering::Relaxed) {
+            FOLLOW_LOCAL => self.local.now(),
+            at_origin => DateTime::from_timestamp_micros(at_origin.saturating_add(micros(self.origin.elapsed())))
+                .unwrap_or_else(|| self.local.now()),
         }
     }
 
     fn align(&self, reference: DateTime<Utc>, measured: Instant) -> Duration {
-        let offset = reference + since(measured) - self.local.now();
+        let since_measured = micros(measured.elapsed());
+        let offset = reference + Duration::microseconds(since_measured) - self.local.now();
         if offset.abs() < ALIGNMENT_TOLERANCE {
-            *self.anchor() = None;
+            self.reference_at_origin.store(FOLLOW_LOCAL, Ordering::Relaxed);
             return Duration::zero();
         }
-        *self.anchor() = Some((reference, measured));
+        let measured_after_origin = micros(measured.saturating_duration_since(self.origin));
+        let at_origin = reference.timestamp_micros().saturating_sub(measured_after_origin);
+        self.reference_at_origin.store(at_origin, Ordering::Relaxed);
         offset
     }
 
