@@ -76,6 +76,24 @@ fn write_conditions(headers: &HeaderMap) -> WriteConditions {
 }
 
 const PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, no-cache");
+const SEC_FETCH_DEST: header::HeaderName = header::HeaderName::from_static("sec-fetch-dest");
+
+/// Stored content is never loaded by a page as a script, a style sheet or a
+/// worker. `nosniff` lets a stored `application/javascript` run wherever a
+/// `<script>` points at it, the UI's own `script-src 'self'` included, and
+/// the sandboxing CSP and `attachment` bind only documents. Browsers say
+/// what a request is for in `Sec-Fetch-Dest` (clients that send none, and
+/// navigations, downloads, media and `fetch`, are served).
+pub fn refuse_active_loads(headers: &HeaderMap) -> Result<(), ServiceError> {
+    let destination = headers.get(SEC_FETCH_DEST).map(HeaderValue::as_bytes).unwrap_or_default();
+    match destination {
+        b"script" | b"style" | b"worker" | b"sharedworker" | b"serviceworker" | b"audioworklet" | b"paintworklet"
+        | b"xslt" | b"json" => {
+            Err(ServiceError::Forbidden("stored content is not served as a script, style sheet or worker".into()))
+        }
+        _ => Ok(()),
+    }
+}
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const OBJECT_CSP_VALUE: HeaderValue = HeaderValue::from_static(OBJECT_CSP);
 
@@ -323,6 +341,7 @@ async fn read(
     // The route's segments borrowed, not deserialized into two strings.
     let bucket = request.match_info().get("bucket").unwrap_or_default();
     let key = key_from_path(&request, "/objects/")?;
+    refuse_active_loads(request.headers())?;
     let read_request = read_request_of(request.headers(), head_only);
     // Boxed apart from the handler's future: each stays under the size glibc
     // serves from its per-thread cache (1 KiB); one future of twice that

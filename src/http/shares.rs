@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::cursor;
 use super::extract::{Caller, Ctx};
-use super::objects::{object_response, read_request_of};
+use super::objects::{object_response, read_request_of, refuse_active_loads};
 use crate::service::shares::{NewShare, ShareOpen, SharedFile};
 use crate::service::{ServiceError, Services};
 
@@ -148,10 +148,18 @@ async fn open(
     password: Option<SecretString>,
     head_only: bool,
 ) -> Result<HttpResponse, ServiceError> {
+    refuse_active_loads(request.headers())?;
     let read_request = read_request_of(request.headers(), head_only);
     let html = wants_html(request.headers());
     match services.open_share(ctx, token, password.as_ref(), &read_request).await? {
-        ShareOpen::Object(read) => Ok(object_response(read, query.forces_download())),
+        ShareOpen::Object(read) => {
+            let mut response = object_response(read, query.forces_download());
+            if password.is_some() {
+                // What a password guards is not kept on disk by the browser either.
+                response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            }
+            Ok(response)
+        }
         ShareOpen::NeedsPassword(file) if html => Ok(password_page(&file, false)),
         ShareOpen::WrongPassword(file) if html => Ok(password_page(&file, true)),
         ShareOpen::NeedsPassword(_) => {
@@ -196,11 +204,14 @@ pub async fn thumbnail(
     request: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, ServiceError> {
-    let thumb = services.share_thumbnail(&ctx, &token, header_password(&request).as_ref()).await?;
+    let password = header_password(&request);
+    let thumb = services.share_thumbnail(&ctx, &token, password.as_ref()).await?;
+    // Behind a password, never reused from a cache without it (nor after a revocation).
+    let cache = if password.is_some() { "no-store" } else { "private, max-age=300" };
     Ok(HttpResponse::Ok()
         .content_type(thumb.content_type)
         .insert_header((header::ETAG, thumb.etag))
-        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(thumb.bytes))
 }

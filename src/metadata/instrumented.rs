@@ -131,8 +131,8 @@ instrument! { IdentityStore {
 instrument! { UploadStore {
     fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> ();
     fn upload(&self, id: &str) -> Option<UploadRecord>;
-    fn reserve_part(&self, upload_id: &str, bytes: i64) -> ();
-    fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> ();
+    fn reserve_part(&self, upload_id: &str, bytes: i64, staged_limit: i64) -> ();
+    fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64, staged_limit: i64) -> ();
     fn release_part(&self, upload_id: &str, bytes: i64) -> ();
     fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> ();
     fn upload_parts(&self, upload_id: &str) -> Vec<UploadPartRecord>;
@@ -144,7 +144,7 @@ instrument! { UploadStore {
     fn abort_upload(&self, upload_id: &str, state: UploadState, since: Option<DateTime<Utc>>, audit: &AuditEntry) -> ();
     fn stale_uploads(&self, open_before: DateTime<Utc>, completing_before: DateTime<Utc>, limit: usize) -> Vec<UploadRecord>;
     fn backend_upload_known(&self, backend_upload_id: &str) -> bool;
-    fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, after: Option<(&str, &str)>, limit: usize) -> Vec<UploadRecord>;
+    fn uploads_in_bucket(&self, bucket_id: i64, prefix: &str, owner: Option<i64>, after: Option<(&str, &str)>, limit: usize) -> Vec<UploadRecord>;
 } }
 
 instrument! { ShareStore {

@@ -244,13 +244,22 @@ pub trait IdentityStore: Send + Sync {
 pub trait UploadStore: Send + Sync {
     async fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> MetaResult<()>;
     async fn upload(&self, id: &str) -> MetaResult<Option<UploadRecord>>;
-    /// Charges `bytes` for a part about to be written; `Conflict("quota")` if it does not fit.
-    async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()>;
+    /// Charges `bytes` for a part about to be written; `Conflict("quota")` if
+    /// it does not fit, `Conflict("staged-limit")` if the upload already holds
+    /// more than `staged_limit` bytes of parts.
+    async fn reserve_part(&self, upload_id: &str, bytes: i64, staged_limit: i64) -> MetaResult<()>;
     /// Reserves quota for part `part_number` of an open upload, about to be
     /// signed for `bytes` and sent straight to the backend (direct transfer).
     /// A part's reservation only grows; the upload's end settles it.
-    /// `Conflict("quota")` if it does not fit.
-    async fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> MetaResult<()>;
+    /// `Conflict("quota")` if it does not fit, `Conflict("staged-limit")` as
+    /// for `reserve_part`.
+    async fn reserve_direct_part(
+        &self,
+        upload_id: &str,
+        part_number: i64,
+        bytes: i64,
+        staged_limit: i64,
+    ) -> MetaResult<()>;
     /// Gives back a reservation whose part never arrived.
     async fn release_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()>;
     /// Records a written part (replacing, and crediting, an earlier one of the same number).
@@ -306,12 +315,13 @@ pub trait UploadStore: Send + Sync {
     ) -> MetaResult<Vec<UploadRecord>>;
     /// Whether the backend multipart upload `backend_upload_id` belongs to a known upload.
     async fn backend_upload_known(&self, backend_upload_id: &str) -> MetaResult<bool>;
-    /// Open uploads of a bucket under `prefix`, by key then id, after the
-    /// `(key, id)` cursor (lifecycle rules).
+    /// Open uploads of a bucket under `prefix` (of `owner` only, if given), by
+    /// key then id, after the `(key, id)` cursor (lifecycle rules, listings).
     async fn uploads_in_bucket(
         &self,
         bucket_id: i64,
         prefix: &str,
+        owner: Option<i64>,
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> MetaResult<Vec<UploadRecord>>;

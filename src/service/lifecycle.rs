@@ -255,7 +255,7 @@ impl Services {
         let mut after: Option<(String, String)> = None;
         loop {
             let cursor = after.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
-            let uploads = self.store.uploads_in_bucket(bucket.id, prefix, cursor, PAGE).await?;
+            let uploads = self.store.uploads_in_bucket(bucket.id, prefix, None, cursor, PAGE).await?;
             let Some(last) = uploads.last() else { return Ok(()) };
             after = Some((last.key.to_string(), last.id.clone()));
             for upload in &uploads {

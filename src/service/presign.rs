@@ -176,7 +176,9 @@ impl Services {
                 let ttl = PART_URL_TTL.to_std().unwrap_or_default();
                 // Signed first: a URL that could not be made reserves nothing.
                 let signed = self.blobs.presign(&upload.blob_key, target, ttl).await?;
-                self.store.reserve_direct_part(&upload.id, part_number, size).await.map_err(|error| match error {
+                let limit = self.staged_limit(&upload);
+                let reserved = self.store.reserve_direct_part(&upload.id, part_number, size, limit).await;
+                reserved.map_err(|error| match error {
                     MetaError::Conflict("upload-state") => upload_completing(),
                     other => write_error(other),
                 })?;

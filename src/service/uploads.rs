@@ -103,8 +103,7 @@ impl Services {
 
     /// One page of a bucket's open uploads in key order: the caller's own, or
     /// all of them for the bucket's managers. With the sort key of the page's
-    /// last upload scanned, to pass as `after` (a writer's page may hold fewer
-    /// than `limit`: others' uploads are skipped, not counted).
+    /// last upload, to pass as `after`.
     pub async fn list_uploads(
         &self,
         ctx: &RequestContext,
@@ -123,14 +122,15 @@ impl Services {
                 })
             })
             .transpose()?;
-        let mut uploads =
-            self.store.uploads_in_bucket(bucket.id, "", after.map(|(id, key)| (key, id)), limit + 1).await?;
+        // Managers see every upload; a writer's own are filtered in the query,
+        // so the cursor never names another user's upload.
+        let owner = (permission != Permission::Manage).then_some(principal.user_id);
+        let cursor = after.map(|(id, key)| (key, id));
+        let mut uploads = self.store.uploads_in_bucket(bucket.id, "", owner, cursor, limit + 1).await?;
         let next = (uploads.len() > limit).then(|| {
             uploads.truncate(limit);
             uploads.last().map(|last| format!("{}:{}", last.id, last.key.as_str()))
         });
-        let sees_all = permission == Permission::Manage;
-        uploads.retain(|u| sees_all || u.owner_id == Some(principal.user_id));
         Ok((uploads, next.flatten()))
     }
 
@@ -208,6 +208,13 @@ impl Services {
         Ok(upload)
     }
 
+    /// The most bytes of parts an upload may hold before it takes one more:
+    /// what its object may have (the declared size, if any, within the limit).
+    pub(super) fn staged_limit(&self, upload: &UploadRecord) -> i64 {
+        let limit = i64::try_from(self.config.max_object_bytes).unwrap_or(i64::MAX);
+        upload.declared_size.map_or(limit, |declared| declared.min(limit))
+    }
+
     /// A part's length within the limits of a part and of an object.
     pub(super) fn check_part_length(&self, length: u64) -> ServiceResult<()> {
         if length > MAX_PART {
@@ -248,11 +255,13 @@ impl Services {
             return Err(upload_completing());
         }
         let charged = i64::try_from(length).unwrap_or(i64::MAX);
-        let reservation = PartReservation::take(self, &upload.id, charged).await.map_err(|error| match error {
-            // A completion took the upload since it was read above.
-            MetaError::Conflict("upload-state") => upload_completing(),
-            other => write_error(other),
-        })?;
+        let limit = self.staged_limit(&upload);
+        let reservation =
+            PartReservation::take(self, &upload.id, charged, limit).await.map_err(|error| match error {
+                // A completion took the upload since it was read above.
+                MetaError::Conflict("upload-state") => upload_completing(),
+                other => write_error(other),
+            })?;
         let (stream, digester) = digesting(body, false, length);
         let number = u32::try_from(part_number).unwrap_or_default();
         let stored =
@@ -385,8 +394,8 @@ struct PartReservation {
 }
 
 impl PartReservation {
-    async fn take(services: &Services, upload_id: &str, bytes: i64) -> Result<Self, MetaError> {
-        services.store.reserve_part(upload_id, bytes).await?;
+    async fn take(services: &Services, upload_id: &str, bytes: i64, staged_limit: i64) -> Result<Self, MetaError> {
+        services.store.reserve_part(upload_id, bytes, staged_limit).await?;
         Ok(Self { store: services.store.clone(), upload_id: upload_id.to_owned(), bytes, armed: true })
     }
 

@@ -355,3 +355,51 @@ async fn a_put_larger_than_the_backend_takes_in_one_request_is_refused_up_front(
     .expect("join");
     assert_eq!(answer, "HTTP/1.1 413");
 }
+
+/// A stored script is never loaded as one: a page pointing `<script>` (or a
+/// style sheet, or a worker) at an object, a share link or a signed URL is
+/// refused, while navigations, downloads, media and plain clients are served.
+#[tokio::test]
+async fn stored_content_is_never_loaded_as_a_script() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "sid", "sid-files").await;
+    let stored = app
+        .with_token(Method::PUT, "/api/v1/buckets/sid-files/objects/x.js", &owner.access)
+        .header("content-type", "application/javascript")
+        .body("alert(document.domain)")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(stored.status(), 201);
+    let link = app.with_token(Method::POST, "/api/v1/shares", &owner.access);
+    let link = link.json(&json!({"bucket": "sid-files", "key": "x.js", "max_downloads": 1})).send().await;
+    let link: serde_json::Value = link.expect("share").json().await.expect("json");
+    let link = link["url"].as_str().expect("url").to_owned();
+    let signed = app.with_token(Method::POST, "/api/v1/presign", &owner.access);
+    let signed =
+        signed.json(&json!({"bucket": "sid-files", "key": "x.js", "method": "GET", "expires_in_seconds": 600}));
+    let signed = signed.send().await;
+    let signed: serde_json::Value = signed.expect("presign").json().await.expect("json");
+    let signed = signed["url"].as_str().expect("url").to_owned();
+    let plain = crate::helpers::client();
+    for destination in ["script", "style", "worker", "serviceworker"] {
+        let direct = app.with_token(Method::GET, "/api/v1/buckets/sid-files/objects/x.js", &owner.access);
+        let direct = direct.header("sec-fetch-dest", destination).send().await.expect("get");
+        assert_eq!(direct.status(), 403, "{destination}");
+        let shared = plain.get(&link).header("sec-fetch-dest", destination).send().await.expect("share");
+        assert_eq!(shared.status(), 403, "{destination} through a link");
+        let presigned = plain.get(&signed).header("sec-fetch-dest", destination).send().await.expect("signed");
+        assert_eq!(presigned.status(), 403, "{destination} through a signed URL");
+    }
+    for destination in ["document", "empty", "image", "video"] {
+        let direct = app.with_token(Method::GET, "/api/v1/buckets/sid-files/objects/x.js", &owner.access);
+        let direct = direct.header("sec-fetch-dest", destination).send().await.expect("get");
+        assert_eq!(direct.status(), 200, "{destination}");
+    }
+    let download = plain.get(&link).header("sec-fetch-dest", "document").send().await.expect("download");
+    assert_eq!(download.status(), 200, "the refusals took none of the link's one download");
+    assert_eq!(
+        download.headers()["content-disposition"].to_str().expect("disposition").split(';').next(),
+        Some("attachment")
+    );
+}

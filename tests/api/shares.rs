@@ -104,6 +104,7 @@ async fn passwords_are_asked_for_checked_and_throttled() {
     assert_eq!(api.status(), 401);
     problem(api).await;
     let with_header = client.get(&url).header("x-share-password", "open sesame").send().await.expect("get");
+    assert_eq!(with_header.headers()["cache-control"], "no-store", "what a password guards is not cached");
     assert_eq!(with_header.text().await.expect("body"), "PNG-ish bytes");
     let with_form = client.post(&url).form(&[("password", "open sesame")]).send().await.expect("post");
     assert_eq!(with_form.status(), 200);
@@ -249,10 +250,12 @@ async fn previews_of_images_need_what_the_file_needs() {
         .expect("preview");
     assert_eq!(preview.status(), 200);
     assert_eq!(preview.headers()["content-type"], "image/webp");
+    assert_eq!(preview.headers()["cache-control"], "no-store", "a cached preview would skip the password");
     let preview = image::load_from_memory(&preview.bytes().await.expect("bytes")).expect("an image");
     assert_eq!((preview.width(), preview.height()), (256, 171));
     let open = client.get(format!("{open_url}/thumbnail")).send().await.expect("preview");
     assert_eq!(open.status(), 200, "a link without a password previews to whoever holds it");
+    assert_eq!(open.headers()["cache-control"], "private, max-age=300");
     assert_eq!(client.get(format!("{text_url}/thumbnail")).send().await.expect("preview").status(), 415);
 
     // A preview is not a download, and dies with the link.

@@ -334,6 +334,11 @@ async fn uploads_obey_the_object_size_limit() {
         let etag: Value = part.json().await.expect("json");
         parts.push(json!({"part_number": n, "etag": etag["etag"]}));
     }
+    // 7 MiB staged, more than an object may have: no more parts (a client
+    // could otherwise stage 10,000 parts of the limit each).
+    let staged = put_part(&app, &owner, "capped", &upload, 3, pattern(MIB, 3)).await;
+    assert_eq!(staged.status(), 413);
+    assert_eq!(problem(staged).await["type"], "/problems/payload-too-large");
     let refused = complete(&app, &owner, "capped", &upload, json!(parts)).await;
     assert_eq!(refused.status(), 413);
     assert_eq!(problem(refused).await["type"], "/problems/payload-too-large");
@@ -341,6 +346,17 @@ async fn uploads_obey_the_object_size_limit() {
     assert_eq!(missing.status(), 404, "nothing was stored");
     let just_one = complete(&app, &owner, "capped", &upload, json!([parts[0].clone()])).await;
     assert_eq!(just_one.status(), 201, "the upload stays usable: 5 MiB fits");
+
+    // A declared size caps what is staged the same way.
+    let declared = create(&app, &owner, "capped", json!({"key": "sized.bin", "size": 5 * MIB + 1})).await;
+    let declared: Value = declared.json().await.expect("json");
+    let upload = declared["upload_id"].as_str().expect("id").to_owned();
+    for (n, expected) in [(1, 200), (2, 200), (3, 413)] {
+        let part = put_part(&app, &owner, "capped", &upload, n, pattern(5 * MIB, 4)).await;
+        assert_eq!(part.status(), expected, "part {n}");
+    }
+    let listed = app.get_json(&format!("/api/v1/buckets/capped/uploads/{upload}/parts"), &owner).await;
+    assert_eq!(listed["parts"].as_array().map(Vec::len), Some(2), "{listed}");
 }
 
 /// A bucket's managers see every open upload in it and may abort any, so a
@@ -380,6 +396,12 @@ async fn managers_list_and_abort_every_upload_in_their_bucket() {
         ["b/walt-1.bin", "c/walt-2.bin"],
         "writers see their own"
     );
+    // Full pages of their own, and no cursor that names someone else's upload.
+    let mine = list(writer.clone(), "?limit=1".into()).await;
+    assert_eq!(keys(&mine), ["b/walt-1.bin"], "{mine}");
+    let cursor = mine["next_cursor"].as_str().expect("more");
+    let rest = list(writer.clone(), format!("?limit=1&cursor={cursor}")).await;
+    assert_eq!(keys(&rest), ["c/walt-2.bin"], "{rest}");
 
     let delete_bucket = || app.with_token(Method::DELETE, "/api/v1/buckets/team", &owner).send();
     assert_eq!(delete_bucket().await.expect("delete").status(), 409);

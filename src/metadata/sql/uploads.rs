@@ -61,6 +61,13 @@ async fn charge_upload(tx: &mut Transaction<'static, Db>, upload: &UploadRecord,
     Ok(())
 }
 
+/// An upload takes one more part only while the parts it holds (replaced
+/// ones included, until they are credited) are within `limit`: at most one
+/// part more than an object may hold is ever staged, whatever the client sends.
+fn within_staged_limit(upload: &UploadRecord, limit: i64) -> MetaResult<()> {
+    if upload.charged_bytes > limit { Err(MetaError::Conflict("staged-limit")) } else { Ok(()) }
+}
+
 async fn forget(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<()> {
     for statement in [
         "DELETE FROM upload_parts WHERE upload_id = $1",
@@ -107,17 +114,25 @@ impl UploadStore for Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    async fn reserve_part(&self, upload_id: &str, bytes: i64) -> MetaResult<()> {
+    async fn reserve_part(&self, upload_id: &str, bytes: i64, staged_limit: i64) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open, None).await?;
+        within_staged_limit(&upload, staged_limit)?;
         charge_upload(&mut tx, &upload, bytes).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
     }
 
-    async fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64) -> MetaResult<()> {
+    async fn reserve_direct_part(
+        &self,
+        upload_id: &str,
+        part_number: i64,
+        bytes: i64,
+        staged_limit: i64,
+    ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open, None).await?;
+        within_staged_limit(&upload, staged_limit)?;
         let reserved: Option<(i64,)> =
             sqlx::query_as("SELECT bytes FROM direct_part_reservations WHERE upload_id = $1 AND part_number = $2")
                 .bind(upload_id)
@@ -353,6 +368,7 @@ impl UploadStore for Store {
         &self,
         bucket_id: i64,
         prefix: &str,
+        owner: Option<i64>,
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> MetaResult<Vec<UploadRecord>> {
@@ -361,13 +377,15 @@ impl UploadStore for Store {
             "SELECT ",
             upload_columns!(),
             " FROM uploads WHERE bucket_id = $1 AND state = 'open' AND object_key >= $2 \
-             AND (object_key > $3 OR (object_key = $3 AND id > $4)) ORDER BY object_key, id LIMIT $5"
+             AND (object_key > $3 OR (object_key = $3 AND id > $4)) AND ($6 IS NULL OR owner_id = $6) \
+             ORDER BY object_key, id LIMIT $5"
         ))
         .bind(bucket_id)
         .bind(prefix)
         .bind(after_key)
         .bind(after_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(owner)
         .fetch_all(self.pool())
         .await
         .map_err(sql_err("upload"))?;

@@ -82,6 +82,10 @@ pub(crate) fn write_error(error: MetaError) -> ServiceError {
             ServiceError::TooLarge { slug: "quota-exceeded", detail: "this would exceed your storage quota".into() }
         }
         MetaError::Conflict("object-locked") => locked(),
+        MetaError::Conflict("staged-limit") => ServiceError::TooLarge {
+            slug: "payload-too-large",
+            detail: "this upload already holds more bytes of parts than its object may have".into(),
+        },
         MetaError::Conflict("precondition") => ServiceError::PreconditionFailed,
         // "object": a concurrent first write of the same key committed a moment earlier.
         MetaError::Conflict("changed" | "object") => {
