@@ -98,6 +98,18 @@ async fn retention_and_legal_holds_reach_a_backend_with_object_lock() {
     assert_eq!(status, Some(ObjectLockLegalHoldStatus::On));
 }
 
+/// moto's client, the main bucket (with Object Lock) and an app giving each
+/// Coffer bucket a backend bucket of its own; none where moto is not configured.
+async fn routed_app(prefix: &str) -> Option<(aws_sdk_s3::Client, String, TestApp)> {
+    let (client, env) = locked_backend(prefix).await?;
+    let app = spawn_app_with(|config| {
+        use_s3(config, &env, "routed/");
+        config.s3_bucket_per_coffer_bucket = true;
+    })
+    .await;
+    Some((client, env.bucket, app))
+}
+
 /// A Coffer bucket `name` of `owner` and the name of its own backend bucket.
 async fn routed_bucket(app: &TestApp, owner: &str, main_bucket: &str, name: &str) -> String {
     let created = app.with_token(Method::POST, "/api/v1/buckets", owner).json(&json!({ "name": name })).send().await;
@@ -114,13 +126,7 @@ async fn hold(app: &TestApp, owner: &str, bucket: &str, key: &str) {
 
 #[tokio::test]
 async fn backend_buckets_of_their_own_get_object_lock_from_the_main_one() {
-    let Some((client, env)) = locked_backend("lockmain-").await else { return };
-    let main_bucket = env.bucket.clone();
-    let app = spawn_app_with(|config| {
-        use_s3(config, &env, "routed/");
-        config.s3_bucket_per_coffer_bucket = true;
-    })
-    .await;
+    let Some((client, main_bucket, app)) = routed_app("lockmain-").await else { return };
     let owner = app.user_session("olga", Role::User).await.access;
     let own_bucket = routed_bucket(&app, &owner, &main_bucket, "vault").await;
     let lock = client.get_object_lock_configuration().bucket(&own_bucket).send().await.expect("lock configuration");
@@ -139,13 +145,7 @@ async fn backend_buckets_of_their_own_get_object_lock_from_the_main_one() {
 
 #[tokio::test]
 async fn a_backend_bucket_without_object_lock_is_not_reported_as_enforcing() {
-    let Some((client, env)) = locked_backend("lockold-").await else { return };
-    let main_bucket = env.bucket.clone();
-    let app = spawn_app_with(|config| {
-        use_s3(config, &env, "routed/");
-        config.s3_bucket_per_coffer_bucket = true;
-    })
-    .await;
+    let Some((client, main_bucket, app)) = routed_app("lockold-").await else { return };
     let owner = app.user_session("omar", Role::User).await.access;
     // As Coffer made them before 2026-12-07: the bucket's own backend bucket has no Object Lock.
     let own_bucket = routed_bucket(&app, &owner, &main_bucket, "archive").await;
