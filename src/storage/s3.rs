@@ -455,7 +455,8 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn object_lock(&self) -> bool {
-        self.object_lock_enabled().await
+        // `false` when the backend cannot say now (it is asked again next time).
+        self.object_lock_answer().await.unwrap_or(false)
     }
 
     async fn mirror_retention(

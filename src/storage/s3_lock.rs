@@ -46,12 +46,6 @@ impl LockAnswers {
 }
 
 impl S3BlobStore {
-    /// Whether the backend bucket reports Object Lock enabled; `false` when
-    /// the backend cannot say now (it is asked again next time).
-    pub(super) async fn object_lock_enabled(&self) -> bool {
-        self.object_lock_answer().await.unwrap_or(false)
-    }
-
     /// Whether the backend bucket has Object Lock enabled, as last answered
     /// (see `RECHECK_NO_AFTER`); `Err` when the backend could not answer.
     pub(super) async fn object_lock_answer(&self) -> Result<bool, StorageError> {

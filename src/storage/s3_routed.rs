@@ -56,15 +56,6 @@ impl RoutedS3 {
         answers.try_fold(true, |all, locked| async move { Ok(all && locked) }).await.ok()
     }
 
-    /// Where `key` lives, when its store has Object Lock to mirror to.
-    async fn locked_store<'k>(&self, key: &'k str) -> Result<Option<(Cow<'_, S3BlobStore>, &'k str)>, StorageError> {
-        let locked = match split(key) {
-            Some((id, _)) => self.backend_lock(id).await?,
-            None => self.main.object_lock_answer().await?,
-        };
-        Ok(locked.then(|| self.route(key)))
-    }
-
     fn backend_bucket(&self, id: u64) -> String {
         format!("{}-b{id}", self.main.bucket)
     }
@@ -307,17 +298,15 @@ impl BlobStore for RoutedS3 {
         retention: Option<crate::policy::retention::Retention>,
         bypass: bool,
     ) -> Result<(), StorageError> {
-        match self.locked_store(key).await? {
-            Some((store, key)) => store.put_retention(&store.full_key(key)?, retention, bypass).await,
-            None => Ok(()),
-        }
+        // Each backend bucket's store asks its own bucket about Object Lock
+        // (the answers are shared by every store of this router).
+        let (store, key) = self.route(key);
+        store.mirror_retention(key, retention, bypass).await
     }
 
     async fn mirror_legal_hold(&self, key: &str, on: bool) -> Result<(), StorageError> {
-        match self.locked_store(key).await? {
-            Some((store, key)) => store.put_legal_hold(&store.full_key(key)?, on).await,
-            None => Ok(()),
-        }
+        let (store, key) = self.route(key);
+        store.mirror_legal_hold(key, on).await
     }
 
     async fn presign(
