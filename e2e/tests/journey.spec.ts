@@ -415,4 +415,35 @@ test.describe.serial('Coffer in the browser', () => {
     // The app itself lives within its strict CSP.
     expect(cspViolations).toEqual([])
   })
+
+  test('signing out forgets the uploads this browser remembered for resuming', async () => {
+    const page = userPage
+    await openBucket(page)
+    const cdp = await userContext.newCDPSession(page)
+    await cdp.send('Network.enable')
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 5,
+      downloadThroughput: -1,
+      uploadThroughput: 6 * 1024 * 1024,
+    })
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    const uploader = page.getByTestId('uploader')
+    const file = { name: 'unfinished.bin', mimeType: 'application/octet-stream', buffer: BIG }
+    await uploader.locator('input[type=file]').first().setInputFiles([file])
+    const firstPart = page.waitForResponse(
+      (r) => r.request().method() === 'PUT' && /\/parts\/\d+$/.test(r.url()) && r.status() === 200,
+      { timeout: 60_000 },
+    )
+    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+    await firstPart
+    await page.reload()
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+    const remembered = () =>
+      page.evaluate(() => Object.keys(localStorage).filter((id) => id.startsWith('coffer.upload.')))
+    expect(await remembered()).toHaveLength(1)
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await expect(page.getByText('You are signed out.')).toBeVisible()
+    expect(await remembered()).toEqual([])
+  })
 })

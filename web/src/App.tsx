@@ -4,6 +4,7 @@ import type { Me } from './api/types'
 import { Login } from './screens/Login'
 import { Shell } from './Shell'
 import { SessionContext } from './session'
+import { forgetAll as forgetRememberedUploads } from './upload/resume'
 
 type State = { phase: 'starting' } | { phase: 'out'; message?: string } | { phase: 'in'; me: Me }
 
@@ -36,6 +37,7 @@ export function App() {
     return <Login message={state.message} onSignedIn={() => void loadMe()} />
   }
   const signOut = () => {
+    forgetRememberedUploads()
     void api.logout().then(() => setState({ phase: 'out', message: 'You are signed out.' }))
   }
   return (

@@ -60,3 +60,14 @@ export function remember(id: string, value: Remembered): void {
 export function forget(id: string | undefined): void {
   if (id) localStorage.removeItem(id)
 }
+
+/** Signing out forgets every remembered upload: their bucket and key names
+ *  must not stay behind for the next person at this browser. */
+export function forgetAll(): void {
+  const remembered: string[] = []
+  for (let index = 0; index < localStorage.length; index++) {
+    const id = localStorage.key(index)
+    if (id?.startsWith(PREFIX)) remembered.push(id)
+  }
+  remembered.forEach((id) => localStorage.removeItem(id))
+}
