@@ -153,8 +153,8 @@ instrument! { ShareStore {
     fn share(&self, id: &str) -> Option<ShareRecord>;
     fn shares_where(&self, filter: ShareFilter, before: Option<(DateTime<Utc>, &str)>, limit: usize) -> Vec<ShareRecord>;
     fn revoke_share(&self, id: &str, audit: &AuditEntry) -> ();
-    fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> bool;
-    fn uncount_share_download(&self, id: &str) -> ();
+    fn claim_share_read(&self, id: &str, now: DateTime<Utc>, claim: ShareClaim) -> bool;
+    fn release_share_read(&self, id: &str, claim: ShareClaim) -> ();
 } }
 
 instrument! { AuditStore {

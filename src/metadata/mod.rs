@@ -342,11 +342,12 @@ pub trait ShareStore: Send + Sync {
         limit: usize,
     ) -> MetaResult<Vec<ShareRecord>>;
     async fn revoke_share(&self, id: &str, audit: &AuditEntry) -> MetaResult<()>;
-    /// Counts one download if the link is still live and under its limit, atomically:
-    /// concurrent requests on a one-download link get exactly one `true`.
-    async fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> MetaResult<bool>;
-    /// Gives back a download counted for a request that sent no body after all.
-    async fn uncount_share_download(&self, id: &str) -> MetaResult<()>;
+    /// Takes what a read draws on if the link is still live and the read is
+    /// within its limit, atomically: concurrent requests on a one-download
+    /// link get exactly one `true`.
+    async fn claim_share_read(&self, id: &str, now: DateTime<Utc>, claim: ShareClaim) -> MetaResult<bool>;
+    /// Gives back a claim taken for a request that sent no body after all.
+    async fn release_share_read(&self, id: &str, claim: ShareClaim) -> MetaResult<()>;
 }
 
 #[async_trait]

@@ -428,6 +428,21 @@ pub struct ShareRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The API key that created the link, if one did: revoking it voids the link.
     pub api_key_id: Option<String>,
+    /// Bytes sent to reads that continued a download (see `ShareClaim`).
+    pub range_bytes: i64,
+}
+
+/// What a read of a shared object draws on (`ShareStore::claim_share_read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareClaim {
+    /// A read from the first byte (the whole object, or a range from 0): one
+    /// of the link's downloads.
+    Download,
+    /// A range starting after the first byte, which continues a download
+    /// (resuming it, seeking in a video, one segment of several): `bytes` of
+    /// the `budget` (the link's downloads times the object's size) that all
+    /// such reads of a limited link share.
+    Continuation { bytes: i64, budget: i64 },
 }
 
 /// Which shares a listing holds: a creator's, a bucket's, or a creator's in a bucket.

@@ -42,7 +42,7 @@ macro_rules! upload_columns {
 macro_rules! share_columns {
     () => {
         "id, token_hash, bucket_id, object_key, created_by, created_at, expires_at, password_hash, max_downloads, \
-         downloads, revoked_at, api_key_id"
+         downloads, revoked_at, api_key_id, range_bytes"
     };
 }
 
@@ -412,6 +412,7 @@ pub(super) struct ShareRow {
     downloads: i64,
     revoked_at: Option<i64>,
     api_key_id: Option<String>,
+    range_bytes: i64,
 }
 
 impl TryFrom<ShareRow> for ShareRecord {
@@ -430,6 +431,7 @@ impl TryFrom<ShareRow> for ShareRecord {
             downloads: row.downloads,
             revoked_at: row.revoked_at.map(from_micros),
             api_key_id: row.api_key_id,
+            range_bytes: row.range_bytes,
         })
     }
 }

@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use super::context::{Principal, RequestContext};
 use super::identity::{digest, random_token};
-use super::objects::{ObjectRead, ReadRequest, parse_key};
+use super::objects::{ObjectRead, ReadOutcome, ReadRequest, parse_key};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::Outcome;
 use crate::domain::{Permission, Role};
-use crate::metadata::{ObjectRecord, ShareFilter, ShareRecord, ThrottleScope};
+use crate::metadata::{ObjectRecord, ShareClaim, ShareFilter, ShareRecord, ThrottleScope};
 use crate::policy::rbac;
 
 const SHARE_PREFIX: &str = "cfs_";
@@ -147,6 +147,7 @@ impl Services {
             downloads: 0,
             revoked_at: None,
             api_key_id: principal.api_key_id.clone(),
+            range_bytes: 0,
         };
         let audit = ctx
             .event(now, principal.actor(), "share.create")
@@ -274,6 +275,16 @@ impl Services {
         }
     }
 
+    /// 410 for a link whose downloads are all used. A read that continues one
+    /// of them (`ShareClaim::Continuation`) is not asked this.
+    async fn refuse_if_used_up(&self, ctx: &RequestContext, share: &ShareRecord) -> ServiceResult<()> {
+        if share.max_downloads.is_some_and(|max| share.downloads >= max) {
+            let error = ServiceError::Gone("this link has been used up".into());
+            return Err(self.share_denied(ctx, share, "exhausted", error).await);
+        }
+        Ok(())
+    }
+
     /// The share's object, if the link is live and its creator may still read it.
     async fn shared_object(&self, ctx: &RequestContext, share: &ShareRecord) -> ServiceResult<(ObjectRecord, String)> {
         let now = self.clock.now();
@@ -286,10 +297,6 @@ impl Services {
             return Err(self
                 .share_denied(ctx, share, "expired", ServiceError::Gone("this link has expired".into()))
                 .await);
-        }
-        if share.max_downloads.is_some_and(|max| share.downloads >= max) {
-            let error = ServiceError::Gone("this link has been used up".into());
-            return Err(self.share_denied(ctx, share, "exhausted", error).await);
         }
         let creator = self.store.user_by_id(share.created_by).await?.filter(|u| !u.disabled);
         let grant = self.store.grant(share.bucket_id, share.created_by).await?;
@@ -329,6 +336,7 @@ impl Services {
     ) -> ServiceResult<crate::service::thumbnails::Thumbnail> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
         let (object, _) = self.shared_object(ctx, &share).await?;
+        self.refuse_if_used_up(ctx, &share).await?;
         if !self.password_accepted(ctx, &share, password).await? {
             return Err(ServiceError::Unauthenticated("this link needs a password (header X-Share-Password)".into()));
         }
@@ -373,6 +381,10 @@ impl Services {
     ) -> ServiceResult<ShareOpen> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
         let (object, bucket) = self.shared_object(ctx, &share).await?;
+        let claim = claim_of(&share, &object, request);
+        if !matches!(claim, Some(ShareClaim::Continuation { .. })) {
+            self.refuse_if_used_up(ctx, &share).await?;
+        }
         let file = || SharedFile { file_name: object.key.file_name().to_owned(), size: object.size };
         if share.password_hash.is_some() {
             let Some(password) = password else {
@@ -382,23 +394,24 @@ impl Services {
                 return Ok(ShareOpen::WrongPassword(file()));
             }
         }
-        // A download is claimed before any byte is fetched, so that a used-up
+        // A read is claimed before any byte is fetched, so that a used-up
         // link neither reads the backend nor records a read. Requests that
-        // will send no body (HEAD, 304, 412, 416) claim none, so they never
+        // will send no body (HEAD, 304, 412, 416) claim nothing, so they never
         // hold the last download while a real one asks; one that fails to
         // send its body after all (a backend failure) gives its claim back.
         let now = self.clock.now();
-        let sends_body = super::objects::sends_bytes(&object, request);
-        if sends_body && !self.store.count_share_download(&share.id, now).await? {
+        if let Some(claim) = claim
+            && !self.store.claim_share_read(&share.id, now, claim).await?
+        {
             let error = ServiceError::Gone("this link has been used up".into());
             return Err(self.share_denied(ctx, &share, "exhausted", error).await);
         }
         let actor = format!("share:{}", share.id);
         let validators = super::objects::validator_text(&object);
         let opened = self.open_object(ctx, &actor, std::sync::Arc::new(object), validators, request, &bucket).await;
-        let counted_in_vain = sends_body && opened.as_ref().map_or(true, |read| read.body.is_none());
-        if counted_in_vain {
-            self.store.uncount_share_download(&share.id).await?;
+        let sent_nothing = opened.as_ref().map_or(true, |read| read.body.is_none());
+        if let Some(claim) = claim.filter(|_| sent_nothing) {
+            self.store.release_share_read(&share.id, claim).await?;
         }
         let read = opened?;
         if read.body.is_some() {
@@ -410,6 +423,21 @@ impl Services {
             self.reads.record(event);
         }
         Ok(ShareOpen::Object(read))
+    }
+}
+
+/// What a read of `object` through `share` draws on, if it sends bytes: a
+/// read from the first byte is a download; a range from further on continues
+/// one (a resumed download, a seek in a video, a segment of a parallel
+/// download) and draws on the link's budget of downloads × size bytes, so
+/// that ranges neither use up a link nor read past its limit.
+fn claim_of(share: &ShareRecord, object: &ObjectRecord, request: &ReadRequest<'_>) -> Option<ShareClaim> {
+    match super::objects::bytes_to_send(object, request)? {
+        ReadOutcome::Partial { start, end_inclusive } if start > 0 => Some(ShareClaim::Continuation {
+            bytes: i64::try_from(end_inclusive - start + 1).unwrap_or(i64::MAX),
+            budget: share.max_downloads.map_or(i64::MAX, |max| max.saturating_mul(object.size)),
+        }),
+        _ => Some(ShareClaim::Download),
     }
 }
 

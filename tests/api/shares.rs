@@ -457,3 +457,40 @@ async fn managers_list_every_link_on_their_bucket() {
     let revoked = app.with_token(Method::DELETE, &format!("/api/v1/shares/{readers_link}"), &owner.access).send().await;
     assert_eq!(revoked.expect("revoke").status(), 204, "found by listing, revoked by the manager");
 }
+
+/// A range from the first byte counts as a download; ranges from further on
+/// continue one (a resumed download, a seek, a segment) and share a budget
+/// of downloads × size bytes, so they neither use a link up nor read past it.
+#[tokio::test]
+async fn ranges_continue_a_download_within_the_links_bytes() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "rhea", "rhea-files").await;
+    assert_eq!(put(&app, &owner.access, "rhea-files", "digits.txt", b"0123456789".to_vec()).await.status(), 201);
+    let link = json!({"bucket": "rhea-files", "key": "digits.txt", "max_downloads": 1});
+    let (id, url) = share_url(&app, &owner.access, link.clone()).await;
+    let client = plain();
+    let ranged = |range: &'static str| client.get(&url).header("Range", range).send();
+    let read = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    };
+    assert_eq!(read(ranged("bytes=0-3").await.expect("get")).await, (206, "0123".to_owned()), "the download");
+    assert_eq!(read(ranged("bytes=4-").await.expect("get")).await, (206, "456789".to_owned()), "resumed");
+    assert_eq!(read(ranged("bytes=2-5").await.expect("get")).await, (206, "2345".to_owned()), "a seek back");
+    assert_eq!(ranged("bytes=9-").await.expect("get").status(), 410, "ten bytes of ranges were sent");
+    assert_eq!(client.get(&url).send().await.expect("get").status(), 410, "the one download is used");
+    assert_eq!(ranged("bytes=0-0").await.expect("get").status(), 410, "from the first byte is a download");
+    assert_eq!(client.head(&url).send().await.expect("head").status(), 410);
+    let listed: Value = app.get_json("/api/v1/shares", &owner.access).await;
+    let listed = listed["shares"].as_array().expect("shares").iter().find(|s| s["id"] == id.as_str()).cloned();
+    assert_eq!(listed.expect("listed")["downloads"], 1);
+
+    // Concurrent continuations of a one-download link: exactly the budget's worth is served.
+    let (_, url) = share_url(&app, &owner.access, link).await;
+    assert_eq!(client.get(&url).send().await.expect("get").status(), 200);
+    let requests = (0..20).map(|_| client.get(&url).header("Range", "bytes=5-").send());
+    let statuses: Vec<u16> =
+        futures::future::join_all(requests).await.into_iter().map(|r| r.expect("get").status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 206).count(), 2, "2 × 5 bytes of 10: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 206 || *s == 410), "{statuses:?}");
+}

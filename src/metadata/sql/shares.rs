@@ -7,7 +7,7 @@ use crate::domain::audit::AuditEntry;
 use crate::metadata::error::sql_err;
 use crate::metadata::rows::{ShareRow, records};
 use crate::metadata::time::to_micros;
-use crate::metadata::{MetaError, MetaResult, ShareFilter, ShareRecord, ShareStore};
+use crate::metadata::{MetaError, MetaResult, ShareClaim, ShareFilter, ShareRecord, ShareStore};
 
 use super::audit::commit_audited;
 
@@ -18,7 +18,7 @@ impl ShareStore for Store {
         sqlx::query(concat!(
             "INSERT INTO shares (",
             share_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, NULL, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, NULL, $10, 0)"
         ))
         .bind(&share.id)
         .bind(&share.token_hash)
@@ -97,26 +97,41 @@ impl ShareStore for Store {
         Ok(())
     }
 
-    async fn count_share_download(&self, id: &str, now: DateTime<Utc>) -> MetaResult<bool> {
-        // One conditional UPDATE: the database serializes concurrent increments.
-        let counted = sqlx::query(
-            "UPDATE shares SET downloads = downloads + 1 WHERE id = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2) AND (max_downloads IS NULL OR downloads < max_downloads)",
-        )
-        .bind(id)
-        .bind(to_micros(now))
-        .execute(self.pool())
-        .await
-        .map_err(sql_err("share"))?;
-        Ok(counted.rows_affected() == 1)
+    async fn claim_share_read(&self, id: &str, now: DateTime<Utc>, claim: ShareClaim) -> MetaResult<bool> {
+        // One conditional UPDATE: the database serializes concurrent claims.
+        let query = match claim {
+            ShareClaim::Download => sqlx::query(
+                "UPDATE shares SET downloads = downloads + 1 WHERE id = $1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $2) AND (max_downloads IS NULL OR downloads < max_downloads)",
+            )
+            .bind(id)
+            .bind(to_micros(now)),
+            // `range_bytes <= budget - bytes`, so that no sum can overflow.
+            ShareClaim::Continuation { bytes, budget } => sqlx::query(
+                "UPDATE shares SET range_bytes = range_bytes + $3 WHERE id = $1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $2) AND (max_downloads IS NULL OR range_bytes <= $4 - $3)",
+            )
+            .bind(id)
+            .bind(to_micros(now))
+            .bind(bytes)
+            .bind(budget),
+        };
+        let claimed = query.execute(self.pool()).await.map_err(sql_err("share"))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
-    async fn uncount_share_download(&self, id: &str) -> MetaResult<()> {
-        sqlx::query("UPDATE shares SET downloads = downloads - 1 WHERE id = $1 AND downloads > 0")
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(sql_err("share"))?;
+    async fn release_share_read(&self, id: &str, claim: ShareClaim) -> MetaResult<()> {
+        let query = match claim {
+            ShareClaim::Download => {
+                sqlx::query("UPDATE shares SET downloads = downloads - 1 WHERE id = $1 AND downloads > 0").bind(id)
+            }
+            ShareClaim::Continuation { bytes, .. } => {
+                sqlx::query("UPDATE shares SET range_bytes = range_bytes - $2 WHERE id = $1 AND range_bytes >= $2")
+                    .bind(id)
+                    .bind(bytes)
+            }
+        };
+        query.execute(self.pool()).await.map_err(sql_err("share"))?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use read::{ListPage, ListRequest, ObjectRead, ReadOutcome, ReadRequest};
-pub(crate) use read::{sends_bytes, validator_text};
+pub(crate) use read::{bytes_to_send, validator_text};
 pub use write::PutRequest;
 
 use super::{ServiceError, ServiceResult, Services};

@@ -101,11 +101,14 @@ fn preconditions(object: &ObjectRecord, request: &ReadRequest<'_>) -> Result<Opt
     Ok(None)
 }
 
-/// Whether a read would send bytes, as far as the request and the record
-/// decide it (not a `HEAD`, no `304`/`412` precondition, no `416` range):
-/// only a backend failure can still make it send none.
-pub(crate) fn sends_bytes(object: &ObjectRecord, request: &ReadRequest<'_>) -> bool {
-    !request.head_only && matches!(preconditions(object, request), Ok(None)) && range_of(object, request).is_ok()
+/// What a read would send (`Full` or `Partial`), as far as the request and
+/// the record decide it; `None` for a `HEAD`, a `304`/`412` precondition or
+/// a `416` range. Only a backend failure can still make it send nothing.
+pub(crate) fn bytes_to_send(object: &ObjectRecord, request: &ReadRequest<'_>) -> Option<ReadOutcome> {
+    if request.head_only || !matches!(preconditions(object, request), Ok(None)) {
+        return None;
+    }
+    range_of(object, request).ok()
 }
 
 /// The range to serve, honouring `If-Range` (a stale validator means the whole body).
