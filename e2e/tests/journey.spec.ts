@@ -1,7 +1,7 @@
 // The whole journey of the issue, in order: the admin secures the account,
 // sets up a user and a bucket; the user uploads, previews, downloads and
 // shares; a legal hold stops a delete; the audit log shows all of it.
-import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test'
+import { expect, test, type Browser, type BrowserContext, type CDPSession, type Page } from '@playwright/test'
 import { readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { admin, png, screenshot, totpCode } from './fixtures'
@@ -47,6 +47,40 @@ async function openBucket(page: Page): Promise<void> {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Files' }).click()
   await page.getByRole('link', { name: new RegExp(BUCKET) }).click()
   await expect(page.getByRole('navigation', { name: 'Breadcrumb' })).toContainText(BUCKET)
+}
+
+/** Slows the page's uploads to `bytesPerSecond`; the session lifts it later. */
+async function throttleUploads(page: Page, bytesPerSecond: number): Promise<CDPSession> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Network.enable')
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 5,
+    downloadThroughput: -1,
+    uploadThroughput: bytesPerSecond,
+  })
+  return cdp
+}
+
+type FilePayload = { name: string; mimeType: string; buffer: Buffer }
+
+/** Uploads `file` on a slowed network until its first part is stored on the
+ *  server, then reloads the page (which stops the upload) at full speed. */
+async function interruptUpload(page: Page, file: FilePayload, beforeReload?: () => Promise<void>): Promise<void> {
+  const cdp = await throttleUploads(page, 6 * 1024 * 1024)
+  await page.getByRole('button', { name: 'Upload', exact: true }).click()
+  const uploader = page.getByTestId('uploader')
+  await uploader.locator('input[type=file]').first().setInputFiles([file])
+  const firstPart = page.waitForResponse(
+    (r) => r.request().method() === 'PUT' && /\/parts\/\d+$/.test(r.url()) && r.status() === 200,
+    { timeout: 60_000 },
+  )
+  await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+  await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-uploading/)
+  await firstPart
+  await beforeReload?.()
+  await page.reload()
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
 }
 
 test.describe.serial('Coffer in the browser', () => {
@@ -138,14 +172,7 @@ test.describe.serial('Coffer in the browser', () => {
     const uploader = page.getByTestId('uploader')
     await expect(uploader).toBeVisible()
     // Slow the network so progress is observable.
-    const cdp = await userContext.newCDPSession(page)
-    await cdp.send('Network.enable')
-    await cdp.send('Network.emulateNetworkConditions', {
-      offline: false,
-      latency: 5,
-      downloadThroughput: -1,
-      uploadThroughput: 12 * 1024 * 1024,
-    })
+    const cdp = await throttleUploads(page, 12 * 1024 * 1024)
     await uploader.locator('input[type=file]').first().setInputFiles([
       { name: HOSTILE_NAME, mimeType: 'image/png', buffer: png(640, 400) },
       { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(NOTES) },
@@ -205,31 +232,10 @@ test.describe.serial('Coffer in the browser', () => {
   test('a large upload resumes after a page reload', async () => {
     const page = userPage
     const file = { name: 'resume.bin', mimeType: 'application/octet-stream', buffer: BIG }
-    const cdp = await userContext.newCDPSession(page)
-    await cdp.send('Network.enable')
-    await cdp.send('Network.emulateNetworkConditions', {
-      offline: false,
-      latency: 5,
-      downloadThroughput: -1,
-      uploadThroughput: 6 * 1024 * 1024,
-    })
-    await page.getByRole('button', { name: 'Upload', exact: true }).click()
-    let uploader = page.getByTestId('uploader')
-    await uploader.locator('input[type=file]').first().setInputFiles([file])
-    // Reload once the first part is stored on the server.
-    const firstPart = page.waitForResponse(
-      (r) => r.request().method() === 'PUT' && /\/parts\/\d+$/.test(r.url()) && r.status() === 200,
-      { timeout: 60_000 },
-    )
-    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
-    await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-uploading/)
-    await firstPart
-    await screenshot(page, 'upload-before-reload')
-    await page.reload()
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+    await interruptUpload(page, file, () => screenshot(page, 'upload-before-reload'))
     await expect(page.getByRole('navigation', { name: 'Breadcrumb' })).toContainText(BUCKET)
     await page.getByRole('button', { name: 'Upload', exact: true }).click()
-    uploader = page.getByTestId('uploader')
+    const uploader = page.getByTestId('uploader')
     await uploader.locator('input[type=file]').first().setInputFiles([file])
     await expect(uploader.getByText('Resuming the earlier upload of resume.bin').first()).toBeVisible({ timeout: 30_000 })
     await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
@@ -419,26 +425,7 @@ test.describe.serial('Coffer in the browser', () => {
   test('signing out forgets the uploads this browser remembered for resuming', async () => {
     const page = userPage
     await openBucket(page)
-    const cdp = await userContext.newCDPSession(page)
-    await cdp.send('Network.enable')
-    await cdp.send('Network.emulateNetworkConditions', {
-      offline: false,
-      latency: 5,
-      downloadThroughput: -1,
-      uploadThroughput: 6 * 1024 * 1024,
-    })
-    await page.getByRole('button', { name: 'Upload', exact: true }).click()
-    const uploader = page.getByTestId('uploader')
-    const file = { name: 'unfinished.bin', mimeType: 'application/octet-stream', buffer: BIG }
-    await uploader.locator('input[type=file]').first().setInputFiles([file])
-    const firstPart = page.waitForResponse(
-      (r) => r.request().method() === 'PUT' && /\/parts\/\d+$/.test(r.url()) && r.status() === 200,
-      { timeout: 60_000 },
-    )
-    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
-    await firstPart
-    await page.reload()
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+    await interruptUpload(page, { name: 'unfinished.bin', mimeType: 'application/octet-stream', buffer: BIG })
     const remembered = () =>
       page.evaluate(() => Object.keys(localStorage).filter((id) => id.startsWith('coffer.upload.')))
     expect(await remembered()).toHaveLength(1)
