@@ -12,7 +12,7 @@ use super::identity::{digest, random_token};
 use super::objects::{ObjectRead, ReadOutcome, ReadRequest, parse_key};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::audit::Outcome;
-use crate::domain::{Permission, Role};
+use crate::domain::{ByteRange, Permission, Role};
 use crate::metadata::{ObjectRecord, ShareClaim, ShareFilter, ShareRecord, ThrottleScope};
 use crate::policy::rbac;
 
@@ -275,10 +275,21 @@ impl Services {
         }
     }
 
-    /// 410 for a link whose downloads are all used. A read that continues one
-    /// of them (`ShareClaim::Continuation`) is not asked this.
-    async fn refuse_if_used_up(&self, ctx: &RequestContext, share: &ShareRecord) -> ServiceResult<()> {
-        if share.max_downloads.is_some_and(|max| share.downloads >= max) {
+    /// 410 when the link has nothing left for a read that would make `claim`
+    /// (the claim itself checks again, atomically): a continuation past the
+    /// link's bytes; anything else once every download is used.
+    async fn refuse_if_used_up(
+        &self,
+        ctx: &RequestContext,
+        share: &ShareRecord,
+        claim: Option<ShareClaim>,
+    ) -> ServiceResult<()> {
+        let Some(max) = share.max_downloads else { return Ok(()) };
+        let used_up = match claim {
+            Some(ShareClaim::Continuation { bytes, budget }) => share.range_bytes > budget.saturating_sub(bytes),
+            _ => share.downloads >= max,
+        };
+        if used_up {
             let error = ServiceError::Gone("this link has been used up".into());
             return Err(self.share_denied(ctx, share, "exhausted", error).await);
         }
@@ -335,8 +346,8 @@ impl Services {
         password: Option<&SecretString>,
     ) -> ServiceResult<crate::service::thumbnails::Thumbnail> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
+        self.refuse_if_used_up(ctx, &share, None).await?;
         let (object, _) = self.shared_object(ctx, &share).await?;
-        self.refuse_if_used_up(ctx, &share).await?;
         if !self.password_accepted(ctx, &share, password).await? {
             return Err(ServiceError::Unauthenticated("this link needs a password (header X-Share-Password)".into()));
         }
@@ -380,11 +391,13 @@ impl Services {
         request: &ReadRequest<'_>,
     ) -> ServiceResult<ShareOpen> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
+        if !may_continue_a_download(request) {
+            // Before any lookup: a used-up link costs nothing more.
+            self.refuse_if_used_up(ctx, &share, None).await?;
+        }
         let (object, bucket) = self.shared_object(ctx, &share).await?;
         let claim = claim_of(&share, &object, request);
-        if !matches!(claim, Some(ShareClaim::Continuation { .. })) {
-            self.refuse_if_used_up(ctx, &share).await?;
-        }
+        self.refuse_if_used_up(ctx, &share, claim).await?;
         let file = || SharedFile { file_name: object.key.file_name().to_owned(), size: object.size };
         if share.password_hash.is_some() {
             let Some(password) = password else {
@@ -408,7 +421,8 @@ impl Services {
         }
         let actor = format!("share:{}", share.id);
         let validators = super::objects::validator_text(&object);
-        let opened = self.open_object(ctx, &actor, std::sync::Arc::new(object), validators, request, &bucket).await;
+        let object = std::sync::Arc::new(object);
+        let opened = self.open_exact_version(ctx, &actor, object, validators, request, &bucket).await;
         let sent_nothing = opened.as_ref().map_or(true, |read| read.body.is_none());
         if let Some(claim) = claim.filter(|_| sent_nothing) {
             self.store.release_share_read(&share.id, claim).await?;
@@ -439,6 +453,15 @@ fn claim_of(share: &ShareRecord, object: &ObjectRecord, request: &ReadRequest<'_
         }),
         _ => Some(ShareClaim::Download),
     }
+}
+
+/// Whether the request's range, as written, could continue a download (start
+/// after the first byte), before the object's size resolves it.
+fn may_continue_a_download(request: &ReadRequest<'_>) -> bool {
+    request
+        .range
+        .and_then(ByteRange::parse_header)
+        .is_some_and(|range| !matches!(range, ByteRange::From(0) | ByteRange::FromTo(0, _)))
 }
 
 /// Whether the password page may show a preview of this type (raster images only).

@@ -493,4 +493,15 @@ async fn ranges_continue_a_download_within_the_links_bytes() {
         futures::future::join_all(requests).await.into_iter().map(|r| r.expect("get").status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 206).count(), 2, "2 × 5 bytes of 10: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 206 || *s == 410), "{statuses:?}");
+
+    // A link with nothing left for a range refuses it before asking for the password.
+    let guarded = json!({"bucket": "rhea-files", "key": "digits.txt", "max_downloads": 1, "password": "pw"});
+    let (_, url) = share_url(&app, &owner.access, guarded).await;
+    let with = |password: &'static str, range: &'static str| {
+        client.get(&url).header("X-Share-Password", password).header("Range", range).send()
+    };
+    assert_eq!(with("pw", "bytes=0-").await.expect("get").status(), 206);
+    assert_eq!(with("pw", "bytes=1-").await.expect("get").status(), 206, "9 of its 10 bytes");
+    assert_eq!(with("wrong", "bytes=1-").await.expect("get").status(), 410);
+    assert_eq!(with("wrong", "bytes=9-").await.expect("get").status(), 401, "1 byte is left");
 }

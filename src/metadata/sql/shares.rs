@@ -106,9 +106,11 @@ impl ShareStore for Store {
             )
             .bind(id)
             .bind(to_micros(now)),
-            // `range_bytes <= budget - bytes`, so that no sum can overflow.
+            // `range_bytes <= budget - bytes`, so that no sum can overflow; a
+            // link without a limit keeps no count.
             ShareClaim::Continuation { bytes, budget } => sqlx::query(
-                "UPDATE shares SET range_bytes = range_bytes + $3 WHERE id = $1 AND revoked_at IS NULL \
+                "UPDATE shares SET range_bytes = CASE WHEN max_downloads IS NULL THEN 0 ELSE range_bytes + $3 END \
+                 WHERE id = $1 AND revoked_at IS NULL \
                  AND (expires_at IS NULL OR expires_at > $2) AND (max_downloads IS NULL OR range_bytes <= $4 - $3)",
             )
             .bind(id)
