@@ -20,6 +20,46 @@ use mozjpeg::{ColorSpace, Compress, Decompress, Marker};
 
 use super::thumbnail::{ThumbError, fit};
 
+/// Scans a JPEG may have: a progressive one has about ten. libjpeg decodes
+/// every scan over the whole image, so thousands of them in a small file
+/// would hold a render slot for minutes (libjpeg-turbo's `-maxscans`).
+pub const MAX_SCANS: usize = 100;
+
+/// Refuses a JPEG with more than `MAX_SCANS` start-of-scan markers. Walks
+/// the marker segments by their lengths, and the entropy-coded data after
+/// each scan header to its next marker, so no byte of a segment's payload
+/// (an embedded EXIF thumbnail, say) is taken for a marker.
+pub fn check_scans(bytes: &[u8]) -> Result<(), ThumbError> {
+    let mut scans = 0;
+    let mut at = 2; // after SOI
+    while at + 3 < bytes.len() {
+        if bytes[at] != 0xFF {
+            return Ok(()); // not where a marker should be: the decoder will say what is wrong
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xFF => at += 1, // fill byte
+            0xD9 => return Ok(()),
+            0x01 | 0xD0..=0xD7 => at += 2, // no length
+            _ => {
+                let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+                at += 2 + length;
+                if marker == 0xDA {
+                    scans += 1;
+                    if scans > MAX_SCANS {
+                        return Err(ThumbError::Undecodable(format!("more than {MAX_SCANS} scans")));
+                    }
+                    // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte) or a restart marker.
+                    while at + 1 < bytes.len() && (bytes[at] != 0xFF || matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7)) {
+                        at += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decodes `bytes` (a `width`×`height` JPEG) at the smallest DCT scale that
 /// still leaves at least twice `size` on both sides, with its EXIF
 /// orientation; `None` for colour spaces left to the general decoder (CMYK,
@@ -141,6 +181,27 @@ mod tests {
     fn jpeg(width: u32, height: u32) -> Vec<u8> {
         let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 128]));
         encode(&image, 90).expect("encodes")
+    }
+
+    #[test]
+    fn jpegs_with_too_many_scans_are_refused_before_decoding() {
+        let bytes = jpeg(64, 32);
+        assert_eq!(check_scans(&bytes), Ok(()));
+        // The scan (its header and entropy-coded data, up to EOI) over and over.
+        let sos = bytes.windows(2).position(|pair| pair == [0xFF, 0xDA]).expect("a scan");
+        let eoi = bytes.len() - 2;
+        let mut many = bytes[..eoi].to_vec();
+        for _ in 0..MAX_SCANS {
+            many.extend_from_slice(&bytes[sos..eoi]);
+        }
+        many.extend_from_slice(&bytes[eoi..]);
+        assert!(matches!(check_scans(&many), Err(ThumbError::Undecodable(why)) if why.contains("scans")));
+        let mut enough = bytes[..eoi].to_vec();
+        for _ in 1..MAX_SCANS {
+            enough.extend_from_slice(&bytes[sos..eoi]);
+        }
+        enough.extend_from_slice(&bytes[eoi..]);
+        assert_eq!(check_scans(&enough), Ok(()), "exactly MAX_SCANS");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum ThumbFailure {
     /// before they could be read.
     #[error("the image was removed while its thumbnail was being made")]
     SourceGone,
+    /// Every render slot stayed taken for as long as a render may take.
+    #[error("every thumbnail renderer is busy")]
+    Busy,
 }
 
 /// In-process cache (which also makes concurrent requests for one missing

@@ -136,6 +136,22 @@ fn check_limits(width: u32, height: u32, limits: &ImageLimits) -> Result<(), Thu
     Ok(())
 }
 
+/// `max_alloc` against the whole image: the decoders check only its sides
+/// (`ImageReader::decode` would check the buffer too, but cannot hand back
+/// the orientation first). The buffer counts as decoded (16-bit samples are
+/// twice the bytes) plus the 8-bit copy `resize` makes of any other layout.
+fn check_decoded_size(decoder: &impl ImageDecoder, limits: &ImageLimits) -> Result<(), ThumbError> {
+    let (width, height) = decoder.dimensions();
+    let copy = match decoder.color_type() {
+        image::ColorType::Rgb8 | image::ColorType::Rgba8 => 0,
+        _ => u64::from(width) * u64::from(height) * 4,
+    };
+    if decoder.total_bytes().saturating_add(copy) > limits.max_alloc {
+        return Err(ThumbError::TooLarge { width, height, max_pixels: limits.max_pixels, max_side: limits.max_side });
+    }
+    Ok(())
+}
+
 fn classify(error: image::ImageError, limits: &ImageLimits) -> ThumbError {
     match error {
         image::ImageError::Limits(_) => {
@@ -149,6 +165,9 @@ fn classify(error: image::ImageError, limits: &ImageLimits) -> ThumbError {
 /// Renders the thumbnail of `bytes`: longest side `size`, in `format`.
 pub fn render(bytes: &[u8], size: u32, format: ThumbFormat, limits: &ImageLimits) -> Result<Vec<u8>, ThumbError> {
     let (image_format, width, height) = probe(bytes, limits)?;
+    if image_format == ImageFormat::Jpeg {
+        super::jpeg::check_scans(bytes)?;
+    }
     let (decoded, orientation) = match image_format {
         ImageFormat::Jpeg => match super::jpeg::decode_scaled(bytes, width, height, size)? {
             Some(decoded) => decoded,
@@ -165,6 +184,7 @@ pub fn render(bytes: &[u8], size: u32, format: ThumbFormat, limits: &ImageLimits
 fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<(DynamicImage, Orientation), ThumbError> {
     let (reader, _) = reader(bytes, limits)?;
     let mut decoder = reader.into_decoder().map_err(|e| classify(e, limits))?;
+    check_decoded_size(&decoder, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
     Ok((image, orientation))
@@ -310,6 +330,18 @@ mod tests {
         let tight = ImageLimits { max_pixels: 10_000, ..LIMITS };
         let bytes = encoded(&DynamicImage::new_rgb8(200, 100), ImageFormat::Png);
         assert!(matches!(render(&bytes, 64, ThumbFormat::Webp, &tight), Err(ThumbError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_decoded_buffer_over_the_allocation_limit_is_refused() {
+        // 1000 × 1000 at 16 bits per RGBA sample: 8 MB decoded, 4 MB more as 8-bit.
+        let bytes = encoded(&DynamicImage::new_rgba16(1000, 1000), ImageFormat::Png);
+        let tight = ImageLimits { max_alloc: 10 << 20, ..LIMITS };
+        assert!(matches!(
+            render(&bytes, 64, ThumbFormat::Webp, &tight),
+            Err(ThumbError::TooLarge { width: 1000, height: 1000, .. })
+        ));
+        assert!(render(&bytes, 64, ThumbFormat::Webp, &ImageLimits { max_alloc: 12 << 20, ..LIMITS }).is_ok());
     }
 
     fn crc32(data: &[u8]) -> u32 {

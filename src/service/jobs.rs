@@ -71,6 +71,7 @@ impl Services {
                 Ok(())
             }
             Err(ThumbFailure::Storage(why)) => Err(why),
+            Err(busy @ ThumbFailure::Busy) => Err(busy.to_string()),
         }
     }
 }

@@ -45,6 +45,9 @@ impl From<ThumbFailure> for ServiceError {
             ThumbFailure::Unprocessable(why) => ServiceError::Unprocessable(why),
             ThumbFailure::Storage(why) => ServiceError::BadGateway(anyhow::anyhow!(why)),
             ThumbFailure::SourceGone => ServiceError::NotFound("object"),
+            ThumbFailure::Busy => {
+                ServiceError::Unavailable("thumbnail renderer", anyhow::anyhow!("every slot is busy"))
+            }
         }
     }
 }
@@ -106,7 +109,7 @@ impl Services {
             })
             .await;
         crate::metrics::Metrics::count(&self.metrics.thumbnail_lookups, if missed { "miss" } else { "hit" });
-        if let Err(ThumbFailure::Storage(_) | ThumbFailure::SourceGone) = &result {
+        if let Err(ThumbFailure::Storage(_) | ThumbFailure::SourceGone | ThumbFailure::Busy) = &result {
             // Only the content's own verdicts are worth remembering.
             thumbs.cache.invalidate(&cache_key).await;
         }
@@ -231,8 +234,13 @@ impl Services {
 
     async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
         let thumbs = &self.thumbnails;
-        // The slot is taken before the source is read: at most one source per render slot is in memory.
-        let permit = thumbs.pool.clone().acquire_owned().await.map_err(|e| ThumbFailure::Storage(e.to_string()))?;
+        // The slot is taken before the source is read: at most one source per
+        // render slot is in memory. Waiting for one is bounded like a render
+        // (a 503 with `Retry-After` then), so requests never queue unseen.
+        let permit = match tokio::time::timeout(thumbs.timeout, thumbs.pool.clone().acquire_owned()).await {
+            Ok(permit) => permit.map_err(|e| ThumbFailure::Storage(e.to_string()))?,
+            Err(_) => return Err(ThumbFailure::Busy),
+        };
         let storage = |e: StorageError| match e {
             // Deleted or overwritten since the request looked the object up.
             StorageError::NotFound => ThumbFailure::SourceGone,

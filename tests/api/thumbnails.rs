@@ -309,3 +309,22 @@ async fn thumbnails_of_content_declared_otherwise_go_with_it() {
     let left = app.services.blobs.list(&format!("t/{sha256}/"), None, 100).await.expect("list").blobs;
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// With every render slot taken for longer than a render may take, a request
+/// that needs one answers 503 with `Retry-After`, and that answer is not
+/// remembered: once a slot is free the thumbnail is made.
+#[tokio::test]
+async fn a_busy_renderer_answers_503_and_remembers_nothing() {
+    let app = spawn_app_with(|config| config.thumbnail_timeout = std::time::Duration::from_millis(300)).await;
+    let owner = owner_with_bucket(&app, "bo", "pics").await.access;
+    upload(&app, &owner, "busy.png", encoded(&marked(300, 200), ImageFormat::Png), "image/png").await;
+    let slots = app.services.thumbnails.pool.clone();
+    let every_slot = u32::try_from(app.services.config.effective_thumbnail_workers()).expect("a few slots");
+    let taken = slots.acquire_many(every_slot).await.expect("every slot");
+    let busy = thumb(&app, &owner, "busy.png", "size=64").await;
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "5");
+    drop(taken);
+    let image = decoded(thumb(&app, &owner, "busy.png", "size=64").await).await;
+    assert_eq!((image.width(), image.height()), (64, 43));
+}
