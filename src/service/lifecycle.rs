@@ -52,8 +52,10 @@ pub struct LifecycleReport {
 }
 
 impl LifecycleReport {
-    fn did_something(&self) -> bool {
-        self.expired_count > 0 || self.aborted_uploads > 0 || self.skipped_locked_count > 0
+    /// Whether the run changed anything (and so is audited): objects it only
+    /// found locked are left as they were, run after run.
+    fn changed_something(&self) -> bool {
+        self.expired_count > 0 || self.aborted_uploads > 0
     }
 
     fn note_expired(&mut self, object: ObjectRef) {
@@ -154,7 +156,7 @@ impl Services {
             tracing::warn!(error = %error, "could not release the lifecycle lease; it expires by itself");
         }
         let report = result?;
-        if !dry_run && report.did_something() {
+        if !dry_run && report.changed_something() {
             self.record_run(ctx, &report).await;
         }
         Ok(report)
@@ -329,6 +331,15 @@ mod tests {
         assert_eq!((report.expired.len(), report.expired_count), (MAX_LISTED, MAX_LISTED as u64 + 5));
         assert_eq!(report.expired.last(), Some(&object(MAX_LISTED - 1)), "the first ones are listed");
         assert_eq!((report.skipped_locked.len(), report.skipped_locked_count), (1, 1));
-        assert!(report.truncated && report.did_something());
+        assert!(report.truncated && report.changed_something());
+    }
+
+    #[test]
+    fn a_run_that_only_found_locked_objects_changed_nothing() {
+        let mut report = LifecycleReport::default();
+        report.note_skipped_locked(ObjectRef { bucket: "logs".into(), key: "held.log".into() });
+        assert!(!report.changed_something(), "or every interval would add an audit event");
+        report.aborted_uploads = 1;
+        assert!(report.changed_something());
     }
 }
