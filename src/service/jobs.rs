@@ -67,9 +67,13 @@ impl Services {
             return Ok(()); // Gone or replaced: nothing to prepare.
         };
         match self.cached_thumbnail(&object, COMMON_SIZE, ThumbFormat::Webp).await.0 {
-            Ok(_) | Err(ThumbFailure::Unsupported(_) | ThumbFailure::Unprocessable(_) | ThumbFailure::SourceGone) => {
-                Ok(())
-            }
+            Ok(_)
+            | Err(
+                ThumbFailure::Unsupported(_)
+                | ThumbFailure::Unprocessable(_)
+                | ThumbFailure::TimedOut
+                | ThumbFailure::SourceGone,
+            ) => Ok(()),
             Err(ThumbFailure::Storage(why)) => Err(why),
             Err(busy @ ThumbFailure::Busy) => Err(busy.to_string()),
         }

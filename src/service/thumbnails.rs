@@ -48,6 +48,7 @@ impl From<ThumbFailure> for ServiceError {
             ThumbFailure::Busy => {
                 ServiceError::Unavailable("thumbnail renderer", anyhow::anyhow!("every slot is busy"))
             }
+            ThumbFailure::TimedOut => ServiceError::Unprocessable(failure.to_string()),
         }
     }
 }
@@ -274,7 +275,7 @@ impl Services {
         self.metrics.thumbnails_rendered.inc();
         self.metrics.thumbnail_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
-            Err(_) => Err(ThumbFailure::Unprocessable("the image took too long to render".into())),
+            Err(_) => Err(ThumbFailure::TimedOut),
             Ok(Err(join)) => Err(ThumbFailure::Unprocessable(format!("the renderer failed: {join}"))),
             Ok(Ok(Err(ThumbError::Unsupported))) => Err(ThumbFailure::Unsupported(ThumbError::Unsupported.to_string())),
             Ok(Ok(Err(other))) => Err(ThumbFailure::Unprocessable(other.to_string())),
