@@ -422,7 +422,8 @@ impl Services {
         let actor = format!("share:{}", share.id);
         let validators = super::objects::validator_text(&object);
         let object = std::sync::Arc::new(object);
-        let opened = self.open_exact_version(ctx, &actor, object, validators, request, &bucket).await;
+        let reopen = false; // the claim was made against this version
+        let opened = self.open_version(ctx, &actor, object, validators, request, &bucket, reopen).await;
         let sent_nothing = opened.as_ref().map_or(true, |read| read.body.is_none());
         if let Some(claim) = claim.filter(|_| sent_nothing) {
             self.store.release_share_read(&share.id, claim).await?;

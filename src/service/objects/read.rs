@@ -195,27 +195,13 @@ impl Services {
         self.open_version(ctx, actor, object, validators, request, bucket_name, true).await
     }
 
-    /// `open_object` for a read claimed against this very version (a share
-    /// link's): should its bytes go meanwhile, the read is `404`, never the
-    /// live version in its place, whose size or validators may differ from
-    /// what was claimed.
-    pub(crate) async fn open_exact_version(
-        &self,
-        ctx: &RequestContext,
-        actor: &str,
-        object: std::sync::Arc<ObjectRecord>,
-        validators: ValidatorText,
-        request: &ReadRequest<'_>,
-        bucket_name: &str,
-    ) -> ServiceResult<ObjectRead> {
-        self.open_version(ctx, actor, object, validators, request, bucket_name, false).await
-    }
-
     /// `open_object`; `reopen`: whether a version whose bytes went since it
     /// was looked up (overwritten or deleted meanwhile) may give way, once,
-    /// to the version live now.
+    /// to the version live now. A read claimed against this very version (a
+    /// share link's) may not: it is `404` instead, as the live version's size
+    /// or validators may differ from what was claimed.
     #[allow(clippy::too_many_arguments)]
-    async fn open_version(
+    pub(crate) async fn open_version(
         &self,
         ctx: &RequestContext,
         actor: &str,
