@@ -25,39 +25,48 @@ use super::thumbnail::{ThumbError, fit};
 /// would hold a render slot for minutes (libjpeg-turbo's `-maxscans`).
 pub const MAX_SCANS: usize = 100;
 
-/// Refuses a JPEG with more than `MAX_SCANS` start-of-scan markers. Walks
-/// the marker segments by their lengths, and the entropy-coded data after
-/// each scan header to its next marker, so no byte of a segment's payload
-/// (an embedded EXIF thumbnail, say) is taken for a marker.
+/// Refuses a JPEG with more than `MAX_SCANS` start-of-scan markers,
+/// finding markers as libjpeg does (`next_marker`): bytes before an 0xFF are
+/// skipped, a run of 0xFF is fill, 0xFF 0x00 is data; a segment's payload is
+/// skipped by its length, so none of it (an embedded EXIF thumbnail, say) is
+/// taken for a marker. Whatever libjpeg would read as a scan is counted.
 pub fn check_scans(bytes: &[u8]) -> Result<(), ThumbError> {
     let mut scans = 0;
     let mut at = 2; // after SOI
-    while at + 3 < bytes.len() {
-        if bytes[at] != 0xFF {
-            return Ok(()); // not where a marker should be: the decoder will say what is wrong
-        }
-        let marker = bytes[at + 1];
-        match marker {
-            0xFF => at += 1, // fill byte
-            0xD9 => return Ok(()),
-            0x01 | 0xD0..=0xD7 => at += 2, // no length
-            _ => {
-                let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-                at += 2 + length;
-                if marker == 0xDA {
+    while let Some(code_at) = next_marker(bytes, at) {
+        at = code_at + 1;
+        match bytes[code_at] {
+            0xD9 => break,
+            0x01 | 0xD0..=0xD8 => {} // no length
+            code => {
+                let Some(length) = bytes.get(at..at + 2) else { break };
+                if code == 0xDA {
                     scans += 1;
                     if scans > MAX_SCANS {
                         return Err(ThumbError::Undecodable(format!("more than {MAX_SCANS} scans")));
                     }
-                    // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte) or a restart marker.
-                    while at + 1 < bytes.len() && (bytes[at] != 0xFF || matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7)) {
-                        at += 1;
-                    }
                 }
+                at += usize::from(u16::from_be_bytes([length[0], length[1]])).max(2);
             }
         }
     }
     Ok(())
+}
+
+/// Where the code of the next marker at or after `at` is.
+fn next_marker(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        while *bytes.get(at)? != 0xFF {
+            at += 1;
+        }
+        while *bytes.get(at)? == 0xFF {
+            at += 1;
+        }
+        if bytes[at] != 0x00 {
+            return Some(at);
+        }
+        at += 1;
+    }
 }
 
 /// Decodes `bytes` (a `width`×`height` JPEG) at the smallest DCT scale that
@@ -183,25 +192,50 @@ mod tests {
         encode(&image, 90).expect("encodes")
     }
 
+    /// `bytes` with its scan (header and entropy-coded data, up to EOI)
+    /// `times` times more, each after `between`.
+    fn more_scans(bytes: &[u8], times: usize, between: &[u8]) -> Vec<u8> {
+        let sos = bytes.windows(2).position(|pair| pair == [0xFF, 0xDA]).expect("a scan");
+        let eoi = bytes.len() - 2;
+        let mut out = bytes[..eoi].to_vec();
+        for _ in 0..times {
+            out.extend_from_slice(between);
+            out.extend_from_slice(&bytes[sos..eoi]);
+        }
+        out.extend_from_slice(&bytes[eoi..]);
+        out
+    }
+
     #[test]
     fn jpegs_with_too_many_scans_are_refused_before_decoding() {
         let bytes = jpeg(64, 32);
         assert_eq!(check_scans(&bytes), Ok(()));
-        // The scan (its header and entropy-coded data, up to EOI) over and over.
-        let sos = bytes.windows(2).position(|pair| pair == [0xFF, 0xDA]).expect("a scan");
-        let eoi = bytes.len() - 2;
-        let mut many = bytes[..eoi].to_vec();
-        for _ in 0..MAX_SCANS {
-            many.extend_from_slice(&bytes[sos..eoi]);
+        let too_many = |between: &[u8]| matches!(check_scans(&more_scans(&bytes, MAX_SCANS, between)), Err(ThumbError::Undecodable(why)) if why.contains("scans"));
+        assert!(too_many(b""));
+        // What libjpeg skips or reads past must not hide a scan from the count:
+        assert!(too_many(b"\x00\x17"), "stray bytes between segments");
+        assert!(too_many(b"\xFF\xFE\x00\x02\x00"), "a comment, then a stray byte");
+        assert!(too_many(b"\xFF\xFF\xD0\x12"), "fill, a restart marker, data");
+        assert!(too_many(b"\xFF\xFF\x00\x12\x34"), "fill before a stuffed zero");
+        assert_eq!(check_scans(&more_scans(&bytes, MAX_SCANS - 1, b"")), Ok(()), "exactly MAX_SCANS");
+        // And `render` asks before decoding.
+        let limits = super::super::thumbnail::ImageLimits { max_pixels: 1 << 20, max_side: 4096, max_alloc: 64 << 20 };
+        let refused = super::super::thumbnail::render(
+            &more_scans(&bytes, MAX_SCANS, b""),
+            16,
+            super::super::thumbnail::ThumbFormat::Webp,
+            &limits,
+        );
+        assert!(matches!(refused, Err(ThumbError::Undecodable(why)) if why.contains("scans")));
+        for hostile in [
+            &b"\xFF\xD8"[..],
+            b"\xFF\xD8\xFF",
+            b"\xFF\xD8\xFF\xDA",
+            b"\xFF\xD8\xFF\xDA\x00",
+            b"\xFF\xD8\xFF\xE1\x00\x00",
+        ] {
+            assert_eq!(check_scans(hostile), Ok(()), "{hostile:?}");
         }
-        many.extend_from_slice(&bytes[eoi..]);
-        assert!(matches!(check_scans(&many), Err(ThumbError::Undecodable(why)) if why.contains("scans")));
-        let mut enough = bytes[..eoi].to_vec();
-        for _ in 1..MAX_SCANS {
-            enough.extend_from_slice(&bytes[sos..eoi]);
-        }
-        enough.extend_from_slice(&bytes[eoi..]);
-        assert_eq!(check_scans(&enough), Ok(()), "exactly MAX_SCANS");
     }
 
     #[test]

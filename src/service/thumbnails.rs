@@ -35,7 +35,12 @@ fn content_digest(object: &ObjectRecord) -> String {
 
 /// Backend key of a thumbnail: by source digest, size and format.
 fn blob_key(digest: &str, size: u32, format: ThumbFormat) -> String {
-    format!("t/{digest}/{size}.{}", format.as_str())
+    format!("t/{}", cache_key(digest, size, format))
+}
+
+/// In-process cache key of a thumbnail (or of why there is none).
+fn cache_key(digest: &str, size: u32, format: ThumbFormat) -> String {
+    format!("{digest}/{size}.{}", format.as_str())
 }
 
 impl From<ThumbFailure> for ServiceError {
@@ -99,7 +104,7 @@ impl Services {
         format: ThumbFormat,
     ) -> (Result<Bytes, ThumbFailure>, String) {
         let digest = content_digest(object);
-        let cache_key = format!("{digest}/{size}.{}", format.as_str());
+        let cache_key = cache_key(&digest, size, format);
         let thumbs = &self.thumbnails;
         let mut missed = false;
         let result = thumbs
@@ -163,7 +168,7 @@ impl Services {
         }
         for size in SIZES {
             for format in [ThumbFormat::Webp, ThumbFormat::Jpeg] {
-                self.thumbnails.cache.invalidate(&format!("{digest}/{size}.{}", format.as_str())).await;
+                self.thumbnails.cache.invalidate(&cache_key(&digest, size, format)).await;
             }
         }
         // One listing finds what was rendered (most content never is), rather than a delete per size and format.
@@ -233,6 +238,31 @@ impl Services {
         Ok(whole.freeze())
     }
 
+    /// A render past its time budget runs on (it holds its slot until it
+    /// ends): what it makes is stored for the next request, and its "took too
+    /// long" is forgotten once it ends, so that the same thumbnail is never
+    /// rendered twice at once, nor refused after it could be had.
+    fn finish_in_background(
+        &self,
+        job: tokio::task::JoinHandle<Result<Vec<u8>, ThumbError>>,
+        digest: &str,
+        size: u32,
+        format: ThumbFormat,
+    ) {
+        let (blobs, verdicts) = (self.blobs.clone(), self.thumbnails.cache.clone());
+        let (key, verdict_key) = (blob_key(digest, size, format), cache_key(digest, size, format));
+        tokio::spawn(async move {
+            if let Ok(Ok(rendered)) = job.await {
+                let length = rendered.len() as u64;
+                let body: crate::storage::ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from(rendered))]));
+                if let Err(error) = blobs.put(&key, body, Some(length)).await {
+                    tracing::warn!(error = %error, key, "could not store a thumbnail rendered past its time budget");
+                }
+            }
+            verdicts.invalidate(&verdict_key).await;
+        });
+    }
+
     async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
         let thumbs = &self.thumbnails;
         // The slot is taken before the source is read: at most one source per
@@ -265,17 +295,20 @@ impl Services {
         let limits = thumbs.limits;
         let started = std::time::Instant::now();
         // The permit goes with the job: a render past its time budget still holds its slot until it ends.
-        let job = tokio::task::spawn_blocking(move || {
+        let mut job = tokio::task::spawn_blocking(move || {
             let _slot = permit;
             // Started by a worker that may be pinned to one CPU: renders may use them all.
             crate::cpu_pinning::release_current_thread();
             thumbnail::render(&source, size, format, &limits)
         });
-        let outcome = tokio::time::timeout(thumbs.timeout, job).await;
+        let outcome = tokio::time::timeout(thumbs.timeout, &mut job).await;
         self.metrics.thumbnails_rendered.inc();
         self.metrics.thumbnail_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
-            Err(_) => Err(ThumbFailure::TimedOut),
+            Err(_) => {
+                self.finish_in_background(job, &content_digest(object), size, format);
+                Err(ThumbFailure::TimedOut)
+            }
             Ok(Err(join)) => Err(ThumbFailure::Unprocessable(format!("the renderer failed: {join}"))),
             Ok(Ok(Err(ThumbError::Unsupported))) => Err(ThumbFailure::Unsupported(ThumbError::Unsupported.to_string())),
             Ok(Ok(Err(other))) => Err(ThumbFailure::Unprocessable(other.to_string())),

@@ -315,7 +315,11 @@ async fn thumbnails_of_content_declared_otherwise_go_with_it() {
 /// remembered: once a slot is free the thumbnail is made.
 #[tokio::test]
 async fn a_busy_renderer_answers_503_and_remembers_nothing() {
-    let app = spawn_app_with(|config| config.thumbnail_timeout = std::time::Duration::from_millis(300)).await;
+    let app = spawn_app_with(|config| {
+        config.thumbnail_timeout = std::time::Duration::from_secs(1);
+        config.run_workers = false; // no queued render takes a slot first
+    })
+    .await;
     let owner = owner_with_bucket(&app, "bo", "pics").await.access;
     upload(&app, &owner, "busy.png", encoded(&marked(300, 200), ImageFormat::Png), "image/png").await;
     let slots = app.services.thumbnails.pool.clone();
@@ -327,4 +331,31 @@ async fn a_busy_renderer_answers_503_and_remembers_nothing() {
     drop(taken);
     let image = decoded(thumb(&app, &owner, "busy.png", "size=64").await).await;
     assert_eq!((image.width(), image.height()), (64, 43));
+}
+
+/// A render past `thumbnail_timeout` answers 422 but runs on: what it makes
+/// is stored and served once it ends, without a second render.
+#[tokio::test]
+async fn a_render_past_its_time_budget_is_served_once_it_ends() {
+    let app = spawn_app_with(|config| {
+        config.thumbnail_timeout = std::time::Duration::from_millis(100); // the least allowed
+        config.run_workers = false;
+    })
+    .await;
+    let owner = owner_with_bucket(&app, "cy", "pics").await.access;
+    // 24 Mpx: decoding alone takes longer than 100 ms.
+    upload(&app, &owner, "large.png", encoded(&marked(6000, 4000), ImageFormat::Png), "image/png").await;
+    assert_eq!(thumb(&app, &owner, "large.png", "size=64").await.status(), 422);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let served = loop {
+        let response = thumb(&app, &owner, "large.png", "size=64").await;
+        if response.status() == 200 {
+            break decoded(response).await;
+        }
+        assert_eq!(response.status(), 422, "until the render ends");
+        assert!(std::time::Instant::now() < deadline, "the render never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!((served.width(), served.height()), (64, 43));
+    assert_eq!(app.services.metrics.thumbnails_rendered.get(), 1, "rendered once");
 }
