@@ -391,13 +391,18 @@ impl Services {
         request: &ReadRequest<'_>,
     ) -> ServiceResult<ShareOpen> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
-        if !may_continue_a_download(request) {
-            // Before any lookup: a used-up link costs nothing more.
+        // Whether the read draws on downloads is known from the request alone,
+        // and then asked before any lookup (a used-up link costs nothing more);
+        // a range needs the object's size to tell.
+        let checked_early = !may_continue_a_download(request);
+        if checked_early {
             self.refuse_if_used_up(ctx, &share, None).await?;
         }
         let (object, bucket) = self.shared_object(ctx, &share).await?;
         let claim = claim_of(&share, &object, request);
-        self.refuse_if_used_up(ctx, &share, claim).await?;
+        if !checked_early {
+            self.refuse_if_used_up(ctx, &share, claim).await?;
+        }
         let file = || SharedFile { file_name: object.key.file_name().to_owned(), size: object.size };
         if share.password_hash.is_some() {
             let Some(password) = password else {
