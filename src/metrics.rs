@@ -74,7 +74,8 @@ pub struct Metrics {
     pub logins: Family<KindLabel, Counter>,
     pub thumbnails_rendered: Counter,
     pub thumbnail_seconds: Histogram,
-    /// `hit` (cache or store), `miss`.
+    /// `hit` (cache or store), `miss` (rendered, or refused by the content),
+    /// `busy` (every render slot stayed taken: a 503).
     pub thumbnail_lookups: Family<KindLabel, Counter>,
     /// `expired`, `skipped_locked`, `aborted_upload`.
     pub lifecycle_actions: Family<KindLabel, Counter>,
@@ -227,7 +228,11 @@ impl Metrics {
             "Time to render one thumbnail",
             metrics.thumbnail_seconds.clone(),
         );
-        registry.register("thumbnail_lookups", "Thumbnail requests by cache result", metrics.thumbnail_lookups.clone());
+        registry.register(
+            "thumbnail_lookups",
+            "Thumbnail requests by result: hit, miss, busy",
+            metrics.thumbnail_lookups.clone(),
+        );
         registry.register("lifecycle_actions", "Lifecycle actions by kind", metrics.lifecycle_actions.clone());
         registry.register(
             "lifecycle_bytes_freed",

@@ -9,7 +9,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 use tracing::Instrument;
 
 use super::request_id::{REQUEST_ID, UploadGuard};
@@ -90,10 +90,13 @@ async fn handle(
     if status.is_client_error() || status.is_server_error() {
         response = problem::problemize(response);
     }
-    if let Some(admission) = &admission
+    // Both limits count on the same routes: a request without an address
+    // admission (an unlimited route) has no user admission either.
+    if let Some(address) = admission
         && !response.headers().contains_key("ratelimit-limit")
     {
-        rate_limit::rate_headers(response.headers_mut(), admission);
+        let user = response.request().extensions().get::<rate_limit::UserAdmission>().map(|user| user.0);
+        rate_limit::rate_headers(response.headers_mut(), &rate_limit::tighter(address, user));
     }
     Ok(response)
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use compact_str::CompactString;
 
 use crate::service::signing::SignedParams;
@@ -133,10 +133,13 @@ async fn authenticate_caller(request: &HttpRequest) -> Result<Caller, ServiceErr
             .filter(|class| services.is_limited(*class));
     if let Some(class) = class
         && let Some(admission) = services.admit(class, &format!("{counted_as}:{}", principal.user_id)).await
-        && !admission.decision.allowed
     {
-        crate::metrics::Metrics::count(&services.metrics.rate_limited, "user");
-        return Err(super::rate_limit::refusal(&admission));
+        // The edge answers with whichever of this and the address's is tighter.
+        request.extensions_mut().insert(super::rate_limit::UserAdmission(admission));
+        if !admission.decision.allowed {
+            crate::metrics::Metrics::count(&services.metrics.rate_limited, "user");
+            return Err(super::rate_limit::refusal(&admission));
+        }
     }
     Ok(Caller { principal, ctx })
 }

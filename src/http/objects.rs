@@ -128,7 +128,14 @@ pub async fn post_form(
     form: Multipart,
 ) -> Result<HttpResponse, ServiceError> {
     let mut stored = Vec::new();
-    store_form_files(&services, &caller, &bucket, form, &mut stored).await.map_err(|e| naming_stored(e, &stored))?;
+    if let Err(error) = store_form_files(&services, &caller, &bucket, form, &mut stored).await {
+        if stored.is_empty() {
+            return Err(error);
+        }
+        // Named in every problem (a 503 as well as a 400): what the client need not resend.
+        let keys: Vec<&str> = stored.iter().map(|o| o.key.as_str()).collect();
+        return Ok(super::problem::error_answer(&naming_stored(error, &stored), Some(("stored", keys.into()))));
+    }
     if stored.is_empty() {
         return Err(ServiceError::bad_request("invalid-form", "no file part in the form"));
     }
@@ -140,7 +147,8 @@ const NAMED_STORED_FILES: usize = 20;
 
 /// An error after some files of a form were stored. They are kept (each is a
 /// whole object, and one may have replaced an older one, which cannot be
-/// undone), so the problem names them and the client resends only the rest.
+/// undone), so the problem names them (every one in its `stored` member, the
+/// first few in a 4xx's detail) and the client resends only the rest.
 fn naming_stored(error: ServiceError, stored: &[ObjectView]) -> ServiceError {
     if stored.is_empty() {
         return error;
@@ -256,7 +264,7 @@ pub fn read_request_of(headers: &HeaderMap, head_only: bool) -> ReadRequest<'_> 
 
 /// An entity-tag list header: its one line as is (no copy), repeated lines
 /// joined into one list (RFC 9110 §5.3), so no line is ignored.
-fn tag_list(headers: &HeaderMap, name: header::HeaderName) -> Option<Cow<'_, str>> {
+pub(super) fn tag_list(headers: &HeaderMap, name: header::HeaderName) -> Option<Cow<'_, str>> {
     fn text(value: &HeaderValue) -> &str {
         std::str::from_utf8(value.as_bytes()).unwrap_or(UNREADABLE_TAG)
     }

@@ -258,7 +258,7 @@ pub fn operations() -> Vec<Op> {
         op("DELETE", "/api/v1/shares/{id}", "shares", "Revoke a share link").ok(&[(204, "")]).errors(READ),
         op("GET", "/s/{token}/thumbnail", "shares", "Preview of a shared image")
             .public()
-            .ok(&[(200, "image")])
+            .ok(&[(200, "image"), (304, "")])
             .errors(&[401, 404, 410, 415, 422, 429]),
         op("GET", "/s/{token}", "shares", "Open a share link")
             .public()

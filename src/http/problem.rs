@@ -77,6 +77,9 @@ fn describe(error: &ServiceError) -> (StatusCode, &'static str, Option<String>) 
             "unavailable",
             Some(format!("the {dependency} is unavailable; try again shortly")),
         ),
+        E::Busy(what) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "busy", Some(format!("the {what} is busy; try again shortly")))
+        }
         E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Some("an internal error occurred".into())),
     }
 }
@@ -87,14 +90,30 @@ impl ResponseError for ServiceError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, slug, detail) = describe(self);
+        error_answer(self, None)
+    }
+}
+
+/// The problem document of `error`, with one extension member when given
+/// (what a client needs to act on whatever the error: a form's stored files).
+pub fn error_answer(error: &ServiceError, extension: Option<(&str, serde_json::Value)>) -> HttpResponse {
+    let (status, slug, detail) = describe(error);
+    let mut problem = Problem::new(status, slug, detail);
+    if let Some((key, value)) = extension {
+        problem.extensions.insert(key.to_owned(), value);
+    }
+    error.answer(status, &problem)
+}
+
+impl ServiceError {
+    fn answer(&self, status: StatusCode, problem: &Problem) -> HttpResponse {
         match self {
             Self::BadGateway(cause) | Self::Unavailable(_, cause) | Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), status = status.as_u16(), "request failed");
             }
             _ => {}
         }
-        let mut response = Problem::new(status, slug, detail).response();
+        let mut response = problem.response();
         let headers = response.headers_mut();
         match self {
             Self::TooManyRequests { retry_after, .. } => {
@@ -106,7 +125,7 @@ impl ResponseError for ServiceError {
                     headers.insert(header::CONTENT_RANGE, value);
                 }
             }
-            Self::Unavailable(..) => {
+            Self::Unavailable(..) | Self::Busy(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             Self::Unauthenticated(_) => {

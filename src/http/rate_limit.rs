@@ -26,6 +26,19 @@ pub fn rate_headers(headers: &mut HeaderMap, admission: &Admission) {
     }
 }
 
+/// The per-user admission of a request (set by the `Caller` extractor).
+#[derive(Debug, Clone, Copy)]
+pub struct UserAdmission(pub Admission);
+
+/// The admission a response's `RateLimit-*` headers describe: a refused one,
+/// else the one with fewer requests left (per address or per user).
+pub fn tighter(address: Admission, user: Option<Admission>) -> Admission {
+    match user {
+        Some(user) if !user.decision.allowed || user.decision.remaining < address.decision.remaining => user,
+        _ => address,
+    }
+}
+
 /// The 429 for a refused admission.
 pub fn refusal(admission: &Admission) -> ServiceError {
     ServiceError::TooManyRequests {

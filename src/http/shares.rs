@@ -205,15 +205,12 @@ pub async fn thumbnail(
     token: web::Path<String>,
 ) -> Result<HttpResponse, ServiceError> {
     let password = header_password(&request);
-    let thumb = services.share_thumbnail(&ctx, &token, password.as_ref()).await?;
-    // Behind a password, never reused from a cache without it (nor after a revocation).
-    let cache = if password.is_some() { "no-store" } else { "private, max-age=300" };
-    Ok(HttpResponse::Ok()
-        .content_type(thumb.content_type)
-        .insert_header((header::ETAG, thumb.etag))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(thumb.bytes))
+    let if_none_match = super::objects::tag_list(request.headers(), header::IF_NONE_MATCH);
+    let thumb = services.share_thumbnail(&ctx, &token, password.as_ref(), if_none_match.as_deref()).await?;
+    // Behind a password, never reused from a cache without it; otherwise
+    // revalidated on every use, so a revoked link stops showing at once.
+    let cache = if password.is_some() { "no-store" } else { "private, no-cache" };
+    Ok(super::thumbnails::answer(thumb, cache))
 }
 
 /// The password page's form posts here.

@@ -5,8 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::extract::Caller;
-use super::objects::key_from_path;
+use super::objects::{key_from_path, tag_list};
 use crate::media::thumbnail::ThumbFormat;
+use crate::service::thumbnails::Thumbnail;
 use crate::service::{ServiceError, Services};
 
 /// Thumbnails never change under their ETag (it names the source content).
@@ -32,19 +33,22 @@ pub async fn get(
             .ok_or_else(|| ServiceError::bad_request("invalid-format", "format must be webp or jpeg"))?,
     };
     let size = query.size.unwrap_or(256);
-    let thumb = services.thumbnail(&caller.ctx, &caller.principal, &path.0, &key, size, format).await?;
-    let not_modified = request
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == thumb.etag || tag.trim() == "*"));
-    let mut response = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    let if_none_match = tag_list(request.headers(), header::IF_NONE_MATCH);
+    let thumb = services
+        .thumbnail(&caller.ctx, &caller.principal, &path.0, &key, (size, format), if_none_match.as_deref())
+        .await?;
+    Ok(answer(thumb, CACHE_CONTROL))
+}
+
+/// `200` with the thumbnail, or `304` when the client's copy is current.
+pub(super) fn answer(thumb: Thumbnail, cache_control: &'static str) -> HttpResponse {
+    let mut response = if thumb.bytes.is_some() { HttpResponse::Ok() } else { HttpResponse::NotModified() };
     response
-        .insert_header((header::ETAG, thumb.etag.clone()))
-        .insert_header((header::CACHE_CONTROL, CACHE_CONTROL))
+        .insert_header((header::ETAG, thumb.etag))
+        .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if not_modified {
-        return Ok(response.finish());
+    match thumb.bytes {
+        Some(bytes) => response.content_type(thumb.content_type).body(bytes),
+        None => response.finish(),
     }
-    Ok(response.content_type(thumb.content_type).body(thumb.bytes))
 }

@@ -157,7 +157,11 @@ fn classify(error: image::ImageError, limits: &ImageLimits) -> ThumbError {
         image::ImageError::Limits(_) => {
             ThumbError::TooLarge { width: 0, height: 0, max_pixels: limits.max_pixels, max_side: limits.max_side }
         }
-        image::ImageError::Unsupported(_) => ThumbError::Unsupported,
+        // The format was recognized, so what its decoder lacks (a TIFF
+        // compression, say) makes an image that cannot be decoded: 422.
+        image::ImageError::Unsupported(why) => {
+            ThumbError::Undecodable(format!("it uses what the decoder does not support: {why}"))
+        }
         other => undecodable(other),
     }
 }
@@ -315,6 +319,43 @@ mod tests {
         let jpeg = encoded(&DynamicImage::new_rgb8(300, 200), ImageFormat::Jpeg);
         let truncated = &jpeg[..jpeg.len() / 3];
         assert!(matches!(render(truncated, 64, ThumbFormat::Webp, &LIMITS), Err(ThumbError::Undecodable(_))));
+    }
+
+    /// A one-pixel grey TIFF whose strip uses `compression`.
+    fn tiff_compressed_with(compression: u16) -> Vec<u8> {
+        const SHORT: u16 = 3;
+        const LONG: u16 = 4;
+        let entries: [(u16, u16, u32); 9] = [
+            (256, SHORT, 1),                  // width
+            (257, SHORT, 1),                  // height
+            (258, SHORT, 8),                  // bits per sample
+            (259, SHORT, compression.into()), // compression
+            (262, SHORT, 1),                  // black is zero
+            (273, LONG, 8 + 2 + 9 * 12 + 4),  // the strip, right after the directory
+            (277, SHORT, 1),                  // samples per pixel
+            (278, SHORT, 1),                  // rows per strip
+            (279, LONG, 1),                   // strip bytes
+        ];
+        let mut tiff = b"II\x2a\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&9u16.to_le_bytes());
+        for (tag, kind, value) in entries {
+            tiff.extend_from_slice(&tag.to_le_bytes());
+            tiff.extend_from_slice(&kind.to_le_bytes());
+            tiff.extend_from_slice(&1u32.to_le_bytes());
+            tiff.extend_from_slice(&value.to_le_bytes());
+        }
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0x80]);
+        tiff
+    }
+
+    #[test]
+    fn an_image_using_what_its_decoder_lacks_is_undecodable_not_unsupported() {
+        assert!(render(&tiff_compressed_with(1), 64, ThumbFormat::Webp, &LIMITS).is_ok(), "uncompressed decodes");
+        let jpeg_2000 = 34_712;
+        match render(&tiff_compressed_with(jpeg_2000), 64, ThumbFormat::Webp, &LIMITS) {
+            Err(ThumbError::Undecodable(why)) => assert!(why.contains("does not support"), "{why}"),
+            other => panic!("expected 422 for a recognized image: {other:?}"),
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ instrument! { JobStore {
 
 instrument! { GovernanceStore {
     fn set_object_retention(&self, object_id: i64, expected: Option<Retention>, retention: Option<Retention>, audit: &AuditEntry) -> ();
-    fn set_legal_hold(&self, object_id: i64, on: bool, audit: &AuditEntry) -> ();
+    fn set_legal_hold(&self, object_id: i64, expected: bool, on: bool, audit: &AuditEntry) -> ();
     fn set_lifecycle(&self, bucket_id: i64, rules: &[LifecycleRule], audit: &AuditEntry) -> ();
     fn buckets_with_lifecycle(&self) -> Vec<BucketRecord>;
     fn acquire_lease(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> bool;
@@ -108,7 +108,7 @@ instrument! { IdentityStore {
     fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> ();
     fn use_refresh_token(&self, token_hash: &str, now: DateTime<Utc>) -> RefreshUse;
     fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> Option<i64>;
-    fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> ();
+    fn insert_api_key(&self, key: &ApiKeyRecord, minting: (i64, usize), audit: &AuditEntry) -> ();
     fn api_key_by_hash(&self, key_hash: &str) -> Option<ApiKeyRecord>;
     fn api_key_by_id(&self, id: &str) -> Option<ApiKeyRecord>;
     fn list_api_keys(&self, user_id: i64) -> Vec<ApiKeyRecord>;

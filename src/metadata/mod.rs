@@ -147,7 +147,9 @@ pub trait GovernanceStore: Send + Sync {
         retention: Option<Retention>,
         audit: &AuditEntry,
     ) -> MetaResult<()>;
-    async fn set_legal_hold(&self, object_id: i64, on: bool, audit: &AuditEntry) -> MetaResult<()>;
+    /// Sets a committed object's legal hold if it is still `expected`
+    /// (`Conflict("changed")` otherwise, or when the object is gone).
+    async fn set_legal_hold(&self, object_id: i64, expected: bool, on: bool, audit: &AuditEntry) -> MetaResult<()>;
     /// Replaces a bucket's lifecycle rules (empty = none).
     async fn set_lifecycle(&self, bucket_id: i64, rules: &[LifecycleRule], audit: &AuditEntry) -> MetaResult<()>;
     /// Buckets that have lifecycle rules, by id.
@@ -173,7 +175,18 @@ pub trait IdentityStore: Send + Sync {
     /// Revokes the family of a token (logout); the user it belonged to, if any.
     async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> MetaResult<Option<i64>>;
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> MetaResult<()>;
+    /// Stores a new key for a user whose credentials are still those of the
+    /// session minting it (`generation`, not disabled: else
+    /// `Conflict("credentials-changed")`) and who holds fewer than `max_live`
+    /// unrevoked keys (else `Conflict("too-many-api-keys")`). Checked with
+    /// the user's row locked, so a password reset or disable committing
+    /// meanwhile either revokes the new key or refuses it.
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        (generation, max_live): (i64, usize),
+        audit: &AuditEntry,
+    ) -> MetaResult<()>;
     async fn api_key_by_hash(&self, key_hash: &str) -> MetaResult<Option<ApiKeyRecord>>;
     async fn api_key_by_id(&self, id: &str) -> MetaResult<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, user_id: i64) -> MetaResult<Vec<ApiKeyRecord>>;

@@ -126,10 +126,20 @@ pub struct GrantTarget {
     pub is_creator: bool,
 }
 
-/// Granting on a bucket: needs `manage` there; outside admins, nobody changes
+/// Seeing or changing who has access to a bucket: `manage` there, with a
+/// credential that may read (a grant hands out reads, and the list names the
+/// readers): a write-only key of a manager stores, but never shares access.
+pub fn grant_access(subject: Subject, caller_grant: Option<Permission>) -> Decision {
+    match bucket_access(subject, caller_grant, Permission::Manage) {
+        Decision::Allow if !credential_reads(subject.via) => Decision::Forbidden,
+        other => other,
+    }
+}
+
+/// Granting on a bucket: `grant_access`; outside admins, nobody changes
 /// their own grant or the bucket creator's.
 pub fn grant_change(subject: Subject, caller_grant: Option<Permission>, target: GrantTarget) -> Decision {
-    match bucket_access(subject, caller_grant, Permission::Manage) {
+    match grant_access(subject, caller_grant) {
         Decision::Allow if (target.is_caller || target.is_creator) && subject.role != Role::Admin => {
             Decision::Forbidden
         }
@@ -203,6 +213,16 @@ mod tests {
             let reads = need != Permission::Read || credential_reads(s.via);
             prop_assert_eq!(reads && effective_permission(s, grant).is_some_and(|p| p >= need), allowed);
             prop_assert!(effective_permission(s, grant) <= credential_ceiling(s.via));
+        }
+
+        #[test]
+        fn write_only_keys_never_see_or_hand_out_access(
+            role in role(), grant in proptest::option::of(permission()), mfa in any::<bool>(),
+            is_caller in any::<bool>(), is_creator in any::<bool>(),
+        ) {
+            let s = Subject { role, via: Via::ApiKey { scopes: Scopes { read: false, write: true }, mfa } };
+            prop_assert_ne!(grant_access(s, grant), Decision::Allow);
+            prop_assert_ne!(grant_change(s, grant, GrantTarget { is_caller, is_creator }), Decision::Allow);
         }
 
         #[test]

@@ -219,12 +219,6 @@ impl Services {
             }
             None => Scopes::ALL,
         };
-        if self.store.list_api_keys(principal.user_id).await?.len() >= MAX_LIVE_KEYS {
-            return Err(ServiceError::conflict(
-                "too-many-api-keys",
-                format!("at most {MAX_LIVE_KEYS} live API keys per user; revoke one first"),
-            ));
-        }
         let key = random_token(API_KEY_PREFIX);
         let record = ApiKeyRecord {
             id: uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
@@ -243,7 +237,18 @@ impl Services {
             ctx.event(self.clock.now(), principal.username.as_str(), "apikey.create").details(serde_json::json!({
                 "id": record.id, "name": record.name, "scopes": scopes.to_string(), "mfa": record.minted_with_mfa
             }));
-        self.store.insert_api_key(&record, &event).await?;
+        let minting = (principal.token_generation, MAX_LIVE_KEYS);
+        self.store.insert_api_key(&record, minting, &event).await.map_err(|error| match error {
+            MetaError::Conflict("too-many-api-keys") => ServiceError::conflict(
+                "too-many-api-keys",
+                format!("at most {MAX_LIVE_KEYS} live API keys per user; revoke one first"),
+            ),
+            // A password change, reset or disable committed since this session was checked.
+            MetaError::Conflict("credentials-changed") => {
+                ServiceError::Unauthenticated("this session ended: the account's credentials changed".into())
+            }
+            other => other.into(),
+        })?;
         Ok(NewApiKey { record, key })
     }
 

@@ -179,8 +179,14 @@ impl Services {
         principal: &Principal,
         bucket: &str,
     ) -> ServiceResult<Vec<GrantRecord>> {
-        let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Manage, "grant.list").await?;
-        Ok(self.store.list_grants(bucket.id).await?)
+        const ACTION: &str = "grant.list";
+        let (record, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Manage, ACTION).await?;
+        let caller_grant = self.grant_of(record.id, principal.user_id).await?;
+        if rbac::grant_access(principal.subject(), caller_grant) != Decision::Allow {
+            let refused = ServiceError::Forbidden("listing grants needs a credential that may read".into());
+            return Err(self.deny(ctx, principal, ACTION, Some(bucket), None, refused).await);
+        }
+        Ok(self.store.list_grants(record.id).await?)
     }
 
     async fn grant_target(
@@ -201,7 +207,9 @@ impl Services {
         let is_creator = user.as_ref().is_some_and(|u| bucket_record.owner_id == Some(u.id));
         let change = rbac::grant_change(principal.subject(), caller_grant, GrantTarget { is_caller, is_creator });
         if change != Decision::Allow {
-            let reason = if is_caller {
+            let reason = if !rbac::credential_reads(principal.via) {
+                "granting needs a credential that may read (this key is write-only)"
+            } else if is_caller {
                 "you cannot change your own grant"
             } else if is_creator && change == Decision::Forbidden && caller_grant == Some(Permission::Manage) {
                 "only an admin can change the grant of the bucket's creator"

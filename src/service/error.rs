@@ -5,6 +5,9 @@ use std::time::Duration;
 use crate::metadata::MetaError;
 use crate::storage::StorageError;
 
+/// What `NotFound` names when an object's bytes are missing from storage.
+pub(crate) const OBJECT_DATA: &str = "object data";
+
 /// What went wrong, in terms a client can act on. Internal causes are logged, never sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -53,6 +56,10 @@ pub enum ServiceError {
     /// 503: a dependency (`database`, `storage`, `cache`) is unreachable.
     #[error("{0} unavailable")]
     Unavailable(&'static str, #[source] anyhow::Error),
+    /// 503: every slot of a bounded resource (the thumbnail renderer) stayed
+    /// taken; load, not a fault, so it is counted rather than logged.
+    #[error("{0} busy")]
+    Busy(&'static str),
     /// 500: a bug or an unexpected state; the cause is logged with the request id.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -94,7 +101,7 @@ impl From<MetaError> for ServiceError {
 impl From<StorageError> for ServiceError {
     fn from(error: StorageError) -> Self {
         match error {
-            StorageError::NotFound => Self::NotFound("object data"),
+            StorageError::NotFound => Self::NotFound(OBJECT_DATA),
             StorageError::InvalidKey(reason) => Self::bad_request("invalid-key", reason),
             StorageError::Unavailable(source) => Self::Unavailable("storage", source),
             StorageError::Unsupported(what) => Self::bad_request("unsupported", what),

@@ -16,6 +16,7 @@ mod health;
 pub mod identity;
 pub mod jobs;
 pub mod lifecycle;
+mod lock_mirror;
 pub mod lookups;
 pub mod objects;
 pub mod presign;
@@ -35,6 +36,7 @@ pub mod users;
 use std::sync::Arc;
 
 pub use context::{Principal, RequestContext};
+pub(crate) use error::OBJECT_DATA;
 pub use error::ServiceError;
 pub use health::{CheckStatus, Readiness};
 pub use identity::Identity;

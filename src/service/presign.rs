@@ -19,7 +19,7 @@ use crate::domain::audit::Outcome;
 use crate::metadata::MetaError;
 use crate::policy::content::content_disposition;
 use crate::policy::rbac::Via;
-use crate::storage::PresignTarget;
+use crate::storage::{PresignTarget, SigningWindow};
 
 pub const MAX_EXPIRY_SECONDS: i64 = 7 * 24 * 3600;
 const PART_URL_TTL: Duration = Duration::hours(1);
@@ -41,6 +41,8 @@ pub struct Presigned {
 }
 
 const EXPIRED: &str = "the signed URL has expired";
+/// Every other refusal of a signed URL reads the same.
+const FORGED: &str = "the signed URL is not valid";
 
 impl Services {
     /// The transfer mode a request gets: the configured default, or `direct` when asked and allowed.
@@ -100,8 +102,14 @@ impl Services {
         }
         let (bucket_record, _) = self.authorize_bucket(ctx, principal, bucket, needed, "presign.create").await?;
         let key = parse_key(key)?;
-        let mode = self.transfer_mode(requested_mode)?;
-        let expires_at = self.clock.now() + Duration::seconds(expires_in_seconds);
+        let mode = match self.transfer_mode(requested_mode)? {
+            // A PUT never goes direct (it would bypass Coffer's records): one
+            // asked for plainly takes the gateway, even where direct is the default.
+            TransferMode::Direct if method == "PUT" && requested_mode.is_none() => TransferMode::Gateway,
+            mode => mode,
+        };
+        let signed_at = self.clock.now();
+        let expires_at = signed_at + Duration::seconds(expires_in_seconds);
         let url = match mode {
             TransferMode::Gateway => {
                 self.gateway_url(principal, method, &object_path(bucket, key.as_str()), expires_at)
@@ -109,12 +117,12 @@ impl Services {
             TransferMode::Direct if method == "GET" => {
                 let object =
                     self.store.live_object(bucket_record.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
-                let ttl = std::time::Duration::from_secs(u64::try_from(expires_in_seconds).unwrap_or(1));
+                let lasting = std::time::Duration::from_secs(u64::try_from(expires_in_seconds).unwrap_or(1));
                 let target = PresignTarget::Get {
                     content_disposition: content_disposition(&object.content_type, object.key.file_name(), false),
                     content_type: object.content_type.clone(),
                 };
-                self.blobs.presign(&object.blob_key, target, ttl).await?.url
+                self.blobs.presign(&object.blob_key, target, SigningWindow { from: signed_at, lasting }).await?.url
             }
             TransferMode::Direct => {
                 return Err(ServiceError::bad_request(
@@ -155,7 +163,8 @@ impl Services {
         let (_, upload) =
             self.own_upload(ctx, principal, (bucket, upload_id), "upload.presign_part", UploadAccess::Starter).await?;
         let mode = self.transfer_mode(None)?;
-        let expires_at = self.clock.now() + PART_URL_TTL;
+        let signed_at = self.clock.now();
+        let expires_at = signed_at + PART_URL_TTL;
         let (url, headers) = match mode {
             TransferMode::Gateway => {
                 let path = format!("/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{part_number}");
@@ -173,9 +182,9 @@ impl Services {
                     part_number: u32::try_from(part_number).unwrap_or_default(),
                     content_length: u64::try_from(size).unwrap_or_default(),
                 };
-                let ttl = PART_URL_TTL.to_std().unwrap_or_default();
+                let window = SigningWindow { from: signed_at, lasting: PART_URL_TTL.to_std().unwrap_or_default() };
                 // Signed first: a URL that could not be made reserves nothing.
-                let signed = self.blobs.presign(&upload.blob_key, target, ttl).await?;
+                let signed = self.blobs.presign(&upload.blob_key, target, window).await?;
                 let limit = self.staged_limit(&upload);
                 let reserved = self.store.reserve_direct_part(&upload.id, part_number, size, limit).await;
                 reserved.map_err(|error| match error {
@@ -209,8 +218,12 @@ impl Services {
     /// Authenticates a request by its gateway signature. Every failure is 403:
     /// a wrong byte, an expired URL, a disabled signer, a password reset since
     /// signing, a revoked key. Beyond expiry (which the URL shows anyway) the
-    /// answer never says which, so a forged URL cannot probe accounts; the
-    /// audit trail keeps the reason, for signers that exist.
+    /// answer never says which, so a forged URL cannot probe accounts. The
+    /// signature is checked before anything else about the signer, and only an
+    /// authentic URL refused later (disabled signer, revoked key) is audited
+    /// (`presign.rejected` with the reason): a forged one writes nothing, so it
+    /// can neither plant entries under someone's name nor time the difference.
+    /// A store that cannot answer is a 503, never a refusal.
     pub async fn authenticate_signed(
         &self,
         ctx: &RequestContext,
@@ -219,38 +232,42 @@ impl Services {
         params: &SignedParams,
     ) -> ServiceResult<Principal> {
         let now = self.clock.now();
-        let mut signer_exists = false;
-        let result = async {
-            if params.expires <= now.timestamp() {
-                return Err(EXPIRED);
+        let refused = |told: &str| ServiceError::Forbidden(told.into());
+        if params.expires <= now.timestamp() {
+            return Err(refused(EXPIRED));
+        }
+        let Some(user) = self.account_state(params.signer).await? else {
+            return Err(refused(FORGED));
+        };
+        let claim = Claim {
+            method,
+            raw_path,
+            expires: params.expires,
+            signer: params.signer,
+            generation: user.token_generation,
+            api_key: params.api_key.as_deref(),
+        };
+        if !self.signer.verify(&claim, &params.signature, &params.key_id, now) {
+            return Err(refused(FORGED));
+        }
+        let standing = async {
+            if user.disabled {
+                return Ok(Err("the signer can no longer sign"));
             }
-            let user = self.account_state(params.signer).await.ok().flatten();
-            signer_exists = user.is_some();
-            let user = user.filter(|u| !u.disabled).ok_or("the signer can no longer sign")?;
-            let via = match &params.api_key {
-                Some(id) => {
-                    let key = self.store.api_key_by_id(id).await.ok().flatten();
-                    let key = key
-                        .filter(|k| {
-                            k.user_id == user.id && k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now)
-                        })
-                        .ok_or("the API key that signed this URL was revoked")?;
-                    Via::ApiKey { scopes: key.scopes, mfa: key.minted_with_mfa }
-                }
-                None => Via::Session { mfa: false },
-            };
-            let claim = Claim {
-                method,
-                raw_path,
-                expires: params.expires,
-                signer: params.signer,
-                generation: user.token_generation,
-                api_key: params.api_key.as_deref(),
-            };
-            if !self.signer.verify(&claim, &params.signature, &params.key_id, now) {
-                return Err("the signature does not match this URL");
-            }
-            Ok(Principal {
+            let Some(id) = &params.api_key else { return Ok(Ok(Via::Session { mfa: false })) };
+            let key = self.store.api_key_by_id(id).await?;
+            Ok(
+                match key.filter(|k| {
+                    k.user_id == user.id && k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now)
+                }) {
+                    Some(key) => Ok(Via::ApiKey { scopes: key.scopes, mfa: key.minted_with_mfa }),
+                    None => Err("the API key that signed this URL was revoked"),
+                },
+            )
+        };
+        let standing: Result<Result<Via, &str>, MetaError> = standing.await;
+        match standing? {
+            Ok(via) => Ok(Principal {
                 user_id: user.id,
                 actor_label: Some(format!("presign:{}", user.username)),
                 username: user.username,
@@ -258,22 +275,14 @@ impl Services {
                 via,
                 api_key_id: params.api_key.clone(),
                 token_generation: user.token_generation,
-            })
-        }
-        .await;
-        match result {
-            Ok(principal) => Ok(principal),
+            }),
             Err(reason) => {
-                // Made-up signers would only fill the trail with noise.
-                if signer_exists {
-                    let event = ctx
-                        .event(now, &format!("presign:{}", params.signer), "presign.rejected")
-                        .outcome(Outcome::Denied)
-                        .details(serde_json::json!({ "reason": reason, "method": method }));
-                    self.store.append_audit(&event).await?;
-                }
-                let told = if reason == EXPIRED { EXPIRED } else { "the signed URL is not valid" };
-                Err(ServiceError::Forbidden(told.into()))
+                let event = ctx
+                    .event(now, &format!("presign:{}", params.signer), "presign.rejected")
+                    .outcome(Outcome::Denied)
+                    .details(serde_json::json!({ "reason": reason, "method": method }));
+                self.store.append_audit(&event).await?;
+                Err(refused(FORGED))
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Retention and legal hold on objects, and buckets' default retention:
 //! decided by `policy::retention`, applied compare-and-set, audited with the
-//! old and new values, mirrored to the backend's Object Lock where it has one.
+//! old and new values, mirrored to the backend's Object Lock where it has one (`lock_mirror`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -147,37 +147,31 @@ impl Services {
         on: bool,
     ) -> ServiceResult<RetentionView> {
         const ACTION: &str = "object.legal_hold_set";
-        let (_, permission, object) =
-            self.governed_object(ctx, principal, bucket, key, (ACTION, Permission::Write)).await?;
-        let now = self.clock.now();
-        if let Err(denied) = retention::decide_legal_hold(permission >= Permission::Manage) {
-            let error = ServiceError::Forbidden(denied.explain().into());
-            return Err(self.deny(ctx, principal, ACTION, Some(bucket), Some(object.key.as_str()), error).await);
+        for _ in 0..RETRIES {
+            let (_, permission, object) =
+                self.governed_object(ctx, principal, bucket, key, (ACTION, Permission::Write)).await?;
+            let now = self.clock.now();
+            if let Err(denied) = retention::decide_legal_hold(permission >= Permission::Manage) {
+                let error = ServiceError::Forbidden(denied.explain().into());
+                return Err(self.deny(ctx, principal, ACTION, Some(bucket), Some(object.key.as_str()), error).await);
+            }
+            let audit = ctx
+                .event(now, principal.actor(), ACTION)
+                .bucket(bucket)
+                .key(object.key.as_str())
+                .details(serde_json::json!({ "old": object.legal_hold, "new": on }));
+            // Compared and set: the audit's "old" is what the change replaced.
+            match self.store.set_legal_hold(object.id, object.legal_hold, on, &audit).await {
+                Ok(()) => {
+                    self.invalidate(&objects_scope(object.bucket_id)).await;
+                    self.mirror_legal_hold(&object, on).await;
+                    return Ok(view(&ObjectRecord { legal_hold: on, ..object }, now));
+                }
+                Err(MetaError::Conflict("changed")) => continue,
+                Err(error) => return Err(error.into()),
+            }
         }
-        let audit = ctx
-            .event(now, principal.actor(), ACTION)
-            .bucket(bucket)
-            .key(object.key.as_str())
-            .details(serde_json::json!({ "old": object.legal_hold, "new": on }));
-        self.store.set_legal_hold(object.id, on, &audit).await?;
-        self.invalidate(&objects_scope(object.bucket_id)).await;
-        if let Err(error) = self.blobs.mirror_legal_hold(&object.blob_key, on).await {
-            tracing::warn!(error = %error, object_id = object.id, "could not mirror a legal hold to the backend");
-        }
-        Ok(view(&ObjectRecord { legal_hold: on, ..object }, now))
-    }
-
-    async fn mirror_retention(&self, object: &ObjectRecord, retention: Option<Retention>, bypass: bool) {
-        if let Err(error) = self.blobs.mirror_retention(&object.blob_key, retention, bypass).await {
-            tracing::warn!(error = %error, object_id = object.id, "could not mirror retention to the backend");
-        }
-    }
-
-    /// Mirrors a freshly written object's default retention to the backend.
-    pub(crate) async fn mirror_new_object(&self, object: &ObjectRecord) {
-        if let Some(retention) = Retention::of(object) {
-            self.mirror_retention(object, Some(retention), false).await;
-        }
+        Err(ServiceError::conflict("legal-hold-contended", "the legal hold changed concurrently; try again"))
     }
 
     pub async fn default_retention_of(

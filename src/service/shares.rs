@@ -344,6 +344,7 @@ impl Services {
         ctx: &RequestContext,
         token: &str,
         password: Option<&SecretString>,
+        if_none_match: Option<&str>,
     ) -> ServiceResult<crate::service::thumbnails::Thumbnail> {
         let share = self.store.share_by_token(&digest(token)).await?.ok_or(ServiceError::NotFound("share"))?;
         self.refuse_if_used_up(ctx, &share, None).await?;
@@ -354,7 +355,8 @@ impl Services {
         if !previewable(&object.content_type) {
             return Err(ServiceError::UnsupportedMediaType("only images have a preview".into()));
         }
-        self.thumbnail_of(&object, crate::service::jobs::COMMON_SIZE, crate::media::thumbnail::ThumbFormat::Webp).await
+        let preview = (crate::service::jobs::COMMON_SIZE, crate::media::thumbnail::ThumbFormat::Webp);
+        self.thumbnail_of(&object, preview, if_none_match).await
     }
 
     /// Whether `password` opens `share` (always, for a link without one). Each

@@ -11,15 +11,19 @@ use super::context::{Principal, RequestContext};
 use super::objects::parse_key;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::Permission;
+use crate::domain::conditional::etag_matches;
 use crate::media::ThumbFailure;
 use crate::media::thumbnail::{self, SIZES, ThumbError, ThumbFormat};
 use crate::metadata::{ObjectRecord, ObjectState};
 use crate::storage::{BlobRange, StorageError};
 
-/// A rendered thumbnail and the validator that names it.
+/// A thumbnail and the validator that names it.
 #[derive(Debug, Clone)]
 pub struct Thumbnail {
-    pub bytes: Bytes,
+    /// `None` when the copy the client holds (`If-None-Match`) is current:
+    /// a 304, for which nothing was rendered or fetched.
+    pub bytes: Option<Bytes>,
+    /// The `ETag`, quoted.
     pub etag: String,
     pub content_type: &'static str,
 }
@@ -50,9 +54,7 @@ impl From<ThumbFailure> for ServiceError {
             ThumbFailure::Unprocessable(why) => ServiceError::Unprocessable(why),
             ThumbFailure::Storage(why) => ServiceError::BadGateway(anyhow::anyhow!(why)),
             ThumbFailure::SourceGone => ServiceError::NotFound("object"),
-            ThumbFailure::Busy => {
-                ServiceError::Unavailable("thumbnail renderer", anyhow::anyhow!("every slot is busy"))
-            }
+            ThumbFailure::Busy => ServiceError::Busy("thumbnail renderer"),
             ThumbFailure::TimedOut => ServiceError::Unprocessable(failure.to_string()),
         }
     }
@@ -65,8 +67,8 @@ impl Services {
         principal: &Principal,
         bucket: &str,
         key: &str,
-        size: u32,
-        format: ThumbFormat,
+        (size, format): (u32, ThumbFormat),
+        if_none_match: Option<&str>,
     ) -> ServiceResult<Thumbnail> {
         let (bucket, _) = self.authorize_bucket(ctx, principal, bucket, Permission::Read, "object.thumbnail").await?;
         if !SIZES.contains(&size) {
@@ -77,32 +79,38 @@ impl Services {
         if object.content_type.starts_with("image/svg") {
             return Err(ServiceError::UnsupportedMediaType("SVG images are never rasterized".into()));
         }
-        self.thumbnail_of(&object, size, format).await
+        self.thumbnail_of(&object, (size, format), if_none_match).await
     }
 
-    /// The thumbnail of an object the caller may already read.
+    /// The thumbnail of an object the caller may already read. Its `ETag`
+    /// follows from the source's digest, so a client that names it in
+    /// `If-None-Match` is answered before any render (`*` still needs one:
+    /// it asks whether a thumbnail exists at all).
     pub(crate) async fn thumbnail_of(
         &self,
         object: &ObjectRecord,
-        size: u32,
-        format: ThumbFormat,
+        (size, format): (u32, ThumbFormat),
+        if_none_match: Option<&str>,
     ) -> ServiceResult<Thumbnail> {
-        let (result, digest) = self.cached_thumbnail(object, size, format).await;
+        let tag = format!("{}-{size}-{}", content_digest(object), format.as_str());
+        let held = |header: &str| etag_matches(header, &tag, true);
+        let known = if_none_match.is_some_and(|header| header.trim() != "*" && held(header));
+        let bytes = if known { None } else { Some(self.cached_thumbnail(object, size, format).await?) };
         Ok(Thumbnail {
-            bytes: result?,
-            etag: format!("\"{digest}-{size}-{}\"", format.as_str()),
+            bytes: bytes.filter(|_| !if_none_match.is_some_and(held)),
+            etag: format!("\"{tag}\""),
             content_type: format.content_type(),
         })
     }
 
     /// The thumbnail from the cache, the store, or one render shared by every
-    /// concurrent caller; with the digest it is keyed by.
+    /// concurrent caller.
     pub(crate) async fn cached_thumbnail(
         &self,
         object: &ObjectRecord,
         size: u32,
         format: ThumbFormat,
-    ) -> (Result<Bytes, ThumbFailure>, String) {
+    ) -> Result<Bytes, ThumbFailure> {
         let digest = content_digest(object);
         let cache_key = cache_key(&digest, size, format);
         let thumbs = &self.thumbnails;
@@ -114,16 +122,20 @@ impl Services {
                 self.stored_or_rendered(object, &digest, size, format).await
             })
             .await;
-        crate::metrics::Metrics::count(&self.metrics.thumbnail_lookups, if missed { "miss" } else { "hit" });
+        let outcome = match (&result, missed) {
+            (Err(ThumbFailure::Busy), _) => "busy",
+            (_, true) => "miss",
+            (_, false) => "hit",
+        };
+        crate::metrics::Metrics::count(&self.metrics.thumbnail_lookups, outcome);
         if let Err(ThumbFailure::Storage(_) | ThumbFailure::SourceGone | ThumbFailure::Busy) = &result {
             // Only the content's own verdicts are worth remembering.
             thumbs.cache.invalidate(&cache_key).await;
         }
-        let result = match result {
+        match result {
             Err(ThumbFailure::SourceGone) => self.source_gone_or_missing(object, &digest, size, format).await,
             other => other,
-        };
-        (result, digest)
+        }
     }
 
     /// After a render found no source bytes: gone with this object (deleted or

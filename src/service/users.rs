@@ -10,7 +10,7 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEntry, Outcome};
 use crate::domain::{Role, Username};
-use crate::metadata::{MetaError, MetadataStore, NewUser, UserPatch, UserRecord};
+use crate::metadata::{MetaError, MetaResult, MetadataStore, NewUser, UserPatch, UserRecord};
 use crate::policy::{password, rbac};
 
 pub const MAX_PAGE: usize = 1000;
@@ -195,7 +195,8 @@ impl Services {
                 "quota_bytes": changes.quota_bytes,
                 "password_reset": changes.password.is_some(),
             }));
-        let updated = self.store.update_user(user.id, &patch, &audit).await.map_err(last_admin)?;
+        let updated = self.store.update_user(user.id, &patch, &audit).await;
+        let updated = self.refused_for_the_last_admin(&audit, updated).await?;
         self.invalidate(&user_scope(user.id)).await;
         Ok(updated)
     }
@@ -206,9 +207,26 @@ impl Services {
         let audit = ctx
             .event(self.clock.now(), principal.username.as_str(), "user.delete")
             .details(serde_json::json!({ "username": user.username }));
-        self.store.delete_user(user.id, &audit).await.map_err(last_admin)?;
+        let deleted = self.store.delete_user(user.id, &audit).await;
+        self.refused_for_the_last_admin(&audit, deleted).await?;
         self.invalidate(&user_scope(user.id)).await;
         Ok(())
+    }
+
+    /// A change's store answer in client terms. A refusal under the last-admin
+    /// rule rolled its transaction back, audit row included: it is recorded
+    /// again as denied, with what was asked, like every other refusal.
+    async fn refused_for_the_last_admin<T>(&self, asked: &AuditEntry, answer: MetaResult<T>) -> ServiceResult<T> {
+        let error = match answer {
+            Err(error @ MetaError::Conflict("last admin")) => last_admin(error),
+            other => return other.map_err(last_admin),
+        };
+        let mut denied = asked.clone().outcome(Outcome::Denied);
+        denied.details["reason"] = serde_json::json!(error.to_string());
+        if let Err(audit_error) = self.store.append_audit(&denied).await {
+            tracing::warn!(error = %audit_error, action = %asked.action, "could not record a denied attempt");
+        }
+        Err(error)
     }
 
     pub async fn reset_mfa(&self, ctx: &RequestContext, principal: &Principal, username: &str) -> ServiceResult<()> {

@@ -14,7 +14,7 @@ use tokio_util::io::ReaderStream;
 use super::fs_layout::{key_to_path, path_to_key, prefix_dir};
 use super::{
     BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob, OpenMultipart, PartInfo,
-    PresignTarget, PresignedRequest, StorageError, check_blob_key,
+    PresignTarget, PresignedRequest, SigningWindow, StorageError, check_blob_key,
 };
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -379,7 +379,7 @@ impl BlobStore for FsBlobStore {
         Ok(uploads)
     }
 
-    async fn presign(&self, _: &str, _: PresignTarget, _: Duration) -> Result<PresignedRequest, StorageError> {
+    async fn presign(&self, _: &str, _: PresignTarget, _: SigningWindow) -> Result<PresignedRequest, StorageError> {
         Err(StorageError::Unsupported("presigning"))
     }
 }

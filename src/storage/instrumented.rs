@@ -2,13 +2,12 @@
 //! and counts failures, for `/metrics`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{
     BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, OpenMultipart, PartInfo,
-    PresignTarget, PresignedRequest, StorageError,
+    PresignTarget, PresignedRequest, SigningWindow, StorageError,
 };
 use crate::metrics::{CallTimer, Metrics};
 
@@ -134,8 +133,8 @@ impl BlobStore for Instrumented {
         &self,
         key: &str,
         target: PresignTarget,
-        expires_in: Duration,
+        window: SigningWindow,
     ) -> Result<PresignedRequest, StorageError> {
-        self.timed("presign", self.inner.presign(key, target, expires_in)).await
+        self.timed("presign", self.inner.presign(key, target, window)).await
     }
 }

@@ -123,6 +123,15 @@ pub struct OpenMultipart {
     pub initiated: DateTime<Utc>,
 }
 
+/// When a presigned URL's validity starts and how long it lasts: signed at
+/// Coffer's (database-aligned) time, so the URL expires when Coffer says it
+/// does, whatever the host's clock reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigningWindow {
+    pub from: DateTime<Utc>,
+    pub lasting: Duration,
+}
+
 /// What a presigned URL lets its holder do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresignTarget {
@@ -238,7 +247,7 @@ pub trait BlobStore: Send + Sync {
         &self,
         key: &str,
         target: PresignTarget,
-        expires_in: Duration,
+        window: SigningWindow,
     ) -> Result<PresignedRequest, StorageError>;
 }
 

@@ -25,7 +25,7 @@ use super::s3_errors::{classify, classify_client_completion};
 use super::s3_upload;
 use super::{
     BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, ListedBlob, OpenMultipart, PartInfo,
-    PresignTarget, PresignedRequest, StorageError, check_blob_key,
+    PresignTarget, PresignedRequest, SigningWindow, StorageError, check_blob_key,
 };
 use crate::config::Config;
 
@@ -482,10 +482,14 @@ impl BlobStore for S3BlobStore {
         &self,
         key: &str,
         target: PresignTarget,
-        expires_in: Duration,
+        window: SigningWindow,
     ) -> Result<PresignedRequest, StorageError> {
         let full = self.full_key(key)?;
-        let config = PresigningConfig::expires_in(expires_in).map_err(|error| StorageError::Backend(error.into()))?;
+        let config = PresigningConfig::builder()
+            .start_time(std::time::SystemTime::from(window.from))
+            .expires_in(window.lasting)
+            .build()
+            .map_err(|error| StorageError::Backend(error.into()))?;
         let presigned = match target {
             PresignTarget::Get { content_type, content_disposition } => {
                 let request = self

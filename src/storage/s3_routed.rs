@@ -13,7 +13,7 @@ use super::s3::S3BlobStore;
 use super::s3_errors::classify;
 use super::{
     BlobInfo, BlobRange, BlobRead, BlobStore, ByteStream, CompletedPart, ListPage, OpenMultipart, PartInfo,
-    PresignTarget, PresignedRequest, StorageError,
+    PresignTarget, PresignedRequest, SigningWindow, StorageError,
 };
 
 pub struct RoutedS3 {
@@ -313,10 +313,10 @@ impl BlobStore for RoutedS3 {
         &self,
         key: &str,
         target: PresignTarget,
-        expires_in: Duration,
+        window: SigningWindow,
     ) -> Result<PresignedRequest, StorageError> {
         let (store, key) = self.route(key);
-        store.presign(key, target, expires_in).await
+        store.presign(key, target, window).await
     }
 }
 

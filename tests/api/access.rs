@@ -129,6 +129,12 @@ async fn admin_rules_last_admin_and_user_management() {
         .await
         .expect("patch");
     assert_eq!(disable_self.status(), 409);
+    // Refused changes leave a trace, as every other refusal does.
+    let denied: Value = app.get_json("/api/v1/admin/audit?action=user.update", &admin.access).await;
+    let denied: Vec<&Value> =
+        denied["events"].as_array().expect("events").iter().filter(|e| e["outcome"] == "denied").collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert!(denied.iter().all(|e| e["details"]["username"] == "root" && e["details"]["reason"].is_string()));
     assert_eq!(
         app.with_token(Method::DELETE, "/api/v1/admin/users/root", &admin.access)
             .send()

@@ -76,6 +76,13 @@ async fn a_write_only_key_stores_but_never_reads() {
     assert_eq!(status(&app, Method::PUT, hold, &drop_key, Some(json!({"status": "ON"}))).await, 200);
     let held: Value = app.get_json("/api/v1/buckets/dora-drop/retention/log.txt", &owner.access).await;
     assert_eq!(held["legal_hold"], true);
+    // But it never hands out access: granting gives reads away.
+    let _ = app.user_session("mallory", Role::User).await;
+    let grant = "/api/v1/buckets/dora-drop/grants/mallory";
+    assert_eq!(status(&app, Method::PUT, grant, &drop_key, Some(json!({"permission": "manage"}))).await, 403);
+    assert_eq!(status(&app, Method::GET, "/api/v1/buckets/dora-drop/grants", &drop_key, None).await, 403);
+    assert_eq!(status(&app, Method::PUT, grant, &owner.access, Some(json!({"permission": "read"}))).await, 204);
+    assert_eq!(status(&app, Method::DELETE, grant, &drop_key, None).await, 403);
     let body = app.with_token(Method::GET, object, &owner.access).send().await.expect("get").text().await;
     assert_eq!(body.expect("body"), "line 1", "its owner reads it");
 
@@ -83,6 +90,9 @@ async fn a_write_only_key_stores_but_never_reads() {
     let (_, admin_drop) = key(&app, &admin.access, &["write"]).await;
     assert_eq!(status(&app, Method::GET, "/api/v1/admin/users", &admin_drop, None).await, 403);
     assert_eq!(status(&app, Method::GET, "/api/v1/admin/audit", &admin_drop, None).await, 403);
+    let admin_grant = "/api/v1/buckets/dora-drop/grants/root";
+    let granted = status(&app, Method::PUT, admin_grant, &admin_drop, Some(json!({"permission": "read"}))).await;
+    assert_eq!(granted, 403, "not even an admin's write-only key");
 }
 
 #[tokio::test]

@@ -140,3 +140,25 @@ async fn conditional_writes_never_lose_an_update() {
     assert_eq!(write(Method::DELETE, &[("if-match", v3)], "").await.status(), 204);
     assert_eq!(get(&app, &owner.access, "ruth-files", "doc").await.status(), 404);
 }
+
+/// A copy whose source is overwritten while it runs loses the bytes it
+/// looked up (the overwrite removes them at commit): it starts again from
+/// the version live then, and never answers 404 for a key that exists.
+#[tokio::test]
+async fn a_copy_racing_an_overwrite_of_its_source_copies_a_live_version() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "cora", "cora-files").await;
+    assert_eq!(put(&app, &owner.access, "cora-files", "src", b"round 0".to_vec()).await.status(), 201);
+    for round in 1..=30 {
+        let copy = app
+            .with_token(Method::POST, "/api/v1/buckets/cora-files/copy/src", &owner.access)
+            .json(&json!({ "to_key": format!("dst{round}") }))
+            .send();
+        let overwrite = put(&app, &owner.access, "cora-files", "src", format!("round {round}").into_bytes());
+        let (copied, overwritten) = tokio::join!(copy, overwrite);
+        assert_eq!(overwritten.status(), 201);
+        assert_eq!(copied.expect("copy").status(), 201, "round {round}");
+        let body = get(&app, &owner.access, "cora-files", &format!("dst{round}")).await.text().await.expect("body");
+        assert!(body == format!("round {}", round - 1) || body == format!("round {round}"), "round {round}: {body}");
+    }
+}

@@ -48,6 +48,15 @@ async fn object_events_are_audited() {
         .send()
         .await
         .expect("copy");
+    let elsewhere = app.with_token(Method::POST, "/api/v1/buckets", &owner.access).json(&json!({"name": "finn-tmp"}));
+    assert_eq!(elsewhere.send().await.expect("bucket").status(), 201);
+    let copied_out = app
+        .with_token(Method::POST, "/api/v1/buckets/finn-files/copy/a", &owner.access)
+        .json(&json!({"to_bucket": "finn-tmp", "to_key": "c"}))
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(copied_out.status(), 201);
     app.with_token(Method::DELETE, &object_path("finn-files", "a"), &owner.access).send().await.expect("delete");
     let auditor = app.user_session("gail", Role::Auditor).await;
     let page: Value = app.get_json("/api/v1/admin/audit?bucket=finn-files", &auditor.access).await;
@@ -59,6 +68,10 @@ async fn object_events_are_audited() {
     let get_event =
         page["events"].as_array().expect("events").iter().find(|e| e["action"] == "object.get").expect("get");
     assert_eq!((get_event["actor"].as_str(), get_event["key"].as_str()), (Some("finn"), Some("a")));
+    // A copy out of the bucket reads its source there: the source bucket's trail shows it.
+    let copied_to: Vec<&Value> =
+        page["events"].as_array().expect("events").iter().filter_map(|e| e["details"].get("copied_to")).collect();
+    assert!(copied_to.contains(&&json!({"bucket": "finn-tmp", "key": "c"})), "{copied_to:?}");
 }
 
 #[tokio::test]

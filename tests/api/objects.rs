@@ -489,8 +489,10 @@ async fn form_uploads_store_every_file_under_a_prefix() {
         .await
         .expect("post");
     assert_eq!(refused.status(), 400);
-    let detail = problem(refused).await["detail"].as_str().unwrap_or_default().to_owned();
+    let refused = problem(refused).await;
+    let detail = refused["detail"].as_str().unwrap_or_default().to_owned();
     assert!(detail.contains("no filename") && detail.contains("stored: kept.txt"), "{detail}");
+    assert_eq!(refused["stored"], json!(["kept.txt"]), "named for machines too, whatever the error");
     assert_eq!(
         get(&app, &owner.access, "dora-files", "kept.txt").await.status(),
         200,

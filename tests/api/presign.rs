@@ -2,6 +2,7 @@
 //! key rotation, presigned PUT through every normal check, parts, direct mode.
 
 use chrono::Duration as Span;
+use chrono::SubsecRound;
 use coffer::domain::Role;
 use proptest::strategy::{Strategy, ValueTree};
 use reqwest::Method;
@@ -245,6 +246,21 @@ async fn disabling_resetting_or_revoking_voids_urls_at_once() {
         page["events"].as_array().expect("events").iter().filter_map(|e| e["actor"].as_str()).collect();
     assert!(actors.contains(&format!("presign:{signer}").as_str()), "{actors:?}");
     assert!(!actors.contains(&"presign:987654"), "{actors:?}");
+
+    // A forged signature under an existing signer's name writes nothing: the
+    // signature is checked before the signer's standing, and only an
+    // authentic URL's refusal is audited.
+    let signature = url.split("X-Coffer-Signature=").nth(1).and_then(|rest| rest.split('&').next()).expect("sig");
+    let flipped = if signature.starts_with('0') { "1" } else { "0" };
+    let forged = url.replace(signature, &format!("{flipped}{}", &signature[1..]));
+    let rejected = || async {
+        let page: Value = app.get_json("/api/v1/admin/audit?action=presign.rejected", &admin.access).await;
+        page["events"].as_array().expect("events").len()
+    };
+    let before = rejected().await;
+    let answer = crate::helpers::problem(plain.get(&forged).send().await.expect("get")).await;
+    assert_eq!(answer["detail"], "the signed URL is not valid");
+    assert_eq!(rejected().await, before, "nothing recorded for a forgery");
 }
 
 #[tokio::test]
@@ -391,6 +407,25 @@ async fn direct_mode_hands_out_the_backends_own_urls() {
     let done = complete_one_part(&direct, &owner.access, "zola-files", &upload, &backend_etag).await;
     assert_eq!(done.status(), 201);
     assert_eq!(done.json::<Value>().await.expect("json")["size"], 2048);
+
+    // Signed at Coffer's time (aligned to the database's), not the host's:
+    // the URL lasts exactly until the `expires_at` it was handed out with.
+    app.clock.advance(chrono::Duration::hours(3));
+    let later_owner = with_object(&app, "zeno", "zeno-files").await;
+    let later = presign(
+        &app,
+        &later_owner.access,
+        json!({"bucket": "zeno-files", "key": "docs/report 1.txt", "method": "GET", "expires_in_seconds": 300, "transfer_mode": "direct"}),
+    )
+    .await;
+    let later: Value = later.json().await.expect("json");
+    let url = reqwest::Url::parse(later["url"].as_str().expect("url")).expect("a URL");
+    let query = |name: &str| url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned());
+    let signed_at = chrono::NaiveDateTime::parse_from_str(&query("X-Amz-Date").expect("date"), "%Y%m%dT%H%M%SZ");
+    let lasting = query("X-Amz-Expires").expect("expires").parse::<i64>().expect("seconds");
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        later["expires_at"].as_str().expect("expires_at").parse().expect("time");
+    assert_eq!(signed_at.expect("date").and_utc() + chrono::Duration::seconds(lasting), expires_at.trunc_subsecs(0));
 }
 
 /// A direct part never passes through Coffer, so its URL is signed for an
@@ -402,6 +437,18 @@ async fn direct_part_urls_are_signed_for_a_size_reserved_against_the_quota() {
     const KIB: i64 = 1024;
     let app = spawn_app_with(|config| config.transfer_mode = coffer::config::TransferMode::Direct).await;
     let owner = owner_with_bucket(&app, "yves", "yves-files").await;
+    // Where direct is the default, a PUT that names no mode still gets a (gateway) URL.
+    let put_url = |mode: Option<&str>| {
+        let mut body = json!({"bucket": "yves-files", "key": "via-url.txt", "method": "PUT", "expires_in_seconds": 60});
+        if let Some(mode) = mode {
+            body["transfer_mode"] = json!(mode);
+        }
+        presign(&app, &owner.access, body)
+    };
+    let plain = put_url(None).await;
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.json::<Value>().await.expect("json")["transfer_mode"], "gateway");
+    assert_eq!(put_url(Some("direct")).await.status(), 400, "asked for explicitly, it is refused");
     let admin = app.user_session("root", Role::Admin).await;
     let quota = app
         .with_token(Method::PATCH, "/api/v1/admin/users/yves", &admin.access)

@@ -71,11 +71,15 @@ async fn users_are_limited_wherever_they_come_from_and_replicas_share_the_count(
         app.with_token(Method::GET, "/api/v1/me", token).header("x-forwarded-for", from.to_owned()).send()
     };
     for n in 0..4 {
-        assert_eq!(me(&alice, &format!("192.0.2.{n}")).await.expect("me").status(), 200);
+        let allowed = me(&alice, &format!("192.0.2.{n}")).await.expect("me");
+        assert_eq!(allowed.status(), 200);
+        // The headers tell the tighter budget: the user's, here.
+        assert_eq!(header(&allowed, "ratelimit-remaining"), Some((3 - n).to_string()), "request {n}");
     }
     let refused = me(&alice, "192.0.2.200").await.expect("me");
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "a fresh address does not reset a user's count");
     assert!(header(&refused, "retry-after").is_some());
+    assert_eq!(header(&refused, "ratelimit-remaining").as_deref(), Some("0"), "the budget that refused it");
     assert_eq!(me(&bob, "192.0.2.201").await.expect("me").status(), 200);
 
     if app.config.redis_url.is_some() {

@@ -237,6 +237,32 @@ async fn legal_hold_is_independent_of_retention_and_bypass_never_lifts_it() {
     assert_eq!(delete(&app, &writer, "evidence.bin").await.status(), 204);
 }
 
+/// Concurrent holds and releases are compared and set: the audit trail reads
+/// as one chain (each event's `old` is the previous event's `new`) ending in
+/// the status the object keeps.
+#[tokio::test]
+async fn concurrent_legal_hold_changes_audit_what_each_replaced() {
+    let app = spawn_app().await;
+    let crew = vault(&app).await;
+    let (owner, _, _) = crew.sessions(&app).await;
+    put(&app, &owner, "vault", "contested.bin", b"exhibit B".to_vec()).await;
+    let changes = (0..12).map(|n| set_hold(&app, &owner, "contested.bin", if n % 2 == 0 { "ON" } else { "OFF" }));
+    for answer in futures::future::join_all(changes).await {
+        assert!(matches!(answer.status().as_u16(), 200 | 409), "{}", answer.status());
+    }
+    let query =
+        AuditQuery { action: Some("object.legal_hold_set".into()), ascending: true, limit: 100, ..Default::default() };
+    let events = app.services.store.audit_query(&query).await.expect("audit");
+    assert!(!events.is_empty());
+    let mut status = json!(false);
+    for event in &events {
+        assert_eq!(event.details["old"], status, "{:?}", event.details);
+        status = event.details["new"].clone();
+    }
+    let held: Value = app.get_json("/api/v1/buckets/vault/legal-hold/contested.bin", &owner).await;
+    assert_eq!(held, json!({ "status": if status == json!(true) { "ON" } else { "OFF" } }));
+}
+
 #[tokio::test]
 async fn default_retention_applies_to_objects_written_afterwards() {
     let app = spawn_app().await;

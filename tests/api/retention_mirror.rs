@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::objects::put;
+use crate::support::proxy::Proxy;
 use crate::support::{S3Env, services_required, unique, use_s3};
 
 fn backend_client(endpoint: &str) -> aws_sdk_s3::Client {
@@ -162,4 +163,40 @@ async fn a_backend_bucket_without_object_lock_is_not_reported_as_enforcing() {
     assert_eq!(ready["retention_enforcement"], "gateway", "{ready}");
     let blocked = app.with_token(Method::DELETE, "/api/v1/buckets/archive/objects/deed.pdf", &owner).send().await;
     assert_eq!(blocked.expect("delete").status(), 409);
+}
+
+/// A legal hold set while the backend was unreachable is enforced by Coffer
+/// at once and queued; the job puts it on the backend object once it is back.
+#[tokio::test]
+async fn a_mirror_the_backend_missed_is_retried_as_a_job() {
+    let Some((client, mut env)) = locked_backend("retry-").await else { return };
+    let moto = env.endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let proxy = Proxy::start(moto.parse().expect("moto's address")).await;
+    env.endpoint = format!("http://{}", proxy.addr);
+    let app = spawn_app_with(|config| {
+        use_s3(config, &env, "retry/");
+        config.run_workers = false; // the test runs the jobs
+    })
+    .await;
+    let owner = app.user_session("olga", Role::User).await.access;
+    let created = app.with_token(Method::POST, "/api/v1/buckets", &owner).json(&json!({"name": "vault"})).send().await;
+    assert_eq!(created.expect("bucket").status(), 201);
+    assert_eq!(put(&app, &owner, "vault", "ledger.csv", b"a,b\n1,2\n".to_vec()).await.status(), 201);
+    let ready: Value = app.get("/health/ready").await.json().await.expect("json");
+    assert_eq!(ready["retention_enforcement"], "gateway+backend", "{ready}");
+
+    proxy.cut();
+    hold(&app, &owner, "vault", "ledger.csv").await;
+    let delete = app.with_token(Method::DELETE, "/api/v1/buckets/vault/objects/ledger.csv", &owner).send().await;
+    assert_eq!(delete.expect("delete").status(), 409, "Coffer holds it meanwhile");
+    proxy.restore();
+
+    assert_eq!(app.services.run_jobs(10).await.expect("jobs"), 1, "one mirror was queued");
+    let bucket = app.services.store.bucket_by_name(&BucketName::parse("vault").expect("name")).await;
+    let bucket = bucket.expect("bucket").expect("exists");
+    let object = app.services.store.live_object(bucket.id, &ObjectKey::parse("ledger.csv").expect("key")).await;
+    let backend_key = format!("retry/{}", object.expect("object").expect("live").blob_key);
+    let head = client.head_object().bucket(&env.bucket).key(&backend_key).send().await.expect("head");
+    assert_eq!(head.object_lock_legal_hold_status, Some(ObjectLockLegalHoldStatus::On));
+    assert_eq!(app.services.run_jobs(10).await.expect("jobs"), 0, "the job is done");
 }

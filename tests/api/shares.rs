@@ -232,7 +232,8 @@ async fn previews_of_images_need_what_the_file_needs() {
     put(&app, &owner.access, "pam-files", "notes.txt", b"text".to_vec()).await;
     let protected = |key: &str| json!({"bucket": "pam-files", "key": key, "password": "correct horse battery"});
     let (image_id, image_url) = share_url(&app, &owner.access, protected("holiday.png")).await;
-    let (_, open_url) = share_url(&app, &owner.access, json!({"bucket": "pam-files", "key": "holiday.png"})).await;
+    let (open_id, open_url) =
+        share_url(&app, &owner.access, json!({"bucket": "pam-files", "key": "holiday.png"})).await;
     let (_, text_url) = share_url(&app, &owner.access, json!({"bucket": "pam-files", "key": "notes.txt"})).await;
     let client = reqwest::Client::new();
 
@@ -255,7 +256,10 @@ async fn previews_of_images_need_what_the_file_needs() {
     assert_eq!((preview.width(), preview.height()), (256, 171));
     let open = client.get(format!("{open_url}/thumbnail")).send().await.expect("preview");
     assert_eq!(open.status(), 200, "a link without a password previews to whoever holds it");
-    assert_eq!(open.headers()["cache-control"], "private, max-age=300");
+    assert_eq!(open.headers()["cache-control"], "private, no-cache", "revalidated, so a revocation shows at once");
+    let etag = open.headers()["etag"].clone();
+    let revalidate = || client.get(format!("{open_url}/thumbnail")).header("if-none-match", etag.clone()).send();
+    assert_eq!(revalidate().await.expect("preview").status(), 304);
     assert_eq!(client.get(format!("{text_url}/thumbnail")).send().await.expect("preview").status(), 415);
 
     // A preview is not a download, and dies with the link.
@@ -263,6 +267,9 @@ async fn previews_of_images_need_what_the_file_needs() {
     assert_eq!(revoked.expect("revoke").status(), 204);
     let gone = client.get(format!("{image_url}/thumbnail")).header("x-share-password", "correct horse battery");
     assert_eq!(gone.send().await.expect("preview").status(), 410);
+    let revoked = app.with_token(Method::DELETE, &format!("/api/v1/shares/{open_id}"), &owner.access).send().await;
+    assert_eq!(revoked.expect("revoke").status(), 204);
+    assert_eq!(revalidate().await.expect("preview").status(), 410, "the browser's copy is not confirmed");
 }
 
 /// Guesses sent all at once are each counted before they are checked: twenty

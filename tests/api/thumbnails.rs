@@ -321,13 +321,30 @@ async fn a_busy_renderer_answers_503_and_remembers_nothing() {
     })
     .await;
     let owner = owner_with_bucket(&app, "bo", "pics").await.access;
-    upload(&app, &owner, "busy.png", encoded(&marked(300, 200), ImageFormat::Png), "image/png").await;
+    let png = encoded(&marked(300, 200), ImageFormat::Png);
+    upload(&app, &owner, "busy.png", png.clone(), "image/png").await;
     let slots = app.services.thumbnails.pool.clone();
     let every_slot = u32::try_from(app.services.config.effective_thumbnail_workers()).expect("a few slots");
     let taken = slots.acquire_many(every_slot).await.expect("every slot");
+    // A client naming the thumbnail's ETag (the source's SHA-256, size and
+    // format) is answered without a render; `*` asks whether one exists.
+    let conditional = |tags: String| {
+        app.with_token(Method::GET, "/api/v1/buckets/pics/thumbnails/busy.png?size=64", &owner)
+            .header("if-none-match", tags)
+    };
+    let etag = format!("\"{}-64-webp\"", crate::objects::sha256(&png));
+    let current = conditional(format!("\"other\", W/{etag}")).send().await.expect("conditional");
+    assert_eq!(current.status(), StatusCode::NOT_MODIFIED, "no render needed");
+    assert_eq!(current.headers()["etag"].to_str().expect("etag"), etag);
+    let any = conditional("*".into()).send().await.expect("conditional");
+    assert_eq!(any.status(), 503, "`*` needs the thumbnail to exist");
     let busy = thumb(&app, &owner, "busy.png", "size=64").await;
     assert_eq!(busy.status(), 503);
     assert_eq!(busy.headers()["retry-after"], "5");
+    let problem: serde_json::Value = busy.json().await.expect("problem+json");
+    assert_eq!(problem["type"], "/problems/busy");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(metrics.contains(r#"coffer_thumbnail_lookups_total{kind="busy"} 2"#), "counted as busy: {metrics}");
     drop(taken);
     let image = decoded(thumb(&app, &owner, "busy.png", "size=64").await).await;
     assert_eq!((image.width(), image.height()), (64, 43));

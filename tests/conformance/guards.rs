@@ -18,6 +18,8 @@ for_each_adapter!({ sqlite, postgres }: [
     expired_credentials_are_purged,
     a_successor_issued_while_its_family_is_revoked_is_revoked_too,
     a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too,
+    a_hold_committed_while_a_delete_waits_refuses_it_as_locked,
+    api_keys_are_minted_only_by_current_credentials_and_up_to_the_limit,
 ]);
 
 /// Twenty guesses claimed at once: exactly the threshold get through (the
@@ -278,4 +280,109 @@ async fn a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_
         let after = store.use_refresh_token(&successor.token_hash, at).await.expect("use successor");
         assert!(!matches!(after, RefreshUse::Rotated(_)), "round {round}: the successor outlived the revocation");
     }
+}
+
+/// A legal hold committed while a delete waits for the object's row refuses
+/// the delete as locked (409 `object-locked`), not as a concurrent change.
+/// On PostgreSQL the delete read the row before the hold and re-reads it when
+/// the hold's lock is released; SQLite makes it wait for the write lock.
+async fn a_hold_committed_while_a_delete_waits_refuses_it_as_locked(f: &Fixture) {
+    use coffer::metadata::MetaError;
+    use sqlx::Connection;
+    let store = &*f.store;
+    let owner = user(store, "hal", Role::User, None).await;
+    let bucket = make_bucket(store, owner.id, "hal-files").await;
+    let id = put(store, bucket.id, owner.id, "held.txt", 10).await.object.id;
+    let hold = "UPDATE objects SET legal_hold = TRUE WHERE id = $1";
+    let delete = {
+        let store = f.store.clone();
+        tokio::spawn(async move { store.mark_deleting(id, &audit("object.delete")).await })
+    };
+    if f.url.starts_with("postgres") {
+        let mut holder = sqlx::PgConnection::connect(&f.url).await.expect("connect");
+        let mut tx = holder.begin().await.expect("begin");
+        sqlx::query(hold).bind(id).execute(&mut *tx).await.expect("hold");
+        let delete = delete_waiting_for_a_lock(&mut tx, delete).await;
+        tx.commit().await.expect("commit the hold");
+        let refused = delete.await.expect("join");
+        assert!(matches!(refused, Err(MetaError::Conflict("object-locked"))), "{refused:?}");
+    } else {
+        let mut holder = sqlx::SqliteConnection::connect(&f.url).await.expect("connect");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("begin");
+        sqlx::query(hold).bind(id).execute(&mut holder).await.expect("hold");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut holder).await.expect("commit the hold");
+        let refused = delete.await.expect("join");
+        assert!(matches!(refused, Err(MetaError::Conflict("object-locked"))), "{refused:?}");
+    }
+    let object = store.object_by_id(id).await.expect("read").expect("still there");
+    assert!(object.legal_hold && object.state == coffer::metadata::ObjectState::Committed);
+}
+
+/// Returns `delete` once PostgreSQL shows a statement waiting for a row lock
+/// (the one `tx` holds), or fails after ten seconds.
+async fn delete_waiting_for_a_lock<T>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    delete: tokio::task::JoinHandle<T>,
+) -> tokio::task::JoinHandle<T> {
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            return delete;
+        }
+        assert!(!delete.is_finished(), "the delete ran past the held row");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the delete never waited for the row");
+}
+
+/// A key is stored only for a session whose credentials still stand (the
+/// generation it was issued under, an account not disabled): one minted by
+/// a session a password reset ended is refused, not left live beside the
+/// reset's revocations. The live-key limit is counted in the same transaction.
+async fn api_keys_are_minted_only_by_current_credentials_and_up_to_the_limit(f: &Fixture) {
+    use coffer::domain::Scopes;
+    use coffer::metadata::{ApiKeyRecord, MetaError, UserPatch};
+    let store = &*f.store;
+    let owner = user(store, "kim", Role::User, None).await;
+    let key = |n: usize| ApiKeyRecord {
+        id: format!("key{n}"),
+        user_id: owner.id,
+        name: format!("key {n}"),
+        prefix: format!("cfk_{n:08}"),
+        key_hash: format!("hash-{n}"),
+        scopes: Scopes::ALL,
+        created_at: now(),
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        minted_with_mfa: false,
+    };
+    let mint = |n: usize, generation: i64, max_live: usize| async move {
+        store.insert_api_key(&key(n), (generation, max_live), &audit("apikey.create")).await
+    };
+    let issued = owner.token_generation;
+    mint(1, issued, 2).await.expect("first key");
+    mint(2, issued, 2).await.expect("second key");
+    let over = mint(3, issued, 2).await;
+    assert!(matches!(over, Err(MetaError::Conflict("too-many-api-keys"))), "{over:?}");
+
+    let reset =
+        UserPatch { bump_generation: true, revoke_refresh_tokens: true, revoke_api_keys: true, ..Default::default() };
+    store.update_user(owner.id, &reset, &audit("user.update")).await.expect("password reset");
+    let stale = mint(4, issued, 100).await;
+    assert!(matches!(stale, Err(MetaError::Conflict("credentials-changed"))), "{stale:?}");
+    mint(5, issued + 1, 2).await.expect("the new session's key; the revoked ones no longer count");
+
+    let disable = UserPatch { disabled: Some(true), ..Default::default() };
+    store.update_user(owner.id, &disable, &audit("user.update")).await.expect("disable");
+    let disabled = mint(6, issued + 1, 100).await;
+    assert!(matches!(disabled, Err(MetaError::Conflict("credentials-changed"))), "{disabled:?}");
+    let live = store.list_api_keys(owner.id).await.expect("keys");
+    assert_eq!(live.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["key5"]);
 }

@@ -18,6 +18,8 @@ use crate::support;
 
 pub struct Fixture {
     pub(crate) store: Arc<dyn MetadataStore>,
+    /// The database's URL, for a connection of a test's own.
+    pub(crate) url: String,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
 }
@@ -44,7 +46,7 @@ pub(crate) async fn sqlite() -> Option<Fixture> {
     let url = format!("sqlite://{}", dir.path().join("coffer.db").display());
     let store = metadata::connect(&url, &settings(), chain_key()).await.expect("connect sqlite");
     store.migrate().await.expect("migrate");
-    Some(Fixture { store, _dir: Some(dir), postgres: None })
+    Some(Fixture { store, url, _dir: Some(dir), postgres: None })
 }
 
 pub(crate) async fn postgres() -> Option<Fixture> {
@@ -53,7 +55,7 @@ pub(crate) async fn postgres() -> Option<Fixture> {
     let store = metadata::connect(&url, &settings(), chain_key()).await.expect("connect postgres");
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrating twice is a no-op");
-    Some(Fixture { store, _dir: None, postgres: Some((admin, url)) })
+    Some(Fixture { store, url: url.clone(), _dir: None, postgres: Some((admin, url)) })
 }
 
 for_each_adapter!({ sqlite, postgres }: [

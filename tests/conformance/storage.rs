@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use coffer::config::Config;
-use coffer::storage::{self, BlobRange, BlobStore, CompletedPart, PresignTarget, StorageError};
+use coffer::storage::{self, BlobRange, BlobStore, CompletedPart, PresignTarget, SigningWindow, StorageError};
 use sha2::{Digest, Sha256};
 
 use crate::for_each_adapter;
@@ -261,13 +261,18 @@ async fn multipart_abort_and_listing(f: &Fixture) {
     assert!(matches!(f.store.head("mp2/abandoned").await, Err(StorageError::NotFound)));
 }
 
+/// Valid from now, for a minute.
+fn a_minute() -> SigningWindow {
+    SigningWindow { from: chrono::Utc::now(), lasting: Duration::from_secs(60) }
+}
+
 async fn presign_where_supported(f: &Fixture) {
     f.store.put("presigned", stream_of(b"signed bytes".to_vec()), None).await.expect("put");
     let target = PresignTarget::Get {
         content_type: "text/plain".into(),
         content_disposition: "attachment; filename=\"notes.txt\"".into(),
     };
-    let result = f.store.presign("presigned", target, Duration::from_secs(60)).await;
+    let result = f.store.presign("presigned", target, a_minute()).await;
     match f.store.kind() {
         "fs" => assert!(matches!(result, Err(StorageError::Unsupported(_)))),
         _ => {
@@ -278,11 +283,7 @@ async fn presign_where_supported(f: &Fixture) {
             assert_eq!(fetched.headers()["content-disposition"], "attachment; filename=\"notes.txt\"");
             let body = fetched.bytes().await.expect("body");
             assert_eq!(body, Bytes::from_static(b"signed bytes"));
-            let put = f
-                .store
-                .presign("presigned-put", PresignTarget::Put, Duration::from_secs(60))
-                .await
-                .expect("presign put");
+            let put = f.store.presign("presigned-put", PresignTarget::Put, a_minute()).await.expect("presign put");
             let status = client.put(&put.url).body("uploaded").send().await.expect("put").status();
             assert!(status.is_success(), "{status}");
             assert_eq!(collect(f.store.get("presigned-put", None).await.expect("get").body).await, b"uploaded");

@@ -35,10 +35,13 @@ impl GovernanceStore for Store {
         execute_audited(self, statement, audit, MetaError::Conflict("changed")).await
     }
 
-    async fn set_legal_hold(&self, object_id: i64, on: bool, audit: &AuditEntry) -> MetaResult<()> {
+    async fn set_legal_hold(&self, object_id: i64, expected: bool, on: bool, audit: &AuditEntry) -> MetaResult<()> {
         let statement =
-            sqlx::query("UPDATE objects SET legal_hold = $2 WHERE id = $1 AND state = 'committed'").bind(object_id).bind(on);
-        execute_audited(self, statement, audit, MetaError::NotFound("object")).await
+            sqlx::query("UPDATE objects SET legal_hold = $2 WHERE id = $1 AND state = 'committed' AND legal_hold = $3")
+                .bind(object_id)
+                .bind(on)
+                .bind(expected);
+        execute_audited(self, statement, audit, MetaError::Conflict("changed")).await
     }
 
     async fn set_lifecycle(&self, bucket_id: i64, rules: &[LifecycleRule], audit: &AuditEntry) -> MetaResult<()> {

@@ -148,8 +148,31 @@ impl IdentityStore for Store {
         Ok(Some(user_id))
     }
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> MetaResult<()> {
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        (generation, max_live): (i64, usize),
+        audit: &AuditEntry,
+    ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        lock_user(&mut tx, LOCK_USER, key.user_id).await?;
+        let (current, disabled): (i64, bool) =
+            sqlx::query_as("SELECT token_generation, disabled FROM users WHERE id = $1")
+                .bind(key.user_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(sql_err("user"))?;
+        if current != generation || disabled {
+            return Err(MetaError::Conflict("credentials-changed"));
+        }
+        let (live,): (i64,) = sqlx::query_as("SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(key.user_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_err("api key"))?;
+        if usize::try_from(live).unwrap_or(usize::MAX) >= max_live {
+            return Err(MetaError::Conflict("too-many-api-keys"));
+        }
         sqlx::query(concat!(
             "INSERT INTO api_keys (",
             api_key_columns!(),

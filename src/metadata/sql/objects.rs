@@ -107,12 +107,30 @@ pub(in crate::metadata) async fn retire_live(
     .await
     .map_err(sql_err("object"))?;
     if retired.rows_affected() == 0 {
-        return Err(MetaError::Conflict("changed"));
+        return Err(lost_retirement(tx, live.id, now).await);
     }
     if !charge(tx, live.owner_id, -live.size).await? {
         return Err(MetaError::Conflict("quota"));
     }
     Ok(Some(ObjectRecord { state: crate::metadata::ObjectState::Deleting, ..live }))
+}
+
+/// Why the retiring UPDATE matched no row: a hold or retention committed
+/// since the SELECT is the lock it is (`object-locked`, as if it had been
+/// seen first); anything else is a concurrent change.
+async fn lost_retirement(tx: &mut Transaction<'static, Db>, id: i64, now: DateTime<Utc>) -> MetaError {
+    let row: Result<Option<ObjectRow>, _> =
+        sqlx::query_as(concat!("SELECT ", object_columns!(), " FROM objects WHERE id = $1 AND state = 'committed'"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await;
+    match row.map(|row| row.map(ObjectRecord::try_from)) {
+        Ok(Some(Ok(now_live))) if crate::policy::retention::is_locked(&now_live, now) => {
+            MetaError::Conflict("object-locked")
+        }
+        Err(error) => sql_err("object")(error),
+        _ => MetaError::Conflict("changed"),
+    }
 }
 
 async fn fetch_page(

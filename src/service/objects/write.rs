@@ -14,7 +14,7 @@ use crate::policy::retention::is_locked;
 use crate::service::context::{Principal, RequestContext};
 use crate::service::digest::digesting;
 use crate::service::scopes::objects_scope;
-use crate::service::{ServiceError, ServiceResult, Services};
+use crate::service::{OBJECT_DATA, ServiceError, ServiceResult, Services};
 use crate::storage::{ByteStream, StorageError};
 
 /// What the client said about the body it is sending.
@@ -259,15 +259,35 @@ impl Services {
         let (target_bucket, _) =
             self.authorize_bucket(ctx, principal, target_name, Permission::Write, "object.copy").await?;
         let target_key = parse_key(to_key)?;
-        let source =
-            self.store.live_object(source_bucket.id, &source_key).await?.ok_or(ServiceError::NotFound("object"))?;
-        let target_live = self.store.live_object(target_bucket.id, &target_key).await?;
+        // An overwrite or delete of the source that commits meanwhile removes
+        // the bytes the copy reads: it starts again, once, from the version
+        // live then (as a read does).
+        let mut retried = false;
+        loop {
+            let source =
+                self.store.live_object(source_bucket.id, &source_key).await?.ok_or(ServiceError::NotFound("object"))?;
+            match self.copy_version(ctx, principal, (&source_bucket, &source), (&target_bucket, &target_key)).await {
+                Err(ServiceError::NotFound(OBJECT_DATA)) if !retried => retried = true,
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Copies `source` (a version that was live) to `target`.
+    async fn copy_version(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        (source_bucket, source): (&BucketRecord, &ObjectRecord),
+        (target_bucket, target_key): (&BucketRecord, &ObjectKey),
+    ) -> ServiceResult<ObjectRecord> {
+        let target_live = self.store.live_object(target_bucket.id, target_key).await?;
         if target_live.as_ref().is_some_and(|live| is_locked(live, self.clock.now())) {
             return Err(locked());
         }
         // As for a PUT: replacing one's own version frees its bytes at commit, so only the growth is reserved.
         let replaced_own = target_live.filter(|l| l.owner_id == Some(principal.user_id)).map_or(0, |l| l.size);
-        let blob_key = new_blob_key(&target_bucket);
+        let blob_key = new_blob_key(target_bucket);
         let pending = self
             .store
             .insert_pending(&NewObject {
@@ -312,6 +332,16 @@ impl Services {
                 None => return Err(write_error(error)),
             },
         };
+        // A copy reads its source: recorded under the source's bucket too, so
+        // a review of that bucket's reads sees what left it this way.
+        let read = ctx
+            .event(self.clock.now(), principal.actor(), "object.get")
+            .bucket(source_bucket.name.as_str())
+            .key(source.key.as_str())
+            .details(serde_json::json!({
+                "bytes": source.size, "copied_to": { "bucket": target_bucket.name, "key": target_key },
+            }));
+        self.reads.record(read);
         Ok(self.after_commit(committed).await)
     }
 
