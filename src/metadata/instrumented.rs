@@ -120,7 +120,7 @@ instrument! { IdentityStore {
     fn advance_totp_step(&self, user_id: i64, step: i64) -> bool;
     fn delete_totp(&self, user_id: i64, audit: &AuditEntry) -> ();
     fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> bool;
-    fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> ();
+    fn create_mfa_challenge(&self, token_hash: &str, user: (i64, i64), expires_at: DateTime<Utc>) -> ();
     fn claim_mfa_attempt(&self, token_hash: &str, now: DateTime<Utc>, max_attempts: i64) -> Option<MfaChallenge>;
     fn delete_mfa_challenge(&self, token_hash: &str) -> ();
     fn claim_attempt(&self, scope: ThrottleScope, subject: &str, now: DateTime<Utc>, rule: ThrottleRule) -> AttemptClaim;

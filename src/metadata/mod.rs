@@ -213,7 +213,16 @@ pub trait IdentityStore: Send + Sync {
     /// Spends an unused recovery code.
     async fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> MetaResult<bool>;
 
-    async fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> MetaResult<()>;
+    /// Opens a second-factor challenge for a user whose password was just
+    /// checked, if their credentials still stand (`generation` as read with
+    /// that password; else `Conflict("credentials-changed")`): a reset
+    /// committing meanwhile deletes the challenge or refuses it.
+    async fn create_mfa_challenge(
+        &self,
+        token_hash: &str,
+        user: (i64, i64),
+        expires_at: DateTime<Utc>,
+    ) -> MetaResult<()>;
     /// Uses up one attempt of a live challenge with fewer than `max_attempts`
     /// spent, atomically, before its code is checked (so parallel guesses
     /// cannot exceed the limit); the challenge with the attempt counted, or

@@ -19,7 +19,7 @@ for_each_adapter!({ sqlite, postgres }: [
     a_successor_issued_while_its_family_is_revoked_is_revoked_too,
     a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too,
     a_hold_committed_while_a_delete_waits_refuses_it_as_locked,
-    api_keys_are_minted_only_by_current_credentials_and_up_to_the_limit,
+    keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot,
 ]);
 
 /// Twenty guesses claimed at once: exactly the threshold get through (the
@@ -183,8 +183,14 @@ async fn expired_credentials_are_purged(f: &Fixture) {
         ..token("live-old", at - chrono::Duration::days(1))
     };
     store.insert_refresh_token(&sibling).await.expect("sibling");
-    store.create_mfa_challenge("old-step", owner.id, at - chrono::Duration::minutes(1)).await.expect("old step");
-    store.create_mfa_challenge("live-step", owner.id, at + chrono::Duration::minutes(4)).await.expect("live step");
+    store
+        .create_mfa_challenge("old-step", (owner.id, owner.token_generation), at - chrono::Duration::minutes(1))
+        .await
+        .expect("old step");
+    store
+        .create_mfa_challenge("live-step", (owner.id, owner.token_generation), at + chrono::Duration::minutes(4))
+        .await
+        .expect("live step");
     let rule =
         ThrottleRule { threshold: 2, window: chrono::Duration::minutes(15), lock_for: chrono::Duration::minutes(15) };
     let wrong_guess = |subject: &'static str, when: DateTime<Utc>| async move {
@@ -341,11 +347,12 @@ async fn delete_waiting_for_a_lock<T>(
     panic!("the delete never waited for the row");
 }
 
-/// A key is stored only for a session whose credentials still stand (the
-/// generation it was issued under, an account not disabled): one minted by
-/// a session a password reset ended is refused, not left live beside the
-/// reset's revocations. The live-key limit is counted in the same transaction.
-async fn api_keys_are_minted_only_by_current_credentials_and_up_to_the_limit(f: &Fixture) {
+/// A key (or a second-factor step) is stored only for credentials that
+/// still stand (the generation they were issued or checked under, an account
+/// not disabled): one from before a password reset is refused, not left live
+/// beside the reset's revocations. The live-key limit is counted in the same
+/// transaction.
+async fn keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot(f: &Fixture) {
     use coffer::domain::Scopes;
     use coffer::metadata::{ApiKeyRecord, MetaError, UserPatch};
     let store = &*f.store;
@@ -377,6 +384,11 @@ async fn api_keys_are_minted_only_by_current_credentials_and_up_to_the_limit(f: 
     store.update_user(owner.id, &reset, &audit("user.update")).await.expect("password reset");
     let stale = mint(4, issued, 100).await;
     assert!(matches!(stale, Err(MetaError::Conflict("credentials-changed"))), "{stale:?}");
+    // So is a second-factor step opened with the old password.
+    let in_5_minutes = now() + chrono::Duration::minutes(5);
+    let step = store.create_mfa_challenge("old-password-step", (owner.id, issued), in_5_minutes).await;
+    assert!(matches!(step, Err(MetaError::Conflict("credentials-changed"))), "{step:?}");
+    store.create_mfa_challenge("new-password-step", (owner.id, issued + 1), in_5_minutes).await.expect("step");
     mint(5, issued + 1, 2).await.expect("the new session's key; the revoked ones no longer count");
 
     let disable = UserPatch { disabled: Some(true), ..Default::default() };

@@ -44,8 +44,9 @@ async fn enrolled(store: &dyn MetadataStore, name: &str) -> UserRecord {
     store.put_pending_totp(owner.id, "sealed", now()).await.expect("pending totp");
     let codes = ["code-a".to_owned(), "code-b".to_owned()];
     store.confirm_totp(owner.id, 1, &codes, &audit("mfa.enable")).await.expect("confirm totp");
+    let generation = store.user_by_id(owner.id).await.expect("user").expect("exists").token_generation;
     store
-        .create_mfa_challenge(&format!("{name}-challenge"), owner.id, now() + Duration::minutes(5))
+        .create_mfa_challenge(&format!("{name}-challenge"), (owner.id, generation), now() + Duration::minutes(5))
         .await
         .expect("mfa");
     store.insert_refresh_token(&session(&owner, &format!("{name}-family"), 0)).await.expect("session");

@@ -30,6 +30,29 @@ async fn lock_user(tx: &mut sqlx::Transaction<'static, super::Db>, lock: &'stati
     found.map(|_| ()).ok_or(MetaError::NotFound("user"))
 }
 
+/// Locks user `user_id` (as `LOCK_USER`) and checks that its credentials are
+/// still those a session was issued under: the same token generation, not
+/// disabled (`Conflict("credentials-changed")` otherwise). What is written
+/// next in `tx` then either precedes a password reset or disable, which
+/// revokes it, or sees it and is refused.
+async fn credentials_still_stand(
+    tx: &mut sqlx::Transaction<'static, super::Db>,
+    user_id: i64,
+    generation: i64,
+) -> MetaResult<()> {
+    lock_user(tx, LOCK_USER, user_id).await?;
+    let (current, disabled): (i64, bool) =
+        sqlx::query_as("SELECT token_generation, disabled FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(sql_err("user"))?;
+    if current != generation || disabled {
+        return Err(MetaError::Conflict("credentials-changed"));
+    }
+    Ok(())
+}
+
 /// The family and user of a refresh token, with the user's row pinned and
 /// then the family locked (the order every write takes them in); `None` for
 /// an unknown token or a user deleted meanwhile.
@@ -155,16 +178,7 @@ impl IdentityStore for Store {
         audit: &AuditEntry,
     ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
-        lock_user(&mut tx, LOCK_USER, key.user_id).await?;
-        let (current, disabled): (i64, bool) =
-            sqlx::query_as("SELECT token_generation, disabled FROM users WHERE id = $1")
-                .bind(key.user_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(sql_err("user"))?;
-        if current != generation || disabled {
-            return Err(MetaError::Conflict("credentials-changed"));
-        }
+        credentials_still_stand(&mut tx, key.user_id, generation).await?;
         let (live,): (i64,) = sqlx::query_as("SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL")
             .bind(key.user_id)
             .fetch_one(&mut *tx)
@@ -370,14 +384,22 @@ impl IdentityStore for Store {
         Ok(used.rows_affected() == 1)
     }
 
-    async fn create_mfa_challenge(&self, token_hash: &str, user_id: i64, expires_at: DateTime<Utc>) -> MetaResult<()> {
+    async fn create_mfa_challenge(
+        &self,
+        token_hash: &str,
+        (user_id, generation): (i64, i64),
+        expires_at: DateTime<Utc>,
+    ) -> MetaResult<()> {
+        let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        credentials_still_stand(&mut tx, user_id, generation).await?;
         sqlx::query("INSERT INTO mfa_challenges (token_hash, user_id, expires_at, failures) VALUES ($1, $2, $3, 0)")
             .bind(token_hash)
             .bind(user_id)
             .bind(to_micros(expires_at))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(sql_err("mfa challenge"))?;
+        tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
     }
 
