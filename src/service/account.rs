@@ -243,8 +243,8 @@ impl Services {
                 "too-many-api-keys",
                 format!("at most {MAX_LIVE_KEYS} live API keys per user; revoke one first"),
             ),
-            // A password change, reset or disable committed since this session was checked.
-            MetaError::Conflict("credentials-changed") => {
+            // A password change, reset, disable or deletion committed since this session was checked.
+            MetaError::Conflict("credentials-changed") | MetaError::NotFound("user") => {
                 ServiceError::Unauthenticated("this session ended: the account's credentials changed".into())
             }
             other => other.into(),

@@ -49,8 +49,6 @@ fn account_gone(error: MetaError) -> ServiceError {
         MetaError::NotFound("user") | MetaError::Dangling("mfa challenge") => {
             ServiceError::Unauthenticated("the account no longer exists".into())
         }
-        // Its password was reset, or it was disabled, since the password was checked.
-        MetaError::Conflict("credentials-changed") => unauthenticated(BAD_CREDENTIALS),
         other => other.into(),
     }
 }
@@ -133,7 +131,14 @@ impl Services {
             let mfa_token = random_token(MFA_PREFIX);
             let expires = self.clock.now() + MFA_CHALLENGE_TTL;
             let challenged = (user.id, user.token_generation);
-            self.store.create_mfa_challenge(&digest(&mfa_token), challenged, expires).await.map_err(account_gone)?;
+            match self.store.create_mfa_challenge(&digest(&mfa_token), challenged, expires).await {
+                // The password was reset, or the account disabled, since it was checked.
+                Err(MetaError::Conflict("credentials-changed")) => {
+                    self.login_failed(ctx, &account, "credentials_changed").await?;
+                    return Err(unauthenticated(BAD_CREDENTIALS));
+                }
+                opened => opened.map_err(account_gone)?,
+            }
             let event = ctx.event(self.clock.now(), user.username.as_str(), "auth.mfa_challenge");
             self.store.append_audit(&event).await?;
             return Ok(LoginOutcome::MfaRequired { mfa_token });

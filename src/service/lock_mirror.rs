@@ -42,17 +42,34 @@ impl Services {
         }
     }
 
-    /// The job: the backend object gets the retention and legal hold the
-    /// database holds now (nothing, once the object is gone).
+    /// The job: the backend object gets the legal hold and the retention the
+    /// database holds now (nothing, once the object is gone). The hold goes
+    /// first: it never expires, so it never waits on a retention the backend
+    /// may refuse. A retention is sent while it is active, or as a removal
+    /// when the missed change was an override (a shortening or removal). A
+    /// change made while the job ran sends it round again.
     pub(super) async fn lock_mirror_job(&self, payload: &serde_json::Value) -> Result<(), String> {
         let id = payload["object_id"].as_i64().ok_or("payload without object_id")?;
         let bypass = payload["bypass"].as_bool().unwrap_or(false);
-        let object = self.store.object_by_id(id).await.map_err(|e| e.to_string())?;
-        let Some(object) = object.filter(|o| o.state == ObjectState::Committed) else {
-            return Ok(());
-        };
+        let Some(object) = self.committed_object(id).await? else { return Ok(()) };
         let key = &object.blob_key;
-        self.blobs.mirror_retention(key, Retention::of(&object), bypass).await.map_err(|e| e.to_string())?;
-        self.blobs.mirror_legal_hold(key, object.legal_hold).await.map_err(|e| e.to_string())
+        self.blobs.mirror_legal_hold(key, object.legal_hold).await.map_err(|e| e.to_string())?;
+        match Retention::of(&object).filter(|retention| retention.is_active(self.clock.now())) {
+            Some(active) => self.blobs.mirror_retention(key, Some(active), bypass).await,
+            None if bypass => self.blobs.mirror_retention(key, None, true).await,
+            None => Ok(()),
+        }
+        .map_err(|e| e.to_string())?;
+        match self.committed_object(id).await? {
+            Some(now) if (now.legal_hold, Retention::of(&now)) != (object.legal_hold, Retention::of(&object)) => {
+                Err("the object's protection changed while it was mirrored; mirrored again".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn committed_object(&self, id: i64) -> Result<Option<ObjectRecord>, String> {
+        let object = self.store.object_by_id(id).await.map_err(|e| e.to_string())?;
+        Ok(object.filter(|o| o.state == ObjectState::Committed))
     }
 }

@@ -289,38 +289,31 @@ async fn a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_
 }
 
 /// A legal hold committed while a delete waits for the object's row refuses
-/// the delete as locked (409 `object-locked`), not as a concurrent change.
-/// On PostgreSQL the delete read the row before the hold and re-reads it when
-/// the hold's lock is released; SQLite makes it wait for the write lock.
+/// the delete as locked (409 `object-locked`), not as a concurrent change:
+/// PostgreSQL lets the delete read the row as it was before the hold, then
+/// re-checks it once the hold's lock is released. (SQLite serializes writers,
+/// so a delete there always reads the row after the hold.)
 async fn a_hold_committed_while_a_delete_waits_refuses_it_as_locked(f: &Fixture) {
     use coffer::metadata::MetaError;
     use sqlx::Connection;
+    if !f.url.starts_with("postgres") {
+        return;
+    }
     let store = &*f.store;
     let owner = user(store, "hal", Role::User, None).await;
     let bucket = make_bucket(store, owner.id, "hal-files").await;
     let id = put(store, bucket.id, owner.id, "held.txt", 10).await.object.id;
-    let hold = "UPDATE objects SET legal_hold = TRUE WHERE id = $1";
+    let mut holder = sqlx::PgConnection::connect(&f.url).await.expect("connect");
+    let mut tx = holder.begin().await.expect("begin");
+    sqlx::query("UPDATE objects SET legal_hold = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await.expect("hold");
     let delete = {
         let store = f.store.clone();
         tokio::spawn(async move { store.mark_deleting(id, &audit("object.delete")).await })
     };
-    if f.url.starts_with("postgres") {
-        let mut holder = sqlx::PgConnection::connect(&f.url).await.expect("connect");
-        let mut tx = holder.begin().await.expect("begin");
-        sqlx::query(hold).bind(id).execute(&mut *tx).await.expect("hold");
-        let delete = delete_waiting_for_a_lock(&mut tx, delete).await;
-        tx.commit().await.expect("commit the hold");
-        let refused = delete.await.expect("join");
-        assert!(matches!(refused, Err(MetaError::Conflict("object-locked"))), "{refused:?}");
-    } else {
-        let mut holder = sqlx::SqliteConnection::connect(&f.url).await.expect("connect");
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("begin");
-        sqlx::query(hold).bind(id).execute(&mut holder).await.expect("hold");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        sqlx::query("COMMIT").execute(&mut holder).await.expect("commit the hold");
-        let refused = delete.await.expect("join");
-        assert!(matches!(refused, Err(MetaError::Conflict("object-locked"))), "{refused:?}");
-    }
+    let delete = delete_waiting_for_a_lock(&mut tx, delete).await;
+    tx.commit().await.expect("commit the hold");
+    let refused = delete.await.expect("join");
+    assert!(matches!(refused, Err(MetaError::Conflict("object-locked"))), "{refused:?}");
     let object = store.object_by_id(id).await.expect("read").expect("still there");
     assert!(object.legal_hold && object.state == coffer::metadata::ObjectState::Committed);
 }
@@ -357,9 +350,9 @@ async fn keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot(f: &Fi
     use coffer::metadata::{ApiKeyRecord, MetaError, UserPatch};
     let store = &*f.store;
     let owner = user(store, "kim", Role::User, None).await;
-    let key = |n: usize| ApiKeyRecord {
-        id: format!("key{n}"),
-        user_id: owner.id,
+    let key_of = |user_id: i64, n: usize| ApiKeyRecord {
+        id: format!("key{user_id}-{n}"),
+        user_id,
         name: format!("key {n}"),
         prefix: format!("cfk_{n:08}"),
         key_hash: format!("hash-{n}"),
@@ -371,7 +364,7 @@ async fn keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot(f: &Fi
         minted_with_mfa: false,
     };
     let mint = |n: usize, generation: i64, max_live: usize| async move {
-        store.insert_api_key(&key(n), (generation, max_live), &audit("apikey.create")).await
+        store.insert_api_key(&key_of(owner.id, n), (generation, max_live), &audit("apikey.create")).await
     };
     let issued = owner.token_generation;
     mint(1, issued, 2).await.expect("first key");
@@ -396,5 +389,16 @@ async fn keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot(f: &Fi
     let disabled = mint(6, issued + 1, 100).await;
     assert!(matches!(disabled, Err(MetaError::Conflict("credentials-changed"))), "{disabled:?}");
     let live = store.list_api_keys(owner.id).await.expect("keys");
-    assert_eq!(live.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["key5"]);
+    assert_eq!(live.iter().map(|k| k.id.clone()).collect::<Vec<_>>(), [format!("key{}-5", owner.id)]);
+
+    // Parallel mints count each other: four free slots, five asks, four keys.
+    let other = user(store, "lee", Role::User, None).await;
+    let asks = (0..5).map(|n| {
+        let key = key_of(other.id, n);
+        async move { store.insert_api_key(&key, (other.token_generation, 4), &audit("apikey.create")).await }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let refused = answers.iter().filter(|a| matches!(a, Err(MetaError::Conflict("too-many-api-keys")))).count();
+    assert_eq!((answers.iter().filter(|a| a.is_ok()).count(), refused), (4, 1), "{answers:?}");
+    assert_eq!(store.list_api_keys(other.id).await.expect("keys").len(), 4);
 }

@@ -128,6 +128,7 @@ async fn lost_retirement(tx: &mut Transaction<'static, Db>, id: i64, now: DateTi
         Ok(Some(Ok(now_live))) if crate::policy::retention::is_locked(&now_live, now) => {
             MetaError::Conflict("object-locked")
         }
+        Ok(Some(Err(corrupt))) => corrupt,
         Err(error) => sql_err("object")(error),
         _ => MetaError::Conflict("changed"),
     }
