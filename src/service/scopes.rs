@@ -19,6 +19,18 @@ pub(crate) type Key = CompactString;
 /// Longer than any entry, so an entry never outlives the version it hangs on.
 pub(super) const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
+/// Waits between the tries of an invalidation the cache refused: while the
+/// breaker is open (5 s) each try fails at once, so these outlast it and
+/// then a short outage (a minute in all).
+const INVALIDATION_RETRIES: [std::time::Duration; 6] = [
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(4),
+    std::time::Duration::from_secs(8),
+    std::time::Duration::from_secs(16),
+    std::time::Duration::from_secs(32),
+];
+
 /// `parts` joined by `:`, the separator of every cache key. Short keys are
 /// assembled on the stack and copied once (a warm read builds about twenty;
 /// appending part by part cost three times as much).
@@ -376,15 +388,36 @@ impl Services {
             versions.insert(scope.clone(), version);
             return;
         }
-        // Another replica with a working link to the cache would go on reading the
-        // old version: invalidations are tried even with the breaker open, and
-        // one that fails is bounded by the entries' lifetime (`ENTRY_TTL`).
-        match self.cache.set_coherent(&scope.version_key(), version.clone(), VERSION_TTL).await {
-            Ok(()) => remember(scope, Some(version)),
-            Err(error) => {
-                remember(scope, None);
-                tracing::error!(error = %error, scope = %scope, "could not invalidate a cache scope; its entries expire on their own");
+        // Published from a task of its own, so a handler dropped once its write
+        // committed (the client gone, a shutdown) still invalidates. Another
+        // replica with a working link to the cache would go on reading the old
+        // version: invalidations are tried even with the breaker open, and one
+        // that fails is tried again in the background while the request
+        // answers, each time under a fresh version (a late success must never
+        // bring back a version entries were once cached under).
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let (cache, key, label, first) = (self.cache.clone(), scope.version_key(), scope.to_string(), version.clone());
+        tokio::spawn(async move {
+            let mut published = cache.set_coherent(&key, first, VERSION_TTL).await;
+            let _ = answer.send(published.as_ref().map(|_| ()).map_err(ToString::to_string));
+            for wait in INVALIDATION_RETRIES {
+                if published.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                published = cache.set_coherent(&key, fresh_version(), VERSION_TTL).await;
             }
+            if let Err(error) = published {
+                tracing::error!(error = %error, scope = %label, "gave up invalidating a cache scope; its entries expire on their own");
+            }
+        });
+        match answered.await {
+            Ok(Ok(())) => remember(scope, Some(version)),
+            Ok(Err(error)) => {
+                remember(scope, None);
+                tracing::warn!(error = %error, scope = %scope, "could not invalidate a cache scope; trying again in the background");
+            }
+            Err(_) => remember(scope, None),
         }
     }
 }

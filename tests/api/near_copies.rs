@@ -181,3 +181,53 @@ async fn a_replica_that_stops_gracefully_leaves_the_lease_set_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The `ver:user:*` scope versions in Redis, by key.
+async fn user_versions(redis: &mut redis::aio::MultiplexedConnection) -> std::collections::BTreeMap<String, String> {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*ver:user:*").query_async(redis).await.expect("KEYS");
+    let mut versions = std::collections::BTreeMap::new();
+    for key in keys {
+        let value: Option<String> = redis::cmd("GET").arg(&key).query_async(redis).await.expect("GET");
+        versions.insert(key, value.unwrap_or_default());
+    }
+    versions
+}
+
+/// An invalidation Redis could not take (unreachable while the change
+/// committed) is published from the background once Redis is back, instead
+/// of being left to the entries' lifetime.
+#[tokio::test]
+async fn an_invalidation_redis_missed_is_published_once_it_is_back() {
+    let port = free_port();
+    let _server = PrivateRedis::start(port);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("redis connection");
+    let proxy = crate::support::proxy::Proxy::start(([127, 0, 0, 1], port).into()).await;
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(SecretString::from(format!("redis://{}", proxy.addr)));
+        c.rate_limit_api_per_minute = 0;
+    })
+    .await;
+    let admin = app.user_session("root", Role::Admin).await.access;
+    let vic = app.user_session("vic", Role::User).await.access;
+    assert_eq!(app.with_token(Method::GET, "/api/v1/me", &vic).send().await.expect("me").status(), 200);
+    let before = user_versions(&mut redis).await;
+    assert!(before.len() >= 2, "both accounts' scopes have versions: {before:?}");
+
+    proxy.cut();
+    let patch = app.with_token(Method::PATCH, "/api/v1/admin/users/vic", &admin).json(&json!({"quota_bytes": 1000}));
+    assert_eq!(patch.send().await.expect("patch").status(), 200, "the change commits while Redis is away");
+    assert_eq!(user_versions(&mut redis).await, before, "Redis heard nothing");
+    proxy.restore();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let after = user_versions(&mut redis).await;
+        let changed = before.iter().filter(|(key, value)| after.get(*key) != Some(*value)).count();
+        if changed >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the missed invalidation was never published: {before:?} → {after:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
