@@ -212,7 +212,7 @@ async fn an_invalidation_redis_missed_is_published_once_it_is_back() {
     let vic = app.user_session("vic", Role::User).await.access;
     assert_eq!(app.with_token(Method::GET, "/api/v1/me", &vic).send().await.expect("me").status(), 200);
     let before = user_versions(&mut redis).await;
-    assert!(before.len() >= 2, "both accounts' scopes have versions: {before:?}");
+    assert!(!before.is_empty(), "vic's reads gave their scope a version");
 
     proxy.cut();
     let patch = app.with_token(Method::PATCH, "/api/v1/admin/users/vic", &admin).json(&json!({"quota_bytes": 1000}));
