@@ -59,6 +59,15 @@ impl Services {
         Ok(mode)
     }
 
+    /// When a URL asked to last until `wanted` expires: never after the API
+    /// key that signs it (a gateway URL would be refused then anyway; the
+    /// backend's own URLs cannot know the key).
+    async fn url_expiry(&self, principal: &Principal, wanted: DateTime<Utc>) -> ServiceResult<DateTime<Utc>> {
+        let Some(id) = &principal.api_key_id else { return Ok(wanted) };
+        let key_expiry = self.store.api_key_by_id(id).await?.and_then(|key| key.expires_at);
+        Ok(key_expiry.map_or(wanted, |until| wanted.min(until)))
+    }
+
     fn gateway_url(
         &self,
         principal: &Principal,
@@ -109,7 +118,7 @@ impl Services {
             mode => mode,
         };
         let signed_at = self.clock.now();
-        let expires_at = signed_at + Duration::seconds(expires_in_seconds);
+        let expires_at = self.url_expiry(principal, signed_at + Duration::seconds(expires_in_seconds)).await?;
         let url = match mode {
             TransferMode::Gateway => {
                 self.gateway_url(principal, method, &object_path(bucket, key.as_str()), expires_at)
@@ -117,7 +126,7 @@ impl Services {
             TransferMode::Direct if method == "GET" => {
                 let object =
                     self.store.live_object(bucket_record.id, &key).await?.ok_or(ServiceError::NotFound("object"))?;
-                let lasting = std::time::Duration::from_secs(u64::try_from(expires_in_seconds).unwrap_or(1));
+                let lasting = (expires_at - signed_at).to_std().unwrap_or_default();
                 let target = PresignTarget::Get {
                     content_disposition: content_disposition(&object.content_type, object.key.file_name(), false),
                     content_type: object.content_type.clone(),
@@ -164,7 +173,7 @@ impl Services {
             self.own_upload(ctx, principal, (bucket, upload_id), "upload.presign_part", UploadAccess::Starter).await?;
         let mode = self.transfer_mode(None)?;
         let signed_at = self.clock.now();
-        let expires_at = signed_at + PART_URL_TTL;
+        let expires_at = self.url_expiry(principal, signed_at + PART_URL_TTL).await?;
         let (url, headers) = match mode {
             TransferMode::Gateway => {
                 let path = format!("/api/v1/buckets/{bucket}/uploads/{upload_id}/parts/{part_number}");
@@ -182,7 +191,8 @@ impl Services {
                     part_number: u32::try_from(part_number).unwrap_or_default(),
                     content_length: u64::try_from(size).unwrap_or_default(),
                 };
-                let window = SigningWindow { from: signed_at, lasting: PART_URL_TTL.to_std().unwrap_or_default() };
+                let window =
+                    SigningWindow { from: signed_at, lasting: (expires_at - signed_at).to_std().unwrap_or_default() };
                 // Signed first: a URL that could not be made reserves nothing.
                 let signed = self.blobs.presign(&upload.blob_key, target, window).await?;
                 let limit = self.staged_limit(&upload);

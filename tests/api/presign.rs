@@ -546,3 +546,26 @@ async fn a_part_resent_directly_replaces_the_one_received_through_the_gateway() 
     let body = app.with_token(Method::GET, &object_path("xena-files", "twice.bin"), &owner.access).send().await;
     assert_eq!(body.expect("get").bytes().await.expect("body").as_ref(), &[2u8; 700][..]);
 }
+
+/// A URL never outlives the API key that signs it: one asked for longer
+/// expires with the key (the backend's own URLs could not tell otherwise).
+#[tokio::test]
+async fn urls_signed_by_a_key_expire_with_it() {
+    let app = spawn_app().await;
+    let owner = with_object(&app, "kit", "kit-files").await;
+    let key: Value = app.create_api_key(&owner.access, json!({"name": "for a day", "expires_in_days": 1})).await;
+    let key_expiry: chrono::DateTime<chrono::Utc> =
+        key["expires_at"].as_str().expect("expires_at").parse().expect("time");
+    let week =
+        json!({"bucket": "kit-files", "key": "docs/report 1.txt", "method": "GET", "expires_in_seconds": 604_800});
+    let capped: Value =
+        presign(&app, key["key"].as_str().expect("key"), week.clone()).await.json().await.expect("json");
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        capped["expires_at"].as_str().expect("expires_at").parse().expect("time");
+    // (The database keeps microseconds.)
+    assert!((expires_at - key_expiry).abs() < Span::milliseconds(1), "capped at the key's expiry: {expires_at}");
+    let by_session: Value = presign(&app, &owner.access, week).await.json().await.expect("json");
+    let session_expiry: chrono::DateTime<chrono::Utc> =
+        by_session["expires_at"].as_str().expect("at").parse().expect("time");
+    assert_eq!(session_expiry - app.clock_now(), Span::days(7), "a session's URL lasts what it asked for");
+}
