@@ -177,8 +177,10 @@ impl Cache for RedisCache {
         let millis = ttl_millis(ttl);
         let full_key = self.key(key);
         let invocation = self.coherence.publish(&full_key, key, value.as_ref(), millis);
-        let seq: u64 = self.attempted(invocation.invoke_async(&mut connection)).await?;
+        // Before publishing: a failed publish must not leave this replica's
+        // copy of the old version answering its own next reads.
         self.coherence.near().invalidate(key);
+        let seq: u64 = self.attempted(invocation.invoke_async(&mut connection)).await?;
         self.coherence.await_acknowledgements(seq).await;
         Ok(())
     }

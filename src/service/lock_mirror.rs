@@ -7,6 +7,16 @@ use super::Services;
 use super::jobs::LOCK_MIRROR_JOB;
 use crate::metadata::{ObjectRecord, ObjectState};
 use crate::policy::retention::Retention;
+use crate::storage::StorageError;
+
+/// Sends of one job before it waits for its next run, when the object's
+/// protection keeps changing under it.
+const MIRROR_ROUNDS: usize = 3;
+
+/// What is mirrored of an object.
+fn protection(object: &ObjectRecord) -> (bool, Option<Retention>) {
+    (object.legal_hold, Retention::of(object))
+}
 
 impl Services {
     /// Mirrors a retention change; `bypass` when the change overrode a
@@ -46,25 +56,33 @@ impl Services {
     /// database holds now (nothing, once the object is gone). The hold goes
     /// first: it never expires, so it never waits on a retention the backend
     /// may refuse. A retention is sent while it is active, or as a removal
-    /// when the missed change was an override (a shortening or removal). A
-    /// change made while the job ran sends it round again.
+    /// when the missed change was an override (a shortening or removal).
     pub(super) async fn lock_mirror_job(&self, payload: &serde_json::Value) -> Result<(), String> {
         let id = payload["object_id"].as_i64().ok_or("payload without object_id")?;
-        let bypass = payload["bypass"].as_bool().unwrap_or(false);
-        let Some(object) = self.committed_object(id).await? else { return Ok(()) };
+        let mut bypass = payload["bypass"].as_bool().unwrap_or(false);
+        let Some(mut object) = self.committed_object(id).await? else { return Ok(()) };
+        for _ in 0..MIRROR_ROUNDS {
+            self.mirror_protection(&object, bypass).await.map_err(|e| e.to_string())?;
+            match self.committed_object(id).await? {
+                Some(now) if protection(&now) != protection(&object) => {
+                    // Changed while it was sent: what this job sent may have
+                    // undone that change's own mirror, so it is sent again,
+                    // as an override (the database only shortens under one).
+                    (object, bypass) = (now, true);
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err("the object's protection kept changing while it was mirrored".into())
+    }
+
+    async fn mirror_protection(&self, object: &ObjectRecord, bypass: bool) -> Result<(), StorageError> {
         let key = &object.blob_key;
-        self.blobs.mirror_legal_hold(key, object.legal_hold).await.map_err(|e| e.to_string())?;
-        match Retention::of(&object).filter(|retention| retention.is_active(self.clock.now())) {
+        self.blobs.mirror_legal_hold(key, object.legal_hold).await?;
+        match Retention::of(object).filter(|retention| retention.is_active(self.clock.now())) {
             Some(active) => self.blobs.mirror_retention(key, Some(active), bypass).await,
             None if bypass => self.blobs.mirror_retention(key, None, true).await,
             None => Ok(()),
-        }
-        .map_err(|e| e.to_string())?;
-        match self.committed_object(id).await? {
-            Some(now) if (now.legal_hold, Retention::of(&now)) != (object.legal_hold, Retention::of(&object)) => {
-                Err("the object's protection changed while it was mirrored; mirrored again".into())
-            }
-            _ => Ok(()),
         }
     }
 

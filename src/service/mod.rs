@@ -24,6 +24,7 @@ pub mod rate_limits;
 pub mod read_log;
 mod read_memo;
 pub mod reconcile;
+mod republish;
 mod request_memory;
 pub mod retention;
 pub(crate) mod scopes;

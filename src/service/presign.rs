@@ -62,10 +62,17 @@ impl Services {
     /// When a URL asked to last until `wanted` expires: never after the API
     /// key that signs it (a gateway URL would be refused then anyway; the
     /// backend's own URLs cannot know the key).
+    /// A key revoked or expiring within the second (since it authenticated
+    /// this request) signs nothing: 401.
     async fn url_expiry(&self, principal: &Principal, wanted: DateTime<Utc>) -> ServiceResult<DateTime<Utc>> {
         let Some(id) = &principal.api_key_id else { return Ok(wanted) };
-        let key_expiry = self.store.api_key_by_id(id).await?.and_then(|key| key.expires_at);
-        Ok(key_expiry.map_or(wanted, |until| wanted.min(until)))
+        let key = self.store.api_key_by_id(id).await?.filter(|key| key.revoked_at.is_none());
+        let key = key.ok_or_else(|| ServiceError::Unauthenticated("this API key was revoked".into()))?;
+        let expires_at = key.expires_at.map_or(wanted, |until| wanted.min(until));
+        if expires_at - self.clock.now() < Duration::seconds(1) {
+            return Err(ServiceError::Unauthenticated("this API key expires before a URL could be used".into()));
+        }
+        Ok(expires_at)
     }
 
     fn gateway_url(

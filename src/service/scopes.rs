@@ -8,6 +8,7 @@ use compact_str::CompactString;
 use smallvec::{SmallVec, smallvec};
 
 use super::Services;
+use super::republish::Republisher;
 use super::request_memory::{self, remember, remembered, remembered_each};
 use crate::domain::BucketName;
 
@@ -17,19 +18,7 @@ use crate::domain::BucketName;
 pub(crate) type Key = CompactString;
 
 /// Longer than any entry, so an entry never outlives the version it hangs on.
-pub(super) const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
-/// Waits between the tries of an invalidation the cache refused: while the
-/// breaker is open (5 s) each try fails at once, so these outlast it and
-/// then a short outage (a minute in all).
-const INVALIDATION_RETRIES: [std::time::Duration; 6] = [
-    std::time::Duration::from_secs(1),
-    std::time::Duration::from_secs(2),
-    std::time::Duration::from_secs(4),
-    std::time::Duration::from_secs(8),
-    std::time::Duration::from_secs(16),
-    std::time::Duration::from_secs(32),
-];
+pub(crate) const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// `parts` joined by `:`, the separator of every cache key. Short keys are
 /// assembled on the stack and copied once (a warm read builds about twenty;
@@ -148,7 +137,7 @@ pub(crate) fn bucket_read_scopes(name: &BucketName, bucket_id: i64) -> [Scope; 3
     [bucket_name_scope(name), bucket_scope(bucket_id), objects_scope(bucket_id)]
 }
 
-pub(super) fn fresh_version() -> Bytes {
+pub(crate) fn fresh_version() -> Bytes {
     Bytes::from(uuid::Uuid::new_v4().simple().to_string())
 }
 
@@ -164,7 +153,7 @@ const LOCAL_SCOPE_VERSIONS: usize = 100_000;
 /// here too, so they are kept here by scope: no key to spell out, nothing to
 /// batch (a warm read spent a tenth of its instructions on that).
 pub(crate) enum ScopeVersions {
-    Shared(SeenVersions),
+    Shared(SeenVersions, Republisher),
     Local(quick_cache::sync::Cache<Scope, Bytes>),
 }
 
@@ -173,7 +162,7 @@ impl ScopeVersions {
         if cache.is_local() {
             Self::Local(quick_cache::sync::Cache::new(LOCAL_SCOPE_VERSIONS))
         } else {
-            Self::Shared(SeenVersions::default())
+            Self::Shared(SeenVersions::default(), Republisher::default())
         }
     }
 }
@@ -265,7 +254,7 @@ impl Services {
     /// Whether scope versions are fetched from a shared cache, so that a
     /// request gains from reading all it needs in one round trip.
     fn versions_are_fetched(&self) -> bool {
-        !self.config.cache_lookups_disabled && matches!(self.scope_versions, ScopeVersions::Shared(_))
+        !self.config.cache_lookups_disabled && matches!(self.scope_versions, ScopeVersions::Shared(..))
     }
 
     /// Tells the lookups of the current request which bucket its path names, so
@@ -317,7 +306,7 @@ impl Services {
         if wanted.is_empty() {
             return;
         }
-        let ScopeVersions::Shared(seen) = &self.scope_versions else { return };
+        let ScopeVersions::Shared(seen, _) = &self.scope_versions else { return };
         if self.remember_seen_versions(seen, &wanted, now) {
             return;
         }
@@ -384,32 +373,26 @@ impl Services {
     /// Retires every entry of `scope`; call after the write has committed.
     pub(crate) async fn invalidate(&self, scope: &Scope) {
         let version = fresh_version();
-        if let ScopeVersions::Local(versions) = &self.scope_versions {
-            versions.insert(scope.clone(), version);
-            return;
-        }
+        let republisher = match &self.scope_versions {
+            ScopeVersions::Local(versions) => {
+                versions.insert(scope.clone(), version);
+                return;
+            }
+            ScopeVersions::Shared(_, republisher) => republisher.clone(),
+        };
         // Published from a task of its own, so a handler dropped once its write
-        // committed (the client gone, a shutdown) still invalidates. Another
-        // replica with a working link to the cache would go on reading the old
-        // version: invalidations are tried even with the breaker open, and one
-        // that fails is tried again in the background while the request
-        // answers, each time under a fresh version (a late success must never
-        // bring back a version entries were once cached under).
+        // committed (the client gone) still invalidates. Another replica with
+        // a working link to the cache would go on reading the old version:
+        // invalidations are tried even with the breaker open, and one the
+        // cache refuses is published again in the background (`republish`).
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let (cache, key, label, first) = (self.cache.clone(), scope.version_key(), scope.to_string(), version.clone());
+        let (cache, key, first) = (self.cache.clone(), scope.version_key(), version.clone());
         tokio::spawn(async move {
-            let mut published = cache.set_coherent(&key, first, VERSION_TTL).await;
-            let _ = answer.send(published.as_ref().map(|_| ()).map_err(ToString::to_string));
-            for wait in INVALIDATION_RETRIES {
-                if published.is_ok() {
-                    return;
-                }
-                tokio::time::sleep(wait).await;
-                published = cache.set_coherent(&key, fresh_version(), VERSION_TTL).await;
+            let published = cache.set_coherent(&key, first, VERSION_TTL).await;
+            if published.is_err() {
+                republisher.missed(cache, key);
             }
-            if let Err(error) = published {
-                tracing::error!(error = %error, scope = %label, "gave up invalidating a cache scope; its entries expire on their own");
-            }
+            let _ = answer.send(published.map_err(|error| error.to_string()));
         });
         match answered.await {
             Ok(Ok(())) => remember(scope, Some(version)),
