@@ -102,39 +102,31 @@ pub fn error_answer(error: &ServiceError, extension: Option<(&str, serde_json::V
     if let Some((key, value)) = extension {
         problem.extensions.insert(key.to_owned(), value);
     }
-    error.answer(status, &problem)
-}
-
-impl ServiceError {
-    fn answer(&self, status: StatusCode, problem: &Problem) -> HttpResponse {
-        match self {
-            Self::BadGateway(cause) | Self::Unavailable(_, cause) | Self::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), status = status.as_u16(), "request failed");
-            }
-            _ => {}
-        }
-        let mut response = problem.response();
-        let headers = response.headers_mut();
-        match self {
-            Self::TooManyRequests { retry_after, .. } => {
-                let seconds = retry_after.as_secs().max(1);
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            Self::RangeNotSatisfiable { size } => {
-                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    headers.insert(header::CONTENT_RANGE, value);
-                }
-            }
-            Self::Unavailable(..) | Self::Busy(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            Self::Unauthenticated(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"coffer\""));
-            }
-            _ => {}
-        }
-        response
+    use ServiceError as E;
+    if let E::BadGateway(cause) | E::Unavailable(_, cause) | E::Internal(cause) = error {
+        tracing::error!(error = format!("{cause:#}"), status = status.as_u16(), "request failed");
     }
+    let mut response = problem.response();
+    let headers = response.headers_mut();
+    match error {
+        E::TooManyRequests { retry_after, .. } => {
+            let seconds = retry_after.as_secs().max(1);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        E::RangeNotSatisfiable { size } => {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+        }
+        E::Unavailable(..) | E::Busy(_) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        E::Unauthenticated(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"coffer\""));
+        }
+        _ => {}
+    }
+    response
 }
 
 /// Turns framework-made errors (unknown route, wrong method, extractor failures)

@@ -68,10 +68,16 @@ impl Services {
         }
     }
 
+    /// The object a job is about, while it is committed (`None` once it is
+    /// gone or replaced).
+    pub(super) async fn committed_object(&self, id: i64) -> Result<Option<ObjectRecord>, String> {
+        let object = self.store.object_by_id(id).await.map_err(|e| e.to_string())?;
+        Ok(object.filter(|o| o.state == ObjectState::Committed))
+    }
+
     async fn thumbnail_job(&self, payload: &serde_json::Value) -> Result<(), String> {
         let id = payload["object_id"].as_i64().ok_or("payload without object_id")?;
-        let object = self.store.object_by_id(id).await.map_err(|e| e.to_string())?;
-        let Some(object) = object.filter(|o| o.state == ObjectState::Committed) else {
+        let Some(object) = self.committed_object(id).await? else {
             return Ok(()); // Gone or replaced: nothing to prepare.
         };
         match self.cached_thumbnail(&object, COMMON_SIZE, ThumbFormat::Webp).await {

@@ -5,7 +5,7 @@
 
 use super::Services;
 use super::jobs::LOCK_MIRROR_JOB;
-use crate::metadata::{ObjectRecord, ObjectState};
+use crate::metadata::ObjectRecord;
 use crate::policy::retention::Retention;
 use crate::storage::StorageError;
 
@@ -84,10 +84,5 @@ impl Services {
             None if bypass => self.blobs.mirror_retention(key, None, true).await,
             None => Ok(()),
         }
-    }
-
-    async fn committed_object(&self, id: i64) -> Result<Option<ObjectRecord>, String> {
-        let object = self.store.object_by_id(id).await.map_err(|e| e.to_string())?;
-        Ok(object.filter(|o| o.state == ObjectState::Committed))
     }
 }

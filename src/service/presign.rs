@@ -61,9 +61,8 @@ impl Services {
 
     /// When a URL asked to last until `wanted` expires: never after the API
     /// key that signs it (a gateway URL would be refused then anyway; the
-    /// backend's own URLs cannot know the key).
-    /// A key revoked or expiring within the second (since it authenticated
-    /// this request) signs nothing: 401.
+    /// backend's own URLs cannot know the key). A key revoked or expiring
+    /// within the second since it authenticated this request signs nothing: 401.
     async fn url_expiry(&self, principal: &Principal, wanted: DateTime<Utc>) -> ServiceResult<DateTime<Utc>> {
         let Some(id) = &principal.api_key_id else { return Ok(wanted) };
         let key = self.store.api_key_by_id(id).await?.filter(|key| key.revoked_at.is_none());
@@ -237,9 +236,11 @@ impl Services {
     /// signing, a revoked key. Beyond expiry (which the URL shows anyway) the
     /// answer never says which, so a forged URL cannot probe accounts. The
     /// signature is checked before anything else about the signer, and only an
-    /// authentic URL refused later (disabled signer, revoked key) is audited
+    /// authentic URL refused later (its key revoked or expired) is audited
     /// (`presign.rejected` with the reason): a forged one writes nothing, so it
-    /// can neither plant entries under someone's name nor time the difference.
+    /// cannot plant entries under someone's name. Disabling a signer or
+    /// resetting their password changes the generation the signature binds,
+    /// so their old URLs fail like forgeries.
     /// A store that cannot answer is a 503, never a refusal.
     pub async fn authenticate_signed(
         &self,
@@ -267,23 +268,18 @@ impl Services {
         if !self.signer.verify(&claim, &params.signature, &params.key_id, now) {
             return Err(refused(FORGED));
         }
-        let standing = async {
-            if user.disabled {
-                return Ok(Err("the signer can no longer sign"));
-            }
-            let Some(id) = &params.api_key else { return Ok(Ok(Via::Session { mfa: false })) };
-            let key = self.store.api_key_by_id(id).await?;
-            Ok(
-                match key.filter(|k| {
-                    k.user_id == user.id && k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now)
-                }) {
-                    Some(key) => Ok(Via::ApiKey { scopes: key.scopes, mfa: key.minted_with_mfa }),
-                    None => Err("the API key that signed this URL was revoked"),
-                },
-            )
+        let live_key = |k: &crate::metadata::ApiKeyRecord| {
+            k.user_id == user.id && k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now)
         };
-        let standing: Result<Result<Via, &str>, MetaError> = standing.await;
-        match standing? {
+        let standing = match &params.api_key {
+            _ if user.disabled => Err("the signer can no longer sign"),
+            None => Ok(Via::Session { mfa: false }),
+            Some(id) => match self.store.api_key_by_id(id).await?.filter(live_key) {
+                Some(key) => Ok(Via::ApiKey { scopes: key.scopes, mfa: key.minted_with_mfa }),
+                None => Err("the API key that signed this URL was revoked"),
+            },
+        };
+        match standing {
             Ok(via) => Ok(Principal {
                 user_id: user.id,
                 actor_label: Some(format!("presign:{}", user.username)),

@@ -93,11 +93,11 @@ impl Services {
         if_none_match: Option<&str>,
     ) -> ServiceResult<Thumbnail> {
         let tag = format!("{}-{size}-{}", content_digest(object), format.as_str());
-        let held = |header: &str| etag_matches(header, &tag, true);
-        let known = if_none_match.is_some_and(|header| header.trim() != "*" && held(header));
-        let bytes = if known { None } else { Some(self.cached_thumbnail(object, size, format).await?) };
+        let current = if_none_match.is_some_and(|header| etag_matches(header, &tag, true));
+        let named = current && if_none_match.is_some_and(|header| header.trim() != "*");
+        let bytes = if named { None } else { Some(self.cached_thumbnail(object, size, format).await?) };
         Ok(Thumbnail {
-            bytes: bytes.filter(|_| !if_none_match.is_some_and(held)),
+            bytes: bytes.filter(|_| !current),
             etag: format!("\"{tag}\""),
             content_type: format.content_type(),
         })
