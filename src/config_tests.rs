@@ -96,5 +96,8 @@ fn durations_stay_within_what_the_clock_can_add() {
     assert_eq!(instant.validate().expect_err("must fail").key, "shutdown_timeout");
     let open = Config { metrics_token: Some(String::new().into()), ..Config::default() };
     assert_eq!(open.validate().expect_err("must fail").key, "metrics_token");
+    let guessable = Config { metrics_token: Some("hunter2".into()), ..Config::default() };
+    assert_eq!(guessable.validate().expect_err("must fail").key, "metrics_token");
+    assert!(Config { metrics_token: Some("s".repeat(16).into()), ..Config::default() }.validate().is_ok());
     assert!(Config::default().validate().is_ok());
 }

@@ -7,6 +7,9 @@ use secrecy::ExposeSecret;
 
 use super::{Config, ConfigError, StorageKind, TransferMode, is_origin};
 
+/// Characters of `metrics_token`, at least.
+const MIN_METRICS_TOKEN: usize = 16;
+
 impl Config {
     /// Checks what serde cannot: addresses, URLs, and keys required together.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -82,10 +85,11 @@ impl Config {
                 "must be at least 1s (the last audit events are written then)",
             ));
         }
-        if self.metrics_token.as_ref().is_some_and(|token| token.expose_secret().is_empty()) {
+        // `/metrics` has no rate limit: the token itself must resist guessing.
+        if self.metrics_token.as_ref().is_some_and(|token| token.expose_secret().chars().count() < MIN_METRICS_TOKEN) {
             return Err(ConfigError::new(
                 "metrics_token",
-                "must not be empty (leave it unset to serve /metrics openly)",
+                format!("must be at least {MIN_METRICS_TOKEN} characters (leave it unset to serve /metrics openly)"),
             ));
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! `/api/v1/admin/audit*`: query, export, verify.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -58,12 +58,21 @@ impl Filters {
     }
 }
 
+/// The filters of a request, read but not yet judged: the service refuses a
+/// caller who may not read the trail (403, audited) before it looks at them.
+fn filters(request: &HttpRequest) -> Result<(AuditQuery, ExportFormat), ServiceError> {
+    let filters = web::Query::<Filters>::from_query(request.query_string())
+        .map_err(|error| ServiceError::bad_request("invalid-query", error.to_string()))?;
+    Ok((filters.query()?, filters.format.unwrap_or(ExportFormat::Jsonl)))
+}
+
 pub async fn list(
     services: web::Data<Services>,
     caller: Caller,
-    filters: web::Query<Filters>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ServiceError> {
-    let (events, next) = services.audit_events(&caller.ctx, &caller.principal, filters.query()?).await?;
+    let query = filters(&request).map(|(query, _)| query);
+    let (events, next) = services.audit_events(&caller.ctx, &caller.principal, query).await?;
     let next_cursor = next.map(|id| cursor::encode(&id.to_string()));
     Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_cursor": next_cursor })))
 }
@@ -71,10 +80,11 @@ pub async fn list(
 pub async fn export(
     services: web::Data<Services>,
     caller: Caller,
-    filters: web::Query<Filters>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ServiceError> {
-    let format = filters.format.unwrap_or(ExportFormat::Jsonl);
-    let stream = services.audit_export(&caller.ctx, &caller.principal, filters.query()?, format).await?;
+    let filters = filters(&request);
+    let format = filters.as_ref().map_or(ExportFormat::Jsonl, |(_, format)| *format);
+    let stream = services.audit_export(&caller.ctx, &caller.principal, filters.map(|(query, _)| query), format).await?;
     let (content_type, extension) = match format {
         ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),

@@ -85,7 +85,7 @@ pub struct Caller {
 /// The token of an `Authorization: Bearer …` header. Read as bytes and
 /// checked as UTF-8 once: `HeaderValue::to_str` tests a token byte by byte,
 /// which cost a warm read 3,600 instructions.
-fn bearer(request: &HttpRequest) -> Option<&str> {
+pub(super) fn bearer(request: &HttpRequest) -> Option<&str> {
     let value = request.headers().get(header::AUTHORIZATION)?.as_bytes();
     let space = value.iter().position(|&byte| byte == b' ')?;
     let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());

@@ -4,34 +4,27 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::problem::Problem;
-use crate::service::Services;
+use crate::service::{ServiceError, Services};
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// `GET /metrics`: Prometheus text; behind a bearer token when `metrics_token` is set.
-pub async fn metrics(services: web::Data<Services>, request: actix_web::HttpRequest) -> HttpResponse {
+pub async fn metrics(
+    services: web::Data<Services>,
+    request: actix_web::HttpRequest,
+) -> Result<HttpResponse, ServiceError> {
     if let Some(expected) = &services.config.metrics_token {
-        let given = request
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let given = super::extract::bearer(&request).unwrap_or_default();
         let expected = secrecy::ExposeSecret::expose_secret(expected).as_bytes();
         if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected)) {
-            return Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                Some("metrics need the metrics token".to_owned()),
-            )
-            .response();
+            return Err(ServiceError::Unauthenticated("metrics need the metrics token".into()));
         }
     }
     services.metrics.cache_breaker_open.set(i64::from(services.cache.breaker_open()));
     services.metrics.cache_copies_leased.set(i64::from(services.cache.copies_leased()));
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(services.metrics.render())
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(services.metrics.render()))
 }
 
 pub async fn ready(services: web::Data<Services>) -> HttpResponse {

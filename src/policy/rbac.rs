@@ -147,6 +147,19 @@ pub fn grant_change(subject: Subject, caller_grant: Option<Permission>, target: 
     }
 }
 
+/// Revoking a share link: its creator, or whoever may see and change access
+/// to its bucket (`grant_access`: a manager, or any admin, with a credential
+/// that may read). A link hands out reads, as a grant does, so neither a
+/// read-only key (which never manages) nor a write-only one (which never
+/// shares) takes down someone's link; a creator's own needs a key that reads.
+pub fn share_revocation(subject: Subject, is_creator: bool, caller_grant: Option<Permission>) -> Decision {
+    match (is_creator, credential_reads(subject.via)) {
+        (true, true) => Decision::Allow,
+        (true, false) => Decision::Forbidden,
+        (false, _) => grant_access(subject, caller_grant),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +236,24 @@ mod tests {
             let s = Subject { role, via: Via::ApiKey { scopes: Scopes { read: false, write: true }, mfa } };
             prop_assert_ne!(grant_access(s, grant), Decision::Allow);
             prop_assert_ne!(grant_change(s, grant, GrantTarget { is_caller, is_creator }), Decision::Allow);
+        }
+
+        #[test]
+        fn only_readers_who_created_or_manage_revoke_links(
+            via in via(), role in role(), grant in proptest::option::of(permission()), is_creator in any::<bool>(),
+        ) {
+            let s = Subject { role, via };
+            let decision = share_revocation(s, is_creator, grant);
+            if decision == Decision::Allow {
+                prop_assert!(credential_reads(via), "write-only keys never revoke links");
+                prop_assert!(is_creator || credential_ceiling(via) == Some(Permission::Manage), "nor do read-only keys of others'");
+                prop_assert!(is_creator || bucket_permission(role, grant) == Some(Permission::Manage));
+            }
+            let read_only = Via::ApiKey { scopes: Scopes { read: true, write: false }, mfa: false };
+            prop_assert_ne!(share_revocation(Subject { role, via: read_only }, false, grant), Decision::Allow);
+            if is_creator && credential_reads(via) {
+                prop_assert_eq!(decision, Decision::Allow, "a creator always takes back their own link");
+            }
         }
 
         #[test]

@@ -69,14 +69,17 @@ impl Services {
         Err(self.deny(ctx, principal, action, None, None, error).await)
     }
 
-    /// One page, newest first. The read itself is recorded.
+    /// One page, newest first. The read itself is recorded. `query` is the
+    /// request's filters as parsed: a caller who may not read the trail is
+    /// refused (and audited) whatever they are, malformed or not.
     pub async fn audit_events(
         &self,
         ctx: &RequestContext,
         principal: &Principal,
-        mut query: AuditQuery,
+        query: ServiceResult<AuditQuery>,
     ) -> ServiceResult<(Vec<AuditRecord>, Option<i64>)> {
         self.require_audit_reader(ctx, principal, "audit.read").await?;
+        let mut query = query?;
         self.reads.flush(&*self.store).await?;
         query.limit = query.limit.clamp(1, MAX_PAGE);
         query.ascending = false;
@@ -96,10 +99,11 @@ impl Services {
         &self,
         ctx: &RequestContext,
         principal: &Principal,
-        query: AuditQuery,
+        query: ServiceResult<AuditQuery>,
         format: ExportFormat,
     ) -> ServiceResult<ByteStream> {
         self.require_audit_reader(ctx, principal, "audit.export").await?;
+        let query = query?;
         self.reads.flush(&*self.store).await?;
         let event = ctx
             .event(self.clock.now(), principal.username.as_str(), "audit.export")

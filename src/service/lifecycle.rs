@@ -144,7 +144,9 @@ impl Services {
         dry_run: bool,
         as_of: Option<DateTime<Utc>>,
     ) -> ServiceResult<LifecycleReport> {
-        let holder = &self.instance;
+        // A holder of this run's own: a lease is re-entrant for its holder, and a
+        // second run on this replica (an admin's during the schedule's) must wait too.
+        let holder = &format!("{}/{}", self.instance, uuid::Uuid::new_v4());
         if !dry_run {
             let now = self.clock.now();
             if !self.store.acquire_lease(RUN_LEASE, holder, now, now + RUN_LEASE_TTL).await? {

@@ -182,6 +182,11 @@ impl Services {
                 let everyone = permission >= Permission::Manage;
                 ShareFilter { created_by: (!everyone).then_some(principal.user_id), bucket_id: Some(bucket.id) }
             }
+            // Their own links across buckets: only with a credential that may read.
+            None if !rbac::credential_reads(principal.via) => {
+                let error = ServiceError::Forbidden("a write-only API key does not list share links".into());
+                return Err(self.deny(ctx, principal, "share.list", None, None, error).await);
+            }
             None => ShareFilter { created_by: Some(principal.user_id), bucket_id: None },
         };
         let mut shares = self.store.shares_where(filter, before, limit + 1).await?;
@@ -231,13 +236,18 @@ impl Services {
     pub async fn revoke_share(&self, ctx: &RequestContext, principal: &Principal, id: &str) -> ServiceResult<()> {
         let share = self.store.share(id).await?.ok_or(ServiceError::NotFound("share"))?;
         let bucket = self.bucket_name(share.bucket_id).await?;
-        if share.created_by != principal.user_id && principal.role != Role::Admin {
-            let grant = self.store.grant(share.bucket_id, principal.user_id).await?;
-            if rbac::bucket_access(principal.subject(), grant, Permission::Manage) != rbac::Decision::Allow {
-                return Err(self
-                    .deny(ctx, principal, "share.revoke", Some(&bucket), None, ServiceError::NotFound("share"))
-                    .await);
-            }
+        let is_creator = share.created_by == principal.user_id;
+        let grant = match is_creator || principal.role == Role::Admin {
+            true => None,
+            false => self.store.grant(share.bucket_id, principal.user_id).await?,
+        };
+        if rbac::share_revocation(principal.subject(), is_creator, grant) != rbac::Decision::Allow {
+            // One's own link is named; anyone else's is not revealed.
+            let error = match is_creator {
+                true => ServiceError::Forbidden("a write-only API key does not revoke share links".into()),
+                false => ServiceError::NotFound("share"),
+            };
+            return Err(self.deny(ctx, principal, "share.revoke", Some(&bucket), None, error).await);
         }
         let audit = ctx
             .event(self.clock.now(), principal.actor(), "share.revoke")

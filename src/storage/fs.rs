@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use tempfile::TempPath;
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
@@ -93,9 +94,16 @@ impl FsBlobStore {
         Ok(self.multipart.join(upload_id))
     }
 
+    /// A fresh temp file's path, the file removed when it is dropped unkept: a
+    /// failed or abandoned write (a client gone mid-body, an upload aborted
+    /// meanwhile) leaves nothing behind in `tmp` until the next start.
+    fn temp_path(&self) -> Result<TempPath, StorageError> {
+        TempPath::try_from_path(self.tmp.join(new_id())).map_err(backend)
+    }
+
     /// Streams `body` into a fresh temp file, fsyncs it, and returns its path and size.
-    async fn write_temp(&self, mut body: ByteStream) -> Result<(PathBuf, u64), StorageError> {
-        let path = self.tmp.join(new_id());
+    async fn write_temp(&self, mut body: ByteStream) -> Result<(TempPath, u64), StorageError> {
+        let path = self.temp_path()?;
         let file = fs::File::create(&path).await.map_err(backend)?;
         let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
         let result: Result<u64, StorageError> = async {
@@ -110,17 +118,11 @@ impl FsBlobStore {
             Ok(written)
         }
         .await;
-        match result {
-            Ok(size) => Ok((path, size)),
-            Err(error) => {
-                let _ = fs::remove_file(&path).await;
-                Err(error)
-            }
-        }
+        result.map(|size| (path, size))
     }
 
     /// Moves a finished temp file to `target`, creating parents (racing deletes may prune them).
-    async fn publish(&self, temp: &Path, target: &Path) -> Result<(), StorageError> {
+    async fn publish(&self, temp: TempPath, target: &Path) -> Result<(), StorageError> {
         let mut attempts = 0;
         loop {
             let mut created = false;
@@ -128,8 +130,9 @@ impl FsBlobStore {
                 created = fs::metadata(parent).await.is_err();
                 fs::create_dir_all(parent).await.map_err(backend)?;
             }
-            match fs::rename(temp, target).await {
+            match fs::rename(&temp, target).await {
                 Ok(()) => {
+                    let _ = temp.keep();
                     // New directories' own entries must be durable too, up to the root.
                     let mut dir = target.parent();
                     while let Some(current) = dir {
@@ -142,10 +145,7 @@ impl FsBlobStore {
                     return Ok(());
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
-                Err(error) => {
-                    let _ = fs::remove_file(temp).await;
-                    return Err(backend(error));
-                }
+                Err(error) => return Err(backend(error)),
             }
         }
     }
@@ -203,7 +203,7 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, key: &str, body: ByteStream, _size: Option<u64>) -> Result<u64, StorageError> {
         let target = self.blob_path(key)?;
         let (temp, size) = self.write_temp(body).await?;
-        self.publish(&temp, &target).await?;
+        self.publish(temp, &target).await?;
         Ok(size)
     }
 
@@ -243,19 +243,16 @@ impl BlobStore for FsBlobStore {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let source = self.blob_path(from)?;
         let target = self.blob_path(to)?;
-        let temp = self.tmp.join(new_id());
-        let temp_for_copy = temp.clone();
+        let temp = self.temp_path()?;
+        let temp_for_copy = temp.to_path_buf();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::copy(&source, &temp_for_copy)?;
             std::fs::File::open(&temp_for_copy)?.sync_all()
         })
         .await
         .map_err(|error| StorageError::Backend(error.into()))?
-        .map_err(|error| {
-            let _ = std::fs::remove_file(&temp);
-            backend(error)
-        })?;
-        self.publish(&temp, &target).await
+        .map_err(backend)?;
+        self.publish(temp, &target).await
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, StorageError> {
@@ -299,6 +296,7 @@ impl BlobStore for FsBlobStore {
             .map(|(_, path)| path)
             .collect();
         fs::rename(&temp, dir.join(format!("{part_number}-{etag}"))).await.map_err(backend)?;
+        let _ = temp.keep();
         for path in stale {
             let _ = fs::remove_file(path).await;
         }
@@ -327,8 +325,8 @@ impl BlobStore for FsBlobStore {
                 })?;
             sources.push(found.1.clone());
         }
-        let temp = self.tmp.join(new_id());
-        let temp_for_join = temp.clone();
+        let temp = self.temp_path()?;
+        let temp_for_join = temp.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             let mut out = std::fs::File::create(&temp_for_join).map_err(backend)?;
             for source in sources {
@@ -344,11 +342,8 @@ impl BlobStore for FsBlobStore {
             out.sync_all().map_err(backend)
         })
         .await
-        .map_err(|error| StorageError::Backend(error.into()))?
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&temp);
-        })?;
-        self.publish(&temp, &target).await?;
+        .map_err(|error| StorageError::Backend(error.into()))??;
+        self.publish(temp, &target).await?;
         let _ = fs::remove_dir_all(self.upload_dir(upload_id)?).await;
         Ok(())
     }
@@ -452,6 +447,48 @@ mod tests {
         assert!(matches!(store.upload_dir("../../etc"), Err(StorageError::NotFound)));
         assert!(store.abort_multipart("k", "../x").await.is_ok(), "an id it never issued names no upload");
         assert!(dir.path().exists());
+    }
+
+    #[tokio::test]
+    async fn abandoned_writes_leave_no_temp_files() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(FsBlobStore::open(dir.path().to_path_buf()).await.expect("open"));
+        let tmp = store.tmp.clone();
+        let temp_files = || std::fs::read_dir(&tmp).expect("tmp").count();
+        let chunk = || Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"part"));
+
+        // A part whose upload is aborted while its body arrives.
+        let upload = store.create_multipart("k").await.expect("create");
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        sender.unbounded_send(chunk()).expect("send");
+        let part = tokio::spawn({
+            let store = store.clone();
+            let upload = upload.clone();
+            async move { store.upload_part("k", &upload, 1, receiver.boxed(), None).await }
+        });
+        while temp_files() == 0 {
+            tokio::task::yield_now().await;
+        }
+        store.abort_multipart("k", &upload).await.expect("abort");
+        drop(sender);
+        assert!(part.await.expect("join").is_err(), "the upload is gone");
+        assert_eq!(temp_files(), 0, "the part's temp file went with it");
+
+        // A put whose request is dropped mid-body (a client gone).
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        sender.unbounded_send(chunk()).expect("send");
+        let put = tokio::spawn({
+            let store = store.clone();
+            async move { store.put("b/abandoned", receiver.boxed(), None).await }
+        });
+        while temp_files() == 0 {
+            tokio::task::yield_now().await;
+        }
+        put.abort();
+        assert!(put.await.is_err(), "cancelled");
+        assert_eq!(temp_files(), 0, "the put's temp file went with it");
+        drop(sender);
     }
 
     #[tokio::test]

@@ -192,6 +192,15 @@ async fn auditors_read_the_trail_and_nothing_else() {
         let refused = app.with_token(Method::GET, path, &user.access).send().await.expect("user");
         assert_eq!(refused.status(), 403, "{path}");
     }
+    // Filters are judged only for those who may read: a probe with a malformed one is refused, and on the record.
+    for query in ["cursor=@@@", "since=yesterday", "limit=-1"] {
+        for path in ["/api/v1/admin/audit", "/api/v1/admin/audit/export"] {
+            let probe = app.with_token(Method::GET, &format!("{path}?{query}"), &user.access).send().await;
+            assert_eq!(probe.expect("probe").status(), 403, "{path}?{query}");
+            let malformed = app.with_token(Method::GET, &format!("{path}?{query}"), &auditor.access).send().await;
+            assert_eq!(malformed.expect("auditor").status(), 400, "{path}?{query}");
+        }
+    }
     for (method, path, body) in [
         (Method::GET, "/api/v1/admin/users", Value::Null),
         (Method::POST, "/api/v1/buckets", json!({"name": "auditor-bucket"})),
@@ -208,6 +217,7 @@ async fn auditors_read_the_trail_and_nothing_else() {
     let has = |action: &str, outcome: &str| actions.contains(&(action.to_owned(), outcome.to_owned()));
     assert!(has("audit.read", "success"));
     assert!(has("audit.read", "denied"), "a user's refused read is recorded: {actions:?}");
+    assert!(has("audit.export", "denied"), "and a refused export: {actions:?}");
     assert!(has("bucket.create", "denied"));
     assert!(has("user.create", "denied"));
 }

@@ -121,3 +121,44 @@ async fn expiring_objects_needs_more_than_an_admins_read_key() {
     assert_eq!(status(&app, Method::POST, run, &read_key, Some(json!({"dry_run": true}))).await, 200);
     assert_eq!(status(&app, Method::POST, run, &write_key, Some(json!({"dry_run": false}))).await, 200);
 }
+
+#[tokio::test]
+async fn share_links_are_revoked_and_listed_only_by_keys_that_read() {
+    let app = spawn_app().await;
+    let owner = owner_with_bucket(&app, "sasha", "sasha-links").await;
+    assert_eq!(put(&app, &owner.access, "sasha-links", "plan.txt", b"plan".to_vec()).await.status(), 201);
+    let share = |token: &str| {
+        let body = json!({"bucket": "sasha-links", "key": "plan.txt"});
+        let request = app.with_token(Method::POST, "/api/v1/shares", token).json(&body);
+        async move {
+            let created: Value = request.send().await.expect("share").json().await.expect("json");
+            created["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let link = share(&owner.access).await;
+    let revoke = |id: &str| format!("/api/v1/shares/{id}");
+
+    let admin = app.user_session("root", Role::Admin).await;
+    let (_, admin_reader) = key(&app, &admin.access, &["read"]).await;
+    let (_, admin_drop) = key(&app, &admin.access, &["write"]).await;
+    assert_eq!(
+        status(&app, Method::DELETE, &revoke(&link), &admin_reader, None).await,
+        404,
+        "a read key never manages"
+    );
+    assert_eq!(status(&app, Method::DELETE, &revoke(&link), &admin_drop, None).await, 404, "a write key never shares");
+    let (_, owner_drop) = key(&app, &owner.access, &["write"]).await;
+    assert_eq!(status(&app, Method::GET, "/api/v1/shares", &owner_drop, None).await, 403);
+    assert_eq!(status(&app, Method::DELETE, &revoke(&link), &owner_drop, None).await, 403);
+    let listed: Value = app.get_json("/api/v1/shares", &owner.access).await;
+    assert_eq!(listed["shares"][0]["revoked"], false, "the link survived every refusal");
+
+    let (_, owner_reader) = key(&app, &owner.access, &["read"]).await;
+    assert_eq!(status(&app, Method::GET, "/api/v1/shares", &owner_reader, None).await, 200);
+    assert_eq!(status(&app, Method::DELETE, &revoke(&link), &owner_reader, None).await, 204, "its creator's own");
+    let second = share(&owner.access).await;
+    assert_eq!(status(&app, Method::DELETE, &revoke(&second), &admin.access, None).await, 204, "an admin's session");
+    let refusals: Value = app.get_json("/api/v1/admin/audit?action=share.revoke", &admin.access).await;
+    let denied = refusals["events"].as_array().expect("events").iter().filter(|e| e["outcome"] == "denied").count();
+    assert_eq!(denied, 3, "{refusals}");
+}

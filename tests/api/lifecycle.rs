@@ -188,3 +188,20 @@ async fn two_replicas_run_the_schedule_once() {
     assert_eq!(audit_count(&first, "lifecycle.expire").await, 5, "each object expired once");
     assert_eq!(audit_count(&first, "lifecycle.run").await, 1, "one replica ran, once");
 }
+
+#[tokio::test]
+async fn a_run_waits_for_the_one_in_progress_even_on_its_own_replica() {
+    let app = spawn_app().await;
+    let admin = app.user_session("root", Role::Admin).await.access;
+    let now = app.clock_now();
+    // The scheduled run of this very replica, in progress.
+    let lease = coffer::service::lifecycle::RUN_LEASE;
+    let taken = app.services.store.acquire_lease(lease, &app.services.instance, now, now + Duration::hours(1)).await;
+    assert!(taken.expect("lease"));
+    let refused = run(&app, &admin, json!({"dry_run": false})).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.expect("problem")["type"], "/problems/lifecycle-running");
+    assert_eq!(run(&app, &admin, json!({"dry_run": true})).await.status(), 200, "a dry run changes nothing");
+    app.services.store.release_lease(lease, &app.services.instance).await.expect("release");
+    assert_eq!(run(&app, &admin, json!({"dry_run": false})).await.status(), 200);
+}

@@ -42,11 +42,16 @@ async fn metrics_are_scraped_with_route_templates_and_no_keys() {
 #[tokio::test]
 async fn a_metrics_token_keeps_the_page_private() {
     let app = spawn_app_with(|c| c.metrics_token = Some(secrecy::SecretString::from("scrape-me-please"))).await;
-    assert_eq!(app.get("/metrics").await.status(), 401);
+    let refused = app.get("/metrics").await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().contains_key("www-authenticate"), "a 401 names its scheme");
     let user = app.user_session("ulla", Role::User).await.access;
     assert_eq!(app.with_token(Method::GET, "/metrics", &user).send().await.expect("get").status(), 401);
     let scraped = app.with_token(Method::GET, "/metrics", "scrape-me-please").send().await.expect("get");
     assert_eq!(scraped.status(), 200);
+    // The scheme in any case, as for every other bearer token (RFC 9110 §11.1).
+    let lowercase = app.client.get(app.url("/metrics")).header("authorization", "bearer  scrape-me-please");
+    assert_eq!(lowercase.send().await.expect("get").status(), 200);
 }
 
 /// How many calls of each cache operation `/metrics` has counted.

@@ -114,7 +114,11 @@ impl Services {
         let etag = multipart_etag(&chosen.iter().map(|p| p.etag.clone()).collect::<Vec<_>>());
         let started = self.clock.now();
         let Some(upload) = self.store.start_completion(&upload.id, started, (&etag, size)).await? else {
-            return Err(upload_completing());
+            // Another completion holds it, or an abort (its starter's, a manager's, the lifecycle's) took it.
+            return Err(match self.store.upload(&upload.id).await? {
+                Some(_) => upload_completing(),
+                None => ServiceError::NotFound("upload"),
+            });
         };
         let assembled = match upload.assembled_etag.as_deref() {
             Some(earlier) => self.assembled_earlier(&upload, earlier, (&etag, size)).await,
