@@ -105,6 +105,8 @@ pub struct Config {
     pub upload_part_size_mib: u64,
     #[serde(with = "humantime_serde")]
     pub upload_ttl: Duration,
+    /// Unfinished multipart uploads one user may have at a time.
+    pub max_open_uploads: usize,
     #[serde(with = "humantime_serde")]
     pub reconcile_interval: Duration,
     #[serde(with = "humantime_serde")]
@@ -247,6 +249,7 @@ impl Default for Config {
             transfer_mode: TransferMode::Gateway,
             upload_part_size_mib: 8,
             upload_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_open_uploads: 1000,
             reconcile_interval: Duration::from_secs(10 * 60),
             reconcile_grace: Duration::from_secs(24 * 3600),
             lifecycle_interval: Duration::from_secs(3600),

@@ -145,6 +145,9 @@ impl Config {
         if self.lockout_window.is_zero() || self.lockout_duration.is_zero() {
             return Err(ConfigError::new("lockout_window", "lockout_window and lockout_duration must be positive"));
         }
+        if self.max_open_uploads == 0 {
+            return Err(ConfigError::new("max_open_uploads", "must be at least 1"));
+        }
         if !(5..=5 * 1024).contains(&self.upload_part_size_mib) {
             return Err(ConfigError::new("upload_part_size_mib", "must be between 5 and 5120"));
         }

@@ -264,7 +264,10 @@ pub trait IdentityStore: Send + Sync {
 /// Resumable multipart uploads and their parts, with quota charged per part.
 #[async_trait]
 pub trait UploadStore: Send + Sync {
-    async fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> MetaResult<()>;
+    /// Records a new upload while its owner has fewer than `max_open`
+    /// unfinished ones (else `Conflict("too-many-uploads")`), counted with the
+    /// owner's row locked so that parallel creations cannot pass the limit.
+    async fn create_upload(&self, upload: &UploadRecord, max_open: usize, audit: &AuditEntry) -> MetaResult<()>;
     async fn upload(&self, id: &str) -> MetaResult<Option<UploadRecord>>;
     /// Charges `bytes` for a part about to be written; `Conflict("quota")` if
     /// it does not fit, `Conflict("staged-limit")` if the upload already holds

@@ -115,7 +115,7 @@ mod objects {
     include!("sql/objects.rs");
 }
 mod uploads {
-    use super::{Db, Store, begin_write};
+    use super::{Db, LOCK_USER, Store, begin_write};
     include!("sql/uploads.rs");
 }
 mod shares {

@@ -204,7 +204,20 @@ impl Services {
             assembled_etag: None,
         };
         let audit = self.upload_event(ctx, principal, "upload.create", bucket.name.as_str(), &upload);
-        self.store.create_upload(&upload, &audit).await?;
+        if let Err(error) = self.store.create_upload(&upload, self.config.max_open_uploads, &audit).await {
+            // Nothing records the backend's upload: it goes now, not with the reconciler's next scan.
+            let _ = self.blobs.abort_multipart(&upload.blob_key, &upload.backend_upload_id).await;
+            return Err(match error {
+                MetaError::Conflict("too-many-uploads") => ServiceError::conflict(
+                    "too-many-uploads",
+                    format!(
+                        "your unfinished uploads are at the limit ({}); complete or abort some first",
+                        self.config.max_open_uploads
+                    ),
+                ),
+                other => other.into(),
+            });
+        }
         Ok(upload)
     }
 

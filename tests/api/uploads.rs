@@ -202,6 +202,29 @@ async fn aborting_forgets_parts_and_credits_quota() {
 }
 
 #[tokio::test]
+async fn a_user_keeps_at_most_the_limit_of_unfinished_uploads() {
+    let app = spawn_app_with(|config| config.max_open_uploads = 2).await;
+    let owner = owner_with_bucket(&app, "ola", "ola-files").await;
+    let mut open = Vec::new();
+    for n in 0..2 {
+        let created: Value =
+            create(&app, &owner.access, "ola-files", json!({"key": format!("f{n}")})).await.json().await.expect("json");
+        open.push(created["upload_id"].as_str().expect("id").to_owned());
+    }
+    let refused = create(&app, &owner.access, "ola-files", json!({"key": "f2"})).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(problem(refused).await["type"], "/problems/too-many-uploads");
+    let backend = app.services.blobs.list_multipart_uploads("b/").await.expect("uploads");
+    assert_eq!(backend.len(), 2, "the refused one left no backend upload behind");
+
+    let path = format!("/api/v1/buckets/ola-files/uploads/{}", open[0]);
+    assert_eq!(app.with_token(Method::DELETE, &path, &owner.access).send().await.expect("abort").status(), 204);
+    assert_eq!(create(&app, &owner.access, "ola-files", json!({"key": "f2"})).await.status(), 201, "a slot is free");
+    let other = owner_with_bucket(&app, "oda", "oda-files").await;
+    assert_eq!(create(&app, &other.access, "oda-files", json!({"key": "f"})).await.status(), 201, "their own slots");
+}
+
+#[tokio::test]
 async fn parts_are_charged_as_they_arrive() {
     let app = spawn_app().await;
     let owner = owner_with_bucket(&app, "max", "max-files").await;

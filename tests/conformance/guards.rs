@@ -20,6 +20,7 @@ for_each_adapter!({ sqlite, postgres }: [
     a_successor_issued_while_every_token_of_its_user_is_revoked_is_revoked_too,
     a_hold_committed_while_a_delete_waits_refuses_it_as_locked,
     keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot,
+    a_user_has_at_most_the_limit_of_unfinished_uploads,
 ]);
 
 /// Twenty guesses claimed at once: exactly the threshold get through (the
@@ -111,7 +112,7 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
         attempt_size: None,
         assembled_etag: None,
     };
-    store.create_upload(&upload("up-1"), &audit("upload.create")).await.expect("create");
+    store.create_upload(&upload("up-1"), 10, &audit("upload.create")).await.expect("create");
     store.reserve_part("up-1", 100, i64::MAX).await.expect("reserve");
     assert!(store.start_completion("up-1", now(), ("etag-1", 100)).await.expect("start").is_some());
     let refused = store.abort_upload("up-1", UploadState::Open, None, &audit("upload.abort")).await;
@@ -123,7 +124,7 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
 
     // A completion is reopened, or aborted, only by itself; what it assembled
     // stays named for the next one.
-    store.create_upload(&upload("up-2"), &audit("upload.create")).await.expect("create");
+    store.create_upload(&upload("up-2"), 10, &audit("upload.create")).await.expect("create");
     let first = now();
     assert!(store.start_completion("up-2", first, ("etag-a", 1)).await.expect("start").is_some());
     assert!(
@@ -401,4 +402,47 @@ async fn keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot(f: &Fi
     let refused = answers.iter().filter(|a| matches!(a, Err(MetaError::Conflict("too-many-api-keys")))).count();
     assert_eq!((answers.iter().filter(|a| a.is_ok()).count(), refused), (4, 1), "{answers:?}");
     assert_eq!(store.list_api_keys(other.id).await.expect("keys").len(), 4);
+}
+
+/// Unfinished uploads are counted per owner when one is created, parallel
+/// creations included; finishing or aborting one frees its slot.
+async fn a_user_has_at_most_the_limit_of_unfinished_uploads(f: &Fixture) {
+    use coffer::metadata::{MetaError, UploadRecord, UploadState};
+    let store = &*f.store;
+    let owner = user(store, "uma", Role::User, None).await;
+    let other = user(store, "ugo", Role::User, None).await;
+    let bucket = make_bucket(store, owner.id, "uma-files").await;
+    let upload = |owner_id: Option<i64>| UploadRecord {
+        id: support::unique("up-"),
+        bucket_id: bucket.id,
+        key: ObjectKey::parse("big.bin").expect("key"),
+        blob_key: support::unique("blob-"),
+        backend_upload_id: support::unique("backend-"),
+        owner_id,
+        content_type: None,
+        declared_size: None,
+        part_size: 5 << 20,
+        created_at: now(),
+        state: UploadState::Open,
+        state_at: now(),
+        charged_bytes: 0,
+        attempt_etag: None,
+        attempt_size: None,
+        assembled_etag: None,
+    };
+    let create = |record: UploadRecord| async move {
+        store.create_upload(&record, 3, &audit("upload.create")).await.map(|()| record.id)
+    };
+    // Five at once for three slots: three are recorded.
+    let answers = futures::future::join_all((0..5).map(|_| create(upload(Some(owner.id))))).await;
+    let refused = answers.iter().filter(|a| matches!(a, Err(MetaError::Conflict("too-many-uploads")))).count();
+    assert_eq!((answers.iter().filter(|a| a.is_ok()).count(), refused), (3, 2), "{answers:?}");
+    let over = create(upload(Some(owner.id))).await;
+    assert!(matches!(over, Err(MetaError::Conflict("too-many-uploads"))), "{over:?}");
+    create(upload(Some(other.id))).await.expect("each user has slots of their own");
+    create(upload(None)).await.expect("an upload of no one's (a deleted user's) is not counted");
+
+    let first = answers.into_iter().find_map(Result::ok).expect("an upload");
+    store.abort_upload(&first, UploadState::Open, None, &audit("upload.abort")).await.expect("abort");
+    create(upload(Some(owner.id))).await.expect("an aborted upload frees its slot");
 }

@@ -314,7 +314,7 @@ async fn a_default_retention_set_mid_write_applies_at_commit(f: &Fixture) {
         attempt_size: None,
         assembled_etag: None,
     };
-    store.create_upload(&upload, &audit("upload.create")).await.expect("create");
+    store.create_upload(&upload, 10, &audit("upload.create")).await.expect("create");
     let upload = store.start_completion(&upload.id, now(), ("etag-list", 10)).await.expect("start").expect("open");
     let finish = FinishUpload {
         upload_id: upload.id.clone(),

@@ -81,8 +81,21 @@ async fn forget(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<()> {
 
 #[async_trait]
 impl UploadStore for Store {
-    async fn create_upload(&self, upload: &UploadRecord, audit: &AuditEntry) -> MetaResult<()> {
+    async fn create_upload(&self, upload: &UploadRecord, max_open: usize, audit: &AuditEntry) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
+        if let Some(owner) = upload.owner_id {
+            let found: Option<(i64,)> =
+                sqlx::query_as(LOCK_USER).bind(owner).fetch_optional(&mut *tx).await.map_err(sql_err("user"))?;
+            found.ok_or(MetaError::NotFound("user"))?;
+            let (open,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM uploads WHERE owner_id = $1")
+                .bind(owner)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(sql_err("upload"))?;
+            if usize::try_from(open).unwrap_or(usize::MAX) >= max_open {
+                return Err(MetaError::Conflict("too-many-uploads"));
+            }
+        }
         sqlx::query(concat!(
             "INSERT INTO uploads (",
             upload_columns!(),
