@@ -131,7 +131,7 @@ instrument! { IdentityStore {
 instrument! { UploadStore {
     fn create_upload(&self, upload: &UploadRecord, max_open: usize, audit: &AuditEntry) -> ();
     fn upload(&self, id: &str) -> Option<UploadRecord>;
-    fn reserve_part(&self, upload_id: &str, bytes: i64, staged_limit: i64) -> ();
+    fn reserve_part(&self, upload_id: &str, part: (i64, i64), staged_limit: i64) -> ();
     fn reserve_direct_part(&self, upload_id: &str, part_number: i64, bytes: i64, staged_limit: i64) -> ();
     fn release_part(&self, upload_id: &str, bytes: i64) -> ();
     fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> ();

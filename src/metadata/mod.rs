@@ -269,10 +269,17 @@ pub trait UploadStore: Send + Sync {
     /// owner's row locked so that parallel creations cannot pass the limit.
     async fn create_upload(&self, upload: &UploadRecord, max_open: usize, audit: &AuditEntry) -> MetaResult<()>;
     async fn upload(&self, id: &str) -> MetaResult<Option<UploadRecord>>;
-    /// Charges `bytes` for a part about to be written; `Conflict("quota")` if
-    /// it does not fit, `Conflict("staged-limit")` if the upload already holds
-    /// more than `staged_limit` bytes of parts.
-    async fn reserve_part(&self, upload_id: &str, bytes: i64, staged_limit: i64) -> MetaResult<()>;
+    /// Charges `bytes` for part `part_number` about to be written;
+    /// `Conflict("quota")` if it does not fit, `Conflict("staged-limit")` if
+    /// the upload already holds more than `staged_limit` bytes of parts. A part
+    /// sent again (a retry after a lost answer) fits if it does in place of the
+    /// one it replaces: that one is credited when the new one is recorded.
+    async fn reserve_part(
+        &self,
+        upload_id: &str,
+        (part_number, bytes): (i64, i64),
+        staged_limit: i64,
+    ) -> MetaResult<()>;
     /// Reserves quota for part `part_number` of an open upload, about to be
     /// signed for `bytes` and sent straight to the backend (direct transfer).
     /// A part's reservation only grows; the upload's end settles it.

@@ -269,12 +269,13 @@ impl Services {
         }
         let charged = i64::try_from(length).unwrap_or(i64::MAX);
         let limit = self.staged_limit(&upload);
-        let reservation =
-            PartReservation::take(self, &upload.id, charged, limit).await.map_err(|error| match error {
+        let reservation = PartReservation::take(self, &upload.id, (part_number, charged), limit).await.map_err(
+            |error| match error {
                 // A completion took the upload since it was read above.
                 MetaError::Conflict("upload-state") => upload_completing(),
                 other => write_error(other),
-            })?;
+            },
+        )?;
         let (stream, digester) = digesting(body, false, length);
         let number = u32::try_from(part_number).unwrap_or_default();
         let stored =
@@ -407,8 +408,13 @@ struct PartReservation {
 }
 
 impl PartReservation {
-    async fn take(services: &Services, upload_id: &str, bytes: i64, staged_limit: i64) -> Result<Self, MetaError> {
-        services.store.reserve_part(upload_id, bytes, staged_limit).await?;
+    async fn take(
+        services: &Services,
+        upload_id: &str,
+        (part_number, bytes): (i64, i64),
+        staged_limit: i64,
+    ) -> Result<Self, MetaError> {
+        services.store.reserve_part(upload_id, (part_number, bytes), staged_limit).await?;
         Ok(Self { store: services.store.clone(), upload_id: upload_id.to_owned(), bytes, armed: true })
     }
 

@@ -243,6 +243,15 @@ async fn parts_are_charged_as_they_arrive() {
     let over = put_part(&app, &owner.access, "max-files", &upload, 2, vec![1; 2 * MIB]).await;
     assert_eq!(over.status(), 413);
     assert_eq!(problem(over).await["type"], "/problems/quota-exceeded");
+    // A part sent again (its answer lost) fits in place of the one it replaces, and is charged once.
+    let again = put_part(&app, &owner.access, "max-files", &upload, 1, vec![2; 5 * MIB]).await;
+    assert_eq!(again.status(), 200);
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
+    assert_eq!(me["used_bytes"], 5 * MIB);
+    let larger = put_part(&app, &owner.access, "max-files", &upload, 1, vec![3; 6 * MIB + 1]).await;
+    assert_eq!(larger.status(), 413, "only up to the quota");
+    let me: Value = app.get_json("/api/v1/me", &owner.access).await;
+    assert_eq!(me["used_bytes"], 5 * MIB, "the refused one holds nothing");
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
         assembled_etag: None,
     };
     store.create_upload(&upload("up-1"), 10, &audit("upload.create")).await.expect("create");
-    store.reserve_part("up-1", 100, i64::MAX).await.expect("reserve");
+    store.reserve_part("up-1", (1, 100), i64::MAX).await.expect("reserve");
     assert!(store.start_completion("up-1", now(), ("etag-1", 100)).await.expect("start").is_some());
     let refused = store.abort_upload("up-1", UploadState::Open, None, &audit("upload.abort")).await;
     assert!(matches!(refused, Err(MetaError::Conflict("upload-state"))), "{refused:?}");

@@ -21,6 +21,17 @@ use super::audit::commit_audited;
 /// Adds `delta` bytes to a user's usage; a positive delta must fit the quota.
 /// Returns false when it would not.
 pub(in crate::metadata) async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta: i64) -> MetaResult<bool> {
+    charge_replacing(tx, owner_id, delta, 0).await
+}
+
+/// `charge`, with the quota checked as if `replaced` bytes (which the
+/// charged ones will replace, and are credited then) were gone already.
+pub(in crate::metadata) async fn charge_replacing(
+    tx: &mut Transaction<'static, Db>,
+    owner_id: Option<i64>,
+    delta: i64,
+    replaced: i64,
+) -> MetaResult<bool> {
     let Some(owner_id) = owner_id else {
         return Ok(true);
     };
@@ -29,10 +40,11 @@ pub(in crate::metadata) async fn charge(tx: &mut Transaction<'static, Db>, owner
     }
     let updated = sqlx::query(
         "UPDATE users SET used_bytes = used_bytes + $2 \
-         WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes + $2 <= quota_bytes)",
+         WHERE id = $1 AND ($2 <= 0 OR quota_bytes IS NULL OR used_bytes + $2 - $3 <= quota_bytes)",
     )
     .bind(owner_id)
     .bind(delta)
+    .bind(replaced)
     .execute(&mut **tx)
     .await
     .map_err(sql_err("user"))?;

@@ -14,7 +14,7 @@ use crate::metadata::{
 };
 
 use super::audit::commit_audited;
-use super::objects::{Retiring, charge, retire_live};
+use super::objects::{Retiring, charge_replacing, retire_live};
 use crate::domain::conditional::WriteConditions;
 
 /// The upload, its row locked for the rest of the transaction: the no-op
@@ -49,7 +49,18 @@ async fn locked_upload_in(
 
 /// Adds `delta` to the upload's charged bytes and the owner's usage (quota-checked when positive).
 async fn charge_upload(tx: &mut Transaction<'static, Db>, upload: &UploadRecord, delta: i64) -> MetaResult<()> {
-    if !charge(tx, upload.owner_id, delta).await? {
+    charge_upload_replacing(tx, upload, delta, 0).await
+}
+
+/// `charge_upload` for bytes that will replace `replaced` bytes once stored:
+/// the quota is checked as if those were already gone.
+async fn charge_upload_replacing(
+    tx: &mut Transaction<'static, Db>,
+    upload: &UploadRecord,
+    delta: i64,
+    replaced: i64,
+) -> MetaResult<()> {
+    if !charge_replacing(tx, upload.owner_id, delta, replaced).await? {
         return Err(MetaError::Conflict("quota"));
     }
     sqlx::query("UPDATE uploads SET charged_bytes = charged_bytes + $2 WHERE id = $1")
@@ -127,11 +138,18 @@ impl UploadStore for Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    async fn reserve_part(&self, upload_id: &str, bytes: i64, staged_limit: i64) -> MetaResult<()> {
+    async fn reserve_part(&self, upload_id: &str, (part_number, bytes): (i64, i64), staged_limit: i64) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open, None).await?;
         within_staged_limit(&upload, staged_limit)?;
-        charge_upload(&mut tx, &upload, bytes).await?;
+        let replaced: Option<(i64,)> =
+            sqlx::query_as("SELECT size FROM upload_parts WHERE upload_id = $1 AND part_number = $2")
+                .bind(upload_id)
+                .bind(part_number)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("upload part"))?;
+        charge_upload_replacing(&mut tx, &upload, bytes, replaced.map_or(0, |(size,)| size)).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
     }
