@@ -224,12 +224,13 @@ async fn migrate(config: Config) -> Result<(), CliError> {
 #[cfg(unix)]
 fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+    // A new file or none: never one someone placed there (or a symlink), whose owner could read the dump.
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
 fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(path)
+    std::fs::File::create_new(path)
 }
 
 async fn backup(config: Config, out: &std::path::Path) -> Result<(), CliError> {

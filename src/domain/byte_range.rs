@@ -52,7 +52,8 @@ impl ByteRange {
         let partial = |start: u64, end: u64| RangeOutcome::Partial { start, end_inclusive: end };
         match self {
             Self::Suffix(0) => RangeOutcome::Unsatisfiable,
-            Self::Suffix(_) if size == 0 => RangeOutcome::Unsatisfiable,
+            // Satisfiable (RFC 9110 §14.1.1), but no 206 describes zero bytes: the whole, empty, object.
+            Self::Suffix(_) if size == 0 => RangeOutcome::Full,
             Self::Suffix(n) => partial(size.saturating_sub(n), size - 1),
             Self::From(start) | Self::FromTo(start, _) if start >= size => RangeOutcome::Unsatisfiable,
             Self::From(start) => partial(start, size - 1),
@@ -92,6 +93,8 @@ mod tests {
         assert_eq!(outcome("bytes=-0", 10), RangeOutcome::Unsatisfiable);
         assert_eq!(outcome("bytes=10-", 10), RangeOutcome::Unsatisfiable);
         assert_eq!(outcome("bytes=0-", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(outcome("bytes=-5", 0), RangeOutcome::Full, "an empty body's suffix: the (empty) whole");
+        assert_eq!(outcome("bytes=-0", 0), RangeOutcome::Unsatisfiable);
         assert_eq!(outcome("bytes=99999999999999999999999-", 10), RangeOutcome::Full);
     }
 

@@ -199,6 +199,20 @@ async fn ranges_follow_rfc_9110() {
         assert_eq!(response.status(), 416, "{unsatisfiable}");
         assert_eq!(response.headers()["content-range"], "bytes */10");
     }
+    // Only GET has ranges (RFC 9110 §14.2): a HEAD describes the whole object whatever it asks.
+    for range in ["bytes=0-0", "bytes=99-"] {
+        let head = app.with_token(Method::HEAD, &object_path("sven-files", "digits"), &owner.access);
+        let response = head.header("range", range).send().await.expect("head");
+        assert_eq!(response.status(), 200, "{range}");
+        assert_eq!(response.headers()["content-length"], "10", "{range}");
+        assert!(!response.headers().contains_key("content-range"), "{range}");
+    }
+    // An empty object's suffix range is satisfiable, and served whole.
+    put(&app, &owner.access, "sven-files", "empty", Vec::new()).await;
+    let empty = app.with_token(Method::GET, &object_path("sven-files", "empty"), &owner.access);
+    let response = empty.header("range", "bytes=-5").send().await.expect("get");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-length"], "0");
 }
 
 #[tokio::test]

@@ -214,10 +214,11 @@ impl Services {
         if let Some(outcome) = preconditions(&object, request)? {
             return Ok(ObjectRead { object, validators, outcome, body: None });
         }
-        let outcome = range_of(&object, request)?;
+        // Range is defined for GET alone (RFC 9110 §14.2): a HEAD describes the whole object.
         if request.head_only {
-            return Ok(ObjectRead { object, validators, outcome, body: None });
+            return Ok(ObjectRead { object, validators, outcome: ReadOutcome::Full, body: None });
         }
+        let outcome = range_of(&object, request)?;
         let range = match outcome {
             ReadOutcome::Partial { start, end_inclusive } => Some(BlobRange { start, end_inclusive }),
             _ => None,
