@@ -48,15 +48,17 @@ fn with_headers(mut builder: actix_web::HttpResponseBuilder, cache: &str, csp: &
     builder
 }
 
-fn index(request: &HttpRequest, csp: &str) -> HttpResponse {
+fn index(csp: &str) -> HttpResponse {
     let Some(file) = Dist::get("index.html") else {
         // 200: error statuses would be turned into problem documents on the way out.
         return with_headers(HttpResponse::Ok(), "no-cache", csp)
             .content_type("text/html; charset=utf-8")
             .body(NOT_BUILT);
     };
-    let body = if request.method() == Method::HEAD { Vec::new() } else { file.data.into_owned() };
-    with_headers(HttpResponse::Ok(), "no-cache", csp).content_type("text/html; charset=utf-8").body(body)
+    // A HEAD answer is sent without the body but with its length (actix drops the bytes).
+    with_headers(HttpResponse::Ok(), "no-cache", csp)
+        .content_type("text/html; charset=utf-8")
+        .body(file.data.into_owned())
 }
 
 fn asset(request: &HttpRequest, path: &str, csp: &str) -> HttpResponse {
@@ -71,11 +73,10 @@ fn asset(request: &HttpRequest, path: &str, csp: &str) -> HttpResponse {
         return with_headers(HttpResponse::NotModified(), cache, csp).insert_header((header::ETAG, etag)).finish();
     }
     let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let body = if request.method() == Method::HEAD { Vec::new() } else { file.data.into_owned() };
     with_headers(HttpResponse::Ok(), cache, csp)
         .content_type(mime.essence_str())
         .insert_header((header::ETAG, etag))
-        .body(body)
+        .body(file.data.into_owned())
 }
 
 /// Default service: files of the SPA, else `index.html` for browser paths
@@ -89,12 +90,12 @@ pub async fn serve(request: HttpRequest) -> HttpResponse {
     let csp = ui_csp(services.and_then(|s| s.config.content_origin.as_deref()));
     let relative = path.trim_start_matches('/');
     if relative.is_empty() || relative == "index.html" {
-        return index(&request, &csp);
+        return index(&csp);
     }
     if relative.starts_with("assets/") || Dist::get(relative).is_some() {
         return asset(&request, relative, &csp);
     }
-    index(&request, &csp)
+    index(&csp)
 }
 
 #[cfg(test)]

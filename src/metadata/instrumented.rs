@@ -116,7 +116,7 @@ instrument! { IdentityStore {
     fn touch_api_key(&self, id: &str, now: DateTime<Utc>, every: chrono::Duration) -> ();
     fn put_pending_totp(&self, user_id: i64, secret_sealed: &str, now: DateTime<Utc>) -> ();
     fn totp(&self, user_id: i64) -> Option<TotpRecord>;
-    fn confirm_totp(&self, user_id: i64, step: i64, recovery_hashes: &[String], audit: &AuditEntry) -> ();
+    fn confirm_totp(&self, user_id: i64, checked: (&str, i64), recovery_hashes: &[String], audit: &AuditEntry) -> ();
     fn advance_totp_step(&self, user_id: i64, step: i64) -> bool;
     fn delete_totp(&self, user_id: i64, audit: &AuditEntry) -> ();
     fn use_recovery_code(&self, user_id: i64, code_hash: &str, now: DateTime<Utc>) -> bool;

@@ -198,11 +198,14 @@ pub trait IdentityStore: Send + Sync {
     /// Stores a new, unconfirmed TOTP secret; `Conflict` if MFA is already on.
     async fn put_pending_totp(&self, user_id: i64, secret_sealed: &str, now: DateTime<Utc>) -> MetaResult<()>;
     async fn totp(&self, user_id: i64) -> MetaResult<Option<TotpRecord>>;
-    /// Turns MFA on: marks the secret confirmed at `step` and stores the recovery codes' hashes.
+    /// Turns MFA on: marks the secret confirmed at `step` and stores the
+    /// recovery codes' hashes, if the pending secret is still `secret_sealed`
+    /// (the one the code was checked against): `Conflict("enrolment-replaced")`
+    /// when another enrolment replaced it meanwhile.
     async fn confirm_totp(
         &self,
         user_id: i64,
-        step: i64,
+        (secret_sealed, step): (&str, i64),
         recovery_hashes: &[String],
         audit: &AuditEntry,
     ) -> MetaResult<()>;

@@ -271,6 +271,8 @@ pub struct TotpRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaChallenge {
     pub user_id: i64,
+    /// The user's token generation when the step was opened.
+    pub generation: i64,
     pub failures: i64,
     pub expires_at: DateTime<Utc>,
 }

@@ -167,7 +167,14 @@ impl Services {
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
         let hashes: Vec<String> = codes.iter().map(|c| digest(&c.replace('-', ""))).collect();
         let event = ctx.event(self.clock.now(), user.username.as_str(), "auth.mfa_enabled");
-        self.store.confirm_totp(user.id, step, &hashes, &event).await?;
+        let checked = (pending.secret_sealed.as_str(), step);
+        self.store.confirm_totp(user.id, checked, &hashes, &event).await.map_err(|error| match error {
+            MetaError::Conflict("enrolment-replaced") => ServiceError::conflict(
+                "enrolment-replaced",
+                "another enrolment replaced this one: confirm with a code of its secret",
+            ),
+            other => other.into(),
+        })?;
         Ok(codes)
     }
 

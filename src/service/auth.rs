@@ -198,11 +198,15 @@ impl Services {
             .claim_mfa_attempt(&hash, now, MFA_MAX_FAILURES)
             .await?
             .ok_or_else(|| unauthenticated("the MFA step expired or failed too often; log in again"))?;
+        // Under the credentials the step was opened with: a reset or disable
+        // committed meanwhile (even while this request ran) ends it. Tokens are
+        // issued under the generation checked here, so a reset committed after
+        // this check revokes them with the rest.
         let user = self
             .store
             .user_by_id(challenge.user_id)
             .await?
-            .filter(|u| !u.disabled)
+            .filter(|u| !u.disabled && u.token_generation == challenge.generation)
             .ok_or_else(|| unauthenticated("the MFA step expired or failed too often; log in again"))?;
         let Some(method) = self.second_factor(&user, code).await? else {
             let failures = challenge.failures;

@@ -519,6 +519,24 @@ async fn a_password_change_ends_api_keys_and_pending_mfa_steps() {
     assert_eq!(step.status(), 401, "the MFA step begun before the reset ended with it");
 }
 
+/// A reset committed while the step's own request runs (its attempt claimed,
+/// the user not yet read) ends the step too: staged by moving the token
+/// generation on without the reset's cleanup of open steps.
+#[tokio::test]
+async fn an_mfa_step_completes_only_under_the_credentials_it_began_with() {
+    let app = spawn_app().await;
+    let password = app.create_user("mila", Role::User).await;
+    let session = app.login("mila", &password).await;
+    let (secret, _) = enable_mfa(&app, &session.access).await;
+    app.clock.advance(Span::seconds(30));
+    let (_, body) = login_body(&app, "mila", &password).await;
+    let mfa_token = body["mfa_token"].as_str().expect("mfa token").to_owned();
+    app.execute_sql("UPDATE users SET token_generation = token_generation + 1 WHERE username = 'mila'").await;
+    let code = totp_code(&secret, app.clock_now());
+    let step = app.post_json("/api/v1/auth/mfa", json!({"mfa_token": mfa_token, "code": code})).await;
+    assert_eq!(step.status(), 401, "no tokens under credentials the step never saw");
+}
+
 /// A hash made under other parameters (older, weaker settings) is replaced
 /// under the current ones at the next right login; answers that carry
 /// credentials are never cached.

@@ -187,6 +187,10 @@ async fn the_ui_is_served_with_a_strict_csp_and_api_paths_stay_problems() {
         assert_eq!(response.status(), 200, "{path}");
         let page = response.text().await.expect("page");
         assert!(page.contains("<div id=\"root\">") || page.contains("UI not built"), "{path}: {page}");
+        // HEAD announces what GET sends (RFC 9110 §9.3.2), without sending it.
+        let head = app.client.head(app.url(path)).send().await.expect("head");
+        let length = head.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(length, Some(page.len().to_string()), "{path}");
     }
     for path in ["/api/v1/no-such-route", "/s/", "/health/nope"] {
         let response = app.get(path).await;

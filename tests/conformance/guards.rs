@@ -21,6 +21,7 @@ for_each_adapter!({ sqlite, postgres }: [
     a_hold_committed_while_a_delete_waits_refuses_it_as_locked,
     keys_and_mfa_steps_need_current_credentials_and_keys_a_free_slot,
     a_user_has_at_most_the_limit_of_unfinished_uploads,
+    a_second_factor_is_confirmed_only_with_the_secret_its_code_was_checked_against,
 ]);
 
 /// Twenty guesses claimed at once: exactly the threshold get through (the
@@ -445,4 +446,24 @@ async fn a_user_has_at_most_the_limit_of_unfinished_uploads(f: &Fixture) {
     let first = answers.into_iter().find_map(Result::ok).expect("an upload");
     store.abort_upload(&first, UploadState::Open, None, &audit("upload.abort")).await.expect("abort");
     create(upload(Some(owner.id))).await.expect("an aborted upload frees its slot");
+}
+
+/// A confirmation whose pending secret was replaced meanwhile (a second
+/// enrolment in another tab) confirms nothing: the authenticator holds the
+/// secret the code was checked against, not the new one.
+async fn a_second_factor_is_confirmed_only_with_the_secret_its_code_was_checked_against(f: &Fixture) {
+    use coffer::metadata::MetaError;
+    let store = &*f.store;
+    let owner = user(store, "tia", Role::User, None).await;
+    store.put_pending_totp(owner.id, "sealed-a", now()).await.expect("first enrolment");
+    store.put_pending_totp(owner.id, "sealed-b", now()).await.expect("second enrolment");
+    let codes = ["code-a".to_owned()];
+    let stale = store.confirm_totp(owner.id, ("sealed-a", 1), &codes, &audit("auth.mfa_enabled")).await;
+    assert!(matches!(stale, Err(MetaError::Conflict("enrolment-replaced"))), "{stale:?}");
+    assert!(!store.totp(owner.id).await.expect("totp").expect("pending").confirmed);
+    store.confirm_totp(owner.id, ("sealed-b", 1), &codes, &audit("auth.mfa_enabled")).await.expect("confirm");
+    let confirmed = store.totp(owner.id).await.expect("totp").expect("confirmed");
+    assert!(confirmed.confirmed && confirmed.secret_sealed == "sealed-b");
+    let again = store.confirm_totp(owner.id, ("sealed-b", 2), &codes, &audit("auth.mfa_enabled")).await;
+    assert!(matches!(again, Err(MetaError::NotFound(_))), "nothing pending: {again:?}");
 }

@@ -43,7 +43,7 @@ async fn enrolled(store: &dyn MetadataStore, name: &str) -> UserRecord {
     let owner = user(store, name, Role::User, None).await;
     store.put_pending_totp(owner.id, "sealed", now()).await.expect("pending totp");
     let codes = ["code-a".to_owned(), "code-b".to_owned()];
-    store.confirm_totp(owner.id, 1, &codes, &audit("mfa.enable")).await.expect("confirm totp");
+    store.confirm_totp(owner.id, ("sealed", 1), &codes, &audit("mfa.enable")).await.expect("confirm totp");
     let generation = store.user_by_id(owner.id).await.expect("user").expect("exists").token_generation;
     store
         .create_mfa_challenge(&format!("{name}-challenge"), (owner.id, generation), now() + Duration::minutes(5))
@@ -99,8 +99,10 @@ async fn deleting_a_user_while_their_second_factor_is_confirmed_never_deadlocks(
         store.put_pending_totp(owner.id, "sealed", now()).await.expect("pending totp");
         let codes = ["code-a".to_owned()];
         let (enable, delete) = (audit("mfa.enable"), audit("user.delete"));
-        let (confirmed, deleted) =
-            tokio::join!(store.confirm_totp(owner.id, 1, &codes, &enable), store.delete_user(owner.id, &delete));
+        let (confirmed, deleted) = tokio::join!(
+            store.confirm_totp(owner.id, ("sealed", 1), &codes, &enable),
+            store.delete_user(owner.id, &delete)
+        );
         deleted.unwrap_or_else(|e| panic!("round {round}: delete: {e}"));
         done_or_user_gone(confirmed, "confirm", round);
     }

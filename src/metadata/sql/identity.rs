@@ -306,22 +306,32 @@ impl IdentityStore for Store {
     async fn confirm_totp(
         &self,
         user_id: i64,
-        step: i64,
+        (secret_sealed, step): (&str, i64),
         recovery_hashes: &[String],
         audit: &AuditEntry,
     ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         lock_user(&mut tx, LOCK_USER, user_id).await?;
         let confirmed = sqlx::query(
-            "UPDATE totp_credentials SET confirmed = TRUE, last_step = $2 WHERE user_id = $1 AND NOT confirmed",
+            "UPDATE totp_credentials SET confirmed = TRUE, last_step = $2 \
+             WHERE user_id = $1 AND NOT confirmed AND secret_sealed = $3",
         )
         .bind(user_id)
         .bind(step)
+        .bind(secret_sealed)
         .execute(&mut *tx)
         .await
         .map_err(sql_err("totp"))?;
         if confirmed.rows_affected() == 0 {
-            return Err(MetaError::NotFound("pending totp enrolment"));
+            let pending: Option<(bool,)> = sqlx::query_as("SELECT confirmed FROM totp_credentials WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_err("totp"))?;
+            return Err(match pending {
+                Some((false,)) => MetaError::Conflict("enrolment-replaced"),
+                _ => MetaError::NotFound("pending totp enrolment"),
+            });
         }
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
             .bind(user_id)
@@ -392,10 +402,13 @@ impl IdentityStore for Store {
     ) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         credentials_still_stand(&mut tx, user_id, generation).await?;
-        sqlx::query("INSERT INTO mfa_challenges (token_hash, user_id, expires_at, failures) VALUES ($1, $2, $3, 0)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(to_micros(expires_at))
+        sqlx::query(
+            "INSERT INTO mfa_challenges (token_hash, user_id, expires_at, failures, generation) VALUES ($1, $2, $3, 0, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(to_micros(expires_at))
+        .bind(generation)
             .execute(&mut *tx)
             .await
             .map_err(sql_err("mfa challenge"))?;
@@ -409,10 +422,10 @@ impl IdentityStore for Store {
         now: DateTime<Utc>,
         max_attempts: i64,
     ) -> MetaResult<Option<MfaChallenge>> {
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
             "UPDATE mfa_challenges SET failures = failures + 1 \
              WHERE token_hash = $1 AND expires_at > $2 AND failures < $3 \
-             RETURNING user_id, failures, expires_at",
+             RETURNING user_id, failures, expires_at, generation",
         )
         .bind(token_hash)
         .bind(to_micros(now))
@@ -420,8 +433,9 @@ impl IdentityStore for Store {
         .fetch_optional(self.pool())
         .await
         .map_err(sql_err("mfa challenge"))?;
-        Ok(row.map(|(user_id, failures, expires_at)| MfaChallenge {
+        Ok(row.map(|(user_id, failures, expires_at, generation)| MfaChallenge {
             user_id,
+            generation,
             failures,
             expires_at: from_micros(expires_at),
         }))
