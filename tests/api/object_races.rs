@@ -3,7 +3,7 @@
 //! that never lose an update.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 use crate::objects::{get, object_path, owner_with_bucket, put};
@@ -186,4 +186,53 @@ async fn a_copy_whose_source_was_overwritten_meanwhile_copies_the_live_version()
     assert_eq!(copied.expect("copy").status(), 201);
     let body = get(&app, &owner.access, "cora-files", "dst").await.text().await.expect("body");
     assert_eq!(body, "new bytes");
+}
+
+/// A hold set on the key while an upload's parts are assembled refuses the
+/// completion, but keeps what was assembled: completed again once the hold
+/// is lifted, the upload becomes the object. Staged on SQLite: the
+/// completion checked the key and waits for the write lock this test holds
+/// while it sets the hold.
+#[tokio::test]
+async fn a_completion_refused_by_a_hold_set_meanwhile_keeps_the_upload() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let url = app.config.effective_database_url();
+    if !url.starts_with("sqlite:") {
+        return; // The write lock that stages the race is SQLite's.
+    }
+    let owner = owner_with_bucket(&app, "hana", "hana-files").await;
+    assert_eq!(put(&app, &owner.access, "hana-files", "doc", b"first".to_vec()).await.status(), 201);
+    let created = crate::uploads::create(&app, &owner.access, "hana-files", json!({"key": "doc"})).await;
+    let created: Value = created.json().await.expect("json");
+    let upload = created["upload_id"].as_str().expect("id").to_owned();
+    let part = crate::uploads::put_part(&app, &owner.access, "hana-files", &upload, 1, b"second".to_vec()).await;
+    let etag = part.headers()["etag"].to_str().expect("etag").to_owned();
+    let parts = json!([{"part_number": 1, "etag": etag}]);
+    let name = coffer::domain::BucketName::parse("hana-files").expect("name");
+    let bucket = app.services.store.bucket_by_name(&name).await.expect("bucket").expect("hana-files");
+    let key = coffer::domain::ObjectKey::parse("doc").expect("key");
+    let live = app.services.store.live_object(bucket.id, &key).await.expect("live").expect("doc");
+
+    let mut writer = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.expect("take the write lock");
+    let completion = crate::uploads::complete(&app, &owner.access, "hana-files", &upload, parts.clone());
+    let hold = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the completion has checked the key
+        let held = "UPDATE objects SET legal_hold = TRUE WHERE id = $1";
+        sqlx::query(held).bind(live.id).execute(&mut writer).await.expect("hold");
+        sqlx::query("COMMIT").execute(&mut writer).await.expect("commit");
+    };
+    let (refused, ()) = tokio::join!(completion, hold);
+    assert_eq!(refused.status(), 409);
+    assert_eq!(crate::helpers::problem(refused).await["type"], "/problems/object-locked");
+    let held = get(&app, &owner.access, "hana-files", "doc").await.text().await.expect("body");
+    assert_eq!(held, "first", "the held version stays");
+
+    let release = app.with_token(Method::PUT, "/api/v1/buckets/hana-files/legal-hold/doc", &owner.access);
+    assert_eq!(release.json(&json!({"status": "OFF"})).send().await.expect("release").status(), 200);
+    let completed = crate::uploads::complete(&app, &owner.access, "hana-files", &upload, parts).await;
+    assert_eq!(completed.status(), 201, "the assembled bytes waited");
+    let body = get(&app, &owner.access, "hana-files", "doc").await.text().await.expect("body");
+    assert_eq!(body, "second");
 }

@@ -199,9 +199,9 @@ impl Services {
     /// After the commit of an assembled upload failed: the object, when an
     /// attempt whose answer was lost did commit (the upload is then gone, the
     /// object live); otherwise the error, with the upload reopened when the
-    /// database was unreachable (its retried completion commits the assembled
-    /// bytes), or aborted when they cannot become the object (locked
-    /// meanwhile, quota).
+    /// database was unreachable or the key was locked meanwhile (a retried
+    /// completion commits the assembled bytes, once the lock ends), or
+    /// aborted when they cannot become the object (quota).
     async fn settle_failed_finish(
         &self,
         bucket: &BucketRecord,
@@ -226,6 +226,15 @@ impl Services {
             }
             // The reconciler took the completion for abandoned and reopened the upload.
             MetaError::Conflict("upload-state") => Err(upload_changed()),
+            // A retention or hold set while the parts were assembled: the bytes
+            // wait with the reopened upload (on S3 they are the parts' only copy)
+            // for a completion once the lock ends, or for an abort.
+            MetaError::Conflict("object-locked") => {
+                match self.store.reopen_upload(&upload.id, started, self.clock.now(), Some(etag)).await? {
+                    true => Err(write_error(error)),
+                    false => Err(upload_changed()),
+                }
+            }
             error => match self.store.abort_upload(&upload.id, UploadState::Completing, Some(started), abort).await {
                 Ok(()) => {
                     let _ = self.blobs.delete(&upload.blob_key).await;
