@@ -88,31 +88,36 @@ async fn a_committed_write_is_never_rolled_back(f: &Fixture) {
     assert_eq!(store.object_by_id(pending.id).await.expect("read"), None);
 }
 
-/// An abort of an open upload is refused once its completion began, and a
-/// completion of an upload that was aborted finds nothing: never both.
-async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
-    use coffer::metadata::{MetaError, UploadRecord, UploadState};
-    let store = &*f.store;
-    let owner = user(store, "yara", Role::User, Some(1 << 30)).await;
-    let bucket = make_bucket(store, owner.id, "yara-files").await;
-    let upload = |id: &str| UploadRecord {
+/// An open upload of `big.bin` with no parts yet.
+fn open_upload(id: &str, bucket_id: i64, owner_id: Option<i64>) -> coffer::metadata::UploadRecord {
+    coffer::metadata::UploadRecord {
         id: id.into(),
-        bucket_id: bucket.id,
+        bucket_id,
         key: ObjectKey::parse("big.bin").expect("key"),
         blob_key: support::unique("blob-"),
         backend_upload_id: support::unique("backend-"),
-        owner_id: Some(owner.id),
+        owner_id,
         content_type: None,
         declared_size: None,
         part_size: 5 << 20,
         created_at: now(),
-        state: UploadState::Open,
+        state: coffer::metadata::UploadState::Open,
         state_at: now(),
         charged_bytes: 0,
         attempt_etag: None,
         attempt_size: None,
         assembled_etag: None,
-    };
+    }
+}
+
+/// An abort of an open upload is refused once its completion began, and a
+/// completion of an upload that was aborted finds nothing: never both.
+async fn an_abort_and_a_completion_exclude_each_other(f: &Fixture) {
+    use coffer::metadata::{MetaError, UploadState};
+    let store = &*f.store;
+    let owner = user(store, "yara", Role::User, Some(1 << 30)).await;
+    let bucket = make_bucket(store, owner.id, "yara-files").await;
+    let upload = |id: &str| open_upload(id, bucket.id, Some(owner.id));
     store.create_upload(&upload("up-1"), 10, &audit("upload.create")).await.expect("create");
     store.reserve_part("up-1", (1, 100), i64::MAX).await.expect("reserve");
     assert!(store.start_completion("up-1", now(), ("etag-1", 100)).await.expect("start").is_some());
@@ -413,24 +418,7 @@ async fn a_user_has_at_most_the_limit_of_unfinished_uploads(f: &Fixture) {
     let owner = user(store, "uma", Role::User, None).await;
     let other = user(store, "ugo", Role::User, None).await;
     let bucket = make_bucket(store, owner.id, "uma-files").await;
-    let upload = |owner_id: Option<i64>| UploadRecord {
-        id: support::unique("up-"),
-        bucket_id: bucket.id,
-        key: ObjectKey::parse("big.bin").expect("key"),
-        blob_key: support::unique("blob-"),
-        backend_upload_id: support::unique("backend-"),
-        owner_id,
-        content_type: None,
-        declared_size: None,
-        part_size: 5 << 20,
-        created_at: now(),
-        state: UploadState::Open,
-        state_at: now(),
-        charged_bytes: 0,
-        attempt_etag: None,
-        attempt_size: None,
-        assembled_etag: None,
-    };
+    let upload = |owner_id: Option<i64>| open_upload(&support::unique("up-"), bucket.id, owner_id);
     let create = |record: UploadRecord| async move {
         store.create_upload(&record, 3, &audit("upload.create")).await.map(|()| record.id)
     };
