@@ -217,6 +217,9 @@ pub struct ListResult {
     pub prefixes: Vec<String>,
     /// The last key or prefix returned when there may be more.
     pub next_after: Option<String>,
+    /// Rows the store read to answer (what a page cost, not what it holds).
+    #[serde(skip)]
+    pub scanned: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

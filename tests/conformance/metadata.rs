@@ -65,6 +65,7 @@ for_each_adapter!({ sqlite, postgres }: [
     object_lifecycle_and_quota,
     a_default_retention_set_mid_write_applies_at_commit,
     listing_matches_a_model,
+    a_page_of_large_folders_reads_few_rows,
     a_successor_issued_into_a_revoked_family_is_born_revoked,
 ]);
 
@@ -483,6 +484,26 @@ async fn listing_matches_a_model(f: &Fixture) {
             }
         }
     }
+}
+
+/// A page of folders each larger than a page reads each folder's name, not
+/// a page's worth of its rows per folder (which grew as the square of `limit`).
+async fn a_page_of_large_folders_reads_few_rows(f: &Fixture) {
+    let store = &*f.store;
+    let owner = user(store, "folders", Role::User, None).await;
+    let bucket = make_bucket(store, owner.id, "folders").await;
+    let (folders, per_folder, limit) = (12, 60, 50);
+    for folder in 0..folders {
+        for n in 0..per_folder {
+            put(store, bucket.id, owner.id, &format!("d{folder:02}/f{n:03}"), 1).await;
+        }
+    }
+    let query = ListQuery { prefix: String::new(), delimiter: Some("/".into()), after: None, limit };
+    let page = store.list_objects(bucket.id, &query).await.expect("list");
+    assert_eq!(page.prefixes.len(), folders, "{:?}", page.prefixes);
+    assert_eq!(page.next_after, None);
+    // The first batch (limit + 1 rows), then one small batch per folder after the first.
+    assert!(page.scanned <= (limit + 1) + folders * 16, "{} rows read", page.scanned);
 }
 
 /// Reuse detection or a logout revoking a family while a refresh is issuing

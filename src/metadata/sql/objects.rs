@@ -20,6 +20,9 @@ use super::audit::commit_audited;
 
 /// Adds `delta` bytes to a user's usage; a positive delta must fit the quota.
 /// Returns false when it would not.
+/// Rows a listing reads at a time once it has met a folder larger than a batch.
+const FOLDER_BATCH: i64 = 16;
+
 pub(in crate::metadata) async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta: i64) -> MetaResult<bool> {
     charge_replacing(tx, owner_id, delta, 0).await
 }
@@ -304,7 +307,8 @@ impl ObjectStore for Store {
         let delimiter = query.delimiter.as_deref();
         let upper = successor(&query.prefix);
         let mut lower = start(&query.prefix, delimiter, query.after.as_deref());
-        let batch = i64::try_from(query.limit.clamp(1, 1000) + 1).unwrap_or(1001);
+        let page = i64::try_from(query.limit.clamp(1, 1000) + 1).unwrap_or(1001);
+        let mut batch = page;
         let mut result = ListResult::default();
         let mut items = 0usize;
         // Resuming after a rolled-up prefix: the rest of it is skipped, not listed again.
@@ -315,6 +319,7 @@ impl ObjectStore for Store {
             .map(|after| (after.to_owned(), true));
         'fetch: loop {
             let rows = fetch_page(self.pool(), bucket_id, lower.as_ref(), upper.as_deref(), batch).await?;
+            result.scanned += rows.len();
             let exhausted = rows.len() < usize::try_from(batch).unwrap_or(usize::MAX);
             let mut last_row_key = None;
             for row in rows {
@@ -352,6 +357,10 @@ impl ObjectStore for Store {
             // either way the bound moves forward (a prefix ending in U+10FFFF has no successor).
             lower = match (&last_item, last_row_key) {
                 (Some((item, true)), Some(row_key)) if row_key.starts_with(item.as_str()) => {
+                    // The batch ended inside a folder, read for its name alone: the
+                    // folders ahead are read in small batches, so a page of N large
+                    // folders reads about N × FOLDER_BATCH rows, not N pages' worth.
+                    batch = batch.min(FOLDER_BATCH);
                     Some(successor(item).map_or(LowerBound::After(row_key), LowerBound::AtOrAfter))
                 }
                 (_, Some(row_key)) => Some(LowerBound::After(row_key)),
