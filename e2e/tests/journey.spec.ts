@@ -247,6 +247,57 @@ test.describe.serial('Coffer in the browser', () => {
     expect(readFileSync(await (await downloading).path()).equals(BIG)).toBe(true)
   })
 
+  test('a part refused as expired renews the session; a failed upload keeps its parts to resume', async () => {
+    const page = userPage
+    const uploader = page.getByTestId('uploader')
+    const deletes: string[] = []
+    page.on('request', (r) => {
+      if (r.method() === 'DELETE' && /\/uploads\//.test(r.url())) deletes.push(r.url())
+    })
+    const parts = /\/uploads\/[^/]+\/parts\/(\d+)$/
+    const problem = (status: number) => ({
+      status,
+      contentType: 'application/problem+json',
+      body: JSON.stringify({ type: '/problems/x', title: 'refused', status, detail: 'refused by the test' }),
+    })
+    // Part 1 is refused once as if the access token had expired: the upload renews it and goes on.
+    let refused = false
+    await page.route(parts, async (route) => {
+      if (route.request().method() === 'PUT' && !refused) {
+        refused = true
+        return route.fulfill(problem(401))
+      }
+      return route.continue()
+    })
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    const renewed = { name: 'renewed.bin', mimeType: 'application/octet-stream', buffer: BIG }
+    await uploader.locator('input[type=file]').first().setInputFiles([renewed])
+    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+    await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-complete/, { timeout: 60_000 })
+    expect(refused).toBe(true)
+    await page.unroute(parts)
+
+    // Every part after the first fails until Uppy gives up: the stored part stays for a resume.
+    await page.route(parts, (route) =>
+      Number(parts.exec(new URL(route.request().url()).pathname)?.[1]) > 1 ? route.fulfill(problem(500)) : route.continue(),
+    )
+    await page.reload()
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    const flaky = { name: 'flaky.bin', mimeType: 'application/octet-stream', buffer: BIG }
+    await uploader.locator('input[type=file]').first().setInputFiles([flaky])
+    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+    await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-error/, { timeout: 60_000 })
+    await page.unroute(parts)
+    expect(deletes).toEqual([])
+    await page.reload()
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+    await uploader.locator('input[type=file]').first().setInputFiles([flaky])
+    await expect(uploader.getByText('Resuming the earlier upload of flaky.bin').first()).toBeVisible({ timeout: 30_000 })
+    await uploader.getByRole('button', { name: /Upload 1 file/ }).click()
+    await expect(uploader.locator('.uppy-StatusBar')).toHaveClass(/is-complete/, { timeout: 60_000 })
+    await page.getByRole('button', { name: 'Upload', exact: true }).click()
+  })
+
   test('the user shares a file with a password; a fresh browser opens it', async ({ browser }) => {
     const page = userPage
     await page.getByRole('button', { name: 'Share notes.txt' }).click()

@@ -85,7 +85,8 @@ export function refreshSession(): Promise<boolean> {
         }),
       )
       if (!response.ok) {
-        dropSession()
+        // Only a refused session ends it; a busy or failing server (429, 5xx) leaves it for the next try.
+        if (response.status === 401 || response.status === 403) dropSession()
         return false
       }
       adopt((await response.json()) as TokenBody)

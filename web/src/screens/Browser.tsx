@@ -134,6 +134,11 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
   }
 
   const allKeys = objects.map((o) => o.key)
+  // Another page shows other files: nothing stays selected that is not shown (a delete would take it too).
+  const turnPage = (next: (string | null)[]) => {
+    setCursors(next)
+    setSelected(new Set())
+  }
   const allSelected = allKeys.length > 0 && allKeys.every((k) => selected.has(k))
 
   return (
@@ -226,10 +231,10 @@ export function Browser({ bucket, prefix }: { bucket: string; prefix: string }) 
         ) : (
           <ObjectTable prefixes={listing.data.prefixes} objects={objects} actions={actions} />
         ))}
-      <Pager cursors={cursors} onChange={setCursors} next={listing.data?.next_cursor}>
+      <Pager cursors={cursors} onChange={turnPage} next={listing.data?.next_cursor}>
         <label className="check">
           Per page{' '}
-          <select value={limit} onChange={(e) => { setLimit(Number(e.target.value)); setCursors([null]) }}>
+          <select value={limit} onChange={(e) => { setLimit(Number(e.target.value)); turnPage([null]) }}>
             {PAGE_SIZES.map((n) => (
               <option key={n} value={n}>
                 {n}

@@ -62,14 +62,28 @@ async function checked<T>(promise: Promise<T>): Promise<T> {
   }
 }
 
-/** Sends one part (or a whole small file) with XHR for progress events. */
-function sendBytes(options: {
+type SendOptions = {
   signature: AwsS3UploadParameters
   body: FormData | Blob
   onProgress: (event: { loaded: number; lengthComputable: boolean }) => void
   onComplete: (etag: string) => void
   signal?: AbortSignal
-}): Promise<{ ETag: string }> {
+}
+
+/** Sends one part (or a whole small file) with XHR for progress events. An
+ *  access token that expired meanwhile (a long upload, a laptop asleep) is
+ *  renewed once from the session, as `api.request` does, and the part sent again. */
+async function sendBytes(options: SendOptions): Promise<{ ETag: string }> {
+  try {
+    return await sendOnce(options)
+  } catch (error) {
+    const status = (error as { source?: { status?: number } }).source?.status
+    if (status !== 401 || !(await api.refreshSession())) throw error
+    return sendOnce(options)
+  }
+}
+
+function sendOnce(options: SendOptions): Promise<{ ETag: string }> {
   const { signature, body, onProgress, onComplete, signal } = options
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest()
@@ -171,6 +185,11 @@ export function createUppy(): CofferUppy {
     },
     abortMultipartUpload: async (file, { uploadId }) => {
       if (closing.has(uppy)) return
+      // Uppy also aborts an upload that failed (retries used up, a refused
+      // part): its file is still listed then. Its parts stay on the server,
+      // so that adding the file again resumes it; only a person removing or
+      // cancelling the file deletes them.
+      if (uppy.getFile(file.id)) return
       forget(dest(file).resumeId)
       if (uploadId) await api.request(uploadsPath(file, `/${encodeURIComponent(uploadId)}`), { method: 'DELETE' })
     },
