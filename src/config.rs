@@ -33,12 +33,12 @@ pub struct Config {
     pub bind: String,
     pub data_dir: PathBuf,
     pub public_url: Option<String>,
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub database_url: Option<SecretString>,
     pub database_max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub database_acquire_timeout: Duration,
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub redis_url: Option<SecretString>,
     pub cache_namespace: String,
     pub cache_max_entries: u64,
@@ -50,7 +50,7 @@ pub struct Config {
     pub s3_region: String,
     pub s3_bucket: Option<String>,
     pub s3_access_key_id: Option<String>,
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub s3_secret_access_key: Option<SecretString>,
     pub s3_force_path_style: bool,
     pub s3_prefix: String,
@@ -77,7 +77,7 @@ pub struct Config {
     pub readiness_timeout: Duration,
     /// 32 random bytes (base64 or hex) every derived key comes from; generated
     /// into `<data_dir>/master.key` when unset.
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub master_key: Option<SecretString>,
     #[serde(with = "humantime_serde")]
     pub access_token_ttl: Duration,
@@ -127,7 +127,7 @@ pub struct Config {
     pub rate_limit_upload_per_minute: u32,
     pub rate_limit_api_per_minute: u32,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub metrics_token: Option<SecretString>,
     /// Whether `/health/ready` fails (503) while the cache is unreachable, rather than reporting it degraded.
     pub cache_required: bool,
@@ -140,10 +140,10 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub lifecycle_interval: Duration,
     /// 32 bytes (base64 or hex) signing gateway URLs; derived from the master key when unset.
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub presign_key: Option<SecretString>,
     /// The key being rotated out: URLs it signed keep working until `presign_previous_key_until`.
-    #[serde(serialize_with = "redact_secret")]
+    #[serde(serialize_with = "redact_secret", deserialize_with = "secret_text")]
     pub presign_previous_key: Option<SecretString>,
     pub presign_previous_key_until: Option<chrono::DateTime<chrono::Utc>>,
     pub allow_direct_transfer: bool,
@@ -404,8 +404,75 @@ fn redact_secret<S: serde::Serializer>(secret: &Option<SecretString>, serializer
     }
 }
 
-/// `postgres://u:pw@h/db` → `postgres://u:[redacted]@h/db`.
+/// A secret: text only, and never quoted back in an error. The environment
+/// provider reads `COFFER_METRICS_TOKEN=0123…` as a number, which would drop
+/// its leading zeros; such a value is refused, with how to write it as text.
+fn secret_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<SecretString>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str(
+                "text (a secret read as a number or a boolean, as one of digits only is from the environment, \
+                 must be put in double quotes: COFFER_NAME='\"…\"')",
+            )
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(SecretString::from(text.to_owned())))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(serde::de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(serde::de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Err(E::invalid_type(serde::de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<Self::Value, E> {
+            Err(E::invalid_type(serde::de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(serde::de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::invalid_type(serde::de::Unexpected::Other("a boolean"), &self))
+        }
+    }
+    deserializer.deserialize_option(Text)
+}
+
+/// `postgres://u:pw@h/db` → `postgres://u:[redacted]@h/db`, and a password
+/// passed as a query parameter (`?password=…`, which drivers accept) too.
 fn redact_url_password(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = redact_userinfo_password(base);
+    let Some(query) = query else { return base };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword") => {
+                format!("{name}={REDACTED}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+fn redact_userinfo_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

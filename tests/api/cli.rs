@@ -63,6 +63,29 @@ fn config_print_redacts_secrets() {
     assert!(printed.contains("bind = \"127.0.0.1:8080\""), "{printed}");
     assert!(printed.contains("postgres://app:[redacted]@db.internal/coffer"), "{printed}");
     assert!(!printed.contains("hunter2-secret") && !printed.contains("s3-very-secret"), "{printed}");
+
+    let in_query = coffer(dir.path())
+        .env("COFFER_DATABASE_URL", "postgres://db.internal/coffer?user=app&password=hunter3-secret&sslmode=require")
+        .args(["config", "print"])
+        .output()
+        .expect("run");
+    let printed = String::from_utf8_lossy(&in_query.stdout);
+    assert!(printed.contains("?user=app&password=[redacted]&sslmode=require"), "{printed}");
+    assert!(!printed.contains("hunter3-secret"), "{printed}");
+}
+
+#[test]
+fn a_secret_of_digits_is_never_echoed_and_can_be_quoted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let numeric = coffer(dir.path()).env("COFFER_METRICS_TOKEN", "0082374982374982").args(["config", "print"]).output();
+    let numeric = numeric.expect("run");
+    assert!(!numeric.status.success(), "leading zeros would be lost: refused");
+    let stderr = stderr_of(&numeric);
+    assert!(stderr.contains("metrics_token") && !stderr.contains("82374982374982"), "{stderr}");
+    let quoted =
+        coffer(dir.path()).env("COFFER_METRICS_TOKEN", "\"0082374982374982\"").args(["config", "print"]).output();
+    let quoted = quoted.expect("run");
+    assert!(quoted.status.success(), "{}", stderr_of(&quoted));
 }
 
 #[test]
