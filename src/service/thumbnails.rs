@@ -250,29 +250,32 @@ impl Services {
         Ok(whole.freeze())
     }
 
-    /// A render past its time budget runs on (it holds its slot until it
-    /// ends): what it makes is stored for the next request, and its "took too
-    /// long" is forgotten once it ends, so that the same thumbnail is never
-    /// rendered twice at once, nor refused after it could be had.
-    fn finish_in_background(
-        &self,
-        job: tokio::task::JoinHandle<Result<Vec<u8>, ThumbError>>,
-        digest: &str,
-        size: u32,
-        format: ThumbFormat,
-    ) {
+    /// A render past its time budget, or whose request went away, runs on (it
+    /// holds its slot until it ends): what it makes is stored for the next
+    /// request, and a verdict on the content (corrupt, unsupported) is
+    /// remembered as a timely one would be; its "took too long" is forgotten
+    /// once it ends. So the same thumbnail is never rendered twice at once,
+    /// nor again for each request that gives up on it.
+    fn finish_in_background(&self, job: RenderJob, digest: &str, size: u32, format: ThumbFormat) {
         let (blobs, verdicts) = (self.blobs.clone(), self.thumbnails.cache.clone());
         let (key, verdict_key) = (blob_key(digest, size, format), cache_key(digest, size, format));
-        tokio::spawn(async move {
-            if let Ok(Ok(rendered)) = job.await {
-                let length = rendered.len() as u64;
-                let body: crate::storage::ByteStream = Box::pin(futures::stream::iter([Ok(Bytes::from(rendered))]));
-                if let Err(error) = blobs.put(&key, body, Some(length)).await {
-                    tracing::warn!(error = %error, key, "could not store a thumbnail rendered past its time budget");
+        let finish = async move {
+            match verdict_of(job.await) {
+                Ok(rendered) => {
+                    let length = rendered.len() as u64;
+                    let body: crate::storage::ByteStream = Box::pin(futures::stream::iter([Ok(rendered)]));
+                    if let Err(error) = blobs.put(&key, body, Some(length)).await {
+                        tracing::warn!(error = %error, key, "could not store a thumbnail rendered in the background");
+                    }
+                    verdicts.invalidate(&verdict_key).await;
                 }
+                Err(verdict) => verdicts.insert(verdict_key, Err(verdict)).await,
             }
-            verdicts.invalidate(&verdict_key).await;
-        });
+        };
+        // Also from `Drop`, where no runtime may be left (a server stopping): then nothing is kept.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(finish);
+        }
     }
 
     async fn render(&self, object: &ObjectRecord, size: u32, format: ThumbFormat) -> Result<Bytes, ThumbFailure> {
@@ -307,24 +310,58 @@ impl Services {
         let limits = thumbs.limits;
         let started = std::time::Instant::now();
         // The permit goes with the job: a render past its time budget still holds its slot until it ends.
-        let mut job = tokio::task::spawn_blocking(move || {
+        let job = tokio::task::spawn_blocking(move || {
             let _slot = permit;
             // Started by a worker that may be pinned to one CPU: renders may use them all.
             crate::cpu_pinning::release_current_thread();
             thumbnail::render(&source, size, format, &limits)
         });
-        let outcome = tokio::time::timeout(thumbs.timeout, &mut job).await;
+        let mut unfinished =
+            Unfinished { services: self, job: Some(job), digest: content_digest(object), size, format };
+        let job = unfinished.job.as_mut().map(|job| tokio::time::timeout(thumbs.timeout, job));
+        let outcome = match job {
+            Some(waiting) => waiting.await,
+            None => return Err(ThumbFailure::Storage("the render was not started".into())),
+        };
         self.metrics.thumbnails_rendered.inc();
         self.metrics.thumbnail_seconds.observe(started.elapsed().as_secs_f64());
         match outcome {
-            Err(_) => {
-                self.finish_in_background(job, &content_digest(object), size, format);
-                Err(ThumbFailure::TimedOut)
+            // `unfinished` hands the job on to the background when dropped.
+            Err(_) => Err(ThumbFailure::TimedOut),
+            Ok(result) => {
+                unfinished.job = None;
+                verdict_of(result)
             }
-            Ok(Err(join)) => Err(ThumbFailure::Unprocessable(format!("the renderer failed: {join}"))),
-            Ok(Ok(Err(ThumbError::Unsupported))) => Err(ThumbFailure::Unsupported(ThumbError::Unsupported.to_string())),
-            Ok(Ok(Err(other))) => Err(ThumbFailure::Unprocessable(other.to_string())),
-            Ok(Ok(Ok(bytes))) => Ok(Bytes::from(bytes)),
         }
+    }
+}
+
+type RenderJob = tokio::task::JoinHandle<Result<Vec<u8>, ThumbError>>;
+
+/// A render still running: dropped before its outcome was taken (past its
+/// time budget, or its request gone), it finishes in the background.
+struct Unfinished<'a> {
+    services: &'a Services,
+    job: Option<RenderJob>,
+    digest: String,
+    size: u32,
+    format: ThumbFormat,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            self.services.finish_in_background(job, &self.digest, self.size, self.format);
+        }
+    }
+}
+
+/// What a finished render gives a request.
+fn verdict_of(result: Result<Result<Vec<u8>, ThumbError>, tokio::task::JoinError>) -> Result<Bytes, ThumbFailure> {
+    match result {
+        Err(join) => Err(ThumbFailure::Unprocessable(format!("the renderer failed: {join}"))),
+        Ok(Err(ThumbError::Unsupported)) => Err(ThumbFailure::Unsupported(ThumbError::Unsupported.to_string())),
+        Ok(Err(other)) => Err(ThumbFailure::Unprocessable(other.to_string())),
+        Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
     }
 }

@@ -376,3 +376,48 @@ async fn a_render_past_its_time_budget_is_served_once_it_ends() {
     assert_eq!((served.width(), served.height()), (64, 43));
     assert_eq!(app.services.metrics.thumbnails_rendered.get(), 1, "rendered once");
 }
+
+/// A request that goes away while its render runs (a client gone) leaves
+/// the render to finish and its thumbnail stored: the next request renders
+/// nothing. The service's future is dropped once the render holds its slot.
+#[tokio::test]
+async fn a_render_whose_request_went_away_is_kept() {
+    let app = spawn_app_with(|config| {
+        config.thumbnail_timeout = std::time::Duration::from_secs(30);
+        config.run_workers = false;
+    })
+    .await;
+    let owner = owner_with_bucket(&app, "cyra", "pics").await.access;
+    upload(&app, &owner, "large.png", encoded(&marked(6000, 4000), ImageFormat::Png), "image/png").await;
+    let principal = app.services.authenticate(&Default::default(), &owner).await.expect("principal");
+    let pool = app.services.thumbnails.pool.clone();
+    let slots = pool.available_permits();
+    let wanted = (64, coffer::media::thumbnail::ThumbFormat::Webp);
+    let ctx = coffer::service::RequestContext::default();
+    let render = app.services.thumbnail(&ctx, &principal, "pics", "large.png", wanted, None);
+    let rendering = async {
+        while pool.available_permits() == slots {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    };
+    tokio::select! {
+        _ = render => panic!("the render ended before its request could go away"),
+        () = rendering => {}
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pool.available_permits() < slots {
+        assert!(std::time::Instant::now() < deadline, "the render never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Stored once the slot is freed.
+    while app.services.blobs.list("t/", None, 10).await.expect("list").blobs.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the thumbnail was never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let response = thumb(&app, &owner, "large.png", "size=64&format=webp").await;
+    assert_eq!(response.status(), 200);
+    let served = decoded(response).await;
+    assert_eq!((served.width(), served.height()), (64, 43));
+    // Counted where a request waited for a render: none did, the stored one was served.
+    assert_eq!(app.services.metrics.thumbnails_rendered.get(), 0, "not rendered again");
+}
