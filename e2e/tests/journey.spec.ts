@@ -480,6 +480,15 @@ test.describe.serial('Coffer in the browser', () => {
     const remembered = () =>
       page.evaluate(() => Object.keys(localStorage).filter((id) => id.startsWith('coffer.upload.')))
     expect(await remembered()).toHaveLength(1)
+    // A server that did not end the session (here a 429) is not reported as signed out.
+    await page.route('**/api/v1/auth/logout', (route) =>
+      route.fulfill({ status: 429, contentType: 'application/problem+json', body: JSON.stringify({ type: '/problems/rate-limited', title: 'Too Many Requests', status: 429, detail: 'slow down' }) }),
+    )
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await expect(page.getByRole('alert').filter({ hasText: 'Not signed out' })).toBeVisible()
+    await expect(page.getByRole('button', { name: 'Sign out' })).toBeVisible()
+    expect(await remembered()).toHaveLength(1)
+    await page.unroute('**/api/v1/auth/logout')
     await page.getByRole('button', { name: 'Sign out' }).click()
     await expect(page.getByText('You are signed out.')).toBeVisible()
     expect(await remembered()).toEqual([])

@@ -45,8 +45,11 @@ pub struct RedisCache {
     connection: ConnectionManager,
     namespace: String,
     gcra: redis::Script,
-    /// Unix milliseconds until which the breaker is open.
+    /// Milliseconds after `started` until which the breaker is open: on the
+    /// monotonic clock, so that a wall clock stepped back (NTP) cannot keep
+    /// Redis bypassed for as long as the step.
     open_until: AtomicI64,
+    started: std::time::Instant,
     /// Immutable entries already fetched, so a warm lookup costs one round trip (its version), not two.
     local: moka::future::Cache<String, Bytes, super::FastHasher>,
     coherence: Coherence,
@@ -75,6 +78,7 @@ impl RedisCache {
             namespace: namespace.to_owned(),
             gcra: redis::Script::new(GCRA),
             open_until: AtomicI64::new(0),
+            started: std::time::Instant::now(),
             local: moka::future::Cache::builder()
                 .max_capacity(LOCAL_BYTES)
                 .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len()).unwrap_or(u32::MAX))
@@ -96,11 +100,15 @@ impl RedisCache {
     /// (re)opens it.
     async fn attempted<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, CacheError> {
         call.await.map_err(|error| {
-            let until = chrono::Utc::now().timestamp_millis() + BREAKER_OPEN.as_millis() as i64;
+            let until = self.elapsed_millis() + BREAKER_OPEN.as_millis() as i64;
             self.open_until.store(until, Ordering::Relaxed);
             tracing::warn!(error = %error, "redis failed; bypassing it for {}s", BREAKER_OPEN.as_secs());
             unavailable(error)
         })
+    }
+
+    fn elapsed_millis(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
     fn key(&self, key: &str) -> String {
@@ -115,7 +123,7 @@ impl Cache for RedisCache {
     }
 
     fn breaker_open(&self) -> bool {
-        self.open_until.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
+        self.open_until.load(Ordering::Relaxed) > self.elapsed_millis()
     }
 
     async fn release(&self) {

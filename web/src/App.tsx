@@ -36,9 +36,10 @@ export function App() {
   if (state.phase === 'out') {
     return <Login message={state.message} onSignedIn={() => void loadMe()} />
   }
-  const signOut = () => {
+  const signOut = async () => {
+    await api.logout()
     forgetRememberedUploads()
-    void api.logout().then(() => setState({ phase: 'out', message: 'You are signed out.' }))
+    setState({ phase: 'out', message: 'You are signed out.' })
   }
   return (
     <SessionContext.Provider value={{ me: state.me, reloadMe: () => void loadMe(), signOut }}>

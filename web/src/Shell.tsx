@@ -1,4 +1,4 @@
-import type { MouseEvent, ReactNode } from 'react'
+import { useState, type MouseEvent, type ReactNode } from 'react'
 import { navigate, usePath } from './router'
 import { useSession } from './session'
 import { Files } from './screens/Files'
@@ -44,6 +44,11 @@ function route(path: string, role: string): ReactNode {
 export function Shell() {
   const { me, signOut } = useSession()
   const path = usePath()
+  const [signOutError, setSignOutError] = useState<string>()
+  const trySignOut = () => {
+    setSignOutError(undefined)
+    signOut().catch((e: unknown) => setSignOutError(`Not signed out: ${e instanceof Error ? e.message : String(e)}`))
+  }
   const links: [string, string][] = []
   if (me.role !== 'auditor') links.push(['/files', 'Files'], ['/shares', 'Shares'])
   links.push(['/account', 'Account'])
@@ -68,9 +73,14 @@ export function Shell() {
         <span className="who" title="Signed in as">
           {me.username} ({me.role})
         </span>
-        <button type="button" onClick={signOut}>
+        <button type="button" onClick={trySignOut}>
           Sign out
         </button>
+        {signOutError && (
+          <span className="error" role="alert">
+            {signOutError}
+          </span>
+        )}
       </header>
       <main id="main" tabIndex={-1}>
         {route(path, me.role)}

@@ -4,7 +4,8 @@ import type { Me } from './api/types'
 export interface Session {
   me: Me
   reloadMe: () => void
-  signOut: () => void
+  /** Ends the session; rejects (and keeps it) when the server did not end it. */
+  signOut: () => Promise<void>
 }
 
 export const SessionContext = createContext<Session | null>(null)

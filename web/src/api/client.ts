@@ -127,12 +127,14 @@ export async function completeMfa(mfaToken: string, code: string): Promise<void>
   adopt((await response.json()) as TokenBody)
 }
 
+/** Ends the session on the server. Throws, keeping it, when the server did
+ *  not end it (a 429, a 5xx, no network): the refresh cookie would still sign
+ *  the next person at this browser in. */
 export async function logout(): Promise<void> {
-  try {
-    await fetch('/api/v1/auth/logout', { method: 'POST', headers: SESSION, credentials: 'same-origin' })
-  } finally {
-    dropSession()
-  }
+  const response = await fetch('/api/v1/auth/logout', { method: 'POST', headers: SESSION, credentials: 'same-origin' })
+  // 401: no session is left to end.
+  if (!response.ok && response.status !== 401) throw await problemOf(response)
+  dropSession()
 }
 
 /** A request with the bearer token; one refresh-and-retry on 401. */
