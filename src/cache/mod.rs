@@ -111,7 +111,9 @@ pub trait Cache: Send + Sync {
 /// Redis when `redis_url` is set, else the in-process cache.
 pub async fn from_config(config: &Config) -> Result<Arc<dyn Cache>, CacheError> {
     Ok(match &config.redis_url {
-        Some(url) => Arc::new(RedisCache::connect(url.expose_secret(), &config.cache_namespace).await?),
+        Some(url) => {
+            Arc::new(RedisCache::connect(url.expose_secret(), &config.cache_namespace, config.cache_required).await?)
+        }
         None => Arc::new(MemoryCache::new(config.cache_max_entries, config.cache_max_mib.saturating_mul(1 << 20))),
     })
 }

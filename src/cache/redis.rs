@@ -65,14 +65,31 @@ fn unavailable(error: redis::RedisError) -> CacheError {
 }
 
 impl RedisCache {
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, CacheError> {
+    /// Connects to Redis at `url`. Unreachable, it is refused only where the
+    /// cache is `required`; elsewhere Coffer starts with the cache bypassed
+    /// (the breaker open, readiness `degraded`) and uses it once Redis answers,
+    /// as after an outage that began later.
+    pub async fn connect(url: &str, namespace: &str, required: bool) -> Result<Self, CacheError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client.clone(), config).await.map_err(unavailable)?;
-        Ok(Self {
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)?;
+        let cache = Self::with_connection(client, connection, namespace);
+        let mut probe = cache.connection.clone();
+        if let Err(error) = redis::cmd("PING").query_async::<()>(&mut probe).await {
+            if required {
+                return Err(unavailable(error));
+            }
+            tracing::warn!(error = %error, "redis is unreachable: starting with the cache bypassed");
+            cache.attempted(async { Err::<(), _>(error) }).await.ok();
+        }
+        Ok(cache)
+    }
+
+    fn with_connection(client: redis::Client, connection: ConnectionManager, namespace: &str) -> Self {
+        Self {
             coherence: Coherence::start(client, connection.clone(), namespace),
             connection,
             namespace: namespace.to_owned(),
@@ -84,7 +101,7 @@ impl RedisCache {
                 .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len()).unwrap_or(u32::MAX))
                 .time_to_live(LOCAL_TTL)
                 .build_with_hasher(super::FastHasher::default()),
-        })
+        }
     }
 
     /// Runs one Redis call unless the breaker is open; a failure opens it.

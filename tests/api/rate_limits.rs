@@ -149,6 +149,49 @@ async fn coffer_serves_and_limits_while_redis_is_down_and_recovers() {
     assert_eq!(me.status(), 200);
 }
 
+/// A replica started while Redis is away (a pod rescheduled during an
+/// outage) serves with the cache bypassed and uses Redis once it answers;
+/// where the cache is required, it refuses to start instead.
+#[tokio::test]
+async fn coffer_starts_while_redis_is_down_and_uses_it_once_it_is_up() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let config = |required: bool| {
+        let url = url.clone();
+        move |c: &mut coffer::config::Config| {
+            c.redis_url = Some(secrecy::SecretString::from(url));
+            c.cache_required = required;
+        }
+    };
+    let (mut required, _dir, _database) = crate::helpers::test_config().await;
+    config(true)(&mut required);
+    let clock = std::sync::Arc::new(coffer::clock::SystemClock);
+    let refused = coffer::startup::build_services(required, clock).await;
+    assert!(
+        matches!(refused, Err(coffer::startup::StartupError::Cache(_))),
+        "a required cache that is unreachable stops the start"
+    );
+
+    let app = spawn_app_with(config(false)).await;
+    assert_eq!(cache_check(&app).await, (200, "degraded".to_owned()));
+    let token = app.user_session("alice", Role::User).await.access;
+    let me = app.with_token(Method::GET, "/api/v1/me", &token).send().await.expect("me");
+    assert_eq!(me.status(), 200, "served without the cache");
+
+    let _redis = PrivateRedis::start(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cache_check(&app).await != (200, "ok".to_owned()) {
+        assert!(Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("redis connection");
+    let me = app.with_token(Method::GET, "/api/v1/me", &token).send().await.expect("me");
+    assert_eq!(me.status(), 200);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut redis).await.expect("keys");
+    assert!(!keys.is_empty(), "the cache is in use once Redis answers");
+}
+
 /// Whoever holds a signed URL acts as its signer, but is counted apart: a
 /// published link fetched flat out never locks the signer out of the API.
 #[tokio::test]

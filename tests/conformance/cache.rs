@@ -24,8 +24,8 @@ async fn memory() -> Option<Fixture> {
 
 async fn redis() -> Option<Fixture> {
     let url = support::redis_url()?;
-    let cache = RedisCache::connect(&url, &support::unique("conformance-")).await.expect("redis");
-    let neighbour = RedisCache::connect(&url, &support::unique("conformance-")).await.expect("redis");
+    let cache = RedisCache::connect(&url, &support::unique("conformance-"), true).await.expect("redis");
+    let neighbour = RedisCache::connect(&url, &support::unique("conformance-"), true).await.expect("redis");
     Some(Fixture { cache: Arc::new(cache), neighbour: Some(Arc::new(neighbour)) })
 }
 
