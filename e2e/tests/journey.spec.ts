@@ -227,6 +227,15 @@ test.describe.serial('Coffer in the browser', () => {
       const path = await download.path()
       expect(readFileSync(path).equals(expected)).toBe(true)
     }
+    // A selection downloads every file: none cancels another, the page stays.
+    await page.getByLabel('Select notes.txt').check()
+    await page.getByLabel('Select big.bin').check()
+    const names: string[] = []
+    page.on('download', (download) => names.push(download.suggestedFilename()))
+    await page.getByRole('button', { name: 'Download selected' }).click()
+    await expect.poll(() => [...names].sort(), { timeout: 30_000 }).toEqual(['big.bin', 'notes.txt'])
+    await page.getByLabel('Select notes.txt').uncheck()
+    await page.getByLabel('Select big.bin').uncheck()
   })
 
   test('a large upload resumes after a page reload', async () => {

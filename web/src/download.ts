@@ -20,6 +20,10 @@ export async function downloadObject(bucket: string, key: string): Promise<void>
   link.rel = 'noopener'
   // A direct (S3) URL may answer inline: a tab of its own, so this page (and its uploads) stays.
   if (signed.transfer_mode === 'direct') link.target = '_blank'
+  // A gateway URL is this origin's: saved as a download, not navigated to, so
+  // the next file of a selection cannot cancel this one, and an error answer
+  // never replaces the page.
+  else link.download = ''
   document.body.appendChild(link)
   link.click()
   link.remove()
