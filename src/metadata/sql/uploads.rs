@@ -79,6 +79,18 @@ fn within_staged_limit(upload: &UploadRecord, limit: i64) -> MetaResult<()> {
     if upload.charged_bytes > limit { Err(MetaError::Conflict("staged-limit")) } else { Ok(()) }
 }
 
+/// The size of part `part_number` as stored, if it is.
+async fn stored_part_size(tx: &mut Transaction<'static, Db>, upload_id: &str, part_number: i64) -> MetaResult<Option<i64>> {
+    let size: Option<(i64,)> =
+        sqlx::query_as("SELECT size FROM upload_parts WHERE upload_id = $1 AND part_number = $2")
+            .bind(upload_id)
+            .bind(part_number)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(sql_err("upload part"))?;
+    Ok(size.map(|(size,)| size))
+}
+
 async fn forget(tx: &mut Transaction<'static, Db>, id: &str) -> MetaResult<()> {
     for statement in [
         "DELETE FROM upload_parts WHERE upload_id = $1",
@@ -142,14 +154,8 @@ impl UploadStore for Store {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload_in(&mut tx, upload_id, UploadState::Open, None).await?;
         within_staged_limit(&upload, staged_limit)?;
-        let replaced: Option<(i64,)> =
-            sqlx::query_as("SELECT size FROM upload_parts WHERE upload_id = $1 AND part_number = $2")
-                .bind(upload_id)
-                .bind(part_number)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_err("upload part"))?;
-        charge_upload_replacing(&mut tx, &upload, bytes, replaced.map_or(0, |(size,)| size)).await?;
+        let replaced = stored_part_size(&mut tx, upload_id, part_number).await?;
+        charge_upload_replacing(&mut tx, &upload, bytes, replaced.unwrap_or(0)).await?;
         tx.commit().await.map_err(sql_err("transaction"))?;
         Ok(())
     }
@@ -202,14 +208,7 @@ impl UploadStore for Store {
     async fn record_part(&self, upload_id: &str, part: &UploadPartRecord) -> MetaResult<()> {
         let mut tx = begin_write(self.pool()).await.map_err(sql_err("transaction"))?;
         let upload = locked_upload(&mut tx, upload_id).await?;
-        let previous: Option<(i64,)> =
-            sqlx::query_as("SELECT size FROM upload_parts WHERE upload_id = $1 AND part_number = $2")
-                .bind(upload_id)
-                .bind(part.part_number)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_err("upload part"))?;
-        if let Some((old_size,)) = previous {
+        if let Some(old_size) = stored_part_size(&mut tx, upload_id, part.part_number).await? {
             charge_upload(&mut tx, &upload, -old_size).await?;
         }
         sqlx::query(
