@@ -18,11 +18,11 @@ use crate::metadata::{
 
 use super::audit::commit_audited;
 
-/// Adds `delta` bytes to a user's usage; a positive delta must fit the quota.
-/// Returns false when it would not.
-/// Rows a listing reads at a time once it has met a folder larger than a batch.
+/// Rows a listing reads right after skipping a folder larger than a batch.
 const FOLDER_BATCH: i64 = 16;
 
+/// Adds `delta` bytes to a user's usage; a positive delta must fit the quota.
+/// Returns false when it would not.
 pub(in crate::metadata) async fn charge(tx: &mut Transaction<'static, Db>, owner_id: Option<i64>, delta: i64) -> MetaResult<bool> {
     charge_replacing(tx, owner_id, delta, 0).await
 }
@@ -308,7 +308,7 @@ impl ObjectStore for Store {
         let upper = successor(&query.prefix);
         let mut lower = start(&query.prefix, delimiter, query.after.as_deref());
         let page = i64::try_from(query.limit.clamp(1, 1000) + 1).unwrap_or(1001);
-        let mut batch = page;
+        let mut batch;
         let mut result = ListResult::default();
         let mut items = 0usize;
         // Resuming after a rolled-up prefix: the rest of it is skipped, not listed again.
@@ -317,7 +317,10 @@ impl ObjectStore for Store {
             .as_deref()
             .filter(|after| rollup(after, &query.prefix, delimiter).as_deref() == Some(*after))
             .map(|after| (after.to_owned(), true));
+        let mut after_folder = false;
         'fetch: loop {
+            // Small right after a folder was skipped (the next may be one too), else a page's worth.
+            batch = if after_folder { page.min(FOLDER_BATCH) } else { page };
             let rows = fetch_page(self.pool(), bucket_id, lower.as_ref(), upper.as_deref(), batch).await?;
             result.scanned += rows.len();
             let exhausted = rows.len() < usize::try_from(batch).unwrap_or(usize::MAX);
@@ -360,10 +363,13 @@ impl ObjectStore for Store {
                     // The batch ended inside a folder, read for its name alone: the
                     // folders ahead are read in small batches, so a page of N large
                     // folders reads about N × FOLDER_BATCH rows, not N pages' worth.
-                    batch = batch.min(FOLDER_BATCH);
+                    after_folder = true;
                     Some(successor(item).map_or(LowerBound::After(row_key), LowerBound::AtOrAfter))
                 }
-                (_, Some(row_key)) => Some(LowerBound::After(row_key)),
+                (_, Some(row_key)) => {
+                    after_folder = false;
+                    Some(LowerBound::After(row_key))
+                }
                 (_, None) => break,
             };
         }

@@ -157,6 +157,15 @@ export function createUppy(): CofferUppy {
       headers: (file.type ? { 'Content-Type': file.type } : {}) as Record<string, string>,
     }),
     createMultipartUpload: async (file) => {
+      // A fresh start (Uppy's Retry after a failure) leaves the earlier upload of
+      // this file nothing to resume into: it goes, with the quota its parts hold.
+      const earlier = recall(dest(file).resumeId)
+      if (earlier) {
+        await api
+          .request(uploadsPath(file, `/${encodeURIComponent(earlier.uploadId)}`), { method: 'DELETE' })
+          .catch(() => undefined)
+        forget(dest(file).resumeId)
+      }
       const body = { key: dest(file).cofferKey, content_type: file.type || undefined, size: file.size ?? undefined }
       const created = await checked(api.sendJson<{ upload_id: string; key: string }>('POST', uploadsPath(file), body))
       const data = file.data as Blob | undefined
@@ -187,8 +196,9 @@ export function createUppy(): CofferUppy {
       if (closing.has(uppy)) return
       // Uppy also aborts an upload that failed (retries used up, a refused
       // part): its file is still listed then. Its parts stay on the server,
-      // so that adding the file again resumes it; only a person removing or
-      // cancelling the file deletes them.
+      // so that adding the file again resumes it (Uppy's own Retry starts
+      // afresh, and `createMultipartUpload` then deletes them; unresumed, the
+      // server expires them after `upload_ttl`).
       if (uppy.getFile(file.id)) return
       forget(dest(file).resumeId)
       if (uploadId) await api.request(uploadsPath(file, `/${encodeURIComponent(uploadId)}`), { method: 'DELETE' })
